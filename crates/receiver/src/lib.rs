@@ -1,1 +1,39 @@
-//! placeholder
+//! The closedloop receiver: OTLP in, feedback joined to the judged span, failure records out.
+//!
+//! The receiver takes the span stream of an LLM application (directly from the application or
+//! through an OpenTelemetry Collector), remembers what each LLM response was made of (prompt
+//! template, retrieved chunks, model, data source, index version), and when feedback says a
+//! response failed, writes a *failure record*: durable in its SQLite store, and exported over
+//! OTLP as a span in the judged response's own trace, so a Jaeger or Tempo user opening the
+//! failing trace sees the answer, its chunks, its template version and the complaint together.
+//!
+//! [`Pipeline`] is the core: the network edge hands it decoded OTLP requests and feedback.
+//!
+//! ```no_run
+//! use closedloop_receiver::{Pipeline, PipelineConfig};
+//! use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pipeline = Pipeline::start(PipelineConfig::default()).await?;
+//! let outcome = pipeline.ingest(ExportTraceServiceRequest::default()).await?;
+//! assert_eq!(outcome.rejected_spans, 0);
+//! pipeline.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod export;
+mod join;
+mod pipeline;
+mod store;
+mod vocab;
+
+pub use export::{ExportCompression, ExportConfig, ExportProtocol};
+pub use join::JoinConfig;
+pub use pipeline::{
+    FailureCategory, FeedbackInput, FeedbackKind, FeedbackOutcome, FeedbackSignal, FeedbackSource,
+    IngestError, IngestOutcome, Pipeline, PipelineConfig, PipelineError, PipelineStats,
+};
+pub use store::{StoreConfig, StoreError, Synchronous};

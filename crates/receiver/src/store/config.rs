@@ -1,0 +1,94 @@
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The `[store]` section: where the receiver keeps what it learns, and for how long.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite database file (created with its directory if missing; WAL mode, so the
+    /// `-wal` and `-shm` files beside it belong to it). Default `closedloop-data/closedloop.db`.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// How long indexed responses, feedback and failure records are kept, in seconds.
+    /// Default 2592000 (30 days).
+    #[serde(default = "default_retention_secs")]
+    pub retention_secs: u64,
+    /// The size the database may reach, in MiB; above it the oldest indexed responses and
+    /// feedback are pruned first. Default 1024.
+    #[serde(default = "default_max_size_mib")]
+    pub max_size_mib: u64,
+    /// How often the pruning task runs, in seconds. Default 60.
+    #[serde(default = "default_prune_interval_secs")]
+    pub prune_interval_secs: u64,
+    /// The most records (indexed spans plus feedback) waiting to be written. Above it,
+    /// ingestion answers "overloaded" (HTTP 503 / gRPC UNAVAILABLE) so memory stays bounded
+    /// whatever the input rate. Default 200000.
+    #[serde(default = "default_max_queued_records")]
+    pub max_queued_records: usize,
+    /// The most records written in one transaction (group commit). Default 20000.
+    #[serde(default = "default_max_batch_records")]
+    pub max_batch_records: usize,
+    /// SQLite's `synchronous` setting: `full` survives power loss, `normal` survives a
+    /// process crash but may lose the last commits on power loss. Default `full`.
+    #[serde(default)]
+    pub synchronous: Synchronous,
+    /// Whether content attributes (prompt messages, output messages, query text) carried by a
+    /// span are stored. Spans carry content only when the application opted in. Default true.
+    #[serde(default = "default_store_content")]
+    pub store_content: bool,
+}
+
+/// SQLite's `synchronous` pragma, in WAL mode.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Each commit is synced to disk before it is acknowledged.
+    #[default]
+    Full,
+    /// The WAL is synced at checkpoints only.
+    Normal,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("closedloop-data/closedloop.db")
+}
+
+const fn default_retention_secs() -> u64 {
+    30 * 24 * 60 * 60
+}
+
+const fn default_max_size_mib() -> u64 {
+    1024
+}
+
+const fn default_prune_interval_secs() -> u64 {
+    60
+}
+
+const fn default_max_queued_records() -> usize {
+    200_000
+}
+
+const fn default_max_batch_records() -> usize {
+    20_000
+}
+
+const fn default_store_content() -> bool {
+    true
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: default_path(),
+            retention_secs: default_retention_secs(),
+            max_size_mib: default_max_size_mib(),
+            prune_interval_secs: default_prune_interval_secs(),
+            max_queued_records: default_max_queued_records(),
+            max_batch_records: default_max_batch_records(),
+            synchronous: Synchronous::default(),
+            store_content: default_store_content(),
+        }
+    }
+}
