@@ -59,6 +59,10 @@ pub fn generate(registry: &Registry) -> Result<Vec<Output>, Problems> {
             path: "crates/semconv/src/span.rs",
             contents: render::span_rs(&model),
         },
+        Output {
+            path: "docs/semconv.md",
+            contents: render::semconv_md(&model),
+        },
     ])
 }
 

@@ -451,6 +451,13 @@ impl Resolver {
             GroupKind::Event => missing(self, group.name.is_some(), "name"),
             GroupKind::AttributeGroup => {}
         }
+        if group.annotations.rule.is_some() && group.note.is_none() {
+            self.report(
+                at,
+                ProblemKind::MissingField,
+                "group has an `annotations.rule` title but no `note` stating the rule",
+            );
+        }
         let misplaced = [
             ("span_kind", group.span_kind.is_some(), GroupKind::Span),
             (
@@ -517,6 +524,7 @@ impl Resolver {
             display_name: group.display_name.clone(),
             brief: group.brief.as_deref().map(clean).unwrap_or_default(),
             note: group.note.as_deref().map(clean),
+            rule: group.annotations.rule.as_deref().map(clean),
             stability: group.stability,
             detail,
             attributes,

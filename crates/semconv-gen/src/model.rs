@@ -133,6 +133,8 @@ pub struct GroupAnnotations {
     /// `{gen_ai.operation.name} {gen_ai.request.model}`: literal words and `{attribute}`
     /// placeholders separated by single spaces.
     pub span_name: Option<String>,
+    /// A title under which the docs show the group's note as one of the conventions' rules.
+    pub rule: Option<String>,
 }
 
 /// Stability of a group, attribute or enum member.
@@ -359,6 +361,21 @@ pub enum Value {
     String(String),
     /// An array of values.
     Array(Vec<Value>),
+}
+
+impl Value {
+    /// Formats the value as the OpenTelemetry docs show examples: strings bare unless they
+    /// need escaping, arrays as JSON-like lists.
+    pub fn to_markdown(&self) -> String {
+        match self {
+            Self::String(value)
+                if !value.contains(char::is_control) && value.trim() == value && !value.is_empty() =>
+            {
+                value.clone()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Value {

@@ -189,6 +189,8 @@ pub struct Group {
     pub brief: String,
     /// Longer description.
     pub note: Option<String>,
+    /// The title of the rule the note states, if the note states one.
+    pub rule: Option<String>,
     /// Stability (always set on spans, events and metrics).
     pub stability: Option<Stability>,
     /// Kind-specific fields.

@@ -436,8 +436,8 @@ pub const CLOSEDLOOP_RETRIEVAL_INDEX_VERSION: &str = "closedloop.retrieval.index
 ///
 /// # Examples
 ///
-/// - `"retrieve"`
 /// - `"rerank"`
+/// - `"retrieve"`
 ///
 /// # Details
 ///

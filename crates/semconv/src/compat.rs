@@ -143,7 +143,10 @@ pub const EQUIVALENTS: &[Equivalents] = &[
     Equivalents {
         attribute: attribute::GEN_AI_USAGE_OUTPUT_TOKENS,
         openinference: &["llm.token_count.completion"],
-        openllmetry: &["gen_ai.usage.completion_tokens", "llm.usage.completion_tokens"],
+        openllmetry: &[
+            "gen_ai.usage.completion_tokens",
+            "llm.usage.completion_tokens",
+        ],
     },
     Equivalents {
         attribute: attribute::SESSION_ID,
@@ -159,51 +162,142 @@ pub const EQUIVALENTS: &[Equivalents] = &[
 
 /// Foreign keys without an index, sorted, with the attribute each maps to.
 const EXACT: &[(&str, &str)] = &[
-    ("db.query.result.id", attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS),
-    ("db.query.result.score", attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES),
+    (
+        "db.query.result.id",
+        attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
+    ),
+    (
+        "db.query.result.score",
+        attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES,
+    ),
     ("gen_ai.request.model", attribute::GEN_AI_REQUEST_MODEL),
     ("gen_ai.response.id", attribute::GEN_AI_RESPONSE_ID),
-    ("gen_ai.usage.completion_tokens", attribute::GEN_AI_USAGE_OUTPUT_TOKENS),
-    ("gen_ai.usage.prompt_tokens", attribute::GEN_AI_USAGE_INPUT_TOKENS),
+    (
+        "gen_ai.usage.completion_tokens",
+        attribute::GEN_AI_USAGE_OUTPUT_TOKENS,
+    ),
+    (
+        "gen_ai.usage.prompt_tokens",
+        attribute::GEN_AI_USAGE_INPUT_TOKENS,
+    ),
     ("input.value", attribute::GEN_AI_INPUT_MESSAGES),
-    ("llm.frequency_penalty", attribute::GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    (
+        "llm.frequency_penalty",
+        attribute::GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    ),
     ("llm.model_name", attribute::GEN_AI_REQUEST_MODEL),
-    ("llm.presence_penalty", attribute::GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ("llm.prompt_template.template", attribute::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT),
-    ("llm.prompt_template.variables", attribute::CLOSEDLOOP_PROMPT_VARIABLES),
-    ("llm.prompt_template.version", attribute::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION),
-    ("llm.request.max_tokens", attribute::GEN_AI_REQUEST_MAX_TOKENS),
+    (
+        "llm.presence_penalty",
+        attribute::GEN_AI_REQUEST_PRESENCE_PENALTY,
+    ),
+    (
+        "llm.prompt_template.template",
+        attribute::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT,
+    ),
+    (
+        "llm.prompt_template.variables",
+        attribute::CLOSEDLOOP_PROMPT_VARIABLES,
+    ),
+    (
+        "llm.prompt_template.version",
+        attribute::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION,
+    ),
+    (
+        "llm.request.max_tokens",
+        attribute::GEN_AI_REQUEST_MAX_TOKENS,
+    ),
     ("llm.request.model", attribute::GEN_AI_REQUEST_MODEL),
     ("llm.response.model", attribute::GEN_AI_RESPONSE_MODEL),
     ("llm.temperature", attribute::GEN_AI_REQUEST_TEMPERATURE),
-    ("llm.token_count.completion", attribute::GEN_AI_USAGE_OUTPUT_TOKENS),
-    ("llm.token_count.prompt", attribute::GEN_AI_USAGE_INPUT_TOKENS),
+    (
+        "llm.token_count.completion",
+        attribute::GEN_AI_USAGE_OUTPUT_TOKENS,
+    ),
+    (
+        "llm.token_count.prompt",
+        attribute::GEN_AI_USAGE_INPUT_TOKENS,
+    ),
     ("llm.top_k", attribute::GEN_AI_REQUEST_TOP_K),
     ("llm.top_p", attribute::GEN_AI_REQUEST_TOP_P),
-    ("llm.usage.completion_tokens", attribute::GEN_AI_USAGE_OUTPUT_TOKENS),
-    ("llm.usage.prompt_tokens", attribute::GEN_AI_USAGE_INPUT_TOKENS),
+    (
+        "llm.usage.completion_tokens",
+        attribute::GEN_AI_USAGE_OUTPUT_TOKENS,
+    ),
+    (
+        "llm.usage.prompt_tokens",
+        attribute::GEN_AI_USAGE_INPUT_TOKENS,
+    ),
     ("output.value", attribute::GEN_AI_OUTPUT_MESSAGES),
     ("session.id", attribute::SESSION_ID),
-    ("traceloop.association.properties.session_id", attribute::SESSION_ID),
-    ("traceloop.association.properties.user_id", attribute::USER_ID),
-    ("traceloop.prompt.key", attribute::CLOSEDLOOP_PROMPT_TEMPLATE_ID),
-    ("traceloop.prompt.template", attribute::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT),
-    ("traceloop.prompt.template_variables", attribute::CLOSEDLOOP_PROMPT_VARIABLES),
-    ("traceloop.prompt.version", attribute::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION),
-    ("traceloop.prompt.version_hash", attribute::CLOSEDLOOP_PROMPT_TEMPLATE_HASH),
+    (
+        "traceloop.association.properties.session_id",
+        attribute::SESSION_ID,
+    ),
+    (
+        "traceloop.association.properties.user_id",
+        attribute::USER_ID,
+    ),
+    (
+        "traceloop.prompt.key",
+        attribute::CLOSEDLOOP_PROMPT_TEMPLATE_ID,
+    ),
+    (
+        "traceloop.prompt.template",
+        attribute::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT,
+    ),
+    (
+        "traceloop.prompt.template_variables",
+        attribute::CLOSEDLOOP_PROMPT_VARIABLES,
+    ),
+    (
+        "traceloop.prompt.version",
+        attribute::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION,
+    ),
+    (
+        "traceloop.prompt.version_hash",
+        attribute::CLOSEDLOOP_PROMPT_TEMPLATE_HASH,
+    ),
     ("user.id", attribute::USER_ID),
 ];
 
 /// Foreign keys with an index, as the text before and after the index, with the
 /// attribute each maps to.
 const INDEXED: &[(&str, &str, &str)] = &[
-    ("annotations.", ".annotation.annotator_kind", attribute::CLOSEDLOOP_FEEDBACK_SOURCE),
-    ("annotations.", ".annotation.explanation", attribute::CLOSEDLOOP_FEEDBACK_COMMENT),
-    ("annotations.", ".annotation.score", attribute::CLOSEDLOOP_FEEDBACK_VALUE),
-    ("gen_ai.completion.", ".content", attribute::GEN_AI_OUTPUT_MESSAGES),
-    ("gen_ai.prompt.", ".content", attribute::GEN_AI_INPUT_MESSAGES),
-    ("retrieval.documents.", ".document.id", attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS),
-    ("retrieval.documents.", ".document.score", attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES),
+    (
+        "annotations.",
+        ".annotation.annotator_kind",
+        attribute::CLOSEDLOOP_FEEDBACK_SOURCE,
+    ),
+    (
+        "annotations.",
+        ".annotation.explanation",
+        attribute::CLOSEDLOOP_FEEDBACK_COMMENT,
+    ),
+    (
+        "annotations.",
+        ".annotation.score",
+        attribute::CLOSEDLOOP_FEEDBACK_VALUE,
+    ),
+    (
+        "gen_ai.completion.",
+        ".content",
+        attribute::GEN_AI_OUTPUT_MESSAGES,
+    ),
+    (
+        "gen_ai.prompt.",
+        ".content",
+        attribute::GEN_AI_INPUT_MESSAGES,
+    ),
+    (
+        "retrieval.documents.",
+        ".document.id",
+        attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
+    ),
+    (
+        "retrieval.documents.",
+        ".document.score",
+        attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES,
+    ),
 ];
 
 /// The equivalents of `attribute`, if it has any.
@@ -281,4 +375,3 @@ fn parse_index(text: &str) -> Option<usize> {
     }
     text.parse().ok()
 }
-

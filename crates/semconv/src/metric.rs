@@ -5,7 +5,6 @@
 //! Each metric has a name constant and a `_UNIT` constant; the attributes it carries are
 //! keys from [`crate::attribute`].
 
-
 /// Failure-record spans waiting in the outbox for delivery.
 ///
 /// - Instrument: UpDownCounter

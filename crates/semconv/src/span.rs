@@ -44,9 +44,9 @@ pub const GENERATION_SPAN_KIND: SpanKind = SpanKind::Client;
 /// The name template of a generation span.
 pub const GENERATION_NAME_TEMPLATE: &str = "{gen_ai.operation.name} {gen_ai.request.model}";
 
-/// The name of a span: a model call that produced a response a user sees (inference).
+/// The name of a generation span: a model call that produced a response a user sees (inference).
 ///
-/// Named `{gen_ai.operation.name} {gen_ai.request.model}`, for example `chat gpt-4o`, as the OpenTelemetry GenAI conventions ask; kind CLIENT for a remote model, INTERNAL for one in process. This is the span feedback judges: its trace id and span id are what the application hands to its client with the answer.
+/// Named as the OpenTelemetry GenAI conventions ask, for example `chat gpt-4o`; kind CLIENT for a remote model, INTERNAL for one in process. This is the span feedback judges: its trace id and span id are what the application hands to its client with the answer.
 ///
 /// Span kind: CLIENT ([`GENERATION_SPAN_KIND`]). Name template: `{gen_ai.operation.name} {gen_ai.request.model}`.
 ///
@@ -70,9 +70,9 @@ pub const RETRIEVAL_SPAN_KIND: SpanKind = SpanKind::Client;
 /// The name template of a retrieval span.
 pub const RETRIEVAL_NAME_TEMPLATE: &str = "retrieval {gen_ai.data_source.id}";
 
-/// The name of a span: a first-stage retrieval from an index.
+/// The name of a retrieval span: a first-stage retrieval from an index.
 ///
-/// Named `retrieval {gen_ai.data_source.id}`.
+/// The OpenTelemetry GenAI retrieval span, for example `retrieval product-docs`, with the returned chunk IDs as a typed array.
 ///
 /// Span kind: CLIENT ([`RETRIEVAL_SPAN_KIND`]). Name template: `retrieval {gen_ai.data_source.id}`.
 ///
@@ -96,9 +96,9 @@ pub const RERANK_SPAN_KIND: SpanKind = SpanKind::Internal;
 /// The name template of a rerank span.
 pub const RERANK_NAME_TEMPLATE: &str = "{closedloop.retrieval.stage} {gen_ai.data_source.id}";
 
-/// The name of a span: a rerank or filter step over earlier retrieval results.
+/// The name of a rerank span: a rerank or filter step over earlier retrieval results.
 ///
-/// Named `rerank {gen_ai.data_source.id}` (or `filter {…}`). The chunk IDs it returns replace the earlier list: chunks it drops do not reach the generation span.
+/// Named after its stage, for example `rerank product-docs` or `filter product-docs`. The chunk IDs it returns replace the earlier list: chunks it drops do not reach the generation span.
 ///
 /// Span kind: INTERNAL ([`RERANK_SPAN_KIND`]). Name template: `{closedloop.retrieval.stage} {gen_ai.data_source.id}`.
 ///
@@ -109,8 +109,8 @@ pub const RERANK_NAME_TEMPLATE: &str = "{closedloop.retrieval.stage} {gen_ai.dat
 /// ```
 /// use closedloop_semconv::span::rerank_name;
 ///
-/// assert_eq!(rerank_name("retrieve", "H7STPQYOND"), "retrieve H7STPQYOND");
-/// assert_eq!(rerank_name("retrieve", ""), "retrieve");
+/// assert_eq!(rerank_name("rerank", "H7STPQYOND"), "rerank H7STPQYOND");
+/// assert_eq!(rerank_name("rerank", ""), "rerank");
 /// ```
 pub fn rerank_name(stage: &str, data_source_id: &str) -> String {
     join_non_empty(&[stage, data_source_id])
@@ -122,9 +122,9 @@ pub const EMBEDDING_SPAN_KIND: SpanKind = SpanKind::Client;
 /// The name template of a embedding span.
 pub const EMBEDDING_NAME_TEMPLATE: &str = "embeddings {gen_ai.request.model}";
 
-/// The name of a span: an embeddings call, for a query or for documents.
+/// The name of a embedding span: an embeddings call, for a query or for documents.
 ///
-/// Named `embeddings {gen_ai.request.model}`.
+/// The OpenTelemetry GenAI embeddings span, for example `embeddings text-embedding-3-small`.
 ///
 /// Span kind: CLIENT ([`EMBEDDING_SPAN_KIND`]). Name template: `embeddings {gen_ai.request.model}`.
 ///
@@ -148,9 +148,9 @@ pub const FEEDBACK_SPAN_KIND: SpanKind = SpanKind::Internal;
 /// The name template of a feedback span.
 pub const FEEDBACK_NAME_TEMPLATE: &str = "feedback {closedloop.feedback.signal}";
 
-/// The name of a span: one piece of feedback about one response.
+/// The name of a feedback span: one piece of feedback about one response.
 ///
-/// Named `feedback {closedloop.feedback.signal}`. The rule: a feedback span lives in the trace of the response it judges (same trace id) and carries exactly one span link, to the judged span, with `closedloop.link.type` = `judged_response`. Its parent, if any, carries no meaning; the link alone identifies the target (the OpenInference annotation rule). Being in the same trace keeps feedback with its response through trace-ID load balancing and tail sampling, and shows both in one Jaeger or Tempo trace view. Feedback without a link is joined through `gen_ai.response.id`.
+/// A feedback span lives in the trace of the response it judges (same trace id) and carries exactly one span link, to the judged span, with `closedloop.link.type` = `judged_response`. Its parent, if any, carries no meaning: the link alone identifies the target (OpenInference's annotation rule). Because it shares the judged response's trace id, trace-ID load balancing and tail sampling keep the feedback with its response, and the Jaeger or Tempo trace view shows both together. Feedback without a link is joined to its response through `gen_ai.response.id`.
 ///
 /// Span kind: INTERNAL ([`FEEDBACK_SPAN_KIND`]). Name template: `feedback {closedloop.feedback.signal}`.
 ///
@@ -168,15 +168,15 @@ pub fn feedback_name(signal: &str) -> String {
     join_non_empty(&["feedback", signal])
 }
 
-/// The span kind of a failure_record span ([`failure_record_name`]).
+/// The span kind of a failure record span ([`failure_record_name`]).
 pub const FAILURE_RECORD_SPAN_KIND: SpanKind = SpanKind::Internal;
 
-/// The name template of a failure_record span.
+/// The name template of a failure record span.
 pub const FAILURE_RECORD_NAME_TEMPLATE: &str = "failure_record {closedloop.failure.category}";
 
-/// The name of a span: a failure record, exported by the closedloop receiver into the judged response's trace.
+/// The name of a failure record span: a failure record, exported by the closedloop receiver into the judged response's trace.
 ///
-/// Named `failure_record {closedloop.failure.category}`, resource `service.name` = `closedloop`. It links to the judged response span (`closedloop.link.type` = `judged_response`) and to each feedback span (`feedback`), and copies the judged span's enrichment (template, chunks, model, data source, index version) into its own attributes, so a Jaeger or Tempo user sees everything on the record itself.
+/// A failure record span lives in the trace of the judged response (same trace id), with resource `service.name` = `closedloop`. It carries one span link to the judged response span (`closedloop.link.type` = `judged_response`) and one to each feedback span (`feedback`), and copies the judged span's enrichment (template, chunks, model, data source, index version) into its own attributes, because Jaeger drops link attributes: a Jaeger or Tempo user sees everything on the record itself. Each revision is exported as a new span; the one with the highest `closedloop.failure.revision` is current.
 ///
 /// Span kind: INTERNAL ([`FAILURE_RECORD_SPAN_KIND`]). Name template: `failure_record {closedloop.failure.category}`.
 ///

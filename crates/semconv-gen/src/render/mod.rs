@@ -1,7 +1,9 @@
 //! Renderers: the model in, file contents out. Nothing here touches the file system.
 
+mod markdown;
 mod rust;
 
+pub use markdown::semconv_md;
 pub use rust::{attribute_rs, compat_rs, metric_rs, span_rs};
 
 /// The header every generated file starts with (as a `//` comment in Rust, an HTML comment in

@@ -172,7 +172,7 @@ pub fn metric_rs(model: &Model) -> String {
         })
         .collect();
     metrics.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, instrument, unit, group) in metrics {
+    for (i, (name, instrument, unit, group)) in metrics.into_iter().enumerate() {
         let constant = naming::const_name(name);
         let attributes: Vec<String> = group
             .attributes
@@ -204,7 +204,9 @@ pub fn metric_rs(model: &Model) -> String {
             instrument.as_str(),
             code(unit)
         );
-        out.blank();
+        if i > 0 {
+            out.blank();
+        }
         out.doc(
             "",
             "///",
@@ -261,16 +263,14 @@ pub fn span_rs(model: &Model) -> String {
         let prefix = naming::span_const_prefix(&group.id);
         let function = naming::span_function_name(&group.id);
         out.blank();
-        out.line(format!(
-            "/// The span kind of a {} span ([`{function}`]).",
-            naming::span_function_name(&group.id).trim_end_matches("_name")
-        ));
+        let noun = function.trim_end_matches("_name").replace('_', " ");
+        out.line(format!("/// The span kind of a {noun} span ([`{function}`])."));
         out.line(format!(
             "pub const {prefix}_SPAN_KIND: SpanKind = SpanKind::{};",
             kind.variant()
         ));
         out.blank();
-        out.line(format!("/// The name template of a {} span.", function.trim_end_matches("_name")));
+        out.line(format!("/// The name template of a {noun} span."));
         out.line(const_item(
             "",
             &format!("{prefix}_NAME_TEMPLATE"),
@@ -324,7 +324,11 @@ pub fn span_rs(model: &Model) -> String {
             )
         };
         let doc = paragraphs([
-            &format!("The name of a span: {}", lower_first(&group.brief)),
+            &format!(
+                "The name of a {} span: {}",
+                function.trim_end_matches("_name").replace('_', " "),
+                lower_first(&group.brief)
+            ),
             group.note.as_deref().unwrap_or_default(),
             &kind_line,
             &parameters_line,
@@ -495,7 +499,7 @@ pub fn compat_rs(model: &Model) -> String {
     out.line("/// Foreign keys without an index, sorted, with the attribute each maps to.");
     let exact: Vec<String> = exact
         .iter()
-        .map(|(key, constant)| format!("({key:?}, {constant})"))
+        .map(|(key, constant)| tuple(&[format!("{key:?}"), constant.clone()]))
         .collect();
     array_item(&mut out, "const EXACT: &[(&str, &str)] = &", &exact, ";");
     out.blank();
@@ -503,11 +507,13 @@ pub fn compat_rs(model: &Model) -> String {
     out.line("/// attribute each maps to.");
     let indexed: Vec<String> = indexed
         .iter()
-        .map(|((prefix, suffix), constant)| format!("({prefix:?}, {suffix:?}, {constant})"))
+        .map(|((prefix, suffix), constant)| {
+            tuple(&[format!("{prefix:?}"), format!("{suffix:?}"), constant.clone()])
+        })
         .collect();
     array_item(&mut out, "const INDEXED: &[(&str, &str, &str)] = &", &indexed, ";");
     out.blank();
-    out.line(COMPAT_FUNCTIONS.trim_start());
+    out.line(COMPAT_FUNCTIONS.trim());
     out.finish()
 }
 
@@ -609,20 +615,45 @@ fn const_item(indent: &str, name: &str, value: &str) -> String {
     }
 }
 
-/// An array expression `[a, b]` after `head` and before `tail`: on one line when it fits,
-/// otherwise one element per line.
+/// The widest list (array elements or tuple fields, without the brackets) rustfmt keeps on one
+/// line with its default `array_width` and `fn_call_width`.
+const LIST_WIDTH: usize = 60;
+
+/// An array expression `[a, b]` after `head` and before `tail`, laid out as rustfmt does.
 fn array_item(out: &mut Text, head: &str, elements: &[String], tail: &str) {
-    let indent: String = head.chars().take_while(|c| *c == ' ').collect();
-    let line = format!("{head}[{}]{tail}", elements.join(", "));
-    if line.len() <= MAX_WIDTH {
+    for line in list(head, '[', ']', elements, tail) {
         out.line(line);
-        return;
     }
-    out.line(format!("{head}["));
+}
+
+/// A bracketed list after `head` and before `tail`: on one line when every element is one line
+/// and the list fits rustfmt's widths, otherwise one element per line with trailing commas.
+/// Elements may span several lines; the indentation is taken from `head`.
+fn list(head: &str, open: char, close: char, elements: &[String], tail: &str) -> Vec<String> {
+    let indent: String = head.chars().take_while(|c| *c == ' ').collect();
+    let joined = elements.join(", ");
+    let line = format!("{head}{open}{joined}{close}{tail}");
+    if !joined.contains('\n') && joined.len() <= LIST_WIDTH && line.len() <= MAX_WIDTH {
+        return vec![line];
+    }
+    let mut lines = vec![format!("{head}{open}")];
     for element in elements {
-        out.line(format!("{indent}    {element},"));
+        let mut element_lines: Vec<String> = element
+            .lines()
+            .map(|line| format!("{indent}    {line}"))
+            .collect();
+        if let Some(last) = element_lines.last_mut() {
+            last.push(',');
+        }
+        lines.extend(element_lines);
     }
-    out.line(format!("{indent}]{tail}"));
+    lines.push(format!("{indent}{close}{tail}"));
+    lines
+}
+
+/// A tuple expression, laid out as rustfmt does, as one string that may span several lines.
+fn tuple(fields: &[String]) -> String {
+    list("", '(', ')', fields, "").join("\n")
 }
 
 fn code_list(keys: &[String]) -> String {
