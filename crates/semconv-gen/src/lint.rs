@@ -226,7 +226,9 @@ impl Resolver {
             );
         }
         if !id.starts_with(OWN_PREFIX)
-            && !REUSED_NAMESPACES.iter().any(|prefix| id.starts_with(prefix))
+            && !REUSED_NAMESPACES
+                .iter()
+                .any(|prefix| id.starts_with(prefix))
             && !REUSED_ATTRIBUTES.contains(&id.as_str())
         {
             self.report(
@@ -465,7 +467,11 @@ impl Resolver {
                 group.annotations.span_name.is_some(),
                 GroupKind::Span,
             ),
-            ("metric_name", group.metric_name.is_some(), GroupKind::Metric),
+            (
+                "metric_name",
+                group.metric_name.is_some(),
+                GroupKind::Metric,
+            ),
             ("instrument", group.instrument.is_some(), GroupKind::Metric),
             ("unit", group.unit.is_some(), GroupKind::Metric),
             ("name", group.name.is_some(), GroupKind::Event),
@@ -502,7 +508,7 @@ impl Resolver {
         let detail = match group.kind {
             GroupKind::AttributeGroup => GroupDetail::AttributeGroup,
             GroupKind::Span => {
-                let template = group.annotations.span_name.as_deref().unwrap_or_default();
+                let template = group.annotations.span_name.as_deref()?;
                 let name = self.span_name(at, template, &attributes);
                 GroupDetail::Span {
                     kind: group.span_kind?,
@@ -564,7 +570,9 @@ impl Resolver {
                     self.report(
                         at,
                         ProblemKind::MisplacedField,
-                        format!("`ref: {reference}` sets `{field}`, which only a definition may set"),
+                        format!(
+                            "`ref: {reference}` sets `{field}`, which only a definition may set"
+                        ),
                     );
                 }
             }
@@ -746,9 +754,9 @@ impl Resolver {
                     group: &group.id,
                 };
                 let claim = |resolver: &mut Self,
-                                 names: &mut BTreeMap<String, String>,
-                                 name: String,
-                                 owner: &str| {
+                             names: &mut BTreeMap<String, String>,
+                             name: String,
+                             owner: &str| {
                     if let Some(other) = names.get(&name) {
                         if other != owner {
                             resolver.report(
@@ -795,7 +803,9 @@ fn admits(value_type: &ValueType, value: &Value) -> bool {
 }
 
 fn allowed_list() -> String {
-    let namespaces = REUSED_NAMESPACES.iter().map(|prefix| format!("`{prefix}*`"));
+    let namespaces = REUSED_NAMESPACES
+        .iter()
+        .map(|prefix| format!("`{prefix}*`"));
     let attributes = REUSED_ATTRIBUTES.iter().map(|id| format!("`{id}`"));
     namespaces.chain(attributes).collect::<Vec<_>>().join(", ")
 }

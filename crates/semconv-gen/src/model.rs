@@ -64,8 +64,8 @@ impl Registry {
         let mut files = Vec::new();
         for (name, text) in sources {
             let name = name.into();
-            let contents: FileContents = serde_norway::from_str(text.as_ref())
-                .with_context(|| format!("parsing {name}"))?;
+            let contents: FileContents =
+                serde_norway::from_str(text.as_ref()).with_context(|| format!("parsing {name}"))?;
             files.push(RegistryFile {
                 name,
                 groups: contents.groups,
@@ -369,7 +369,9 @@ impl Value {
     pub fn to_markdown(&self) -> String {
         match self {
             Self::String(value)
-                if !value.contains(char::is_control) && value.trim() == value && !value.is_empty() =>
+                if !value.contains(char::is_control)
+                    && value.trim() == value
+                    && !value.is_empty() =>
             {
                 value.clone()
             }

@@ -91,7 +91,10 @@ mod tests {
             span_function_name("span.closedloop.failure_record"),
             "failure_record_name"
         );
-        assert_eq!(span_const_prefix("span.closedloop.generation"), "GENERATION");
+        assert_eq!(
+            span_const_prefix("span.closedloop.generation"),
+            "GENERATION"
+        );
         assert!(is_rust_keyword("type"));
         assert!(!is_rust_keyword("signal"));
     }

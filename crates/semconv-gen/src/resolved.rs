@@ -125,7 +125,9 @@ impl Primitive {
 
     /// Parses a registry type name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|primitive| primitive.name() == name)
+        Self::ALL
+            .into_iter()
+            .find(|primitive| primitive.name() == name)
     }
 
     /// The Rust type of a value of this type.

@@ -35,9 +35,7 @@ pub fn semconv_md(model: &Model) -> String {
     out.blank();
     metrics_section(&mut out, model);
     out.blank();
-    out.line(
-        "[DocumentStatus]: https://opentelemetry.io/docs/specs/otel/document-status",
-    );
+    out.line("[DocumentStatus]: https://opentelemetry.io/docs/specs/otel/document-status");
     out.finish()
 }
 
@@ -180,9 +178,7 @@ fn span_section(out: &mut Text, model: &Model, group: &Group) {
         placeholders.join(", ")
     ));
     out.blank();
-    out.line(
-        "| Attribute | Type | Description | Examples | Requirement Level | Stability |",
-    );
+    out.line("| Attribute | Type | Description | Examples | Requirement Level | Stability |");
     out.line("|---|---|---|---|---|---|");
     let mut notes = Vec::new();
     for attribute in &group.attributes {

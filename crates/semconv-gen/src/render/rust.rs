@@ -44,7 +44,10 @@ fn attribute_doc(attribute: &AttributeDef) -> String {
         .map(|example| format!("- {}", code(&example.to_string())))
         .collect();
     let mut details = vec![
-        format!("- Stability: {}", attribute.stability.as_str().to_lowercase()),
+        format!(
+            "- Stability: {}",
+            attribute.stability.as_str().to_lowercase()
+        ),
         match &attribute.value_type {
             ValueType::Primitive(primitive) => format!("- Type: {}", code(primitive.name())),
             ValueType::Enum(_) => format!(
@@ -55,7 +58,10 @@ fn attribute_doc(attribute: &AttributeDef) -> String {
     ];
     let compat = &attribute.compat;
     if !compat.openinference.is_empty() {
-        details.push(format!("- OpenInference: {}", code_list(&compat.openinference)));
+        details.push(format!(
+            "- OpenInference: {}",
+            code_list(&compat.openinference)
+        ));
     }
     if !compat.openllmetry.is_empty() {
         details.push(format!("- OpenLLMetry: {}", code_list(&compat.openllmetry)));
@@ -111,7 +117,12 @@ fn enum_item(out: &mut Text, attribute: &AttributeDef, members: &[Member]) {
         .iter()
         .map(|member| format!("Self::{}", naming::pascal_case(&member.id)))
         .collect();
-    array_item(out, "    pub const ALL: &'static [Self] = &", &variants, ";");
+    array_item(
+        out,
+        "    pub const ALL: &'static [Self] = &",
+        &variants,
+        ";",
+    );
     out.blank();
     out.line("    /// The attribute value.");
     out.line("    pub const fn as_str(self) -> &'static str {");
@@ -220,7 +231,11 @@ pub fn metric_rs(model: &Model) -> String {
         out.line(const_item("", &constant, &format!("{name:?}")));
         out.blank();
         out.line(format!("/// The unit of [`{constant}`]."));
-        out.line(const_item("", &format!("{constant}_UNIT"), &format!("{unit:?}")));
+        out.line(const_item(
+            "",
+            &format!("{constant}_UNIT"),
+            &format!("{unit:?}"),
+        ));
     }
     out.finish()
 }
@@ -240,7 +255,11 @@ pub fn span_rs(model: &Model) -> String {
         if i > 0 {
             out.blank();
         }
-        out.line(format!("    /// `{}`: {}", kind.as_str().to_uppercase(), span_kind_brief(kind)));
+        out.line(format!(
+            "    /// `{}`: {}",
+            kind.as_str().to_uppercase(),
+            span_kind_brief(kind)
+        ));
         out.line(format!("    {},", kind.variant()));
     }
     out.line("}");
@@ -250,7 +269,11 @@ pub fn span_rs(model: &Model) -> String {
     out.line("    pub const fn as_str(self) -> &'static str {");
     out.line("        match self {");
     for kind in SpanKind::ALL {
-        out.line(format!("            Self::{} => {:?},", kind.variant(), kind.as_str()));
+        out.line(format!(
+            "            Self::{} => {:?},",
+            kind.variant(),
+            kind.as_str()
+        ));
     }
     out.line("        }");
     out.line("    }");
@@ -264,7 +287,9 @@ pub fn span_rs(model: &Model) -> String {
         let function = naming::span_function_name(&group.id);
         out.blank();
         let noun = function.trim_end_matches("_name").replace('_', " ");
-        out.line(format!("/// The span kind of a {noun} span ([`{function}`])."));
+        out.line(format!(
+            "/// The span kind of a {noun} span ([`{function}`])."
+        ));
         out.line(format!(
             "pub const {prefix}_SPAN_KIND: SpanKind = SpanKind::{};",
             kind.variant()
@@ -281,7 +306,13 @@ pub fn span_rs(model: &Model) -> String {
         let placeholders: Vec<_> = name.placeholders().collect();
         let parameters: Vec<String> = placeholders
             .iter()
-            .map(|placeholder| format!("[`{}`](crate::attribute::{})", placeholder.attribute, naming::const_name(&placeholder.attribute)))
+            .map(|placeholder| {
+                format!(
+                    "[`{}`](crate::attribute::{})",
+                    placeholder.attribute,
+                    naming::const_name(&placeholder.attribute)
+                )
+            })
             .collect();
         let example_args: Vec<String> = placeholders
             .iter()
@@ -449,7 +480,9 @@ pub fn compat_rs(model: &Model) -> String {
     out.line("    pub openllmetry: &'static [&'static str],");
     out.line("}");
     out.blank();
-    out.line("/// An attribute a foreign key maps to, with the list index the key carried, if any.");
+    out.line(
+        "/// An attribute a foreign key maps to, with the list index the key carried, if any.",
+    );
     out.line("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]");
     out.line("pub struct ForeignMatch {");
     out.line("    /// The attribute key, one of the [`crate::attribute`] constants.");
@@ -472,9 +505,23 @@ pub fn compat_rs(model: &Model) -> String {
             "        attribute: attribute::{},",
             naming::const_name(&attribute.id)
         ));
-        let quoted = |keys: &[String]| keys.iter().map(|key| format!("{key:?}")).collect::<Vec<_>>();
-        array_item(&mut out, "        openinference: &", &quoted(&attribute.compat.openinference), ",");
-        array_item(&mut out, "        openllmetry: &", &quoted(&attribute.compat.openllmetry), ",");
+        let quoted = |keys: &[String]| {
+            keys.iter()
+                .map(|key| format!("{key:?}"))
+                .collect::<Vec<_>>()
+        };
+        array_item(
+            &mut out,
+            "        openinference: &",
+            &quoted(&attribute.compat.openinference),
+            ",",
+        );
+        array_item(
+            &mut out,
+            "        openllmetry: &",
+            &quoted(&attribute.compat.openllmetry),
+            ",",
+        );
         out.line("    },");
     }
     out.line("];");
@@ -508,10 +555,19 @@ pub fn compat_rs(model: &Model) -> String {
     let indexed: Vec<String> = indexed
         .iter()
         .map(|((prefix, suffix), constant)| {
-            tuple(&[format!("{prefix:?}"), format!("{suffix:?}"), constant.clone()])
+            tuple(&[
+                format!("{prefix:?}"),
+                format!("{suffix:?}"),
+                constant.clone(),
+            ])
         })
         .collect();
-    array_item(&mut out, "const INDEXED: &[(&str, &str, &str)] = &", &indexed, ";");
+    array_item(
+        &mut out,
+        "const INDEXED: &[(&str, &str, &str)] = &",
+        &indexed,
+        ";",
+    );
     out.blank();
     out.line(COMPAT_FUNCTIONS.trim());
     out.finish()
