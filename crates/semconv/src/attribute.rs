@@ -589,6 +589,7 @@ pub const GEN_AI_EVALUATION_EXPLANATION: &str = "gen_ai.evaluation.explanation";
 ///
 /// - Stability: development
 /// - Type: `string`
+/// - OpenInference: `annotations.<i>.annotation.name`
 pub const GEN_AI_EVALUATION_NAME: &str = "gen_ai.evaluation.name";
 
 /// Human readable label for evaluation.
@@ -604,6 +605,7 @@ pub const GEN_AI_EVALUATION_NAME: &str = "gen_ai.evaluation.name";
 ///
 /// - Stability: development
 /// - Type: `string`
+/// - OpenInference: `annotations.<i>.annotation.label`
 pub const GEN_AI_EVALUATION_SCORE_LABEL: &str = "gen_ai.evaluation.score.label";
 
 /// The evaluation score returned by the evaluator.

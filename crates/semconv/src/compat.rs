@@ -81,6 +81,16 @@ pub const EQUIVALENTS: &[Equivalents] = &[
         openllmetry: &["db.query.result.score"],
     },
     Equivalents {
+        attribute: attribute::GEN_AI_EVALUATION_NAME,
+        openinference: &["annotations.<i>.annotation.name"],
+        openllmetry: &[],
+    },
+    Equivalents {
+        attribute: attribute::GEN_AI_EVALUATION_SCORE_LABEL,
+        openinference: &["annotations.<i>.annotation.label"],
+        openllmetry: &[],
+    },
+    Equivalents {
         attribute: attribute::GEN_AI_INPUT_MESSAGES,
         openinference: &["input.value"],
         openllmetry: &["gen_ai.prompt.<i>.content"],
@@ -272,6 +282,16 @@ const INDEXED: &[(&str, &str, &str)] = &[
         "annotations.",
         ".annotation.explanation",
         attribute::CLOSEDLOOP_FEEDBACK_COMMENT,
+    ),
+    (
+        "annotations.",
+        ".annotation.label",
+        attribute::GEN_AI_EVALUATION_SCORE_LABEL,
+    ),
+    (
+        "annotations.",
+        ".annotation.name",
+        attribute::GEN_AI_EVALUATION_NAME,
     ),
     (
         "annotations.",
