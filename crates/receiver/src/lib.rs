@@ -24,16 +24,27 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod cli;
+mod config;
 mod export;
+mod feedback_api;
 mod join;
+mod otlp;
 mod pipeline;
+mod serve;
 mod store;
+mod telemetry;
 mod vocab;
 
+pub use config::{Config, ConfigError, FeedbackApiConfig, ServerConfig, TelemetryConfig};
 pub use export::{ExportCompression, ExportConfig, ExportProtocol};
+pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;
+pub use otlp::OtlpError;
 pub use pipeline::{
     FailureCategory, FeedbackInput, FeedbackKind, FeedbackOutcome, FeedbackSignal, FeedbackSource,
     IngestError, IngestOutcome, Pipeline, PipelineConfig, PipelineError, PipelineStats,
 };
+pub use serve::{Listeners, Receiver, ReceiverBuilder, ServeError};
 pub use store::{StoreConfig, StoreError, Synchronous};
+pub use telemetry::TelemetryError;

@@ -1,0 +1,199 @@
+//! The `closedloop` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::serve::{Listeners, Receiver};
+
+/// The environment variable holding the feedback token secret (never a flag: flags show up in
+/// process listings).
+const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
+
+/// closedloop: feedback for LLM and RAG systems, joined to the spans it judges.
+#[derive(Debug, Parser)]
+#[command(name = "closedloop", version, about, long_about = None)]
+pub struct Cli {
+    /// The TOML configuration file (see closedloop.example.toml). Without one, the defaults
+    /// apply.
+    #[arg(
+        long,
+        short = 'c',
+        env = "CLOSEDLOOP_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Runs the receiver: OTLP in (gRPC and HTTP), feedback API, failure records out.
+    Serve(ServeArgs),
+    /// Checks the configuration file and prints the effective configuration.
+    CheckConfig(ServeArgs),
+}
+
+/// Overrides of the configuration file. Flags win over environment variables, which win over
+/// the file.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// The OTLP/gRPC listen address (`server.grpc_addr`).
+    #[arg(long, env = "CLOSEDLOOP_GRPC_ADDR", value_name = "ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+    /// The HTTP listen address: OTLP/HTTP, feedback API, health (`server.http_addr`).
+    #[arg(long, env = "CLOSEDLOOP_HTTP_ADDR", value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// The SQLite store file (`store.path`).
+    #[arg(long, env = "CLOSEDLOOP_STORE_PATH", value_name = "FILE")]
+    pub store_path: Option<PathBuf>,
+    /// The OTLP endpoint failure records are exported to (`export.endpoint`).
+    #[arg(long, env = "CLOSEDLOOP_EXPORT_ENDPOINT", value_name = "URL")]
+    pub export_endpoint: Option<String>,
+    /// The OTLP/gRPC endpoint the receiver's own metrics go to (`telemetry.metrics_endpoint`).
+    #[arg(long, env = "CLOSEDLOOP_METRICS_ENDPOINT", value_name = "URL")]
+    pub metrics_endpoint: Option<String>,
+}
+
+impl ServeArgs {
+    /// Applies the overrides to a configuration loaded from the file.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(addr) = self.grpc_addr {
+            config.server.grpc_addr = addr;
+        }
+        if let Some(addr) = self.http_addr {
+            config.server.http_addr = addr;
+        }
+        if let Some(path) = &self.store_path {
+            config.store.path = path.clone();
+        }
+        if let Some(endpoint) = &self.export_endpoint {
+            config.export.endpoint = Some(endpoint.clone());
+        }
+        if let Some(endpoint) = &self.metrics_endpoint {
+            config.telemetry.metrics_endpoint = Some(endpoint.clone());
+        }
+    }
+}
+
+impl Cli {
+    /// Runs the command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match &self.command {
+            Command::Serve(args) => {
+                let config = self.load_config(args)?;
+                serve(config).await
+            }
+            Command::CheckConfig(args) => {
+                let config = self.load_config(args)?;
+                println!("{config:#?}");
+                Ok(())
+            }
+        }
+    }
+
+    /// The file (or the defaults), then the environment, then the flags.
+    fn load_config(&self, args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(secret) = std::env::var_os(FEEDBACK_TOKEN_SECRET_ENV) {
+            let secret = secret
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{FEEDBACK_TOKEN_SECRET_ENV} is not valid UTF-8"))?;
+            config.feedback.token_secret = Some(secret);
+        }
+        args.apply(&mut config);
+        Ok(config)
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&config.server)
+        .await
+        .context("failed to bind the listen addresses")?;
+    Receiver::builder(config)
+        .build()
+        .serve(listeners, shutdown_signal())
+        .await
+        .context("receiver failed")
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let cli = Cli::try_parse_from([
+            "closedloop",
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:9317",
+            "--store-path",
+            "/tmp/x.db",
+            "--export-endpoint",
+            "http://127.0.0.1:14317",
+        ])
+        .unwrap();
+        let Command::Serve(args) = &cli.command else {
+            panic!("expected serve");
+        };
+        let mut config = Config::from_toml(
+            "[server]\ngrpc_addr = \"0.0.0.0:4317\"\nhttp_addr = \"0.0.0.0:4318\"\n",
+        )
+        .unwrap();
+        args.apply(&mut config);
+        assert_eq!(config.server.grpc_addr.to_string(), "127.0.0.1:9317");
+        assert_eq!(config.server.http_addr.to_string(), "0.0.0.0:4318");
+        assert_eq!(config.store.path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(
+            config.export.endpoint.as_deref(),
+            Some("http://127.0.0.1:14317")
+        );
+    }
+}

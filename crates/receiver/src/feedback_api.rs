@@ -1,0 +1,645 @@
+//! `POST /v1/feedback`: feedback from browsers and other clients of the LLM application.
+//!
+//! The application hands its client, with each answer, the answer's trace id and span id and a
+//! feedback token minted by `closedloop-tracing` for that span. The client posts:
+//!
+//! ```json
+//! {
+//!   "response": { "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7" },
+//!   "signal": "rating",
+//!   "rating": 2,
+//!   "scale": 5,
+//!   "category": "hallucination",
+//!   "comment": "It quoted the old refund policy.",
+//!   "feedback_token": "…",
+//!   "idempotency_id": "fb_01JD8Z6K2Q3M4N5P6R7S8T9V0W"
+//! }
+//! ```
+//!
+//! - The judged response is `response: {trace_id, span_id}`, `response: {traceparent}` or a
+//!   top-level `traceparent` (W3C `traceparent` header format). Ids are hex, either case.
+//! - `signal` is a `closedloop.feedback.signal` value. `value` is the normalised score in
+//!   `0.0..=1.0`; alternatively `rating` on a 1-based `scale` (`(rating - 1) / (scale - 1)`).
+//!   `thumbs_up` and `thumbs_down` default to 1.0 and 0.0.
+//! - `category` is a `closedloop.failure.category` value. `comment` is kept only when
+//!   `feedback.capture_comments` is on. `idempotency_id`, `response_id` (the response's
+//!   `gen_ai.response.id`) and `session_id` are optional.
+//! - Unknown fields are errors, so a misspelt optional field is not silently ignored.
+//!
+//! Answers: `201 Created` with `{"feedback_id": "…", "duplicate": false}` once the feedback is
+//! committed to the store; `200 OK` with `"duplicate": true` when the idempotency id was seen
+//! before (nothing is counted twice). Errors are `{"error": {"code": "…", "message": "…"}}` with
+//! the status listed on [`FeedbackApiError`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::FeedbackApiConfig;
+use crate::pipeline::{
+    FailureCategory, FeedbackInput, FeedbackOutcome, FeedbackSignal, FeedbackSource, IngestError,
+    Pipeline,
+};
+
+/// The feedback API path.
+pub(crate) const FEEDBACK_PATH: &str = "/v1/feedback";
+
+/// The longest idempotency, response and session id accepted, in bytes.
+const MAX_ID_BYTES: usize = 256;
+
+/// How long browsers may cache a CORS preflight answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Why a feedback request was refused. Each variant documents its HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedbackApiError {
+    /// 404: no token secret is configured, so feedback cannot be verified.
+    #[error("the feedback api is disabled: no token secret is configured")]
+    Disabled,
+    /// 429: the client exceeded its request rate.
+    #[error("too many feedback requests from this client; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// When the client may send again.
+        retry_after: Duration,
+    },
+    /// 415: the body is not `application/json`.
+    #[error("unsupported content type {0:?}; use application/json")]
+    UnsupportedContentType(String),
+    /// 413: the body is larger than `feedback.max_body_kib`.
+    #[error("request body exceeds the limit of {limit_bytes} bytes")]
+    TooLarge {
+        /// The configured limit.
+        limit_bytes: usize,
+    },
+    /// 400: the body could not be read or is not valid JSON of the expected shape.
+    #[error("invalid request body: {0}")]
+    Malformed(String),
+    /// 400: a field has an invalid value.
+    #[error("invalid field `{field}`: {reason}")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// 401: the feedback token is missing, malformed, forged or expired.
+    #[error("invalid feedback token: {0}")]
+    InvalidToken(String),
+    /// 403: the token is valid but was minted for a different response.
+    #[error("the feedback token was issued for a different response")]
+    TokenMismatch,
+    /// 503: the pipeline could not take the feedback; retry later.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+impl FeedbackApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Disabled => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnsupportedContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Malformed(_) | Self::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::TokenMismatch => StatusCode::FORBIDDEN,
+            Self::Ingest(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A stable, machine-readable code for the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UnsupportedContentType(_) => "unsupported_content_type",
+            Self::TooLarge { .. } => "too_large",
+            Self::Malformed(_) => "malformed",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::TokenMismatch => "token_mismatch",
+            Self::Ingest(_) => "unavailable",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Ingest(IngestError::Overloaded { retry_after }) => Some(*retry_after),
+            Self::Ingest(_) => Some(Duration::from_secs(5)),
+            _ => None,
+        }
+    }
+
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for FeedbackApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.to_string() }
+        });
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(delay) = self.retry_after() {
+            let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// The body of `POST /v1/feedback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackRequest {
+    #[serde(default)]
+    response: Option<ResponseField>,
+    #[serde(default)]
+    traceparent: Option<String>,
+    signal: String,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    rating: Option<f64>,
+    #[serde(default)]
+    scale: Option<f64>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    feedback_token: Option<String>,
+    #[serde(default)]
+    idempotency_id: Option<String>,
+    #[serde(default)]
+    response_id: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
+/// `response`: `{trace_id, span_id}` or `{traceparent}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponseField {
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    span_id: Option<String>,
+    #[serde(default)]
+    traceparent: Option<String>,
+}
+
+/// A validated request: the feedback for the pipeline and the token that must vouch for it.
+#[derive(Debug)]
+struct Validated {
+    input: FeedbackInput,
+    token: String,
+}
+
+impl FeedbackRequest {
+    fn validate(self, config: &FeedbackApiConfig) -> Result<Validated, FeedbackApiError> {
+        let (trace_id, span_id) = self.response_ids()?;
+        let signal: FeedbackSignal = self.signal.parse().map_err(|_| {
+            FeedbackApiError::invalid(
+                "signal",
+                format!(
+                    "unknown signal {:?}; expected one of {}",
+                    self.signal,
+                    signal_names()
+                ),
+            )
+        })?;
+        let value = normalized_value(signal, self.value, self.rating, self.scale)?;
+        let category = self
+            .category
+            .map(|category| {
+                category.parse::<FailureCategory>().map_err(|_| {
+                    FeedbackApiError::invalid(
+                        "category",
+                        format!(
+                            "unknown category {category:?}; expected one of {}",
+                            category_names()
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        let token = self
+            .feedback_token
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| FeedbackApiError::InvalidToken("`feedback_token` is missing".into()))?;
+        let comment = self
+            .comment
+            .filter(|_| config.capture_comments)
+            .map(|comment| truncate_chars(comment, config.max_comment_chars))
+            .filter(|comment| !comment.is_empty());
+        Ok(Validated {
+            input: FeedbackInput {
+                trace_id,
+                span_id,
+                response_id: bounded_id("response_id", self.response_id)?,
+                signal,
+                kind: None,
+                value,
+                category,
+                comment,
+                source: FeedbackSource::User,
+                idempotency_id: bounded_id("idempotency_id", self.idempotency_id)?,
+                session_id: bounded_id("session_id", self.session_id)?,
+                user_id: None,
+            },
+            token,
+        })
+    }
+
+    fn response_ids(&self) -> Result<([u8; 16], [u8; 8]), FeedbackApiError> {
+        match (&self.response, &self.traceparent) {
+            (Some(_), Some(_)) => Err(FeedbackApiError::invalid(
+                "traceparent",
+                "give either `response` or `traceparent`, not both",
+            )),
+            (None, None) => Err(FeedbackApiError::invalid(
+                "response",
+                "missing; give `response: {trace_id, span_id}` or `traceparent`",
+            )),
+            (None, Some(traceparent)) => parse_traceparent("traceparent", traceparent),
+            (Some(response), None) => match response {
+                ResponseField {
+                    trace_id: Some(trace_id),
+                    span_id: Some(span_id),
+                    traceparent: None,
+                } => Ok((
+                    parse_id("response.trace_id", trace_id)?,
+                    parse_id("response.span_id", span_id)?,
+                )),
+                ResponseField {
+                    trace_id: None,
+                    span_id: None,
+                    traceparent: Some(traceparent),
+                } => parse_traceparent("response.traceparent", traceparent),
+                _ => Err(FeedbackApiError::invalid(
+                    "response",
+                    "give either `trace_id` and `span_id`, or `traceparent`",
+                )),
+            },
+        }
+    }
+}
+
+/// Parses a non-zero id of `N` bytes from hex, in either case.
+fn parse_id<const N: usize>(
+    field: &'static str,
+    hex_id: &str,
+) -> Result<[u8; N], FeedbackApiError> {
+    let mut id = [0u8; N];
+    hex::decode_to_slice(hex_id, &mut id)
+        .map_err(|_| FeedbackApiError::invalid(field, format!("expected {} hex digits", N * 2)))?;
+    if id == [0u8; N] {
+        return Err(FeedbackApiError::invalid(
+            field,
+            "an all-zero id is invalid",
+        ));
+    }
+    Ok(id)
+}
+
+/// Parses a W3C `traceparent`: `version-traceid-spanid-flags`.
+fn parse_traceparent(
+    field: &'static str,
+    traceparent: &str,
+) -> Result<([u8; 16], [u8; 8]), FeedbackApiError> {
+    let mut parts = traceparent.trim().split('-');
+    let (Some(version), Some(trace_id), Some(span_id), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(FeedbackApiError::invalid(
+            field,
+            "expected `version-traceid-spanid-flags`",
+        ));
+    };
+    // Version 00 has exactly four fields; later versions may append more.
+    if version.len() != 2
+        || version.eq_ignore_ascii_case("ff")
+        || flags.len() != 2
+        || (version == "00" && parts.next().is_some())
+    {
+        return Err(FeedbackApiError::invalid(field, "not a valid traceparent"));
+    }
+    Ok((parse_id(field, trace_id)?, parse_id(field, span_id)?))
+}
+
+/// The normalised score, from `value` or from `rating` on `scale`.
+fn normalized_value(
+    signal: FeedbackSignal,
+    value: Option<f64>,
+    rating: Option<f64>,
+    scale: Option<f64>,
+) -> Result<Option<f64>, FeedbackApiError> {
+    let value = match (value, rating, scale) {
+        (Some(_), Some(_), _) => {
+            return Err(FeedbackApiError::invalid(
+                "rating",
+                "give either `value` or `rating`, not both",
+            ))
+        }
+        (Some(value), None, _) => {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(FeedbackApiError::invalid(
+                    "value",
+                    "must be within 0.0..=1.0",
+                ));
+            }
+            Some(value)
+        }
+        (None, Some(rating), Some(scale)) => {
+            if !(scale.is_finite() && scale >= 2.0) {
+                return Err(FeedbackApiError::invalid("scale", "must be at least 2"));
+            }
+            if !(1.0..=scale).contains(&rating) {
+                return Err(FeedbackApiError::invalid(
+                    "rating",
+                    format!("must be within 1..={scale}"),
+                ));
+            }
+            Some((rating - 1.0) / (scale - 1.0))
+        }
+        (None, Some(_), None) => {
+            return Err(FeedbackApiError::invalid("scale", "required with `rating`"))
+        }
+        (None, None, _) => match signal {
+            FeedbackSignal::ThumbsUp => Some(1.0),
+            FeedbackSignal::ThumbsDown => Some(0.0),
+            _ => None,
+        },
+    };
+    if signal == FeedbackSignal::Rating && value.is_none() {
+        return Err(FeedbackApiError::invalid(
+            "rating",
+            "a `rating` signal needs `rating` and `scale`, or `value`",
+        ));
+    }
+    Ok(value)
+}
+
+fn bounded_id(field: &'static str, id: Option<String>) -> Result<Option<String>, FeedbackApiError> {
+    match id {
+        Some(id) if id.len() > MAX_ID_BYTES => Err(FeedbackApiError::invalid(
+            field,
+            format!("longer than {MAX_ID_BYTES} bytes"),
+        )),
+        Some(id) if id.chars().any(char::is_control) => Err(FeedbackApiError::invalid(
+            field,
+            "contains control characters",
+        )),
+        Some(id) if id.is_empty() => Ok(None),
+        id => Ok(id),
+    }
+}
+
+fn truncate_chars(mut text: String, max_chars: usize) -> String {
+    if let Some((index, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(index);
+    }
+    text
+}
+
+fn signal_names() -> String {
+    closedloop_semconv::attribute::FeedbackSignal::ALL
+        .iter()
+        .map(|signal| signal.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn category_names() -> String {
+    closedloop_semconv::attribute::FailureCategory::ALL
+        .iter()
+        .map(|category| category.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A token bucket per client address.
+#[derive(Debug)]
+struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    max_clients: usize,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// `None` when rate limiting is off.
+    fn new(config: &FeedbackApiConfig) -> Option<Self> {
+        (config.rate_limit_per_min > 0).then(|| Self {
+            per_sec: f64::from(config.rate_limit_per_min) / 60.0,
+            burst: f64::from(config.rate_limit_burst.max(1)),
+            max_clients: config.rate_limit_max_clients.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes a token for `client`, or says how long until one is available.
+    fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        // The critical section is a hash lookup; a poisoned lock only means another request
+        // panicked mid-update, and a bucket is valid in any state.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= self.max_clients && !buckets.contains_key(&client) {
+            buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
+            if buckets.len() >= self.max_clients {
+                return Err(Duration::from_secs_f64(1.0 / self.per_sec));
+            }
+        }
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        bucket.tokens = self.refilled(*bucket, now);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / self.per_sec,
+            ))
+        }
+    }
+
+    fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        (bucket.tokens + elapsed * self.per_sec).min(self.burst)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct FeedbackState {
+    pipeline: Pipeline,
+    config: Arc<FeedbackApiConfig>,
+    rate_limiter: Option<Arc<RateLimiter>>,
+}
+
+/// Why the feedback routes could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedbackConfigError {
+    /// An entry of `feedback.allowed_origins` is not a valid origin.
+    #[error(
+        "invalid origin {0:?} in feedback.allowed_origins; expected e.g. https://app.example.com"
+    )]
+    InvalidOrigin(String),
+}
+
+/// The `/v1/feedback` route with its CORS layer. The server must provide
+/// `ConnectInfo<SocketAddr>` (the peer address is the rate-limit key).
+pub(crate) fn routes(
+    pipeline: Pipeline,
+    config: FeedbackApiConfig,
+) -> Result<Router, FeedbackConfigError> {
+    let cors = cors_layer(&config.allowed_origins)?;
+    let state = FeedbackState {
+        pipeline,
+        rate_limiter: RateLimiter::new(&config).map(Arc::new),
+        config: Arc::new(config),
+    };
+    Ok(Router::new()
+        .route(FEEDBACK_PATH, post(record))
+        .layer(cors)
+        .with_state(state))
+}
+
+/// CORS for the listed origins; `*` allows any origin (no credentials are involved). With an
+/// empty list, preflights are answered without CORS headers, which browsers treat as a denial.
+fn cors_layer(origins: &[String]) -> Result<CorsLayer, FeedbackConfigError> {
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        let origins = origins
+            .iter()
+            .map(|origin| {
+                let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/');
+                valid
+                    .then(|| HeaderValue::from_str(origin).ok())
+                    .flatten()
+                    .ok_or_else(|| FeedbackConfigError::InvalidOrigin(origin.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(origins)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST])
+        .allow_headers([CONTENT_TYPE])
+        .max_age(PREFLIGHT_MAX_AGE))
+}
+
+async fn record(
+    State(state): State<FeedbackState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, peer, &headers, body).await {
+        Ok((outcome_status, body)) => (outcome_status, Json(body)).into_response(),
+        Err(error) => {
+            if error.status().is_server_error() {
+                tracing::warn!(%peer, %error, "Feedback request failed.");
+            } else {
+                tracing::debug!(%peer, %error, "Feedback request refused.");
+            }
+            error.into_response()
+        }
+    }
+}
+
+async fn handle(
+    state: &FeedbackState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, serde_json::Value), FeedbackApiError> {
+    let Some(secret) = state.config.token_secret.as_deref() else {
+        return Err(FeedbackApiError::Disabled);
+    };
+    if let Some(limiter) = &state.rate_limiter {
+        limiter
+            .check(peer.ip(), Instant::now())
+            .map_err(|retry_after| FeedbackApiError::RateLimited { retry_after })?;
+    }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(FeedbackApiError::UnsupportedContentType(
+            content_type.to_owned(),
+        ));
+    }
+    let limit_bytes = state.config.max_body_kib.saturating_mul(1024);
+    let body = match Limited::new(body, limit_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => {
+            return Err(FeedbackApiError::TooLarge { limit_bytes })
+        }
+        Err(error) => return Err(FeedbackApiError::Malformed(error.to_string())),
+    };
+    let request: FeedbackRequest = serde_json::from_slice(&body)
+        .map_err(|error| FeedbackApiError::Malformed(error.to_string()))?;
+    let Validated { input, token } = request.validate(&state.config)?;
+    verify_token(secret, &token, &input)?;
+    let signal = input.signal;
+    let outcome = state.pipeline.record_feedback(input).await?;
+    Ok(match outcome {
+        FeedbackOutcome::Recorded { feedback_id } => {
+            tracing::debug!(%peer, %signal, %feedback_id, "Feedback recorded.");
+            (
+                StatusCode::CREATED,
+                serde_json::json!({ "feedback_id": feedback_id, "duplicate": false }),
+            )
+        }
+        FeedbackOutcome::Duplicate { feedback_id } => (
+            StatusCode::OK,
+            serde_json::json!({ "feedback_id": feedback_id, "duplicate": true }),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests;
+
+fn verify_token(secret: &str, token: &str, input: &FeedbackInput) -> Result<(), FeedbackApiError> {
+    let _ = (secret, token, input);
+    Err(FeedbackApiError::InvalidToken("PENDING".into()))
+}

@@ -1,0 +1,145 @@
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+
+use std::future::Future;
+
+use closedloop_semconv::attribute::ReceiverProtocol;
+use http::HeaderValue;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{export_response, Ingest, OtlpError};
+
+/// The OTLP/gRPC trace service.
+#[derive(Clone, Debug)]
+pub(crate) struct GrpcServer {
+    ingest: Ingest,
+    max_message_bytes: usize,
+}
+
+impl GrpcServer {
+    /// `max_message_bytes` bounds a message after decompression.
+    pub(crate) fn new(ingest: Ingest, max_message_bytes: usize) -> Self {
+        Self {
+            ingest,
+            max_message_bytes,
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits for the requests and
+    /// connections in progress to finish.
+    pub(crate) async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let service = TraceServiceServer::new(TraceServiceImpl {
+            ingest: self.ingest,
+        })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(self.max_message_bytes);
+        tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(
+                out_of_range_as_resource_exhausted,
+            ))
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
+            .await
+    }
+}
+
+/// tonic refuses an uncompressed message over `max_decoding_message_size` with `OUT_OF_RANGE`
+/// (a compressed one with `RESOURCE_EXHAUSTED`); the OTLP specification asks for
+/// `RESOURCE_EXHAUSTED` in both cases. The trace service itself never answers `OUT_OF_RANGE`,
+/// so the rewrite cannot hide another error. Decode errors are trailers-only responses, whose
+/// status travels in the headers.
+fn out_of_range_as_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const GRPC_STATUS: &str = "grpc-status";
+    let out_of_range = response
+        .headers()
+        .get(GRPC_STATUS)
+        .is_some_and(|value| value.as_bytes() == b"11");
+    if out_of_range {
+        response.headers_mut().insert(
+            GRPC_STATUS,
+            HeaderValue::from(tonic::Code::ResourceExhausted as i32),
+        );
+    }
+    response
+}
+
+#[derive(Debug)]
+struct TraceServiceImpl {
+    ingest: Ingest,
+}
+
+#[tonic::async_trait]
+impl TraceService for TraceServiceImpl {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        match self
+            .ingest
+            .export(request.into_inner(), ReceiverProtocol::Grpc)
+            .await
+        {
+            Ok(outcome) => Ok(tonic::Response::new(export_response(&outcome))),
+            Err(error) => {
+                tracing::warn!(%error, "OTLP/gRPC request failed.");
+                Err(grpc_status(&error))
+            }
+        }
+    }
+}
+
+/// The gRPC status for an error; retryable errors carry a `google.rpc.RetryInfo` detail, which
+/// OpenTelemetry SDK exporters honour.
+fn grpc_status(error: &OtlpError) -> tonic::Status {
+    match error.retry_after() {
+        Some(delay) => tonic::Status::with_error_details(
+            error.grpc_code(),
+            error.to_string(),
+            ErrorDetails::with_retry_info(Some(delay)),
+        ),
+        None => tonic::Status::new(error.grpc_code(), error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_becomes_resource_exhausted() {
+        let response = tonic::Status::out_of_range("too large").into_http::<()>();
+        let response = out_of_range_as_resource_exhausted(response);
+        assert_eq!(response.headers()["grpc-status"], "8");
+
+        let response = tonic::Status::invalid_argument("bad").into_http::<()>();
+        let response = out_of_range_as_resource_exhausted(response);
+        assert_eq!(response.headers()["grpc-status"], "3");
+    }
+
+    #[test]
+    fn retryable_status_carries_retry_info() {
+        let status = grpc_status(&OtlpError::Busy {
+            retry_after: std::time::Duration::from_secs(2),
+        });
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let details = status.get_error_details();
+        let retry = details.retry_info().expect("retry info");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(2)));
+    }
+}

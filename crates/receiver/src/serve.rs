@@ -1,0 +1,297 @@
+//! The running receiver: the pipeline, the OTLP/gRPC listener, the HTTP listener (OTLP/HTTP,
+//! the feedback API, `/healthz`), self-metrics, and graceful shutdown.
+//!
+//! Binding happens outside [`Receiver::serve`], so callers (and tests, with `127.0.0.1:0`) own
+//! the sockets and know the bound addresses before serving starts.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Config, ServerConfig};
+use crate::feedback_api::{self, FeedbackConfigError};
+use crate::otlp::grpc::GrpcServer;
+use crate::otlp::{http as otlp_http, Ingest};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::telemetry::{Telemetry, TelemetryError};
+
+/// The health check path.
+pub(crate) const HEALTH_PATH: &str = "/healthz";
+
+/// Why the receiver could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A listen address could not be bound.
+    #[error("failed to bind {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pipeline could not start or flush.
+    #[error("pipeline failed")]
+    Pipeline(#[from] PipelineError),
+    /// The feedback API configuration is invalid.
+    #[error("invalid feedback configuration")]
+    Feedback(#[from] FeedbackConfigError),
+    /// Self-metrics could not be set up or flushed.
+    #[error("telemetry failed")]
+    Telemetry(#[from] TelemetryError),
+    /// The gRPC server failed.
+    #[error("otlp/grpc server failed")]
+    Grpc(#[source] tonic::transport::Error),
+    /// The HTTP server failed.
+    #[error("http server failed")]
+    Http(#[source] std::io::Error),
+    /// A server task panicked or was cancelled.
+    #[error("server task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// The two sockets the receiver serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// OTLP/gRPC.
+    pub grpc: TcpListener,
+    /// OTLP/HTTP, the feedback API and `/healthz`.
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses of the `[server]` section.
+    pub async fn bind(config: &ServerConfig) -> Result<Self, ServeError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        Ok(Self {
+            grpc: bind(config.grpc_addr).await?,
+            http: bind(config.http_addr).await?,
+        })
+    }
+}
+
+/// The closedloop receiver.
+///
+/// ```no_run
+/// use closedloop_receiver::{Config, Listeners, Receiver};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::default();
+/// let listeners = Listeners::bind(&config.server).await?;
+/// let shutdown = async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// };
+/// Receiver::builder(config).build().serve(listeners, shutdown).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Receiver {
+    config: Config,
+    pipeline: Option<Pipeline>,
+}
+
+/// Builds a [`Receiver`].
+#[derive(Debug)]
+pub struct ReceiverBuilder {
+    config: Config,
+    pipeline: Option<Pipeline>,
+}
+
+impl ReceiverBuilder {
+    /// Serves an already started pipeline instead of starting one from the configuration's
+    /// `[store]`, `[join]` and `[export]` sections. The receiver still shuts it down.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
+    }
+
+    /// The receiver.
+    pub fn build(self) -> Receiver {
+        Receiver {
+            config: self.config,
+            pipeline: self.pipeline,
+        }
+    }
+}
+
+impl Receiver {
+    /// A builder for a receiver with this configuration.
+    pub fn builder(config: Config) -> ReceiverBuilder {
+        ReceiverBuilder {
+            config,
+            pipeline: None,
+        }
+    }
+
+    /// Serves until `shutdown` resolves or a server fails.
+    ///
+    /// On shutdown both listeners stop accepting at once, requests in progress get
+    /// `server.shutdown_grace_secs` to finish, and then the pipeline is shut down, which
+    /// flushes pending writes and makes a last export attempt.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let server = &self.config.server;
+        let pipeline = match self.pipeline {
+            Some(pipeline) => pipeline,
+            None => Pipeline::start(self.config.pipeline()).await?,
+        };
+        let telemetry = match Telemetry::start(&self.config.telemetry, &pipeline) {
+            Ok(telemetry) => telemetry,
+            Err(error) => {
+                shutdown_pipeline(&pipeline).await;
+                return Err(error.into());
+            }
+        };
+        let ingest = Ingest::new(
+            pipeline.clone(),
+            server.max_in_flight_requests,
+            Duration::from_secs(server.busy_retry_after_secs),
+            telemetry.metrics(),
+        );
+        let feedback = match feedback_api::routes(pipeline.clone(), self.config.feedback.clone()) {
+            Ok(routes) => routes,
+            Err(error) => {
+                shutdown_pipeline(&pipeline).await;
+                return Err(error.into());
+            }
+        };
+        if self.config.feedback.token_secret.is_none() {
+            tracing::warn!("No feedback token secret configured; POST /v1/feedback is off.");
+        }
+        let router = Router::new()
+            .merge(otlp_http::routes(
+                ingest.clone(),
+                server.max_http_body_mib.saturating_mul(1024 * 1024),
+            ))
+            .merge(feedback)
+            .merge(health_routes(pipeline.clone()));
+
+        let grpc_addr = listeners.grpc.local_addr().ok();
+        let http_addr = listeners.http.local_addr().ok();
+        let (stop, stopped) = watch::channel(false);
+        let mut grpc = tokio::spawn(
+            GrpcServer::new(
+                ingest,
+                server.max_grpc_message_mib.saturating_mul(1024 * 1024),
+            )
+            .serve(listeners.grpc, wait_for_stop(stopped.clone())),
+        );
+        let mut http = tokio::spawn(
+            axum::serve(
+                listeners.http,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait_for_stop(stopped))
+            .into_future(),
+        );
+        tracing::info!(?grpc_addr, ?http_addr, "Receiver listening.");
+
+        // Run until asked to stop, or until a server ends on its own (which is an error).
+        let (mut grpc_finished, mut http_finished) = (false, false);
+        let mut early = Ok(());
+        tokio::select! {
+            () = shutdown => tracing::info!("Shutting down: draining requests in progress."),
+            result = &mut grpc => {
+                grpc_finished = true;
+                early = grpc_result(result);
+            }
+            result = &mut http => {
+                http_finished = true;
+                early = http_result(result);
+            }
+        }
+        let _ = stop.send(true);
+
+        let grace = Duration::from_secs(server.shutdown_grace_secs);
+        let drained = tokio::time::timeout(grace, async {
+            let grpc_done = if grpc_finished {
+                Ok(())
+            } else {
+                grpc_result((&mut grpc).await)
+            };
+            let http_done = if http_finished {
+                Ok(())
+            } else {
+                http_result((&mut http).await)
+            };
+            grpc_done.and(http_done)
+        })
+        .await;
+        let drained = match drained {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "Requests still running after the grace period; closing them."
+                );
+                grpc.abort();
+                http.abort();
+                Ok(())
+            }
+        };
+
+        let flushed = pipeline.shutdown().await;
+        let metrics_flushed = telemetry.shutdown();
+        tracing::info!("Receiver stopped.");
+        early.and(drained)?;
+        flushed?;
+        metrics_flushed?;
+        Ok(())
+    }
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+fn grpc_result(
+    result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    result.map_err(ServeError::Task)?.map_err(ServeError::Grpc)
+}
+
+fn http_result(
+    result: Result<Result<(), std::io::Error>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    result.map_err(ServeError::Task)?.map_err(ServeError::Http)
+}
+
+async fn shutdown_pipeline(pipeline: &Pipeline) {
+    if let Err(error) = pipeline.shutdown().await {
+        tracing::warn!(error = %error, "Pipeline shutdown failed.");
+    }
+}
+
+fn health_routes(pipeline: Pipeline) -> Router {
+    Router::new()
+        .route(HEALTH_PATH, get(health))
+        .with_state(pipeline)
+}
+
+/// `GET /healthz`: 200 with the pipeline's counters while the receiver is serving.
+async fn health(State(pipeline): State<Pipeline>) -> Json<serde_json::Value> {
+    let stats = pipeline.stats();
+    Json(serde_json::json!({
+        "status": "ok",
+        "spans": { "accepted": stats.spans_accepted, "rejected": stats.spans_rejected },
+        "feedback": { "recorded": stats.feedback_recorded },
+        "failure_records": stats.failure_records,
+        "export": { "sent": stats.export_sent, "pending": stats.export_pending },
+    }))
+}

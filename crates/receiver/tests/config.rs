@@ -1,0 +1,38 @@
+//! The shipped example configuration parses and documents the defaults.
+
+use closedloop_receiver::Config;
+
+const EXAMPLE: &str = include_str!("../../../closedloop.example.toml");
+
+#[test]
+fn example_config_parses() {
+    Config::from_toml(EXAMPLE).expect("closedloop.example.toml parses");
+}
+
+#[test]
+fn example_config_shows_the_defaults() {
+    // Every value the example sets is the default, so the file doubles as the reference.
+    assert_eq!(Config::from_toml(EXAMPLE).unwrap(), Config::default());
+}
+
+#[test]
+fn an_empty_file_gives_the_defaults() {
+    assert_eq!(Config::from_toml("").unwrap(), Config::default());
+}
+
+#[test]
+fn a_typo_is_an_error_that_names_the_key() {
+    let error = Config::from_toml("[server]\nhttp_adr = \"127.0.0.1:1\"\n").unwrap_err();
+    let chain = format!("{:?}", anyhow_chain(&error));
+    assert!(chain.contains("http_adr"), "{chain}");
+}
+
+fn anyhow_chain(error: &dyn std::error::Error) -> Vec<String> {
+    let mut chain = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(next) = source {
+        chain.push(next.to_string());
+        source = next.source();
+    }
+    chain
+}
