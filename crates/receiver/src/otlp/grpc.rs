@@ -47,9 +47,7 @@ impl GrpcServer {
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(self.max_message_bytes);
         tonic::transport::Server::builder()
-            .layer(tower::util::MapResponseLayer::new(
-                out_of_range_as_resource_exhausted,
-            ))
+            .layer(tower::util::MapResponseLayer::new(decode_errors_as_otlp))
             .add_service(service)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -59,23 +57,30 @@ impl GrpcServer {
     }
 }
 
-/// tonic refuses an uncompressed message over `max_decoding_message_size` with `OUT_OF_RANGE`
-/// (a compressed one with `RESOURCE_EXHAUSTED`); the OTLP specification asks for
-/// `RESOURCE_EXHAUSTED` in both cases. The trace service itself never answers `OUT_OF_RANGE`,
-/// so the rewrite cannot hide another error. Decode errors are trailers-only responses, whose
-/// status travels in the headers.
-fn out_of_range_as_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+/// Aligns the statuses tonic answers for requests it cannot decode with the OTLP specification.
+///
+/// - A message over `max_decoding_message_size` is refused with `OUT_OF_RANGE` when it arrives
+///   uncompressed (`RESOURCE_EXHAUSTED` when compressed); OTLP asks for `RESOURCE_EXHAUSTED`.
+/// - A body that is not valid protobuf, or a corrupt gzip stream, is refused with `INTERNAL`
+///   (gRPC's convention for parse errors); OTLP asks for `INVALID_ARGUMENT`, which tells the
+///   client the data is bad rather than the server.
+///
+/// The trace service itself never answers either code, so the rewrite cannot hide one of its
+/// errors. Decode errors are trailers-only responses, whose status travels in the headers.
+fn decode_errors_as_otlp<B>(mut response: http::Response<B>) -> http::Response<B> {
     const GRPC_STATUS: &str = "grpc-status";
-    let out_of_range = response
+    let rewrite = match response
         .headers()
         .get(GRPC_STATUS)
-        .is_some_and(|value| value.as_bytes() == b"11");
-    if out_of_range {
-        response.headers_mut().insert(
-            GRPC_STATUS,
-            HeaderValue::from(tonic::Code::ResourceExhausted as i32),
-        );
-    }
+        .map(HeaderValue::as_bytes)
+    {
+        Some(b"11") => tonic::Code::ResourceExhausted,
+        Some(b"13") => tonic::Code::InvalidArgument,
+        _ => return response,
+    };
+    response
+        .headers_mut()
+        .insert(GRPC_STATUS, HeaderValue::from(rewrite as i32));
     response
 }
 
@@ -122,14 +127,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn out_of_range_becomes_resource_exhausted() {
-        let response = tonic::Status::out_of_range("too large").into_http::<()>();
-        let response = out_of_range_as_resource_exhausted(response);
-        assert_eq!(response.headers()["grpc-status"], "8");
-
-        let response = tonic::Status::invalid_argument("bad").into_http::<()>();
-        let response = out_of_range_as_resource_exhausted(response);
-        assert_eq!(response.headers()["grpc-status"], "3");
+    fn decode_errors_get_otlp_codes() {
+        let code = |status: tonic::Status| {
+            let response = decode_errors_as_otlp(status.into_http::<()>());
+            response.headers()["grpc-status"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(code(tonic::Status::out_of_range("too large")), "8");
+        assert_eq!(code(tonic::Status::internal("bad protobuf")), "3");
+        assert_eq!(code(tonic::Status::unavailable("busy")), "14");
+        let ok = decode_errors_as_otlp(http::Response::new(()));
+        assert!(ok.headers().get("grpc-status").is_none());
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! A real receiver on `127.0.0.1:0` with its store in a temporary directory.
+
+// Each test crate compiles this module and uses a different part of it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use closedloop_receiver::{Config, Listeners, Receiver, ServeError};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The feedback token secret test receivers are configured with.
+pub const TOKEN_SECRET: &str = "test-feedback-token-secret";
+
+/// A receiver serving in the background; [`TestReceiver::stop`] shuts it down gracefully.
+pub struct TestReceiver {
+    /// The OTLP/gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// The HTTP address.
+    pub http_addr: SocketAddr,
+    /// The store file.
+    pub store_path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestReceiver {
+    /// Starts a receiver with the test defaults (temporary store, token secret, fast join),
+    /// after `configure` has adjusted them.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.store.path = dir.path().join("closedloop.db");
+        config.feedback.token_secret = Some(TOKEN_SECRET.to_owned());
+        config.server.shutdown_grace_secs = 5;
+        config.export.use_env = false;
+        configure(&mut config);
+        let listeners = Listeners {
+            grpc: TcpListener::bind("127.0.0.1:0").await.expect("bind grpc"),
+            http: TcpListener::bind("127.0.0.1:0").await.expect("bind http"),
+        };
+        let grpc_addr = listeners.grpc.local_addr().unwrap();
+        let http_addr = listeners.http.local_addr().unwrap();
+        let store_path = config.store.path.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(Receiver::builder(config).build().serve(listeners, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            grpc_addr,
+            http_addr,
+            store_path,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the HTTP listener.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    /// `http://127.0.0.1:PORT` of the gRPC listener.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// Shuts the receiver down and returns how `serve` ended.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("receiver task")
+    }
+}
