@@ -1,6 +1,37 @@
-//! Matching feedback to the response it judges.
+//! Matching feedback to the response it judges, and keeping failure records.
+//!
+//! Feedback finds its response span through its span link (from the feedback API: the trace
+//! and span ids it names), falling back to `gen_ai.response.id`. Negative feedback creates or
+//! updates THE failure record of its response (one per failing response, keyed by the judged
+//! span's ids); positive feedback is stored and creates nothing. See [`crate::rules`] for how
+//! a record's category, stage and severity are decided.
+//!
+//! Batches arrive out of order, so feedback may arrive before its response span. It then
+//! waits, bounded in time (`join.wait_secs`) and in count (`join.max_pending`): when the
+//! response span arrives in time, the record is written enriched with the response's
+//! template, chunks, model and data source; when the window passes (or the waiting room is
+//! full and it is the oldest), the record is written unenriched
+//! (`closedloop.failure.enriched` = false). Waiting feedback is stored (state "waiting") before
+//! the request that carried it is acknowledged, and reloaded after a restart.
+//!
+//! OpenInference and OpenLLMetry put chunk ids on the retriever span, not on the LLM span.
+//! The joiner remembers the retrieval steps of recent traces (`join.max_retrieval_traces`), and
+//! an LLM span without `closedloop.context.chunk_ids` takes the chunk ids of the last
+//! retrieval, rerank or filter step of its trace that ended before it started.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
 use serde::Deserialize;
+
+use crate::export::span::{failure_span, FailureSpan};
+use crate::records::{Feedback, Response, Retrieval, SpanRef, TraceId};
+use crate::rules::{self, Context};
+use crate::store::queries::{self, FailureRow, FeedbackState, Interner};
+use crate::store::writer::Effects;
+use crate::store::{FeedbackWrite, IngestBatch};
+use crate::vocab::TriageStatus;
 
 /// The `[join]` section: how long and how much feedback may wait for its response span.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -42,4 +73,386 @@ impl Default for JoinConfig {
             max_retrieval_traces: default_max_retrieval_traces(),
         }
     }
+}
+
+/// The most retrieval steps remembered per trace.
+const MAX_RETRIEVALS_PER_TRACE: usize = 16;
+
+/// The writer's view of the open transaction.
+pub(crate) struct Tx<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) interner: &'a mut Interner,
+    pub(crate) now_s: i64,
+    pub(crate) store_content: bool,
+    /// Whether failure records go to the outbox.
+    pub(crate) export: bool,
+    pub(crate) effects: &'a mut Effects,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    deadline: Instant,
+    span: Option<SpanRef>,
+    link: Option<SpanRef>,
+    response_id: Option<String>,
+}
+
+/// The join state kept by the writer thread: feedback waiting for its response, and recent
+/// retrieval steps.
+#[derive(Debug)]
+pub(crate) struct Joiner {
+    wait: Duration,
+    max_pending: usize,
+    /// Keyed by feedback row id, which grows with arrival: the first entry expires first.
+    waiting: BTreeMap<i64, Waiting>,
+    by_span: HashMap<SpanRef, Vec<i64>>,
+    by_response_id: HashMap<String, Vec<i64>>,
+    retrievals: HashMap<TraceId, Vec<Retrieval>>,
+    retrieval_order: VecDeque<TraceId>,
+    max_retrieval_traces: usize,
+}
+
+impl Joiner {
+    pub(crate) fn new(config: &JoinConfig) -> Self {
+        Self {
+            wait: Duration::from_secs(config.wait_secs),
+            max_pending: config.max_pending.max(1),
+            waiting: BTreeMap::new(),
+            by_span: HashMap::new(),
+            by_response_id: HashMap::new(),
+            retrievals: HashMap::new(),
+            retrieval_order: VecDeque::new(),
+            max_retrieval_traces: config.max_retrieval_traces,
+        }
+    }
+
+    /// Rebuilds the waiting room from the store (at startup, and after a failed commit). The
+    /// time already waited before a restart counts against the window.
+    pub(crate) fn reload(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.waiting.clear();
+        self.by_span.clear();
+        self.by_response_id.clear();
+        let now_s = crate::store::writer::unix_now_s();
+        let now = Instant::now();
+        for row in queries::waiting_feedback(conn)? {
+            let waited = Duration::from_secs(now_s.saturating_sub(row.received_s).max(0) as u64);
+            let deadline = now + self.wait.saturating_sub(waited);
+            self.add_waiting(
+                row.row,
+                Waiting {
+                    deadline,
+                    span: row.span,
+                    link: row.link,
+                    response_id: row.response_id,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// When the oldest waiting feedback must be recorded without its response.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.waiting.values().next().map(|waiting| waiting.deadline)
+    }
+
+    fn add_waiting(&mut self, row: i64, waiting: Waiting) {
+        if let Some(link) = waiting.link {
+            self.by_span.entry(link).or_default().push(row);
+        }
+        if let Some(response_id) = &waiting.response_id {
+            self.by_response_id
+                .entry(response_id.clone())
+                .or_default()
+                .push(row);
+        }
+        self.waiting.insert(row, waiting);
+    }
+
+    fn take_waiting(&mut self, row: i64) -> Option<Waiting> {
+        let waiting = self.waiting.remove(&row)?;
+        if let Some(link) = waiting.link {
+            remove_row(&mut self.by_span, &link, row);
+        }
+        if let Some(response_id) = &waiting.response_id {
+            remove_row(&mut self.by_response_id, response_id, row);
+        }
+        Some(waiting)
+    }
+
+    /// Indexes the spans of one request and resolves the feedback they were waited for by.
+    pub(crate) fn ingest(&mut self, w: &mut Tx<'_>, batch: IngestBatch) -> rusqlite::Result<()> {
+        for retrieval in batch.retrievals {
+            self.remember(retrieval);
+        }
+        for mut response in batch.responses {
+            let Some(span) = response.span else { continue };
+            if response.chunk_ids.is_none() {
+                self.carry_retrieval(&mut response);
+            }
+            queries::insert_response(
+                w.conn,
+                w.interner,
+                &response,
+                span,
+                w.now_s,
+                w.store_content,
+            )?;
+            if !self.waiting.is_empty() {
+                self.resolve(w, &response, span)?;
+            }
+        }
+        for feedback in batch.feedback {
+            self.feedback(w, feedback)?;
+        }
+        Ok(())
+    }
+
+    /// Joins the feedback that waited for `response`.
+    fn resolve(
+        &mut self,
+        w: &mut Tx<'_>,
+        response: &Response,
+        span: SpanRef,
+    ) -> rusqlite::Result<()> {
+        let mut rows = self.by_span.get(&span).cloned().unwrap_or_default();
+        if let Some(ids) = response
+            .response_id
+            .as_ref()
+            .and_then(|id| self.by_response_id.get(id))
+        {
+            rows.extend(ids.iter().copied());
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        for row in rows {
+            self.take_waiting(row);
+            queries::set_feedback_target(w.conn, row, span, FeedbackState::Joined)?;
+        }
+        update_failure(w, span, Some(response))
+    }
+
+    /// Stores one feedback item and, when it is negative, updates its failure record or lets
+    /// it wait for its response.
+    pub(crate) fn feedback(
+        &mut self,
+        w: &mut Tx<'_>,
+        feedback: Feedback,
+    ) -> rusqlite::Result<FeedbackWrite> {
+        let negative = rules::is_negative(feedback.signal, feedback.value, feedback.category);
+        let state = if negative {
+            FeedbackState::Waiting
+        } else {
+            FeedbackState::Stored
+        };
+        let Some(row) = queries::insert_feedback(w.conn, &feedback, w.now_s, state)? else {
+            return Ok(FeedbackWrite::Duplicate);
+        };
+        w.effects.feedback_recorded += 1;
+        if !negative {
+            return Ok(FeedbackWrite::Recorded);
+        }
+        let mut found = None;
+        if let Some(target) = feedback.target {
+            found = queries::response_by_span(w.conn, target)?;
+        }
+        if found.is_none() {
+            if let Some(response_id) = &feedback.response_id {
+                found = queries::response_by_response_id(w.conn, response_id)?;
+            }
+        }
+        if let Some(response) = found.filter(|response| response.span.is_some()) {
+            let span = response
+                .span
+                .unwrap_or_else(|| unreachable!("filtered above"));
+            queries::set_feedback_target(w.conn, row, span, FeedbackState::Joined)?;
+            update_failure(w, span, Some(&response))?;
+            return Ok(FeedbackWrite::Recorded);
+        }
+        self.add_waiting(
+            row,
+            Waiting {
+                deadline: Instant::now() + self.wait,
+                span: feedback.span,
+                link: feedback.target,
+                response_id: feedback.response_id,
+            },
+        );
+        while self.waiting.len() > self.max_pending {
+            let Some((&oldest, _)) = self.waiting.iter().next() else {
+                break;
+            };
+            self.give_up(w, oldest)?;
+        }
+        Ok(FeedbackWrite::Recorded)
+    }
+
+    /// Records, unenriched, the waiting feedback whose window has passed.
+    pub(crate) fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> rusqlite::Result<()> {
+        while let Some((&row, waiting)) = self.waiting.iter().next() {
+            if waiting.deadline > now {
+                break;
+            }
+            self.give_up(w, row)?;
+        }
+        Ok(())
+    }
+
+    fn give_up(&mut self, w: &mut Tx<'_>, row: i64) -> rusqlite::Result<()> {
+        let Some(waiting) = self.take_waiting(row) else {
+            return Ok(());
+        };
+        // The record belongs to the judged span when the feedback named it; feedback that only
+        // had a response id is recorded on the feedback span, which lives in the judged trace.
+        let Some(key) = waiting.link.or(waiting.span) else {
+            return queries::set_feedback_target(
+                w.conn,
+                row,
+                SpanRef {
+                    trace_id: [0; 16],
+                    span_id: [0; 8],
+                },
+                FeedbackState::Unjoined,
+            );
+        };
+        queries::set_feedback_target(w.conn, row, key, FeedbackState::Unjoined)?;
+        update_failure(w, key, None)
+    }
+
+    fn remember(&mut self, retrieval: Retrieval) {
+        if self.max_retrieval_traces == 0 {
+            return;
+        }
+        let trace_id = retrieval.trace_id;
+        let steps = match self.retrievals.get_mut(&trace_id) {
+            Some(steps) => steps,
+            None => {
+                while self.retrievals.len() >= self.max_retrieval_traces {
+                    match self.retrieval_order.pop_front() {
+                        Some(old) => {
+                            self.retrievals.remove(&old);
+                        }
+                        None => break,
+                    }
+                }
+                self.retrieval_order.push_back(trace_id);
+                self.retrievals.entry(trace_id).or_default()
+            }
+        };
+        if steps.len() >= MAX_RETRIEVALS_PER_TRACE {
+            steps.remove(0);
+        }
+        steps.push(retrieval);
+    }
+
+    /// Gives an LLM span without chunk ids those of the last retrieval step of its trace that
+    /// ended before it started (with its data source and index version when it has none).
+    fn carry_retrieval(&self, response: &mut Response) {
+        let Some(span) = response.span else { return };
+        let Some(steps) = self.retrievals.get(&span.trace_id) else {
+            return;
+        };
+        let start = response.start_unix_nano;
+        let best = steps
+            .iter()
+            .filter(|step| start == 0 || step.end_unix_nano <= start)
+            .max_by_key(|step| step.end_unix_nano);
+        if let Some(step) = best {
+            response.chunk_ids = Some(step.chunk_ids.clone());
+            if response.data_source.is_none() {
+                response.data_source.clone_from(&step.data_source);
+            }
+            if response.index_version.is_none() {
+                response.index_version.clone_from(&step.index_version);
+            }
+        }
+    }
+}
+
+fn remove_row<K: std::hash::Hash + Eq + ?Sized, Q>(
+    map: &mut HashMap<Q, Vec<i64>>,
+    key: &K,
+    row: i64,
+) where
+    Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
+{
+    if let Some(rows) = map.get_mut(key) {
+        rows.retain(|&other| other != row);
+        if rows.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// Writes the next revision of the failure record keyed by `key` from all of its negative
+/// feedback, and queues its span for export.
+fn update_failure(
+    w: &mut Tx<'_>,
+    key: SpanRef,
+    response: Option<&Response>,
+) -> rusqlite::Result<()> {
+    let negatives = queries::negatives(w.conn, key)?;
+    if negatives.is_empty() {
+        return Ok(());
+    }
+    let previous = queries::failure_state(w.conn, key)?;
+    let enriched = response.is_some() || previous.is_some_and(|state| state.enriched);
+    let context = match response {
+        None => Context::Unknown,
+        Some(response) => match &response.chunk_ids {
+            None => Context::NoChunkAttribute,
+            Some(chunks) if chunks.is_empty() => Context::Empty,
+            Some(_) => Context::Chunks,
+        },
+    };
+    let items: Vec<_> = negatives.iter().map(|row| row.item).collect();
+    let decision = rules::decide(&items, context);
+    let revision = previous.map_or(1, |state| state.revision + 1);
+    let signals = decision
+        .signals
+        .iter()
+        .map(|signal| signal.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    queries::upsert_failure(
+        w.conn,
+        &FailureRow {
+            key,
+            now_s: w.now_s,
+            category: decision.category.as_str(),
+            stage: decision.stage.as_str(),
+            severity: decision.severity.as_str(),
+            signals: &signals,
+            feedback_count: negatives.len() as i64,
+            revision,
+            enriched,
+            triage_status: TriageStatus::Open.as_str(),
+        },
+    )?;
+    if previous.is_none() {
+        w.effects.failure_records += 1;
+    }
+    if w.export {
+        let feedback_spans: Vec<SpanRef> = negatives.iter().filter_map(|row| row.span).collect();
+        let time_unix_nano = negatives
+            .iter()
+            .map(|row| row.time_ns as u64)
+            .max()
+            .unwrap_or_default();
+        let span = failure_span(&FailureSpan {
+            key,
+            revision,
+            decision: &decision,
+            feedback_count: negatives.len(),
+            enriched,
+            response,
+            feedback_spans: &feedback_spans,
+            time_unix_nano,
+        });
+        queries::insert_outbox(w.conn, w.now_s, &span)?;
+        w.effects.outbox_added += 1;
+    }
+    Ok(())
 }

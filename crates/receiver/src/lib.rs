@@ -31,13 +31,16 @@ mod feedback_api;
 mod join;
 mod otlp;
 mod pipeline;
+mod records;
+mod rules;
 mod serve;
+mod spans;
 mod store;
 mod telemetry;
 mod vocab;
 
 pub use config::{Config, ConfigError, FeedbackApiConfig, ServerConfig, TelemetryConfig};
-pub use export::{ExportCompression, ExportConfig, ExportProtocol};
+pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;
 pub use otlp::OtlpError;

@@ -1,14 +1,32 @@
 //! The core of the receiver: spans and feedback in, failure records stored and exported.
+//!
+//! [`Pipeline::start`] opens the store and starts three workers: the store's writer thread
+//! (group commit, and the join, which runs inside its transactions), the exporter task (the
+//! outbox drained to the OTLP backend) and the pruning task (retention). The network edge
+//! calls [`Pipeline::ingest`] and [`Pipeline::record_feedback`]; both return after the commit
+//! that made their data durable.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde::Deserialize;
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
 
-use crate::export::ExportConfig;
+use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
 use crate::join::JoinConfig;
-use crate::store::StoreConfig;
+use crate::records::{Feedback, SpanRef};
+use crate::rules;
+use crate::spans;
+use crate::store::{FeedbackWrite, Rejected, Store, StoreConfig, StoreError};
+
 pub use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
+
+/// How long an overloaded client is asked to wait before retrying.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The `[store]`, `[join]` and `[export]` sections of the receiver's configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -25,18 +43,137 @@ pub struct PipelineConfig {
     pub export: ExportConfig,
 }
 
+/// Counters shared by the pipeline's workers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) spans_accepted: AtomicU64,
+    pub(crate) spans_rejected: AtomicU64,
+    pub(crate) feedback_recorded: AtomicU64,
+    pub(crate) failure_records: AtomicU64,
+    pub(crate) export_sent: AtomicU64,
+    pub(crate) export_pending: AtomicUsize,
+}
+
+/// State shared by the pipeline's workers.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) counters: Counters,
+    /// Wakes the exporter when the writer adds outbox rows.
+    pub(crate) export_wake: Notify,
+    /// Whether an export endpoint is configured (otherwise the outbox is not filled).
+    pub(crate) export_enabled: bool,
+}
+
 /// The core pipeline. Cheap to clone; `Send + Sync`.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
-    _config: std::sync::Arc<PipelineConfig>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    stop: watch::Sender<Stop>,
+    exporter: Mutex<Option<JoinHandle<()>>>,
+    pruner: Mutex<Option<JoinHandle<()>>>,
+    shutdown_timeout: Duration,
+    shut_down: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: stop the tasks; the writer commits what is queued and
+        // exits once its queue closes. The outbox keeps whatever was not exported.
+        for task in [&self.exporter, &self.pruner] {
+            if let Some(task) = task.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+async fn wait<T>(receiver: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, IngestError> {
+    match receiver.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(IngestError::Store(error)),
+        Err(_) => Err(IngestError::Store(StoreError::WriterStopped)),
+    }
+}
+
+fn rejected(rejected: Rejected) -> IngestError {
+    match rejected {
+        Rejected::Full => IngestError::Overloaded {
+            retry_after: OVERLOADED_RETRY_AFTER,
+        },
+        Rejected::Stopped => IngestError::Store(StoreError::WriterStopped),
+    }
 }
 
 impl Pipeline {
     /// Opens (creates, migrates) the store and spawns the writer, joiner and exporter tasks on
     /// the current tokio runtime.
     pub async fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
+        let target = config
+            .export
+            .resolve(|name| std::env::var(name).ok())
+            .map_err(PipelineError::Export)?;
+        export::log_target(target.as_ref());
+        let shared = Arc::new(Shared {
+            export_enabled: target.is_some(),
+            ..Shared::default()
+        });
+        let store_config = config.store.clone();
+        let join_config = config.join.clone();
+        let store_shared = Arc::clone(&shared);
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open(&store_config, &join_config, store_shared)
+        })
+        .await
+        .map_err(|_| PipelineError::Store(StoreError::WriterStopped))?
+        .map_err(PipelineError::Store)?;
+        let store = Arc::new(store);
+        info!(
+            path = %config.store.path.display(),
+            pending_exports = shared.counters.export_pending.load(Ordering::Relaxed),
+            "Store opened."
+        );
+
+        let (stop, stop_receiver) = watch::channel(Stop::Run);
+        let exporter = match &target {
+            Some(target) => {
+                let exporter = Exporter::new(
+                    target,
+                    &config.export,
+                    config.store.path.clone(),
+                    Arc::clone(&store),
+                    Arc::clone(&shared),
+                    stop_receiver.clone(),
+                )
+                .map_err(PipelineError::Export)?;
+                Some(tokio::spawn(exporter.run()))
+            }
+            None => None,
+        };
+        let pruner = tokio::spawn(prune_loop(
+            Arc::clone(&store),
+            Duration::from_secs(config.store.prune_interval_secs.max(1)),
+            stop_receiver,
+        ));
         Ok(Pipeline {
-            _config: std::sync::Arc::new(config),
+            inner: Arc::new(Inner {
+                store,
+                shared,
+                stop,
+                exporter: Mutex::new(exporter),
+                pruner: Mutex::new(Some(pruner)),
+                shutdown_timeout: Duration::from_millis(config.export.shutdown_timeout_millis),
+                shut_down: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -47,8 +184,29 @@ impl Pipeline {
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<IngestOutcome, IngestError> {
-        let _ = request;
-        Ok(IngestOutcome::default())
+        let parsed = spans::parse(&request);
+        drop(request);
+        let outcome = IngestOutcome {
+            rejected_spans: parsed.rejected as i64,
+            error_message: parsed.error_message(),
+        };
+        let (accepted, rejected_count) = (parsed.accepted, parsed.rejected);
+        let batch = parsed.batch;
+        if !batch.is_empty() {
+            let receiver = self.inner.store.ingest(batch).map_err(rejected)?;
+            wait(receiver).await?;
+        }
+        let counters = &self.inner.shared.counters;
+        counters
+            .spans_accepted
+            .fetch_add(accepted, Ordering::Relaxed);
+        counters
+            .spans_rejected
+            .fetch_add(rejected_count, Ordering::Relaxed);
+        if rejected_count > 0 {
+            debug!(rejected = rejected_count, error = %outcome.error_message, "Spans rejected.");
+        }
+        Ok(outcome)
     }
 
     /// Records feedback from `POST /v1/feedback` (the edge has verified its token). Returns
@@ -57,20 +215,109 @@ impl Pipeline {
         &self,
         feedback: FeedbackInput,
     ) -> Result<FeedbackOutcome, IngestError> {
-        Ok(FeedbackOutcome::Recorded {
-            feedback_id: feedback.idempotency_id.unwrap_or_default(),
+        let feedback_id = feedback
+            .idempotency_id
+            .clone()
+            .unwrap_or_else(|| format!("fb_{}", hex::encode(rand::random::<[u8; 16]>())));
+        let record = Feedback {
+            feedback_id: feedback_id.clone(),
+            span: None,
+            target: SpanRef::new(feedback.trace_id, feedback.span_id),
+            response_id: feedback.response_id,
+            signal: feedback.signal,
+            kind: feedback
+                .kind
+                .unwrap_or_else(|| rules::default_kind(feedback.signal)),
+            value: feedback.value.filter(|value| value.is_finite()),
+            category: feedback.category,
+            source: feedback.source,
+            comment: feedback.comment,
+            session_id: feedback.session_id,
+            user_id: feedback.user_id,
+            time_unix_nano: spans::now_unix_nano(),
+        };
+        let receiver = self.inner.store.feedback(record).map_err(rejected)?;
+        Ok(match wait(receiver).await? {
+            FeedbackWrite::Recorded => FeedbackOutcome::Recorded { feedback_id },
+            FeedbackWrite::Duplicate => FeedbackOutcome::Duplicate { feedback_id },
         })
     }
 
     /// Counters for self-metrics and the health endpoint.
     pub fn stats(&self) -> PipelineStats {
-        PipelineStats::default()
+        let counters = &self.inner.shared.counters;
+        PipelineStats {
+            spans_accepted: counters.spans_accepted.load(Ordering::Relaxed),
+            spans_rejected: counters.spans_rejected.load(Ordering::Relaxed),
+            feedback_recorded: counters.feedback_recorded.load(Ordering::Relaxed),
+            failure_records: counters.failure_records.load(Ordering::Relaxed),
+            export_sent: counters.export_sent.load(Ordering::Relaxed),
+            export_pending: counters.export_pending.load(Ordering::Relaxed) as u64,
+        }
     }
 
     /// Flushes pending writes, makes a last export attempt (bounded by a timeout), stops the
-    /// tasks.
+    /// tasks. Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), PipelineError> {
+        let inner = &self.inner;
+        if inner.shut_down.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Everything queued before this point is committed once this empty command is.
+        if let Ok(receiver) = inner.store.outbox_sent(Vec::new()) {
+            if let Err(IngestError::Store(error)) = wait(receiver).await {
+                warn!(%error, "Last store flush failed.");
+            }
+        }
+        let _ = inner.stop.send(Stop::Drain);
+        if let Some(exporter) = take(&inner.exporter) {
+            let abort = exporter.abort_handle();
+            if tokio::time::timeout(inner.shutdown_timeout, exporter)
+                .await
+                .is_err()
+            {
+                abort.abort();
+                warn!(
+                    pending = inner.shared.counters.export_pending.load(Ordering::Relaxed),
+                    "Last export attempt timed out; the outbox keeps the rest for the next start."
+                );
+            }
+        }
+        if let Some(pruner) = take(&inner.pruner) {
+            pruner.abort();
+        }
+        let store = Arc::clone(&inner.store);
+        tokio::task::spawn_blocking(move || store.close_blocking())
+            .await
+            .map_err(|_| PipelineError::Store(StoreError::WriterStopped))?;
+        info!("Pipeline stopped.");
         Ok(())
+    }
+}
+
+/// Runs retention pruning every `interval`, first at startup.
+async fn prune_loop(store: Arc<Store>, interval: Duration, mut stop: watch::Receiver<Stop>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(receiver) = store.prune() else {
+            continue;
+        };
+        match wait(receiver).await {
+            Ok(report) if report != Default::default() => info!(
+                responses = report.responses,
+                feedback = report.feedback,
+                failures = report.failures,
+                outbox = report.outbox,
+                "Retention pruning deleted old rows."
+            ),
+            Ok(_) => {}
+            Err(error) => warn!(%error, "Retention pruning failed."),
+        }
     }
 }
 
@@ -97,7 +344,7 @@ pub enum IngestError {
     },
     /// The store failed (503 / UNAVAILABLE).
     #[error("store failed")]
-    Store(#[source] crate::store::StoreError),
+    Store(#[source] StoreError),
 }
 
 /// Why the pipeline could not start or stop cleanly.
@@ -106,7 +353,10 @@ pub enum IngestError {
 pub enum PipelineError {
     /// The store could not be opened, migrated or flushed.
     #[error("store failed")]
-    Store(#[source] crate::store::StoreError),
+    Store(#[source] StoreError),
+    /// The `[export]` settings (or `OTEL_EXPORTER_OTLP_*` variables) cannot be used.
+    #[error("invalid export configuration")]
+    Export(#[source] ExportConfigError),
 }
 
 /// One piece of feedback from the feedback API.

@@ -1,5 +1,303 @@
 //! The failure-record exporter: an outbox table drained to an OTLP backend.
+//!
+//! Each revision of a failure record is encoded as a span (see [`span`]) and written to the
+//! `outbox` table in the same transaction as the record, so a record and its export cannot
+//! diverge. The exporter task reads the oldest rows, sends them in one OTLP request (gRPC
+//! with tonic, or HTTP/protobuf with reqwest; gzip by default) and deletes them only after a
+//! 2xx / gRPC OK. Delivery is therefore at least once:
+//!
+//! - a backend that is down loses nothing: rows stay in the outbox, and the exporter retries
+//!   with exponential backoff (full jitter, capped by `export.max_backoff_secs`), honouring
+//!   HTTP `Retry-After` and gRPC `RetryInfo`;
+//! - a restart resumes from the outbox;
+//! - a crash between a backend's OK and the deletion's commit sends that batch again after the
+//!   restart, so duplicates are possible and bounded by one in-flight batch
+//!   (`export.max_batch_spans`). A revision's span id is derived from the record and revision,
+//!   so the duplicate is the same span, which backends can recognise.
+//!
+//! The writer wakes the exporter through a `Notify` when it adds rows; there is no polling.
+//! Data the backend rejects as malformed (HTTP 400/413/415/422, gRPC INVALID_ARGUMENT,
+//! RESOURCE_EXHAUSTED without RetryInfo) is isolated by retrying its spans one at a time, and
+//! a single span still rejected is dropped with an error log: retrying it cannot succeed.
+//! With no endpoint configured, records are stored and the outbox is not filled.
 
+mod client;
 mod config;
+pub(crate) mod span;
 
-pub use config::{ExportCompression, ExportConfig, ExportProtocol};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use prost::Message;
+use rand::Rng;
+use rusqlite::Connection;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+pub(crate) use config::Resolved;
+pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
+
+use crate::pipeline::Shared;
+use crate::store::{queries, OutboxRow, Store};
+use client::Client;
+
+/// The `service.name` of the exported failure-record spans.
+pub(crate) const SERVICE_NAME: &str = "closedloop";
+/// The instrumentation scope of the exported failure-record spans.
+pub(crate) const SCOPE_NAME: &str = "closedloop-receiver";
+
+/// The resource and scope around exported spans.
+fn envelope(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    let resource = opentelemetry_sdk::Resource::builder_empty()
+        .with_service_name(SERVICE_NAME)
+        .build();
+    let attributes = ResourceAttributesWithSchema::from(&resource);
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: attributes.attributes.0,
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: SCOPE_NAME.to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// What makes the exporter stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Keep running.
+    Run,
+    /// Make one last pass over the outbox, then stop.
+    Drain,
+}
+
+/// The exporter task.
+pub(crate) struct Exporter {
+    client: Client,
+    reader: Option<Connection>,
+    path: std::path::PathBuf,
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    stop: watch::Receiver<Stop>,
+    /// Set after a bad-data rejection: send one span at a time to find the bad one.
+    isolate: bool,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("client", &self.client)
+            .field("path", &self.path)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one pass.
+enum Pass {
+    /// The outbox is empty.
+    Idle,
+    /// Rows were delivered (or dropped); look again at once.
+    Progress,
+    /// The backend failed; wait this long.
+    Backoff(Duration),
+}
+
+impl Exporter {
+    pub(crate) fn new(
+        target: &Resolved,
+        config: &ExportConfig,
+        path: std::path::PathBuf,
+        store: Arc<Store>,
+        shared: Arc<Shared>,
+        stop: watch::Receiver<Stop>,
+    ) -> Result<Exporter, ExportConfigError> {
+        Ok(Exporter {
+            client: Client::new(target)?,
+            reader: None,
+            path,
+            store,
+            shared,
+            max_batch: config.max_batch_spans.max(1),
+            initial_backoff: Duration::from_millis(config.initial_backoff_millis.max(1)),
+            max_backoff: Duration::from_secs(config.max_backoff_secs.max(1)),
+            stop,
+            isolate: false,
+        })
+    }
+
+    /// Runs until told to drain, then makes one last pass.
+    pub(crate) async fn run(mut self) {
+        let mut failures: u32 = 0;
+        loop {
+            if *self.stop.borrow() == Stop::Drain {
+                break;
+            }
+            match self.pass().await {
+                Pass::Progress => failures = 0,
+                Pass::Idle => {
+                    failures = 0;
+                    let wake = Arc::clone(&self.shared);
+                    tokio::select! {
+                        () = wake.export_wake.notified() => {}
+                        _ = self.stop.changed() => {}
+                    }
+                }
+                Pass::Backoff(server_hint) => {
+                    failures = failures.saturating_add(1);
+                    let delay = self
+                        .backoff(failures)
+                        .max(server_hint.min(self.max_backoff));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = self.stop.changed() => {}
+                    }
+                }
+            }
+        }
+        // Shutdown: deliver what the backend takes now; the rest stays for the next start.
+        while let Pass::Progress = self.pass().await {}
+        debug!("Exporter stopped.");
+    }
+
+    /// Exponential backoff with full jitter: uniform in [initial, min(max, initial·2ⁿ)].
+    fn backoff(&self, failures: u32) -> Duration {
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1u32 << failures.min(20))
+            .min(self.max_backoff);
+        let low = self.initial_backoff.min(ceiling);
+        let jittered = rand::rng().random_range(low.as_micros()..=ceiling.as_micros());
+        Duration::from_micros(jittered as u64)
+    }
+
+    async fn read(&mut self, limit: usize) -> Result<Vec<OutboxRow>, String> {
+        let reader = self.reader.take();
+        let path = self.path.clone();
+        // The connection moves to the blocking thread and back, so it is never shared.
+        let joined = tokio::task::spawn_blocking(move || {
+            let reader = match reader {
+                Some(reader) => reader,
+                None => match Store::reader(&path) {
+                    Ok(reader) => reader,
+                    Err(error) => return (None, Err(error.to_string())),
+                },
+            };
+            let rows = queries::read_outbox(&reader, 0, limit).map_err(|error| error.to_string());
+            (Some(reader), rows)
+        })
+        .await;
+        match joined {
+            Ok((reader, rows)) => {
+                self.reader = reader;
+                rows
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Deletes delivered rows through the writer. Borrows nothing from `self` across the
+    /// await: the exporter owns a (non-`Sync`) SQLite connection.
+    fn delete(&self, ids: Vec<i64>) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let queued = self.store.outbox_sent(ids);
+        async move {
+            let Ok(receiver) = queued else {
+                return false;
+            };
+            matches!(receiver.await, Ok(Ok(())))
+        }
+    }
+
+    async fn pass(&mut self) -> Pass {
+        let limit = if self.isolate { 1 } else { self.max_batch };
+        let rows = match self.read(limit).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                error!(%error, "Cannot read the export outbox.");
+                return Pass::Backoff(Duration::ZERO);
+            }
+        };
+        if rows.is_empty() {
+            self.isolate = false;
+            return Pass::Idle;
+        }
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        // Rows this receiver wrote always decode; one that does not is skipped and deleted.
+        let spans: Vec<Span> = rows
+            .iter()
+            .filter_map(|row| Span::decode(row.span.as_slice()).ok())
+            .collect();
+        let count = spans.len();
+        match self.client.send(envelope(spans)).await {
+            Ok(accepted) => {
+                if accepted.rejected_spans > 0 {
+                    warn!(
+                        rejected_spans = accepted.rejected_spans,
+                        error_message = %accepted.error_message,
+                        "Backend rejected part of a failure-record export."
+                    );
+                }
+                if !self.delete(ids).await {
+                    return Pass::Backoff(Duration::ZERO);
+                }
+                self.shared
+                    .counters
+                    .export_sent
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                debug!(spans = count, "Failure records exported.");
+                Pass::Progress
+            }
+            Err(error) if error.retryable => {
+                warn!(spans = count, error = %error.message, "Failure-record export failed; will retry.");
+                Pass::Backoff(error.retry_after.unwrap_or_default())
+            }
+            Err(error) => {
+                if rows.len() > 1 {
+                    warn!(spans = count, error = %error.message, "Backend rejected a failure-record batch; retrying its spans one by one.");
+                    self.isolate = true;
+                    return Pass::Progress;
+                }
+                error!(spans = count, error = %error.message, "Backend rejected a failure-record span as malformed; dropping it.");
+                if !self.delete(ids).await {
+                    return Pass::Backoff(Duration::ZERO);
+                }
+                self.isolate = false;
+                Pass::Progress
+            }
+        }
+    }
+}
+
+/// Logs, once at startup, where failure records go.
+pub(crate) fn log_target(target: Option<&Resolved>) {
+    match target {
+        Some(target) => info!(
+            endpoint = %target.endpoint,
+            protocol = ?target.protocol,
+            gzip = target.gzip,
+            "Failure records will be exported over OTLP."
+        ),
+        None => info!(
+            "No export endpoint configured (export.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): failure records are stored but not exported."
+        ),
+    }
+}

@@ -1,0 +1,187 @@
+//! The failure-record span: one per record revision, in the judged response's trace.
+
+use closedloop_semconv::attribute as attr;
+use closedloop_semconv::span::failure_record_name;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::span::{Link, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::records::{Response, SpanRef};
+use crate::rules::Decision;
+use crate::vocab::{LinkType, TriageStatus};
+
+/// One revision of a failure record, as the exporter needs it.
+#[derive(Debug)]
+pub(crate) struct FailureSpan<'a> {
+    /// The judged response span: the record's key and the failure span's parent.
+    pub(crate) key: SpanRef,
+    pub(crate) revision: i64,
+    pub(crate) decision: &'a Decision,
+    pub(crate) feedback_count: usize,
+    pub(crate) enriched: bool,
+    /// The judged response, when it was seen.
+    pub(crate) response: Option<&'a Response>,
+    /// The feedback spans that contributed (feedback from the API has none).
+    pub(crate) feedback_spans: &'a [SpanRef],
+    /// When the latest feedback was given.
+    pub(crate) time_unix_nano: u64,
+}
+
+/// The record's stable id: one per failing response.
+pub(crate) fn failure_id(key: SpanRef) -> String {
+    format!(
+        "fr_{}_{}",
+        hex::encode(key.trace_id),
+        hex::encode(key.span_id)
+    )
+}
+
+/// The span id of a revision: derived from the record and revision, so the same revision
+/// exported twice (after a crash) is the same span and backends can deduplicate it.
+fn revision_span_id(key: SpanRef, revision: i64) -> [u8; 8] {
+    let digest = Sha256::new()
+        .chain_update(key.trace_id)
+        .chain_update(key.span_id)
+        .chain_update(revision.to_be_bytes())
+        .finalize();
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    if id == [0; 8] {
+        id[7] = 1;
+    }
+    id
+}
+
+fn string(key: &str, value: impl Into<String>) -> KeyValue {
+    value_kv(key, any_value::Value::StringValue(value.into()))
+}
+
+fn value_kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn strings<'s>(key: &str, values: impl IntoIterator<Item = &'s str>) -> KeyValue {
+    value_kv(
+        key,
+        any_value::Value::ArrayValue(ArrayValue {
+            values: values
+                .into_iter()
+                .map(|value| AnyValue {
+                    value: Some(any_value::Value::StringValue(value.to_owned())),
+                })
+                .collect(),
+        }),
+    )
+}
+
+fn link(span: SpanRef, link_type: LinkType) -> Link {
+    Link {
+        trace_id: span.trace_id.to_vec(),
+        span_id: span.span_id.to_vec(),
+        attributes: vec![string(attr::CLOSEDLOOP_LINK_TYPE, link_type.as_str())],
+        ..Default::default()
+    }
+}
+
+/// Builds the span of one failure-record revision, encoded as protobuf for the outbox.
+pub(crate) fn failure_span(record: &FailureSpan<'_>) -> Vec<u8> {
+    build(record).encode_to_vec()
+}
+
+pub(crate) fn build(record: &FailureSpan<'_>) -> Span {
+    let decision = record.decision;
+    let mut attributes = vec![
+        string(attr::CLOSEDLOOP_FAILURE_ID, failure_id(record.key)),
+        string(
+            attr::CLOSEDLOOP_FAILURE_CATEGORY,
+            decision.category.as_str(),
+        ),
+        string(attr::CLOSEDLOOP_FAILURE_STAGE, decision.stage.as_str()),
+        string(
+            attr::CLOSEDLOOP_FAILURE_SEVERITY,
+            decision.severity.as_str(),
+        ),
+        strings(
+            attr::CLOSEDLOOP_FAILURE_SIGNALS,
+            decision.signals.iter().map(|signal| signal.as_str()),
+        ),
+        value_kv(
+            attr::CLOSEDLOOP_FAILURE_FEEDBACK_COUNT,
+            any_value::Value::IntValue(record.feedback_count as i64),
+        ),
+        value_kv(
+            attr::CLOSEDLOOP_FAILURE_REVISION,
+            any_value::Value::IntValue(record.revision),
+        ),
+        value_kv(
+            attr::CLOSEDLOOP_FAILURE_ENRICHED,
+            any_value::Value::BoolValue(record.enriched),
+        ),
+        string(
+            attr::CLOSEDLOOP_FAILURE_RESPONSE_SPAN_ID,
+            hex::encode(record.key.span_id),
+        ),
+        string(attr::CLOSEDLOOP_TRIAGE_STATUS, TriageStatus::Open.as_str()),
+    ];
+    if let Some(response) = record.response {
+        let optional = [
+            (attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID, &response.template.id),
+            (
+                attr::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION,
+                &response.template.version,
+            ),
+            (
+                attr::CLOSEDLOOP_PROMPT_TEMPLATE_HASH,
+                &response.template.hash,
+            ),
+            (attr::GEN_AI_REQUEST_MODEL, &response.model),
+            (attr::GEN_AI_PROVIDER_NAME, &response.provider),
+            (attr::GEN_AI_RESPONSE_ID, &response.response_id),
+            (attr::GEN_AI_DATA_SOURCE_ID, &response.data_source),
+            (
+                attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION,
+                &response.index_version,
+            ),
+            (attr::SESSION_ID, &response.session_id),
+            (attr::USER_ID, &response.user_id),
+            (attr::CLOSEDLOOP_QUERY_FINGERPRINT, &response.fingerprint),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                attributes.push(string(key, value.as_str()));
+            }
+        }
+        if let Some(chunks) = &response.chunk_ids {
+            attributes.push(strings(
+                attr::CLOSEDLOOP_CONTEXT_CHUNK_IDS,
+                chunks.iter().map(String::as_str),
+            ));
+        }
+    }
+    let mut links = Vec::with_capacity(1 + record.feedback_spans.len());
+    links.push(link(record.key, LinkType::JudgedResponse));
+    links.extend(
+        record
+            .feedback_spans
+            .iter()
+            .map(|&span| link(span, LinkType::Feedback)),
+    );
+    Span {
+        trace_id: record.key.trace_id.to_vec(),
+        span_id: revision_span_id(record.key, record.revision).to_vec(),
+        parent_span_id: record.key.span_id.to_vec(),
+        name: failure_record_name(decision.category.as_str()),
+        kind: SpanKind::Internal as i32,
+        start_time_unix_nano: record.time_unix_nano,
+        end_time_unix_nano: record.time_unix_nano,
+        attributes,
+        links,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,546 @@
+//! The statements of the store, as typed functions. All statements are cached prepared
+//! statements (`prepare_cached`), so a group commit of many rows compiles each once.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::codec::{decode_strings, encode_strings};
+use crate::records::{Feedback, Response, SpanRef, Template};
+use crate::rules::NegativeItem;
+use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal};
+
+/// The state of a feedback row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FeedbackState {
+    /// Negative, waiting for its response span.
+    Waiting = 0,
+    /// Negative, joined to its response span.
+    Joined = 1,
+    /// Negative, recorded without its response span (the join window passed).
+    Unjoined = 2,
+    /// Not negative: stored only.
+    Stored = 3,
+}
+
+/// Interns low-cardinality strings (template ids and versions, models, data sources, index
+/// versions, parameter sets) into the `strings` table, caching ids in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    cache: HashMap<String, i64>,
+}
+
+/// The most strings the interner caches; the cache is cleared when it grows past this.
+const INTERNER_CACHE: usize = 65_536;
+
+impl Interner {
+    /// Forgets cached ids (after a rollback, they may name rows that no longer exist).
+    pub(crate) fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    fn id(&mut self, conn: &Connection, value: Option<&str>) -> rusqlite::Result<Option<i64>> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        if let Some(&id) = self.cache.get(value) {
+            return Ok(Some(id));
+        }
+        let found: Option<i64> = conn
+            .prepare_cached("SELECT id FROM strings WHERE value = ?1")?
+            .query_row([value], |row| row.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                conn.prepare_cached("INSERT INTO strings (value) VALUES (?1)")?
+                    .execute([value])?;
+                conn.last_insert_rowid()
+            }
+        };
+        if self.cache.len() >= INTERNER_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(value.to_owned(), id);
+        Ok(Some(id))
+    }
+}
+
+/// Indexes one response span; `false` when it was indexed before (an OTLP retry).
+pub(crate) fn insert_response(
+    conn: &Connection,
+    interner: &mut Interner,
+    response: &Response,
+    span: SpanRef,
+    received_s: i64,
+    store_content: bool,
+) -> rusqlite::Result<bool> {
+    let template_hash = interner.id(conn, response.template.hash.as_deref())?;
+    let values = (
+        interner.id(conn, response.template.id.as_deref())?,
+        interner.id(conn, response.template.version.as_deref())?,
+        interner.id(conn, response.model.as_deref())?,
+        interner.id(conn, response.provider.as_deref())?,
+        interner.id(conn, response.parameters.as_deref())?,
+        interner.id(conn, response.data_source.as_deref())?,
+        interner.id(conn, response.index_version.as_deref())?,
+    );
+    let duration_us = response
+        .end_unix_nano
+        .saturating_sub(response.start_unix_nano)
+        / 1_000;
+    let inserted =
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO responses (trace_id, span_id, received_s, start_ns,
+                duration_us, response_id, template_id, template_version, template_hash,
+                chunk_ids, model, provider, parameters, data_source, index_version, session_id,
+                user_id, fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18)",
+        )?
+        .execute(params![
+            &span.trace_id[..],
+            &span.span_id[..],
+            received_s,
+            response.start_unix_nano as i64,
+            duration_us as i64,
+            response.response_id,
+            values.0,
+            values.1,
+            template_hash,
+            response.chunk_ids.as_deref().map(encode_strings),
+            values.2,
+            values.3,
+            values.4,
+            values.5,
+            values.6,
+            response.session_id,
+            response.user_id,
+            response.fingerprint,
+        ])? == 1;
+    if !inserted {
+        return Ok(false);
+    }
+    let row = conn.last_insert_rowid();
+    if let (Some(hash), Some(text)) = (template_hash, &response.template.text) {
+        conn.prepare_cached("INSERT OR IGNORE INTO templates (hash, text) VALUES (?1, ?2)")?
+            .execute(params![hash, text])?;
+    }
+    if store_content && !response.content.is_empty() {
+        conn.prepare_cached(
+            "INSERT INTO response_content (response, input, output, query)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            row,
+            response.content.input,
+            response.content.output,
+            response.content.query
+        ])?;
+    }
+    Ok(true)
+}
+
+const RESPONSE_COLUMNS: &str = "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us,
+        r.response_id, ti.value, tv.value, th.value, r.chunk_ids, m.value, p.value, pa.value,
+        ds.value, iv.value, r.session_id, r.user_id, r.fingerprint
+    FROM responses r
+    LEFT JOIN strings ti ON ti.id = r.template_id
+    LEFT JOIN strings tv ON tv.id = r.template_version
+    LEFT JOIN strings th ON th.id = r.template_hash
+    LEFT JOIN strings m ON m.id = r.model
+    LEFT JOIN strings p ON p.id = r.provider
+    LEFT JOIN strings pa ON pa.id = r.parameters
+    LEFT JOIN strings ds ON ds.id = r.data_source
+    LEFT JOIN strings iv ON iv.id = r.index_version";
+
+fn span_ref(trace_id: Option<Vec<u8>>, span_id: Option<Vec<u8>>) -> Option<SpanRef> {
+    SpanRef::from_bytes(&trace_id?, &span_id?)
+}
+
+fn response_from_row(row: &Row<'_>) -> rusqlite::Result<Response> {
+    let start: i64 = row.get(2)?;
+    let duration_us: i64 = row.get(3)?;
+    Ok(Response {
+        span: span_ref(row.get(0)?, row.get(1)?),
+        start_unix_nano: start as u64,
+        end_unix_nano: (start as u64).saturating_add((duration_us as u64).saturating_mul(1_000)),
+        response_id: row.get(4)?,
+        template: Template {
+            id: row.get(5)?,
+            version: row.get(6)?,
+            hash: row.get(7)?,
+            text: None,
+        },
+        chunk_ids: row
+            .get::<_, Option<Vec<u8>>>(8)?
+            .map(|bytes| decode_strings(&bytes)),
+        model: row.get(9)?,
+        provider: row.get(10)?,
+        parameters: row.get(11)?,
+        data_source: row.get(12)?,
+        index_version: row.get(13)?,
+        session_id: row.get(14)?,
+        user_id: row.get(15)?,
+        fingerprint: row.get(16)?,
+        content: Default::default(),
+    })
+}
+
+/// The indexed response span with these ids.
+pub(crate) fn response_by_span(
+    conn: &Connection,
+    span: SpanRef,
+) -> rusqlite::Result<Option<Response>> {
+    conn.prepare_cached(&format!(
+        "{RESPONSE_COLUMNS} WHERE r.trace_id = ?1 AND r.span_id = ?2"
+    ))?
+    .query_row(
+        params![&span.trace_id[..], &span.span_id[..]],
+        response_from_row,
+    )
+    .optional()
+}
+
+/// The latest indexed response span with this `gen_ai.response.id`.
+pub(crate) fn response_by_response_id(
+    conn: &Connection,
+    response_id: &str,
+) -> rusqlite::Result<Option<Response>> {
+    conn.prepare_cached(&format!(
+        "{RESPONSE_COLUMNS} WHERE r.response_id = ?1 ORDER BY r.id DESC LIMIT 1"
+    ))?
+    .query_row([response_id], response_from_row)
+    .optional()
+}
+
+/// Stores a feedback item; `None` when its idempotency id was seen before.
+pub(crate) fn insert_feedback(
+    conn: &Connection,
+    feedback: &Feedback,
+    received_s: i64,
+    state: FeedbackState,
+) -> rusqlite::Result<Option<i64>> {
+    let inserted =
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO feedback (feedback_id, received_s, time_ns, span_trace_id,
+                span_span_id, link_trace_id, link_span_id, response_id, state, signal, kind,
+                value, category, source, comment, session_id, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+            feedback.feedback_id,
+            received_s,
+            feedback.time_unix_nano as i64,
+            feedback.span.map(|span| span.trace_id.to_vec()),
+            feedback.span.map(|span| span.span_id.to_vec()),
+            feedback.target.map(|span| span.trace_id.to_vec()),
+            feedback.target.map(|span| span.span_id.to_vec()),
+            feedback.response_id,
+            state as i64,
+            feedback.signal.as_str(),
+            feedback.kind.as_str(),
+            feedback.value,
+            feedback.category.map(|category| category.as_str()),
+            feedback.source.as_str(),
+            feedback.comment,
+            feedback.session_id,
+            feedback.user_id,
+        ])? == 1;
+    Ok(inserted.then(|| conn.last_insert_rowid()))
+}
+
+/// Attaches a feedback row to the failure record it belongs to.
+pub(crate) fn set_feedback_target(
+    conn: &Connection,
+    row: i64,
+    target: SpanRef,
+    state: FeedbackState,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE feedback SET target_trace_id = ?2, target_span_id = ?3, state = ?4 WHERE id = ?1",
+    )?
+    .execute(params![
+        row,
+        &target.trace_id[..],
+        &target.span_id[..],
+        state as i64
+    ])?;
+    Ok(())
+}
+
+/// A feedback row waiting for its response span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WaitingRow {
+    pub(crate) row: i64,
+    pub(crate) received_s: i64,
+    pub(crate) span: Option<SpanRef>,
+    pub(crate) link: Option<SpanRef>,
+    pub(crate) response_id: Option<String>,
+}
+
+/// Every feedback row still waiting, oldest first (to rebuild the joiner after a restart).
+pub(crate) fn waiting_feedback(conn: &Connection) -> rusqlite::Result<Vec<WaitingRow>> {
+    conn.prepare_cached(
+        "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+            response_id
+         FROM feedback WHERE state = 0 ORDER BY id",
+    )?
+    .query_map([], |row| {
+        Ok(WaitingRow {
+            row: row.get(0)?,
+            received_s: row.get(1)?,
+            span: span_ref(row.get(2)?, row.get(3)?),
+            link: span_ref(row.get(4)?, row.get(5)?),
+            response_id: row.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// One negative feedback item of a failure record.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NegativeRow {
+    pub(crate) item: NegativeItem,
+    /// The feedback span, when the feedback came as one.
+    pub(crate) span: Option<SpanRef>,
+    pub(crate) time_ns: i64,
+}
+
+/// The negative feedback of the failure record keyed by `key`, oldest first.
+pub(crate) fn negatives(conn: &Connection, key: SpanRef) -> rusqlite::Result<Vec<NegativeRow>> {
+    conn.prepare_cached(
+        "SELECT signal, kind, category, span_trace_id, span_span_id, time_ns FROM feedback
+         WHERE target_trace_id = ?1 AND target_span_id = ?2 AND state IN (1, 2)
+         ORDER BY id",
+    )?
+    .query_map(params![&key.trace_id[..], &key.span_id[..]], |row| {
+        let signal: String = row.get(0)?;
+        let kind: String = row.get(1)?;
+        let category: Option<String> = row.get(2)?;
+        Ok((
+            signal.parse::<FeedbackSignal>().ok(),
+            kind.parse::<FeedbackKind>()
+                .unwrap_or(FeedbackKind::Explicit),
+            category.and_then(|category| category.parse::<FailureCategory>().ok()),
+            span_ref(row.get(3)?, row.get(4)?),
+            row.get::<_, i64>(5)?,
+        ))
+    })?
+    .filter_map(|row| match row {
+        // A signal this receiver does not know (written by a newer one) is skipped.
+        Ok((Some(signal), kind, category, span, time_ns)) => Some(Ok(NegativeRow {
+            item: NegativeItem {
+                signal,
+                kind,
+                category,
+            },
+            span,
+            time_ns,
+        })),
+        Ok((None, ..)) => None,
+        Err(error) => Some(Err(error)),
+    })
+    .collect()
+}
+
+/// The stored state of a failure record that matters for its next revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FailureState {
+    pub(crate) revision: i64,
+    pub(crate) enriched: bool,
+}
+
+pub(crate) fn failure_state(
+    conn: &Connection,
+    key: SpanRef,
+) -> rusqlite::Result<Option<FailureState>> {
+    conn.prepare_cached(
+        "SELECT revision, enriched FROM failures WHERE trace_id = ?1 AND span_id = ?2",
+    )?
+    .query_row(params![&key.trace_id[..], &key.span_id[..]], |row| {
+        Ok(FailureState {
+            revision: row.get(0)?,
+            enriched: row.get(1)?,
+        })
+    })
+    .optional()
+}
+
+/// The stored fields of one failure record revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FailureRow<'a> {
+    pub(crate) key: SpanRef,
+    pub(crate) now_s: i64,
+    pub(crate) category: &'a str,
+    pub(crate) stage: &'a str,
+    pub(crate) severity: &'a str,
+    pub(crate) signals: &'a str,
+    pub(crate) feedback_count: i64,
+    pub(crate) revision: i64,
+    pub(crate) enriched: bool,
+    pub(crate) triage_status: &'a str,
+}
+
+pub(crate) fn upsert_failure(conn: &Connection, row: &FailureRow<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO failures (trace_id, span_id, created_s, updated_s, category, stage,
+            severity, signals, feedback_count, revision, enriched, triage_status)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (trace_id, span_id) DO UPDATE SET updated_s = excluded.updated_s,
+            category = excluded.category, stage = excluded.stage,
+            severity = excluded.severity, signals = excluded.signals,
+            feedback_count = excluded.feedback_count, revision = excluded.revision,
+            enriched = excluded.enriched",
+    )?
+    .execute(params![
+        &row.key.trace_id[..],
+        &row.key.span_id[..],
+        row.now_s,
+        row.category,
+        row.stage,
+        row.severity,
+        row.signals,
+        row.feedback_count,
+        row.revision,
+        row.enriched,
+        row.triage_status,
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn insert_outbox(conn: &Connection, now_s: i64, span: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO outbox (created_s, span) VALUES (?1, ?2)")?
+        .execute(params![now_s, span])?;
+    Ok(())
+}
+
+/// Deletes delivered rows; returns how many existed.
+pub(crate) fn delete_outbox(conn: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
+    let mut statement = conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+    let mut deleted = 0;
+    for id in ids {
+        deleted += statement.execute([id])?;
+    }
+    Ok(deleted)
+}
+
+pub(crate) fn outbox_len(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row("SELECT count(*) FROM outbox", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map(|count| count as usize)
+}
+
+/// An encoded failure-record span waiting for delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutboxRow {
+    pub(crate) id: i64,
+    pub(crate) span: Vec<u8>,
+}
+
+/// The oldest outbox rows after `after_id`.
+pub(crate) fn read_outbox(
+    conn: &Connection,
+    after_id: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<OutboxRow>> {
+    conn.prepare_cached("SELECT id, span FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")?
+        .query_map(params![after_id, limit as i64], |row| {
+            Ok(OutboxRow {
+                id: row.get(0)?,
+                span: row.get(1)?,
+            })
+        })?
+        .collect()
+}
+
+/// What one pruning pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PruneReport {
+    pub(crate) responses: usize,
+    pub(crate) feedback: usize,
+    pub(crate) failures: usize,
+    pub(crate) outbox: usize,
+}
+
+/// Deletes rows of a rowid table older than `cutoff_s`. Rows are appended in time order, so
+/// the expired rows are a prefix of the table: the scan stops at the first row to keep.
+fn prune_prefix(conn: &Connection, table: &str, cutoff_s: i64) -> rusqlite::Result<usize> {
+    let first_kept: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT id FROM {table} WHERE received_s >= ?1 ORDER BY id LIMIT 1"
+        ))?
+        .query_row([cutoff_s], |row| row.get(0))
+        .optional()?;
+    let bound = first_kept.unwrap_or(i64::MAX);
+    if table == "responses" {
+        conn.prepare_cached("DELETE FROM response_content WHERE response < ?1")?
+            .execute([bound])?;
+    }
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id < ?1"))?
+        .execute([bound])
+}
+
+/// Deletes the oldest `fraction` of a rowid table's rows.
+fn prune_oldest(conn: &Connection, table: &str, fraction: f64) -> rusqlite::Result<usize> {
+    let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
+        &format!("SELECT min(id), max(id) FROM {table}"),
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let (Some(min), Some(max)) = (min, max) else {
+        return Ok(0);
+    };
+    let bound = min + (((max - min + 1) as f64 * fraction).ceil() as i64).max(1);
+    if table == "responses" {
+        conn.prepare_cached("DELETE FROM response_content WHERE response < ?1")?
+            .execute([bound])?;
+    }
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id < ?1"))?
+        .execute([bound])
+}
+
+/// The bytes the database's pages hold, free pages excluded.
+pub(crate) fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    Ok(((pages - free).max(0) * size) as u64)
+}
+
+/// Deletes what is older than the retention time, then the oldest responses and feedback
+/// until the database is under its size limit. Waiting feedback is pruned like the rest.
+pub(crate) fn prune(
+    conn: &Connection,
+    cutoff_s: i64,
+    max_bytes: u64,
+) -> rusqlite::Result<PruneReport> {
+    let mut report = PruneReport {
+        responses: prune_prefix(conn, "responses", cutoff_s)?,
+        feedback: prune_prefix(conn, "feedback", cutoff_s)?,
+        failures: conn
+            .prepare_cached("DELETE FROM failures WHERE updated_s < ?1")?
+            .execute([cutoff_s])?,
+        outbox: conn
+            .prepare_cached("DELETE FROM outbox WHERE created_s < ?1")?
+            .execute([cutoff_s])?,
+    };
+    // Each pass frees about a tenth; a bounded number of passes keeps one prune short.
+    for _ in 0..10 {
+        if used_bytes(conn)? <= max_bytes {
+            break;
+        }
+        let responses = prune_oldest(conn, "responses", 0.1)?;
+        let feedback = prune_oldest(conn, "feedback", 0.1)?;
+        if responses + feedback == 0 {
+            break;
+        }
+        report.responses += responses;
+        report.feedback += feedback;
+    }
+    if report != PruneReport::default() {
+        conn.execute_batch("PRAGMA incremental_vacuum")?;
+    }
+    Ok(report)
+}

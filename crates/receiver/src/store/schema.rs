@@ -1,0 +1,134 @@
+//! The schema and its migrations, versioned with `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the file from version `index` to `index + 1`; a file at
+//! a version newer than this receiver knows is refused rather than misread.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Version 1. Ids are BLOBs, repeated low-cardinality strings (template, model, data source,
+/// index version, parameters) are interned in `strings`, content lives apart from the index
+/// so indexed rows stay small, and enum values are stored as their attribute values.
+const V1: &str = "
+CREATE TABLE strings (
+    id INTEGER PRIMARY KEY,
+    value TEXT NOT NULL UNIQUE
+);
+
+-- One row per LLM response span. `chunk_ids` is NULL when the span said nothing about its
+-- context and an empty BLOB when it had none; see codec.rs for the encoding.
+CREATE TABLE responses (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    received_s INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL,
+    response_id TEXT,
+    template_id INTEGER,
+    template_version INTEGER,
+    template_hash INTEGER,
+    chunk_ids BLOB,
+    model INTEGER,
+    provider INTEGER,
+    parameters INTEGER,
+    data_source INTEGER,
+    index_version INTEGER,
+    session_id TEXT,
+    user_id TEXT,
+    fingerprint TEXT
+);
+CREATE UNIQUE INDEX responses_span ON responses (trace_id, span_id);
+CREATE INDEX responses_response_id ON responses (response_id) WHERE response_id IS NOT NULL;
+
+-- Template text, once per hash, when a span carried it.
+CREATE TABLE templates (
+    hash INTEGER PRIMARY KEY,
+    text TEXT NOT NULL
+);
+
+-- Content attributes, only for responses whose span carried them.
+CREATE TABLE response_content (
+    response INTEGER PRIMARY KEY,
+    input TEXT,
+    output TEXT,
+    query TEXT
+);
+
+-- state: 0 waiting for its response, 1 joined to its response, 2 recorded without its
+-- response (the join window passed), 3 not negative (stored only).
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY,
+    feedback_id TEXT NOT NULL UNIQUE,
+    received_s INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    span_trace_id BLOB,
+    span_span_id BLOB,
+    link_trace_id BLOB,
+    link_span_id BLOB,
+    response_id TEXT,
+    target_trace_id BLOB,
+    target_span_id BLOB,
+    state INTEGER NOT NULL,
+    signal TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value REAL,
+    category TEXT,
+    source TEXT NOT NULL,
+    comment TEXT,
+    session_id TEXT,
+    user_id TEXT
+);
+CREATE INDEX feedback_target ON feedback (target_trace_id, target_span_id)
+    WHERE target_trace_id IS NOT NULL;
+CREATE INDEX feedback_waiting ON feedback (id) WHERE state = 0;
+
+-- One row per failing response.
+CREATE TABLE failures (
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    created_s INTEGER NOT NULL,
+    updated_s INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    signals TEXT NOT NULL,
+    feedback_count INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    enriched INTEGER NOT NULL,
+    triage_status TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX failures_updated ON failures (updated_s);
+
+-- Encoded failure-record spans not yet acknowledged by the OTLP backend.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    created_s INTEGER NOT NULL,
+    span BLOB NOT NULL
+);
+";
+
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this receiver writes.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file to [`VERSION`], one transaction per step.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: VERSION,
+        });
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! The writer thread: group commit of everything queued.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tracing::{debug, error, info};
+
+use super::queries::{self, Interner};
+use super::{Command, FeedbackWrite, StoreConfig, StoreError};
+use crate::join::{Joiner, Tx};
+use crate::pipeline::Shared;
+
+pub(super) struct Writer {
+    conn: Connection,
+    joiner: Joiner,
+    interner: Interner,
+    shared: Arc<Shared>,
+    queued: Arc<AtomicUsize>,
+    config: StoreConfig,
+}
+
+/// What one command produced, answered after the commit.
+enum Done {
+    Unit,
+    Feedback(FeedbackWrite),
+    Prune(queries::PruneReport),
+}
+
+pub(crate) fn unix_now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        joiner: Joiner,
+        shared: Arc<Shared>,
+        queued: Arc<AtomicUsize>,
+        config: StoreConfig,
+    ) -> Self {
+        Self {
+            conn,
+            joiner,
+            interner: Interner::default(),
+            shared,
+            queued,
+            config,
+        }
+    }
+
+    pub(super) fn run(mut self, receiver: Receiver<Command>) {
+        let mut batch: Vec<Command> = Vec::new();
+        let mut open = true;
+        while open {
+            // Block for the first command, or until the oldest waiting feedback expires.
+            let first = match self.joiner.next_deadline() {
+                Some(deadline) => {
+                    match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    {
+                        Ok(command) => Some(command),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            open = false;
+                            None
+                        }
+                    }
+                }
+                None => match receiver.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => {
+                        open = false;
+                        None
+                    }
+                },
+            };
+            let mut records = 0;
+            if let Some(command) = first {
+                records += command.records();
+                batch.push(command);
+                while records < self.config.max_batch_records {
+                    match receiver.try_recv() {
+                        Ok(command) => {
+                            records += command.records();
+                            batch.push(command);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            // On the way out, the joiner still expires what is due: shutdown flushes.
+            self.commit(&mut batch);
+            self.queued.fetch_sub(records, Ordering::AcqRel);
+        }
+        info!("Store writer stopped.");
+    }
+
+    /// Applies `batch` (possibly empty: an expiry tick) in one transaction and answers
+    /// every command in it.
+    fn commit(&mut self, batch: &mut Vec<Command>) {
+        let started = Instant::now();
+        let mut effects = Effects::default();
+        let result = self.apply(batch, &mut effects);
+        let count = batch.len();
+        match result {
+            Ok(done) => {
+                let counters = &self.shared.counters;
+                counters
+                    .feedback_recorded
+                    .fetch_add(effects.feedback_recorded, Ordering::Relaxed);
+                counters
+                    .failure_records
+                    .fetch_add(effects.failure_records, Ordering::Relaxed);
+                counters
+                    .export_pending
+                    .fetch_add(effects.outbox_added, Ordering::Relaxed);
+                if effects.outbox_deleted > 0 {
+                    let _ = counters.export_pending.fetch_update(
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        |pending| Some(pending.saturating_sub(effects.outbox_deleted)),
+                    );
+                }
+                if effects.outbox_added > 0 {
+                    self.shared.export_wake.notify_one();
+                }
+                for (command, done) in batch.drain(..).zip(done) {
+                    answer(command, Ok(done));
+                }
+                if count > 0 {
+                    debug!(
+                        commands = count,
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "Group commit done."
+                    );
+                }
+            }
+            Err(error) => {
+                error!(%error, commands = count, "Group commit failed; rolled back.");
+                // In-memory state may describe rows that were rolled back.
+                self.interner.clear();
+                if let Err(error) = self.joiner.reload(&self.conn) {
+                    error!(%error, "Cannot reload waiting feedback after a failed commit.");
+                }
+                let error = Arc::new(error);
+                for command in batch.drain(..) {
+                    answer(command, Err(Arc::clone(&error)));
+                }
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        batch: &mut [Command],
+        effects: &mut Effects,
+    ) -> Result<Vec<Done>, rusqlite::Error> {
+        let now_s = unix_now_s();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut done = Vec::with_capacity(batch.len());
+        {
+            let mut w = Tx {
+                conn: &tx,
+                interner: &mut self.interner,
+                now_s,
+                store_content: self.config.store_content,
+                export: self.shared.export_enabled,
+                effects,
+            };
+            for command in batch.iter_mut() {
+                done.push(match command {
+                    Command::Ingest { batch, .. } => {
+                        self.joiner.ingest(&mut w, std::mem::take(batch))?;
+                        Done::Unit
+                    }
+                    Command::Feedback { feedback, .. } => {
+                        let feedback = feedback.clone();
+                        Done::Feedback(self.joiner.feedback(&mut w, feedback)?)
+                    }
+                    Command::OutboxSent { ids, .. } => {
+                        w.effects.outbox_deleted += queries::delete_outbox(w.conn, ids)?;
+                        Done::Unit
+                    }
+                    Command::Prune { .. } => {
+                        let cutoff = now_s.saturating_sub(self.config.retention_secs as i64);
+                        let max_bytes = self.config.max_size_mib.saturating_mul(1 << 20);
+                        let report = queries::prune(w.conn, cutoff, max_bytes)?;
+                        w.effects.outbox_deleted += report.outbox;
+                        Done::Prune(report)
+                    }
+                });
+            }
+            self.joiner.expire(&mut w, Instant::now())?;
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+}
+
+/// Side effects of a transaction, applied to the shared counters after its commit.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    pub(crate) feedback_recorded: u64,
+    pub(crate) failure_records: u64,
+    pub(crate) outbox_added: usize,
+    pub(crate) outbox_deleted: usize,
+}
+
+fn answer(command: Command, result: Result<Done, Arc<rusqlite::Error>>) {
+    // A caller that went away (cancelled request) no longer needs the answer.
+    match command {
+        Command::Ingest { reply, .. } | Command::OutboxSent { reply, .. } => {
+            let _ = reply.send(result.map(|_| ()).map_err(StoreError::Write));
+        }
+        Command::Feedback { reply, .. } => {
+            let _ = reply.send(
+                result
+                    .map(|done| match done {
+                        Done::Feedback(write) => write,
+                        _ => FeedbackWrite::Recorded,
+                    })
+                    .map_err(StoreError::Write),
+            );
+        }
+        Command::Prune { reply, .. } => {
+            let _ = reply.send(
+                result
+                    .map(|done| match done {
+                        Done::Prune(report) => report,
+                        _ => queries::PruneReport::default(),
+                    })
+                    .map_err(StoreError::Write),
+            );
+        }
+    }
+}
