@@ -1,0 +1,3 @@
+//! Adding closedloop to an existing tracing setup (work in progress).
+
+fn main() {}

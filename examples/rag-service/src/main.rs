@@ -1,0 +1,3 @@
+//! The `rag-service` binary (work in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! A seeded simulator of user sessions against the closedloop RAG example (work in progress).

@@ -1,0 +1,3 @@
+//! The `traffic-sim` binary (work in progress).
+
+fn main() {}
