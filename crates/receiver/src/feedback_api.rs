@@ -18,6 +18,10 @@
 //!
 //! - The judged response is `response: {trace_id, span_id}`, `response: {traceparent}` or a
 //!   top-level `traceparent` (W3C `traceparent` header format). Ids are hex, either case.
+//!   `response` may be the JSON of `closedloop_tracing::ResponseRef` as the application
+//!   received it, `feedback_token` included; a `traceparent` given with the ids must agree.
+//! - `feedback_token` is verified with `feedback.token_secret`: a missing, malformed, forged or
+//!   expired token gets 401, a valid token minted for another span 403.
 //! - `signal` is a `closedloop.feedback.signal` value. `value` is the normalised score in
 //!   `0.0..=1.0`; alternatively `rating` on a 1-based `scale` (`(rating - 1) / (scale - 1)`).
 //!   `thumbs_up` and `thumbs_down` default to 1.0 and 0.0.
@@ -34,7 +38,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -198,7 +202,8 @@ struct FeedbackRequest {
     session_id: Option<String>,
 }
 
-/// `response`: `{trace_id, span_id}` or `{traceparent}`.
+/// `response`: the JSON form of `closedloop_tracing::ResponseRef`, which the application hands
+/// its client: `{trace_id, span_id, traceparent?, feedback_token?}`, or just `{traceparent}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResponseField {
@@ -208,6 +213,8 @@ struct ResponseField {
     span_id: Option<String>,
     #[serde(default)]
     traceparent: Option<String>,
+    #[serde(default)]
+    feedback_token: Option<String>,
 }
 
 /// A validated request: the feedback for the pipeline and the token that must vouch for it.
@@ -220,6 +227,7 @@ struct Validated {
 impl FeedbackRequest {
     fn validate(self, config: &FeedbackApiConfig) -> Result<Validated, FeedbackApiError> {
         let (trace_id, span_id) = self.response_ids()?;
+        let token = self.token()?;
         let signal: FeedbackSignal = self.signal.parse().map_err(|_| {
             FeedbackApiError::invalid(
                 "signal",
@@ -245,10 +253,6 @@ impl FeedbackRequest {
                 })
             })
             .transpose()?;
-        let token = self
-            .feedback_token
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| FeedbackApiError::InvalidToken("`feedback_token` is missing".into()))?;
         let comment = self
             .comment
             .filter(|_| config.capture_comments)
@@ -284,25 +288,55 @@ impl FeedbackRequest {
                 "missing; give `response: {trace_id, span_id}` or `traceparent`",
             )),
             (None, Some(traceparent)) => parse_traceparent("traceparent", traceparent),
-            (Some(response), None) => match response {
-                ResponseField {
-                    trace_id: Some(trace_id),
-                    span_id: Some(span_id),
-                    traceparent: None,
-                } => Ok((
-                    parse_id("response.trace_id", trace_id)?,
-                    parse_id("response.span_id", span_id)?,
-                )),
-                ResponseField {
-                    trace_id: None,
-                    span_id: None,
-                    traceparent: Some(traceparent),
-                } => parse_traceparent("response.traceparent", traceparent),
-                _ => Err(FeedbackApiError::invalid(
-                    "response",
-                    "give either `trace_id` and `span_id`, or `traceparent`",
-                )),
-            },
+            (Some(response), None) => {
+                let from_ids = match (&response.trace_id, &response.span_id) {
+                    (Some(trace_id), Some(span_id)) => Some((
+                        parse_id("response.trace_id", trace_id)?,
+                        parse_id("response.span_id", span_id)?,
+                    )),
+                    (None, None) => None,
+                    _ => {
+                        return Err(FeedbackApiError::invalid(
+                            "response",
+                            "give both `trace_id` and `span_id`",
+                        ))
+                    }
+                };
+                let from_traceparent = response
+                    .traceparent
+                    .as_deref()
+                    .map(|traceparent| parse_traceparent("response.traceparent", traceparent))
+                    .transpose()?;
+                match (from_ids, from_traceparent) {
+                    (Some(ids), Some(other)) if ids != other => Err(FeedbackApiError::invalid(
+                        "response.traceparent",
+                        "does not match `trace_id` and `span_id`",
+                    )),
+                    (Some(ids), _) | (None, Some(ids)) => Ok(ids),
+                    (None, None) => Err(FeedbackApiError::invalid(
+                        "response",
+                        "give `trace_id` and `span_id`, or `traceparent`",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The token: top-level `feedback_token`, or the one inside `response`.
+    fn token(&self) -> Result<String, FeedbackApiError> {
+        let nested = self
+            .response
+            .as_ref()
+            .and_then(|response| response.feedback_token.as_deref());
+        match (self.feedback_token.as_deref(), nested) {
+            (Some(top), Some(nested)) if top != nested => Err(FeedbackApiError::invalid(
+                "feedback_token",
+                "differs from `response.feedback_token`",
+            )),
+            (Some(token), _) | (None, Some(token)) if !token.is_empty() => Ok(token.to_owned()),
+            _ => Err(FeedbackApiError::InvalidToken(
+                "`feedback_token` is missing".into(),
+            )),
         }
     }
 }
@@ -636,10 +670,18 @@ async fn handle(
     })
 }
 
+/// Checks the token's signature and expiry, then that it was minted for the referenced span.
+fn verify_token(secret: &str, token: &str, input: &FeedbackInput) -> Result<(), FeedbackApiError> {
+    let verified =
+        closedloop_tracing::verify_feedback_token(secret.as_bytes(), token, SystemTime::now())
+            .map_err(|error| FeedbackApiError::InvalidToken(error.to_string()))?;
+    if verified.trace_id().to_bytes() != input.trace_id
+        || verified.span_id().to_bytes() != input.span_id
+    {
+        return Err(FeedbackApiError::TokenMismatch);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;
-
-fn verify_token(secret: &str, token: &str, input: &FeedbackInput) -> Result<(), FeedbackApiError> {
-    let _ = (secret, token, input);
-    Err(FeedbackApiError::InvalidToken("PENDING".into()))
-}

@@ -181,8 +181,11 @@ impl Receiver {
             .merge(feedback)
             .merge(health_routes(pipeline.clone()));
 
-        let grpc_addr = listeners.grpc.local_addr().ok();
-        let http_addr = listeners.http.local_addr().ok();
+        if let (Ok(grpc_addr), Ok(http_addr)) =
+            (listeners.grpc.local_addr(), listeners.http.local_addr())
+        {
+            tracing::info!(%grpc_addr, %http_addr, "Receiver listening.");
+        }
         let (stop, stopped) = watch::channel(false);
         let mut grpc = tokio::spawn(
             GrpcServer::new(
@@ -199,7 +202,6 @@ impl Receiver {
             .with_graceful_shutdown(wait_for_stop(stopped))
             .into_future(),
         );
-        tracing::info!(?grpc_addr, ?http_addr, "Receiver listening.");
 
         // Run until asked to stop, or until a server ends on its own (which is an error).
         let (mut grpc_finished, mut http_finished) = (false, false);

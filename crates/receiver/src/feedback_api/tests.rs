@@ -239,3 +239,36 @@ fn cors_origins_are_validated() {
         Err(FeedbackConfigError::InvalidOrigin(_))
     ));
 }
+
+#[test]
+fn response_ref_json_as_the_application_hands_it_over() {
+    let input = serde_json::json!({
+        "response": {
+            "trace_id": TRACE_ID, "span_id": SPAN_ID,
+            "traceparent": format!("00-{TRACE_ID}-{SPAN_ID}-01"),
+            "feedback_token": "nested",
+        },
+        "signal": "thumbs_up",
+    });
+    let validated = parse(input).unwrap();
+    assert_eq!(validated.token, "nested");
+    assert_eq!(validated.input.value, Some(1.0));
+
+    let mismatch = serde_json::json!({
+        "response": {
+            "trace_id": TRACE_ID, "span_id": SPAN_ID,
+            "traceparent": format!("00-{TRACE_ID}-1111111111111111-01"),
+        },
+        "signal": "thumbs_up", "feedback_token": "t",
+    });
+    assert_eq!(
+        field_of(parse(mismatch).unwrap_err()),
+        "response.traceparent"
+    );
+
+    let two_tokens = serde_json::json!({
+        "response": { "trace_id": TRACE_ID, "span_id": SPAN_ID, "feedback_token": "a" },
+        "signal": "thumbs_up", "feedback_token": "b",
+    });
+    assert_eq!(field_of(parse(two_tokens).unwrap_err()), "feedback_token");
+}

@@ -1,0 +1,263 @@
+//! `POST /v1/feedback` against a real receiver: tokens, idempotency, CORS, limits, errors.
+
+#[path = "support/receiver.rs"]
+mod receiver;
+
+use std::time::{Duration, SystemTime};
+
+use closedloop_tracing::issue_feedback_token;
+use opentelemetry::trace::{SpanId, TraceId};
+use receiver::{TestReceiver, TOKEN_SECRET};
+use serde_json::{json, Value};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const SPAN_ID: &str = "00f067aa0ba902b7";
+
+fn token_for(secret: &str, trace_id: &str, span_id: &str, valid_for: Duration) -> String {
+    issue_feedback_token(
+        secret.as_bytes(),
+        TraceId::from_hex(trace_id).unwrap(),
+        SpanId::from_hex(span_id).unwrap(),
+        SystemTime::now() + valid_for,
+    )
+}
+
+fn valid_token() -> String {
+    token_for(TOKEN_SECRET, TRACE_ID, SPAN_ID, Duration::from_secs(3600))
+}
+
+fn feedback(token: &str, idempotency_id: &str) -> Value {
+    json!({
+        "response": { "trace_id": TRACE_ID, "span_id": SPAN_ID },
+        "signal": "thumbs_down",
+        "category": "hallucination",
+        "feedback_token": token,
+        "idempotency_id": idempotency_id,
+    })
+}
+
+async fn post(receiver: &TestReceiver, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(receiver.http_url("/v1/feedback"))
+        .json(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn valid_feedback_is_recorded_once() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let body = feedback(&valid_token(), "fb-once");
+
+    let (status, first) = post(&receiver, &body).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["duplicate"], false);
+    let feedback_id = first["feedback_id"]
+        .as_str()
+        .expect("feedback id")
+        .to_owned();
+
+    let (status, again) = post(&receiver, &body).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["feedback_id"], feedback_id.as_str());
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_and_the_server_keeps_serving() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let hour = Duration::from_secs(3600);
+    let cases = [
+        // Forged: signed with a guessed secret.
+        (
+            token_for("guessed", TRACE_ID, SPAN_ID, hour),
+            401,
+            "invalid_token",
+        ),
+        // Garbage.
+        ("not-a-token".to_owned(), 401, "invalid_token"),
+        // Minted for another span of the same trace.
+        (
+            token_for(TOKEN_SECRET, TRACE_ID, "1111111111111111", hour),
+            403,
+            "token_mismatch",
+        ),
+    ];
+    for (token, want_status, want_code) in cases {
+        let (status, body) = post(&receiver, &feedback(&token, "fb-bad")).await;
+        assert_eq!(status, want_status, "{body}");
+        assert_eq!(body["error"]["code"], want_code, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // Expired.
+    let expired = issue_feedback_token(
+        TOKEN_SECRET.as_bytes(),
+        TraceId::from_hex(TRACE_ID).unwrap(),
+        SpanId::from_hex(SPAN_ID).unwrap(),
+        SystemTime::now() - Duration::from_secs(1),
+    );
+    let (status, body) = post(&receiver, &feedback(&expired, "fb-bad")).await;
+    assert_eq!(status, 401, "{body}");
+
+    let (status, body) = post(&receiver, &feedback(&valid_token(), "fb-good")).await;
+    assert_eq!(status, 201, "{body}");
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_wrong_type_requests() {
+    let receiver = TestReceiver::start(|config| config.feedback.max_body_kib = 1).await;
+    let client = reqwest::Client::new();
+    let url = receiver.http_url("/v1/feedback");
+
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"signal\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed");
+
+    let mut unknown_signal = feedback(&valid_token(), "fb-x");
+    unknown_signal["signal"] = json!("meh");
+    let (status, body) = post(&receiver, &unknown_signal).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_field");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("thumbs_down"));
+
+    let response = client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body(feedback(&valid_token(), "fb-x").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+
+    let mut big = feedback(&valid_token(), "fb-x");
+    big["comment"] = json!("x".repeat(2048));
+    let (status, body) = post(&receiver, &big).await;
+    assert_eq!(status, 413, "{body}");
+
+    let (status, body) = post(&receiver, &feedback(&valid_token(), "fb-after")).await;
+    assert_eq!(status, 201, "{body}");
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_secret_the_endpoint_is_off() {
+    let receiver = TestReceiver::start(|config| config.feedback.token_secret = None).await;
+    let (status, body) = post(&receiver, &feedback(&valid_token(), "fb-off")).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "disabled");
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cors_preflight_is_allowed_only_for_listed_origins() {
+    let receiver = TestReceiver::start(|config| {
+        config.feedback.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, receiver.http_url("/v1/feedback"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+
+    let denied = preflight("https://evil.example.com").await.unwrap();
+    assert!(denied
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+
+    // The actual request from an allowed origin carries the header too.
+    let response = reqwest::Client::new()
+        .post(receiver.http_url("/v1/feedback"))
+        .header("origin", "https://app.example.com")
+        .json(&feedback(&valid_token(), "fb-cors"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_is_allowed_cross_origin_by_default() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let response = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, receiver.http_url("/v1/feedback"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn each_client_is_rate_limited() {
+    let receiver = TestReceiver::start(|config| {
+        config.feedback.rate_limit_per_min = 1;
+        config.feedback.rate_limit_burst = 2;
+    })
+    .await;
+    for i in 0..2 {
+        let (status, body) =
+            post(&receiver, &feedback(&valid_token(), &format!("fb-rl-{i}"))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let response = reqwest::Client::new()
+        .post(receiver.http_url("/v1/feedback"))
+        .json(&feedback(&valid_token(), "fb-rl-3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+
+    // OTLP ingest on the same port is not affected.
+    let response = reqwest::get(receiver.http_url("/healthz")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    receiver.stop().await.unwrap();
+}
