@@ -66,6 +66,26 @@ async fn export_with_and_without_gzip() {
 }
 
 #[tokio::test]
+async fn spans_the_pipeline_rejects_are_a_partial_success() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let mut partial = request(4, 0);
+    // A span id must be 8 bytes.
+    partial.resource_spans[0].scope_spans[0].spans[2].span_id = vec![];
+    let response = client(&receiver, true)
+        .await
+        .export(partial)
+        .await
+        .expect("partial success is still OK");
+    let partial_success = response
+        .into_inner()
+        .partial_success
+        .expect("partial success");
+    assert_eq!(partial_success.rejected_spans, 1);
+    assert!(!partial_success.error_message.is_empty());
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn oversized_messages_get_resource_exhausted() {
     let receiver = TestReceiver::start(|config| config.server.max_grpc_message_mib = 1).await;
     let big = request(1, 2 << 20);

@@ -268,3 +268,30 @@ async fn healthz_reports_the_pipeline() {
     assert!(body["export"]["pending"].is_u64(), "{body}");
     receiver.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn spans_the_pipeline_rejects_are_a_partial_success() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let mut partial = request(3);
+    // A trace id must be 16 bytes.
+    partial.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![1, 2, 3];
+
+    let response = post(&receiver, PROTOBUF, false, partial.encode_to_vec()).await;
+    assert_eq!(response.status(), 200);
+    let body = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    let partial_success = body.partial_success.expect("partial success");
+    assert_eq!(partial_success.rejected_spans, 1);
+    assert!(!partial_success.error_message.is_empty());
+
+    let response = post(
+        &receiver,
+        JSON,
+        false,
+        serde_json::to_vec(&partial).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["partialSuccess"]["rejectedSpans"], "1", "{body}");
+    receiver.stop().await.unwrap();
+}

@@ -175,3 +175,34 @@ fn status_mapping() {
     assert_eq!(malformed.http_status(), StatusCode::BAD_REQUEST);
     assert_eq!(malformed.grpc_code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn requests_over_the_in_flight_limit_are_shed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::pipeline::PipelineConfig::default();
+    config.store.path = dir.path().join("closedloop.db");
+    config.export.use_env = false;
+    let pipeline = Pipeline::start(config).await.unwrap();
+    let ingest = Ingest::new(
+        pipeline.clone(),
+        1,
+        Duration::from_secs(2),
+        ReceiverMetrics::disabled(),
+    );
+
+    let held = ingest.in_flight.clone().try_acquire_owned().unwrap();
+    let error = ingest
+        .export(ExportTraceServiceRequest::default(), ReceiverProtocol::Grpc)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OtlpError::Busy { .. }), "{error}");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(error.grpc_code(), tonic::Code::Unavailable);
+
+    drop(held);
+    ingest
+        .export(ExportTraceServiceRequest::default(), ReceiverProtocol::Grpc)
+        .await
+        .expect("accepted once a slot is free");
+    pipeline.shutdown().await.unwrap();
+}
