@@ -17,7 +17,7 @@ use closedloop_tracing::{
     filter, generation, request, rerank, retrieval, verify_feedback_token, Feedback, FeedbackError,
     FeedbackRecorder, RenderError, ResponseRef, TokenError,
 };
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, Tracer};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::field::Empty;
@@ -75,7 +75,31 @@ pub struct Config {
     feedback_secret: Vec<u8>,
     feedback_token_ttl_secs: u64,
     model_timeout_secs: u64,
-    feedback_recorder: Option<Arc<FeedbackRecorder>>,
+    feedback_recorder: Option<Recorder>,
+}
+
+type RecordFn = dyn Fn(&ResponseRef, Feedback) -> Result<(), FeedbackError> + Send + Sync;
+
+/// A type-erased [`FeedbackRecorder`], whatever its tracer.
+#[derive(Clone)]
+struct Recorder(Arc<RecordFn>);
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
+}
+
+impl Recorder {
+    fn new<T>(recorder: FeedbackRecorder<T>) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        Recorder(Arc::new(move |response, feedback| {
+            recorder.record(response, feedback)
+        }))
+    }
 }
 
 impl Config {
@@ -118,8 +142,12 @@ impl Config {
 
     /// Records feedback spans with `recorder` instead of [`FeedbackRecorder::global`] (which is
     /// resolved when [`router`] is called, so install the tracer provider first).
-    pub fn with_feedback_recorder(mut self, recorder: FeedbackRecorder) -> Self {
-        self.feedback_recorder = Some(Arc::new(recorder));
+    pub fn with_feedback_recorder<T>(mut self, recorder: FeedbackRecorder<T>) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        self.feedback_recorder = Some(Recorder::new(recorder));
         self
     }
 
@@ -135,7 +163,7 @@ struct AppState {
     answerer: Answerer,
     secret: Vec<u8>,
     token_ttl: Duration,
-    recorder: Arc<FeedbackRecorder>,
+    recorder: Recorder,
     turns: Mutex<HashMap<String, i64>>,
 }
 
@@ -168,7 +196,7 @@ pub fn router(config: Config) -> Router {
         token_ttl: Duration::from_secs(config.feedback_token_ttl_secs),
         recorder: config
             .feedback_recorder
-            .unwrap_or_else(|| Arc::new(FeedbackRecorder::global())),
+            .unwrap_or_else(|| Recorder::new(FeedbackRecorder::global())),
         turns: Mutex::new(HashMap::new()),
     };
     Router::new()
@@ -557,10 +585,7 @@ fn record_feedback(state: &AppState, req: FeedbackRequest) -> Result<FeedbackRes
         check_id("feedback_id", &id)?;
         feedback = feedback.with_id(id);
     }
-    state
-        .recorder
-        .record(&verified.response_ref(), feedback)
-        .map_err(ApiError::Feedback)?;
+    (state.recorder.0)(&verified.response_ref(), feedback).map_err(ApiError::Feedback)?;
     Ok(FeedbackResponse {
         recorded: true,
         signal: signal.as_str().to_owned(),
