@@ -1,14 +1,13 @@
 //! `POST /v1/feedback` against a real receiver: tokens, idempotency, CORS, limits, errors.
 
-#[path = "support/receiver.rs"]
-mod receiver;
+mod support;
 
 use std::time::{Duration, SystemTime};
 
 use closedloop_tracing::issue_feedback_token;
 use opentelemetry::trace::{SpanId, TraceId};
-use receiver::{TestReceiver, TOKEN_SECRET};
 use serde_json::{json, Value};
+use support::receiver::{TestReceiver, TOKEN_SECRET};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN_ID: &str = "00f067aa0ba902b7";

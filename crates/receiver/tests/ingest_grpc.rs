@@ -1,7 +1,6 @@
 //! OTLP/gRPC `TraceService/Export` against a real receiver, with a tonic client.
 
-#[path = "support/receiver.rs"]
-mod receiver;
+mod support;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -9,7 +8,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use receiver::TestReceiver;
+use support::receiver::TestReceiver;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 

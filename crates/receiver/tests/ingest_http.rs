@@ -1,7 +1,6 @@
 //! OTLP/HTTP `POST /v1/traces` against a real receiver: protobuf, JSON, gzip, limits, errors.
 
-#[path = "support/receiver.rs"]
-mod receiver;
+mod support;
 
 use std::io::Write;
 
@@ -12,7 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use receiver::TestReceiver;
+use support::receiver::TestReceiver;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";

@@ -5,6 +5,9 @@
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code, unreachable_pub)]
 
+/// A real receiver on `127.0.0.1:0` (the network edge's fixture).
+pub mod receiver;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;

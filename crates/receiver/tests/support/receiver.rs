@@ -1,8 +1,5 @@
 //! A real receiver on `127.0.0.1:0` with its store in a temporary directory.
 
-// Each test crate compiles this module and uses a different part of it.
-#![allow(dead_code, unreachable_pub)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
