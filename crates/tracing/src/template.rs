@@ -232,7 +232,7 @@ impl PromptTemplate {
                     .inner
                     .variables
                     .iter()
-                    .map(|v| StringValue::from(v.clone()))
+                    .map(|v| StringValue::from(Arc::<str>::from(v.as_str())))
                     .collect(),
                 values_json,
                 text,

@@ -27,7 +27,7 @@ pub(super) fn is_relevant(name: &str) -> bool {
 /// The values of the fields the layer understands, from one `new_span` or `record` call.
 #[derive(Debug, Default)]
 pub(super) struct FieldValues {
-    pub(super) operation: Option<Box<str>>,
+    pub(super) operation: Option<Operation>,
     pub(super) stage: Option<RetrievalStage>,
     pub(super) model: Option<StringValue>,
     pub(super) data_source: Option<StringValue>,
@@ -48,9 +48,9 @@ pub(super) struct FieldValues {
 impl FieldValues {
     fn string(&mut self, field: &Field, value: &str) {
         let name = field.name();
-        let owned = || StringValue::from(value.to_owned());
+        let owned = || shared(value);
         match name {
-            GEN_AI_OPERATION_NAME => self.operation = Some(value.into()),
+            GEN_AI_OPERATION_NAME => self.operation = Some(Operation::parse(value)),
             CLOSEDLOOP_RETRIEVAL_STAGE => self.stage = value.parse().ok(),
             GEN_AI_REQUEST_MODEL => self.model = Some(owned()),
             GEN_AI_DATA_SOURCE_ID => self.data_source = Some(owned()),
@@ -105,7 +105,7 @@ pub(super) fn parse_ids(value: &str) -> Arc<[StringValue]> {
     let trimmed = value.trim();
     if trimmed.starts_with('[') {
         if let Ok(ids) = serde_json::from_str::<Vec<String>>(trimmed) {
-            return ids.into_iter().map(StringValue::from).collect();
+            return ids.iter().map(|id| shared(id)).collect();
         }
     }
     if trimmed.is_empty() {
@@ -115,8 +115,36 @@ pub(super) fn parse_ids(value: &str) -> Arc<[StringValue]> {
         .split(',')
         .map(str::trim)
         .filter(|id| !id.is_empty())
-        .map(|id| StringValue::from(id.to_owned()))
+        .map(shared)
         .collect()
+}
+
+/// A string value whose clones share one allocation.
+pub(crate) fn shared(value: &str) -> StringValue {
+    StringValue::from(Arc::<str>::from(value))
+}
+
+/// The `gen_ai.operation.name` values the layer tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Operation {
+    /// `chat`, `generate_content` or `text_completion`, kept for the span name.
+    Generation(&'static str),
+    /// `retrieval`.
+    Retrieval,
+    /// Anything else (embeddings, agents, tools).
+    Other,
+}
+
+impl Operation {
+    fn parse(value: &str) -> Self {
+        match value {
+            "chat" => Operation::Generation("chat"),
+            "generate_content" => Operation::Generation("generate_content"),
+            "text_completion" => Operation::Generation("text_completion"),
+            "retrieval" => Operation::Retrieval,
+            _ => Operation::Other,
+        }
+    }
 }
 
 /// Parses chunk scores: a JSON array of numbers or a comma-separated list; `None` if any score

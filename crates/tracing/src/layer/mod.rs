@@ -25,7 +25,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::content::{ContentKind, ContentPolicy, PolicyBuilder};
-use fields::FieldValues;
+use fields::{FieldValues, Operation};
 pub(crate) use state::TemplateUse;
 use state::{ChunkRecord, ContextSlot, Role, SpanState};
 
@@ -243,7 +243,7 @@ impl ClosedloopLayer {
     where
         R: for<'a> LookupSpan<'a>,
     {
-        let role = role_of(values.operation.as_deref(), values.stage);
+        let role = role_of(values.operation, values.stage);
         let mut state = SpanState::new(role);
         let chunks = absorb(&mut state, values);
 
@@ -296,6 +296,7 @@ impl ClosedloopLayer {
         }
 
         let pending = &mut state.pending;
+        pending.reserve(8);
         if let (Some(slot), false) = (&slot, state.has_context_chunks) {
             pending.push(KeyValue::new(
                 CLOSEDLOOP_CONTEXT_CHUNK_IDS,
@@ -320,7 +321,7 @@ impl ClosedloopLayer {
         }
         if let (Some(user), None) = (user, &state.user_id) {
             let user = if self.policy.hashes_user_ids() && !user.as_str().starts_with("sha256:") {
-                StringValue::from(self.policy.user_id(user.as_str()))
+                fields::shared(&self.policy.user_id(user.as_str()))
             } else {
                 user
             };
@@ -350,11 +351,12 @@ impl ClosedloopLayer {
             let Some(state) = extensions.get_mut::<SpanState>() else {
                 return;
             };
-            if state.role == Role::Other {
-                state.role = role_of(values.operation.as_deref(), values.stage);
+            let new_role = state.role == Role::Other;
+            if new_role {
+                state.role = role_of(values.operation, values.stage);
             }
             let chunks = absorb(state, values);
-            if !state.has_otel_name && state.pending_name.is_none() && !state.started {
+            if new_role && state.role != Role::Other && !state.has_otel_name {
                 state.pending_name = semconv_name(state);
             }
             let record = chunks.map(|ids| chunk_record(state, ids));
@@ -444,43 +446,57 @@ impl ClosedloopLayer {
     where
         R: for<'a> LookupSpan<'a>,
     {
-        let order = self.shared.order.load(Ordering::Relaxed);
-        let (attributes, name) = {
+        let pending = {
             let mut extensions = span.extensions_mut();
             let Some(state) = extensions.get_mut::<SpanState>() else {
                 return;
             };
-            if !state.has_pending() {
-                return;
-            }
-            if when == FlushAt::Creation && order == ORDER_CLOSEDLOOP_FIRST {
-                // The OpenTelemetry layer has not seen the span yet; wait for enter or close.
-                return;
-            }
-            (
-                std::mem::take(&mut state.pending),
-                state.pending_name.take(),
-            )
+            self.take_pending(state, when)
         };
+        if let Some(pending) = pending {
+            self.write(dispatch, span, pending, when);
+        }
+    }
 
+    /// Takes what a flush at `when` should write, if anything.
+    fn take_pending(&self, state: &mut SpanState, when: FlushAt) -> Option<Pending> {
+        if !state.has_pending() {
+            return None;
+        }
+        if when == FlushAt::Creation
+            && self.shared.order.load(Ordering::Relaxed) == ORDER_CLOSEDLOOP_FIRST
+        {
+            // The OpenTelemetry layer has not seen the span yet; wait for enter or close.
+            return None;
+        }
+        if state.counted {
+            state.counted = false;
+            self.shared.pending_spans.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(Pending {
+            attributes: std::mem::take(&mut state.pending),
+            name: state.pending_name.take(),
+            missed_at_creation: state.missed_at_creation,
+        })
+    }
+
+    /// Writes taken attributes to the OpenTelemetry span, or puts them back if it does not
+    /// exist (yet).
+    fn write<R>(&self, dispatch: &Dispatch, span: &SpanRef<'_, R>, pending: Pending, when: FlushAt)
+    where
+        R: for<'a> LookupSpan<'a>,
+    {
         // No extensions lock may be held here: the OpenTelemetry layer locks them again.
-        let cx = tracing_opentelemetry::get_otel_context(&span.id(), dispatch);
-
-        let mut extensions = span.extensions_mut();
-        let Some(state) = extensions.get_mut::<SpanState>() else {
-            return;
-        };
-        match cx {
+        match tracing_opentelemetry::get_otel_context(&span.id(), dispatch) {
             Some(cx) => {
                 let otel_span = cx.span();
-                otel_span.set_attributes(attributes);
-                if let Some(name) = name {
+                otel_span.set_attributes(pending.attributes);
+                if let Some(name) = pending.name {
                     otel_span.update_name(name);
                 }
-                state.started = true;
                 if when == FlushAt::Creation {
                     self.shared.order.store(ORDER_OTEL_FIRST, Ordering::Relaxed);
-                } else if state.missed_at_creation {
+                } else if pending.missed_at_creation {
                     self.shared
                         .order
                         .store(ORDER_CLOSEDLOOP_FIRST, Ordering::Relaxed);
@@ -490,22 +506,30 @@ impl ClosedloopLayer {
             None => {
                 // Not there yet (this layer runs first) or not there at all (no OpenTelemetry
                 // layer, or the span is filtered away from it): keep the data for later.
+                let mut extensions = span.extensions_mut();
+                let Some(state) = extensions.get_mut::<SpanState>() else {
+                    return;
+                };
                 if when == FlushAt::Creation {
                     state.missed_at_creation = true;
                 }
-                let mut attributes = attributes;
+                let mut attributes = pending.attributes;
                 attributes.append(&mut state.pending);
                 state.pending = attributes;
                 if state.pending_name.is_none() {
-                    state.pending_name = name;
+                    state.pending_name = pending.name;
                 }
+                self.note_pending(state);
             }
         }
-        if !state.has_pending() && state.counted {
-            state.counted = false;
-            self.shared.pending_spans.fetch_sub(1, Ordering::Relaxed);
-        }
     }
+}
+
+/// Attributes and name taken from a span's state, to be written.
+struct Pending {
+    attributes: Vec<KeyValue>,
+    name: Option<String>,
+    missed_at_creation: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -517,13 +541,13 @@ enum FlushAt {
 }
 
 /// The role a span's operation name and retrieval stage give it.
-fn role_of(operation: Option<&str>, stage: Option<RetrievalStage>) -> Role {
+fn role_of(operation: Option<Operation>, stage: Option<RetrievalStage>) -> Role {
     if let Some(stage) = stage {
         return Role::Retrieval(stage);
     }
     match operation {
-        Some("chat" | "generate_content" | "text_completion") => Role::Generation,
-        Some("retrieval") => Role::Retrieval(RetrievalStage::Retrieve),
+        Some(Operation::Generation(_)) => Role::Generation,
+        Some(Operation::Retrieval) => Role::Retrieval(RetrievalStage::Retrieve),
         _ => Role::Other,
     }
 }
@@ -569,10 +593,10 @@ fn semconv_name(state: &SpanState) -> Option<String> {
     match state.role {
         Role::Generation => {
             let model = state.model.as_ref().map_or("", StringValue::as_str);
-            Some(span_name::generation_name(
-                state.operation.as_deref()?,
-                model,
-            ))
+            let Some(Operation::Generation(operation)) = state.operation else {
+                return None;
+            };
+            Some(span_name::generation_name(operation, model))
         }
         Role::Retrieval(RetrievalStage::Retrieve) => Some(span_name::retrieval_name(source)),
         Role::Retrieval(stage) => Some(span_name::rerank_name(stage.as_str(), source)),
@@ -664,12 +688,20 @@ where
             return;
         };
         let mut state = self.init_span(&span, values);
-        let pending = state.has_pending();
+        let pending = self.take_pending(&mut state, FlushAt::Creation);
         self.note_pending(&mut state);
         span.extensions_mut().insert(state);
-        if pending {
-            if let Some(dispatch) = self.dispatch() {
-                self.flush(&dispatch, &span, FlushAt::Creation);
+        if let Some(pending) = pending {
+            match self.dispatch() {
+                Some(dispatch) => self.write(&dispatch, &span, pending, FlushAt::Creation),
+                None => {
+                    let mut extensions = span.extensions_mut();
+                    if let Some(state) = extensions.get_mut::<SpanState>() {
+                        state.pending = pending.attributes;
+                        state.pending_name = pending.name;
+                        self.note_pending(state);
+                    }
+                }
             }
         }
     }

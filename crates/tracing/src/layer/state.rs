@@ -136,7 +136,7 @@ impl TemplateUse {
 #[derive(Debug)]
 pub(super) struct SpanState {
     pub(super) role: Role,
-    pub(super) operation: Option<Box<str>>,
+    pub(super) operation: Option<super::fields::Operation>,
     pub(super) model: Option<StringValue>,
     pub(super) data_source: Option<StringValue>,
     pub(super) index_version: Option<StringValue>,
@@ -156,8 +156,6 @@ pub(super) struct SpanState {
     pub(super) pending: Vec<KeyValue>,
     /// A span name not yet written to the OpenTelemetry span.
     pub(super) pending_name: Option<String>,
-    /// Whether the OpenTelemetry span is known to be started (written to at least once).
-    pub(super) started: bool,
     /// Whether the span was counted in the layer's count of spans with pending data.
     pub(super) counted: bool,
     /// The first write, at creation, found no OpenTelemetry span yet.
@@ -184,7 +182,6 @@ impl SpanState {
             template: None,
             pending: Vec::new(),
             pending_name: None,
-            started: false,
             counted: false,
             missed_at_creation: false,
         }
