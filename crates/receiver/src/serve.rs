@@ -248,7 +248,11 @@ impl Receiver {
         };
 
         let flushed = pipeline.shutdown().await;
-        let metrics_flushed = telemetry.shutdown();
+        // The last metrics export blocks this thread while the exporter's connection lives on
+        // the runtime, so it runs on a blocking thread.
+        let metrics_flushed = tokio::task::spawn_blocking(move || telemetry.shutdown())
+            .await
+            .map_err(ServeError::Task)?;
         tracing::info!("Receiver stopped.");
         early.and(drained)?;
         flushed?;
