@@ -307,15 +307,9 @@ impl Joiner {
         // The record belongs to the judged span when the feedback named it; feedback that only
         // had a response id is recorded on the feedback span, which lives in the judged trace.
         let Some(key) = waiting.link.or(waiting.span) else {
-            return queries::set_feedback_target(
-                w.conn,
-                row,
-                SpanRef {
-                    trace_id: [0; 16],
-                    span_id: [0; 8],
-                },
-                FeedbackState::Unjoined,
-            );
+            // Nothing names a trace to put a record in (API feedback with neither ids nor a
+            // known response id): the feedback stays stored, without a record.
+            return queries::set_feedback_state(w.conn, row, FeedbackState::Unjoined);
         };
         queries::set_feedback_target(w.conn, row, key, FeedbackState::Unjoined)?;
         update_failure(w, key, None)

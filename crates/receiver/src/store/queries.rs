@@ -269,6 +269,17 @@ pub(crate) fn set_feedback_target(
     Ok(())
 }
 
+/// Changes a feedback row's state only.
+pub(crate) fn set_feedback_state(
+    conn: &Connection,
+    row: i64,
+    state: FeedbackState,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE feedback SET state = ?2 WHERE id = ?1")?
+        .execute(params![row, state as i64])?;
+    Ok(())
+}
+
 /// A feedback row waiting for its response span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct WaitingRow {
@@ -543,4 +554,81 @@ pub(crate) fn prune(
         conn.execute_batch("PRAGMA incremental_vacuum")?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema;
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn span(n: u16) -> SpanRef {
+        let [high, low] = n.to_be_bytes();
+        let mut trace_id = [1; 16];
+        trace_id[..2].copy_from_slice(&[high, low]);
+        let mut span_id = [1; 8];
+        span_id[..2].copy_from_slice(&[high, low]);
+        SpanRef::new(trace_id, span_id).unwrap()
+    }
+
+    fn response(conn: &Connection, interner: &mut Interner, received_s: i64, n: u16) {
+        let span = span(n);
+        let response = Response {
+            span: Some(span),
+            model: Some("gpt-4o".into()),
+            chunk_ids: Some(vec!["a".repeat(200)]),
+            content: crate::records::Content {
+                output: Some("b".repeat(200)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(insert_response(conn, interner, &response, span, received_s, true).unwrap());
+    }
+
+    fn count(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn prune_by_time_keeps_recent_rows() {
+        let conn = store();
+        let mut interner = Interner::default();
+        for n in 1..=10 {
+            response(&conn, &mut interner, 1_000 + i64::from(n), n);
+        }
+        let report = prune(&conn, 1_006, u64::MAX).unwrap();
+        assert_eq!(report.responses, 5);
+        assert_eq!(count(&conn, "responses"), 5);
+        assert_eq!(
+            count(&conn, "response_content"),
+            5,
+            "content goes with its response"
+        );
+        assert!(response_by_span(&conn, span(10)).unwrap().is_some());
+        assert!(response_by_span(&conn, span(1)).unwrap().is_none());
+    }
+
+    #[test]
+    fn prune_by_size_deletes_the_oldest_first() {
+        let conn = store();
+        let mut interner = Interner::default();
+        for n in 1..=2_000 {
+            response(&conn, &mut interner, 1_000, n);
+        }
+        let before = used_bytes(&conn).unwrap();
+        let report = prune(&conn, 0, before / 2).unwrap();
+        assert!(report.responses > 0);
+        assert!(used_bytes(&conn).unwrap() <= before / 2);
+        assert!(response_by_span(&conn, span(2_000)).unwrap().is_some());
+        assert!(response_by_span(&conn, span(1)).unwrap().is_none());
+    }
 }
