@@ -21,8 +21,12 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The Python of the test environment, created on first use.
+/// The Python of the test environment: `CLOSEDLOOP_TEST_PYTHON` when the test script already
+/// prepared it, otherwise created (once) by `scripts/python-env.sh`.
 fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("CLOSEDLOOP_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
     let script = repo_root().join("scripts/python-env.sh");
     let output = Command::new("bash")
         .arg(&script)
