@@ -208,6 +208,10 @@ pub(crate) const TEMPERATURE: f64 = 0.0;
 /// `gen_ai.request.max_tokens` of model calls.
 pub(crate) const MAX_TOKENS: i64 = 400;
 
+/// Share of the query's IDF weight added to the score of the first sentence of the first
+/// context chunk.
+const LEAD_SENTENCE_BONUS: f64 = 0.25;
+
 /// How the extractive answerer behaves; set by the prompt template version, so the two
 /// versions differ observably even without a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,8 +237,8 @@ pub(crate) fn extractive(
     terms.sort_unstable();
     terms.dedup();
     let total: f64 = terms.iter().map(|t| index.idf(t)).sum();
-    // (score, chunk position, sentence position, chunk id, sentence)
-    let mut scored: Vec<(f64, usize, usize, &str, &str)> = Vec::new();
+    // (score, query coverage, chunk position, sentence position, chunk id, sentence)
+    let mut scored: Vec<(f64, f64, usize, usize, &str, &str)> = Vec::new();
     for (ci, (id, text)) in context.iter().enumerate() {
         for (si, sentence) in sentences(text).into_iter().enumerate() {
             let present: HashSet<String> = tokenize(sentence).into_iter().collect();
@@ -244,23 +248,29 @@ pub(crate) fn extractive(
                 .map(|t| index.idf(t))
                 .sum();
             if covered > 0.0 {
-                scored.push((covered, ci, si, id, sentence));
+                // The lead sentence of the best chunk usually states the answer itself.
+                let lead = if ci == 0 && si == 0 {
+                    LEAD_SENTENCE_BONUS * total
+                } else {
+                    0.0
+                };
+                scored.push((covered + lead, covered, ci, si, id, sentence));
             }
         }
     }
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-    let best = scored.first().map_or(0.0, |s| s.0);
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.2, a.3).cmp(&(b.2, b.3))));
+    let best = scored.iter().map(|s| s.1).fold(0.0, f64::max);
     if scored.is_empty() || total <= 0.0 || best / total < style.min_coverage {
         return NOT_FOUND.to_owned();
     }
     scored.truncate(style.max_sentences);
-    scored.sort_by_key(|s| (s.1, s.2));
-    let mut answer = scored.iter().map(|s| s.4).collect::<Vec<_>>().join(" ");
+    scored.sort_by_key(|s| (s.2, s.3));
+    let mut answer = scored.iter().map(|s| s.5).collect::<Vec<_>>().join(" ");
     if style.cite {
         let mut cited: Vec<&str> = Vec::new();
         for s in &scored {
-            if !cited.contains(&s.3) {
-                cited.push(s.3);
+            if !cited.contains(&s.4) {
+                cited.push(s.4);
             }
         }
         answer.push_str(&format!(" [{}]", cited.join(", ")));

@@ -64,6 +64,8 @@ pub struct Chunk {
     pub doc_slug: String,
     /// The title of that document.
     pub doc_title: String,
+    /// The paragraph's position in its document, from 0.
+    pub position: usize,
     /// The paragraph text.
     pub text: String,
 }
@@ -149,6 +151,7 @@ impl Corpus {
                     id: format!("{slug}#{n}"),
                     doc_slug: slug.to_owned(),
                     doc_title: title.clone(),
+                    position: n,
                     text,
                 });
             }

@@ -7,9 +7,12 @@ use crate::text::tokenize;
 
 /// Weight of query-term coverage in the rerank score; the rest goes to the BM25 score.
 const COVERAGE_WEIGHT: f64 = 0.6;
+/// Added to the score of a document's first paragraph, which in help-center articles states
+/// the main answer; later paragraphs cover exceptions.
+const LEAD_PARAGRAPH_BONUS: f64 = 0.1;
 
-/// Reorders `candidates` by `0.6 * coverage + 0.4 * bm25 / max_bm25` and keeps the best
-/// `top_n`.
+/// Reorders `candidates` by `0.6 * coverage + 0.4 * bm25 / max_bm25` (plus 0.1 for a
+/// document's first paragraph) and keeps the best `top_n`.
 ///
 /// Coverage is the IDF-weighted share of the distinct query terms that appear in the chunk
 /// (or its title): a chunk that mentions every part of the question beats one that repeats a
@@ -46,7 +49,13 @@ pub fn rerank(index: &Bm25Index, query: &str, candidates: &[Scored], top_n: usiz
             Scored {
                 index: c.index,
                 id: c.id.clone(),
-                score: COVERAGE_WEIGHT * coverage + (1.0 - COVERAGE_WEIGHT) * bm25,
+                score: COVERAGE_WEIGHT * coverage
+                    + (1.0 - COVERAGE_WEIGHT) * bm25
+                    + if chunk.position == 0 {
+                        LEAD_PARAGRAPH_BONUS
+                    } else {
+                        0.0
+                    },
             }
         })
         .collect();
@@ -74,7 +83,16 @@ mod tests {
         let reranked = rerank(&index, query, &first, 2);
         assert_eq!(reranked.len(), 2);
         assert_eq!(reranked[0].id, "b#0");
-        assert!(reranked[0].score <= 1.0 && reranked[0].score > reranked[1].score);
+        assert!(reranked[0].score <= 1.0 + LEAD_PARAGRAPH_BONUS);
+        assert!(reranked[0].score > reranked[1].score);
+    }
+
+    #[test]
+    fn rerank_puts_the_lead_paragraph_first_for_a_plain_question() {
+        let index = Bm25Index::new(Corpus::bundled());
+        let query = "How do I reset my password?";
+        let reranked = rerank(&index, query, &index.search(query, 8), 3);
+        assert_eq!(reranked[0].id, "reset-password#0");
     }
 
     #[test]
