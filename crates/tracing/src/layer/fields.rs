@@ -16,6 +16,18 @@ use tracing_core::field::{Field, Visit};
 /// The field tracing-opentelemetry reads the span name from.
 const OTEL_NAME_FIELD: &str = "otel.name";
 
+/// Scans a span's declared fields: whether any may matter to the layer, and whether the span
+/// declares `otel.name`.
+pub(super) fn scan(fields: &tracing_core::field::FieldSet) -> (bool, bool) {
+    let (mut relevant, mut named) = (false, false);
+    for field in fields {
+        let name = field.name();
+        relevant |= is_relevant(name);
+        named |= name == OTEL_NAME_FIELD;
+    }
+    (relevant, named)
+}
+
 /// Whether a field name may matter to the layer; a cheap prefix test run on every span.
 pub(super) fn is_relevant(name: &str) -> bool {
     name.starts_with("gen_ai.")
@@ -52,7 +64,9 @@ impl FieldValues {
         match name {
             GEN_AI_OPERATION_NAME => self.operation = Some(Operation::parse(value)),
             CLOSEDLOOP_RETRIEVAL_STAGE => self.stage = value.parse().ok(),
-            GEN_AI_REQUEST_MODEL => self.model = Some(owned()),
+            // The model only matters for naming spans that have no `otel.name`.
+            GEN_AI_REQUEST_MODEL if !self.has_otel_name => self.model = Some(owned()),
+            GEN_AI_REQUEST_MODEL => {}
             GEN_AI_DATA_SOURCE_ID => self.data_source = Some(owned()),
             CLOSEDLOOP_RETRIEVAL_CHUNK_IDS => self.chunk_ids = Some(parse_ids(value)),
             CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES => self.chunk_scores = parse_scores(value),
@@ -104,19 +118,25 @@ impl Visit for FieldValues {
 pub(super) fn parse_ids(value: &str) -> Arc<[StringValue]> {
     let trimmed = value.trim();
     if trimmed.starts_with('[') {
+        if let Ok(ids) = serde_json::from_str::<Vec<&str>>(trimmed) {
+            return ids.into_iter().map(shared).collect();
+        }
         if let Ok(ids) = serde_json::from_str::<Vec<String>>(trimmed) {
             return ids.iter().map(|id| shared(id)).collect();
         }
     }
-    if trimmed.is_empty() {
-        return Arc::from([]);
+    // Hand-rolled split: this runs for every retrieval span with IDs in a plain field.
+    let bytes = trimmed.as_bytes();
+    let mut ids = Vec::with_capacity(bytes.iter().filter(|&&b| b == b',').count() + 1);
+    let mut start = 0;
+    for end in (0..=bytes.len()).filter(|&i| i == bytes.len() || bytes[i] == b',') {
+        let id = trimmed[start..end].trim_ascii();
+        if !id.is_empty() {
+            ids.push(shared(id));
+        }
+        start = end + 1;
     }
-    trimmed
-        .split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(shared)
-        .collect()
+    Arc::from(ids)
 }
 
 /// A string value whose clones share one allocation.

@@ -296,7 +296,6 @@ impl ClosedloopLayer {
         }
 
         let pending = &mut state.pending;
-        pending.reserve(8);
         if let (Some(slot), false) = (&slot, state.has_context_chunks) {
             pending.push(KeyValue::new(
                 CLOSEDLOOP_CONTEXT_CHUNK_IDS,
@@ -672,14 +671,14 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !attrs
-            .fields()
-            .iter()
-            .any(|field| fields::is_relevant(field.name()))
-        {
+        let (relevant, named) = fields::scan(attrs.fields());
+        if !relevant {
             return;
         }
-        let mut values = FieldValues::default();
+        let mut values = FieldValues {
+            has_otel_name: named,
+            ..FieldValues::default()
+        };
         attrs.record(&mut values);
         if !values.any {
             return;
