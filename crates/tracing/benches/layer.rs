@@ -2,22 +2,26 @@
 //!
 //! Each iteration creates a retrieval span carrying 8 chunk IDs and a generation span under it,
 //! enters and closes both. Cases: no OpenTelemetry layer (baseline), tracing-opentelemetry
-//! alone, and tracing-opentelemetry with `ClosedloopLayer` in either order. Spans go through a
+//! alone, tracing-opentelemetry alone with the attributes closedloop adds written by hand, and
+//! tracing-opentelemetry with `ClosedloopLayer` in either order. Spans go through a
 //! simple span processor to an exporter that drops them, so the numbers are the synchronous
 //! per-span cost on the application thread.
 
 use std::time::Duration;
 
 use closedloop_semconv::attribute::{
-    CLOSEDLOOP_RETRIEVAL_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, GEN_AI_DATA_SOURCE_ID,
-    GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL,
+    CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
+    CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, GEN_AI_DATA_SOURCE_ID, GEN_AI_OPERATION_NAME,
+    GEN_AI_REQUEST_MODEL,
 };
 use closedloop_tracing::ClosedloopLayer;
 use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{Array, StringValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing::Dispatch;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::Registry;
 
@@ -56,6 +60,35 @@ fn request() {
         { GEN_AI_OPERATION_NAME } = "chat",
         { GEN_AI_REQUEST_MODEL } = "gpt-4o",
     );
+    let _generation = generation.enter();
+}
+
+/// The same request with the attributes `ClosedloopLayer` adds written by hand through
+/// `OpenTelemetrySpanExt`: the cost of the attributes themselves, without the layer.
+fn request_with_manual_attributes() {
+    let ids = "kb-1#0,kb-1#1,kb-2#0,kb-3#4,kb-5#2,kb-8#1,kb-9#0,kb-9#3";
+    let retrieval = tracing::info_span!(
+        "retrieval",
+        otel.name = "retrieval kb",
+        { GEN_AI_OPERATION_NAME } = "retrieval",
+        { GEN_AI_DATA_SOURCE_ID } = "kb",
+        { CLOSEDLOOP_RETRIEVAL_INDEX_VERSION } = "v4",
+        { CLOSEDLOOP_RETRIEVAL_CHUNK_IDS } = ids,
+    );
+    let _retrieval = retrieval.enter();
+    let generation = tracing::info_span!(
+        "generation",
+        otel.name = "chat gpt-4o",
+        { GEN_AI_OPERATION_NAME } = "chat",
+        { GEN_AI_REQUEST_MODEL } = "gpt-4o",
+    );
+    let chunk_ids: Vec<StringValue> = ids.split(',').map(|id| id.to_owned().into()).collect();
+    generation.set_attribute(
+        CLOSEDLOOP_CONTEXT_CHUNK_IDS,
+        Value::Array(Array::String(chunk_ids)),
+    );
+    generation.set_attribute(CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, "v4");
+    generation.set_attribute(GEN_AI_DATA_SOURCE_ID, "kb");
     let _generation = generation.enter();
 }
 
@@ -102,6 +135,13 @@ fn bench(c: &mut Criterion) {
         tracing::dispatcher::with_default(dispatch, || {
             group.bench_function(*name, |b| b.iter(request));
         });
+        if *name == "otel" {
+            tracing::dispatcher::with_default(dispatch, || {
+                group.bench_function("otel_manual_attributes", |b| {
+                    b.iter(request_with_manual_attributes)
+                });
+            });
+        }
     }
     group.finish();
 }

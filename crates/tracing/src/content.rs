@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 
 /// The environment variable the OpenTelemetry GenAI instrumentations use to turn on message
@@ -110,8 +110,7 @@ fn hash_user_id(key: &[u8], raw: &str) -> String {
         Sha256::digest(raw.as_bytes()).into()
     } else {
         // Keyed, so a list of known user IDs cannot be hashed and matched by whoever reads traces.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = crate::token::mac(key);
         mac.update(raw.as_bytes());
         mac.finalize().into_bytes().into()
     };

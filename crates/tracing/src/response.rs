@@ -28,12 +28,18 @@ pub struct ResponseRef {
 impl ResponseRef {
     /// A reference from ids; `None` if either is the all-zero invalid id.
     pub fn from_ids(trace_id: TraceId, span_id: SpanId, sampled: bool) -> Option<Self> {
-        (trace_id != TraceId::INVALID && span_id != SpanId::INVALID).then_some(ResponseRef {
+        (trace_id != TraceId::INVALID && span_id != SpanId::INVALID)
+            .then(|| Self::from_valid_ids(trace_id, span_id, sampled))
+    }
+
+    /// A reference from ids already checked to be valid.
+    pub(crate) fn from_valid_ids(trace_id: TraceId, span_id: SpanId, sampled: bool) -> Self {
+        ResponseRef {
             trace_id,
             span_id,
             sampled,
             feedback_token: None,
-        })
+        }
     }
 
     /// A reference to the span with this context; `None` if the context is invalid.

@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use opentelemetry::trace::{SpanId, TraceId};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::ResponseRef;
 
@@ -62,14 +63,20 @@ impl VerifiedToken {
     /// The response the token grants feedback on, to pass to
     /// [`record_feedback`](crate::record_feedback).
     pub fn response_ref(&self) -> ResponseRef {
-        ResponseRef::from_ids(self.trace_id, self.span_id, true)
-            .unwrap_or_else(|| unreachable!("verified tokens carry valid ids"))
+        ResponseRef::from_valid_ids(self.trace_id, self.span_id, true)
     }
 }
 
-fn mac(secret: &[u8]) -> Hmac<Sha256> {
-    <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+/// HMAC-SHA256 keyed with `secret`, built without a fallible constructor: the key block is
+/// derived as RFC 2104 specifies (hashed when longer than the 64-byte block, zero-padded).
+pub(crate) fn mac(secret: &[u8]) -> Hmac<Sha256> {
+    let mut block = [0u8; 64];
+    if secret.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(secret));
+    } else {
+        block[..secret.len()].copy_from_slice(secret);
+    }
+    <Hmac<Sha256> as KeyInit>::new(&block.into())
 }
 
 /// Signs a token granting feedback on one response span until `expires_at`.
@@ -230,6 +237,20 @@ mod tests {
             verify_feedback_token(SECRET, &forged, at(1_000)),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn the_mac_matches_the_standard_construction_for_short_and_long_keys() {
+        for key in [&b"k"[..], &[7u8; 64][..], &[9u8; 100][..]] {
+            let mut ours = mac(key);
+            let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+            ours.update(b"payload");
+            reference.update(b"payload");
+            assert_eq!(
+                ours.finalize().into_bytes(),
+                reference.finalize().into_bytes()
+            );
+        }
     }
 
     #[test]
