@@ -43,7 +43,10 @@ const ORDER_CLOSEDLOOP_FIRST: u8 = 2;
 ///
 /// - onto generation spans, the chunk IDs actually placed in the prompt
 ///   (`closedloop.context.chunk_ids`), carried over from the retrieval, rerank and filter spans
-///   of the same request, with the index version and data source;
+///   of the same request, with the index version and data source. "The same request" means a
+///   common ancestor span: a retrieval span that is an ancestor of the generation span, or
+///   one under the same request span. Two root spans are two traces and are not connected;
+///   see the [guide](crate::guide) for the merge rules;
 /// - onto generation spans, the session, user, turn, conversation and query fingerprint of the
 ///   nearest enclosing span that has them, and the prompt template rendered for them;
 /// - semantic-convention span names (`chat gpt-4o`, `retrieval my-index`) for plain spans that
