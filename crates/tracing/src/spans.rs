@@ -2,7 +2,8 @@
 
 use closedloop_semconv::attribute::{
     self, GenAiOperationName, RetrievalStage, CLOSEDLOOP_QUERY_TEXT, GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OUTPUT_MESSAGES, GEN_AI_RESPONSE_FINISH_REASONS, GEN_AI_RETRIEVAL_QUERY_TEXT,
+    GEN_AI_OUTPUT_MESSAGES, GEN_AI_REQUEST_STOP_SEQUENCES, GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RETRIEVAL_QUERY_TEXT,
 };
 use closedloop_semconv::span as span_name;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
@@ -49,7 +50,12 @@ pub fn generation(operation: GenAiOperationName, model: impl Into<String>) -> Ge
         max_tokens: None,
         temperature: None,
         top_p: None,
+        top_k: None,
+        frequency_penalty: None,
+        presence_penalty: None,
         seed: None,
+        choice_count: None,
+        stop_sequences: Vec::new(),
         conversation_id: None,
     }
 }
@@ -63,7 +69,12 @@ pub struct GenerationBuilder {
     max_tokens: Option<i64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
+    top_k: Option<f64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
     seed: Option<i64>,
+    choice_count: Option<i64>,
+    stop_sequences: Vec<String>,
     conversation_id: Option<String>,
 }
 
@@ -92,9 +103,43 @@ impl GenerationBuilder {
         self
     }
 
+    /// Sets `gen_ai.request.top_k` (the sampling parameter, not the number of chunks).
+    pub fn with_top_k(mut self, top_k: f64) -> Self {
+        self.top_k = Some(top_k);
+        self
+    }
+
+    /// Sets `gen_ai.request.frequency_penalty`.
+    pub fn with_frequency_penalty(mut self, penalty: f64) -> Self {
+        self.frequency_penalty = Some(penalty);
+        self
+    }
+
+    /// Sets `gen_ai.request.presence_penalty`.
+    pub fn with_presence_penalty(mut self, penalty: f64) -> Self {
+        self.presence_penalty = Some(penalty);
+        self
+    }
+
     /// Sets `gen_ai.request.seed`.
     pub fn with_seed(mut self, seed: i64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Sets `gen_ai.request.choice.count`.
+    pub fn with_choice_count(mut self, count: i64) -> Self {
+        self.choice_count = Some(count);
+        self
+    }
+
+    /// Sets `gen_ai.request.stop_sequences`.
+    pub fn with_stop_sequences<I>(mut self, sequences: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.stop_sequences = sequences.into_iter().map(Into::into).collect();
         self
     }
 
@@ -118,13 +163,30 @@ impl GenerationBuilder {
             { attribute::GEN_AI_REQUEST_MAX_TOKENS } = self.max_tokens,
             { attribute::GEN_AI_REQUEST_TEMPERATURE } = self.temperature,
             { attribute::GEN_AI_REQUEST_TOP_P } = self.top_p,
+            { attribute::GEN_AI_REQUEST_TOP_K } = self.top_k,
+            { attribute::GEN_AI_REQUEST_FREQUENCY_PENALTY } = self.frequency_penalty,
+            { attribute::GEN_AI_REQUEST_PRESENCE_PENALTY } = self.presence_penalty,
             { attribute::GEN_AI_REQUEST_SEED } = self.seed,
+            { attribute::GEN_AI_REQUEST_CHOICE_COUNT } = self.choice_count,
             { attribute::GEN_AI_CONVERSATION_ID } = self.conversation_id.as_deref(),
             { attribute::GEN_AI_RESPONSE_ID } = Empty,
             { attribute::GEN_AI_RESPONSE_MODEL } = Empty,
             { attribute::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
             { attribute::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+            { attribute::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = Empty,
+            { attribute::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = Empty,
         );
+        if !self.stop_sequences.is_empty() {
+            let sequences = self
+                .stop_sequences
+                .into_iter()
+                .map(StringValue::from)
+                .collect();
+            span.set_attribute(
+                GEN_AI_REQUEST_STOP_SEQUENCES,
+                Value::Array(Array::String(sequences)),
+            );
+        }
         GenerationSpan { span }
     }
 }
@@ -165,6 +227,18 @@ impl GenerationSpan {
             .record(attribute::GEN_AI_USAGE_INPUT_TOKENS, input_tokens);
         self.span
             .record(attribute::GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens);
+    }
+
+    /// Records `gen_ai.usage.cache_read.input_tokens`.
+    pub fn record_cache_read_tokens(&self, tokens: i64) {
+        self.span
+            .record(attribute::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, tokens);
+    }
+
+    /// Records `gen_ai.usage.reasoning.output_tokens`.
+    pub fn record_reasoning_tokens(&self, tokens: i64) {
+        self.span
+            .record(attribute::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, tokens);
     }
 
     /// Records the prompt sent to the model as `gen_ai.input.messages`, only when prompt capture
