@@ -536,7 +536,8 @@ impl RequestBuilder {
 }
 
 /// Records the user's query on `span`: its fingerprint always, its text only when query capture
-/// is on. Generation spans below `span` inherit the fingerprint.
+/// is on. Generation spans below `span` inherit the fingerprint. A span records one query: a
+/// second call, or a call on a generation span that already inherited a fingerprint, is ignored.
 pub fn record_query(span: &tracing::Span, query: &str) {
     let fp = StringValue::from(fingerprint(query).to_string());
     update(span, |policy| {

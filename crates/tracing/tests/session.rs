@@ -128,10 +128,11 @@ fn record_query_on_an_existing_span_is_inherited() {
             let root = tracing::info_span!("handler");
             let _root = root.enter();
             record_query(&root, "export data to csv");
-            generation(GenAiOperationName::Chat, "m")
-                .start()
-                .span()
-                .in_scope(|| {});
+            record_query(&root, "a second query on the same span is ignored");
+            let llm = generation(GenAiOperationName::Chat, "m").start();
+            // Already inherited: recording again must not add a second attribute.
+            record_query(llm.span(), "export data to csv");
+            llm.span().in_scope(|| {});
         });
         let expected = fingerprint("export data to csv").to_string();
         assert_eq!(

@@ -336,7 +336,11 @@ impl ClosedloopLayer {
             pending.push(KeyValue::new(CLOSEDLOOP_TURN_INDEX, turn));
         }
         if let (Some(fingerprint), None) = (fingerprint, &state.fingerprint) {
-            pending.push(KeyValue::new(CLOSEDLOOP_QUERY_FINGERPRINT, fingerprint));
+            pending.push(KeyValue::new(
+                CLOSEDLOOP_QUERY_FINGERPRINT,
+                fingerprint.clone(),
+            ));
+            state.fingerprint = Some(fingerprint);
         }
     }
 
@@ -414,7 +418,8 @@ impl ClosedloopLayer {
                     ContextSlot::merge(&mut state.slot, &chunks);
                     record = Some(chunks);
                 }
-                Update::Query { fingerprint, text } => {
+                // A span records one query: the first one recorded or inherited.
+                Update::Query { fingerprint, text } if state.fingerprint.is_none() => {
                     state.pending.push(KeyValue::new(
                         CLOSEDLOOP_QUERY_FINGERPRINT,
                         fingerprint.clone(),
@@ -422,6 +427,7 @@ impl ClosedloopLayer {
                     state.fingerprint = Some(fingerprint);
                     state.pending.extend(text);
                 }
+                Update::Query { .. } => {}
                 Update::Attributes(attributes) => state.pending.extend(attributes),
             }
             self.note_pending(state);
