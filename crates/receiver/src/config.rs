@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::detectors::DetectorsConfig;
 use crate::export::ExportConfig;
 use crate::join::JoinConfig;
 use crate::pipeline::PipelineConfig;
@@ -39,6 +40,9 @@ pub struct Config {
     /// Where failure records are sent over OTLP (`[export]`).
     #[serde(default)]
     pub export: ExportConfig,
+    /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
+    #[serde(default)]
+    pub detectors: DetectorsConfig,
 }
 
 impl Config {
@@ -68,6 +72,7 @@ impl Config {
             store: self.store.clone(),
             join: self.join.clone(),
             export: self.export.clone(),
+            detectors: self.detectors.clone(),
         }
     }
 }
@@ -320,7 +325,9 @@ mod tests {
 
     #[test]
     fn empty_sections_give_the_defaults() {
-        let text = "[server]\n[feedback]\n[telemetry]\n[store]\n[join]\n[export]\n";
+        let text = "[server]\n[feedback]\n[telemetry]\n[store]\n[join]\n[export]\n\
+            [detectors]\n[detectors.rephrase]\n[detectors.regenerate]\n[detectors.abandon]\n\
+            [detectors.edit]\n";
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
     }
 

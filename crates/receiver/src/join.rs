@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde::Deserialize;
 
+use crate::detectors::{Detectors, DetectorsConfig};
 use crate::export::span::{failure_span, FailureSpan};
 use crate::records::{Feedback, Response, Retrieval, SpanRef, TraceId};
 use crate::rules::{self, Context};
@@ -110,10 +111,12 @@ pub(crate) struct Joiner {
     retrievals: HashMap<TraceId, Vec<Retrieval>>,
     retrieval_order: VecDeque<TraceId>,
     max_retrieval_traces: usize,
+    /// The implicit-signal detectors, which feed this join.
+    detectors: Detectors,
 }
 
 impl Joiner {
-    pub(crate) fn new(config: &JoinConfig) -> Self {
+    pub(crate) fn new(config: &JoinConfig, detectors: &DetectorsConfig) -> Self {
         Self {
             wait: Duration::from_secs(config.wait_secs),
             max_pending: config.max_pending.max(1),
@@ -123,6 +126,7 @@ impl Joiner {
             retrievals: HashMap::new(),
             retrieval_order: VecDeque::new(),
             max_retrieval_traces: config.max_retrieval_traces,
+            detectors: Detectors::new(detectors),
         }
     }
 
@@ -132,6 +136,7 @@ impl Joiner {
         self.waiting.clear();
         self.by_span.clear();
         self.by_response_id.clear();
+        self.detectors.reload(conn)?;
         let now_s = crate::store::writer::unix_now_s();
         let now = Instant::now();
         for row in queries::waiting_feedback(conn)? {
@@ -150,9 +155,14 @@ impl Joiner {
         Ok(())
     }
 
-    /// When the oldest waiting feedback must be recorded without its response.
+    /// When the oldest waiting feedback must be recorded without its response, or the
+    /// detectors must look for quiet sessions, whichever comes first.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.waiting.values().next().map(|waiting| waiting.deadline)
+        let waiting = self.waiting.values().next().map(|waiting| waiting.deadline);
+        match (waiting, self.detectors.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn add_waiting(&mut self, row: i64, waiting: Waiting) {
@@ -189,7 +199,7 @@ impl Joiner {
             if response.chunk_ids.is_none() {
                 self.carry_retrieval(&mut response);
             }
-            queries::insert_response(
+            let inserted = queries::insert_response(
                 w.conn,
                 w.interner,
                 &response,
@@ -199,6 +209,11 @@ impl Joiner {
             )?;
             if !self.waiting.is_empty() {
                 self.resolve(w, &response, span)?;
+            }
+            if inserted {
+                for detected in self.detectors.on_response(w, &response, span)? {
+                    self.feedback(w, detected)?;
+                }
             }
         }
         for feedback in batch.feedback {
@@ -241,7 +256,7 @@ impl Joiner {
         w: &mut Tx<'_>,
         feedback: Feedback,
     ) -> rusqlite::Result<FeedbackWrite> {
-        let negative = rules::is_negative(feedback.signal, feedback.value, feedback.category);
+        let negative = self.detectors.is_negative(&feedback);
         let state = if negative {
             FeedbackState::Waiting
         } else {
@@ -251,6 +266,7 @@ impl Joiner {
             return Ok(FeedbackWrite::Duplicate);
         };
         w.effects.feedback_recorded += 1;
+        self.detectors.on_feedback(w, &feedback)?;
         if !negative {
             return Ok(FeedbackWrite::Recorded);
         }
@@ -289,13 +305,17 @@ impl Joiner {
         Ok(FeedbackWrite::Recorded)
     }
 
-    /// Records, unenriched, the waiting feedback whose window has passed.
+    /// Records, unenriched, the waiting feedback whose window has passed, and the feedback of
+    /// the detectors that run on a timer (abandon).
     pub(crate) fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> rusqlite::Result<()> {
         while let Some((&row, waiting)) = self.waiting.iter().next() {
             if waiting.deadline > now {
                 break;
             }
             self.give_up(w, row)?;
+        }
+        for detected in self.detectors.due(w, now)? {
+            self.feedback(w, detected)?;
         }
         Ok(())
     }

@@ -26,6 +26,7 @@
 
 pub mod cli;
 mod config;
+mod detectors;
 mod export;
 mod feedback_api;
 mod join;
@@ -40,6 +41,10 @@ mod telemetry;
 mod vocab;
 
 pub use config::{Config, ConfigError, FeedbackApiConfig, ServerConfig, TelemetryConfig};
+pub use detectors::{
+    AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,
+    RephraseDetectorConfig,
+};
 pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;

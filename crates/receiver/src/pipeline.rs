@@ -16,6 +16,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::detectors::DetectorsConfig;
 use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
 use crate::join::JoinConfig;
 use crate::records::{Feedback, SpanRef};
@@ -28,7 +29,8 @@ pub use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSo
 /// How long an overloaded client is asked to wait before retrying.
 const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// The `[store]`, `[join]` and `[export]` sections of the receiver's configuration.
+/// The `[store]`, `[join]`, `[export]` and `[detectors]` sections of the receiver's
+/// configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
@@ -41,6 +43,9 @@ pub struct PipelineConfig {
     /// Where failure records are sent over OTLP (`[export]`).
     #[serde(default)]
     pub export: ExportConfig,
+    /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
+    #[serde(default)]
+    pub detectors: DetectorsConfig,
 }
 
 /// Counters shared by the pipeline's workers.
@@ -129,9 +134,10 @@ impl Pipeline {
         });
         let store_config = config.store.clone();
         let join_config = config.join.clone();
+        let detectors_config = config.detectors.clone();
         let store_shared = Arc::clone(&shared);
         let store = tokio::task::spawn_blocking(move || {
-            Store::open(&store_config, &join_config, store_shared)
+            Store::open(&store_config, &join_config, &detectors_config, store_shared)
         })
         .await
         .map_err(|_| PipelineError::Store(StoreError::WriterStopped))?

@@ -14,18 +14,37 @@ const NEGATIVE_BELOW: f64 = 0.5;
 /// The number of negative items from which a record is `high` severity.
 const SEVERAL_NEGATIVES: usize = 3;
 
-/// Whether a piece of feedback is negative, and so belongs to a failure record.
+/// Whether a piece of feedback is negative, and so belongs to a failure record, with the
+/// default edit threshold.
+// The join uses `is_negative_with` and the configured edit threshold; this is the rule table
+// as documented, for callers without a configuration.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn is_negative(
     signal: FeedbackSignal,
     value: Option<f64>,
     category: Option<FailureCategory>,
+) -> bool {
+    is_negative_with(signal, value, category, Some(NEGATIVE_BELOW))
+}
+
+/// Whether a piece of feedback is negative, with the threshold below which an `edit` value
+/// (the fraction of the answer kept) is negative; `None`: edits are never negative (the edit
+/// detector is off).
+pub(crate) fn is_negative_with(
+    signal: FeedbackSignal,
+    value: Option<f64>,
+    category: Option<FailureCategory>,
+    edit_negative_below: Option<f64>,
 ) -> bool {
     if category == Some(FailureCategory::Harmful) {
         return true;
     }
     match signal {
         FeedbackSignal::ThumbsUp | FeedbackSignal::Copy => false,
-        FeedbackSignal::Rating | FeedbackSignal::Edit | FeedbackSignal::Label => {
+        FeedbackSignal::Edit => {
+            edit_negative_below.is_some_and(|below| value.is_some_and(|value| value < below))
+        }
+        FeedbackSignal::Rating | FeedbackSignal::Label => {
             value.is_some_and(|value| value < NEGATIVE_BELOW)
         }
         // thumbs_down, regenerate, report, escalate, rephrase, abandon, and any signal the

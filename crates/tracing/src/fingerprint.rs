@@ -1,24 +1,43 @@
 //! Privacy-preserving query fingerprints for rephrase detection.
+//!
+//! Two schemes exist. `mh64v2` (written by [`fingerprint`]) canonicalises common help-desk
+//! synonyms and phrasal verbs before hashing and carries the sizes of its feature sets, so the
+//! receiver can estimate how much of the shorter query the longer one contains: a query that
+//! was shortened or expanded stays close, while two questions on the same topic that differ in
+//! their key word drift apart. `mh64` (the first scheme) is still parsed and compared, so
+//! fingerprints written by older releases keep working; the two schemes are never compared
+//! with each other.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// Number of MinHash slots computed over word shingles.
+/// Number of MinHash slots computed over word shingles (`mh64`).
 const WORD_SLOTS: usize = 32;
-/// Number of MinHash slots computed over character trigrams.
+/// Number of MinHash slots computed over character trigrams (`mh64`).
 const CHAR_SLOTS: usize = 32;
 /// Total number of slots in an `mh64` fingerprint.
 const SLOTS: usize = WORD_SLOTS + CHAR_SLOTS;
-/// The scheme name written before the colon in the attribute value.
+/// The scheme name of the first fingerprint scheme.
 const SCHEME_MH64: &str = "mh64";
 
+/// Number of one-byte MinHash slots over canonical words (`mh64v2`).
+const V2_WORD_SLOTS: usize = 32;
+/// Number of one-byte MinHash slots over character trigrams of the canonical words (`mh64v2`).
+const V2_CHAR_SLOTS: usize = 96;
+/// Total number of slots in an `mh64v2` fingerprint.
+const V2_SLOTS: usize = V2_WORD_SLOTS + V2_CHAR_SLOTS;
+/// Hex digits of an `mh64v2` signature: two size bytes, then one byte per slot.
+const V2_HEX_LEN: usize = (2 + V2_SLOTS) * 2;
+/// The scheme name written by [`fingerprint`].
+const SCHEME_MH64V2: &str = "mh64v2";
+
 /// A similarity at or above which two consecutive queries are likely the same question asked
-/// differently.
+/// differently (for `mh64v2` fingerprints, which [`fingerprint`] writes).
 ///
-/// Chosen on the labelled pairs in this crate's tests, where it separates rephrasings from
-/// unrelated and follow-up questions with precision and recall of 0.96. A receiver may
-/// tune it on its own data.
-pub const SUGGESTED_REPHRASE_THRESHOLD: f64 = 0.3;
+/// Chosen on labelled pairs of consecutive help-desk queries (the receiver's
+/// `rephrase_pairs.jsonl` fixture and this crate's tests); see the receiver's rephrase
+/// benchmark for precision and recall. A receiver may tune it on its own data.
+pub const SUGGESTED_REPHRASE_THRESHOLD: f64 = 0.75;
 
 /// Words that carry no topic and are dropped before shingling.
 const STOPWORDS: &[&str] = &[
@@ -31,23 +50,163 @@ const STOPWORDS: &[&str] = &[
     "will", "with", "would", "you", "your",
 ];
 
+/// Word sequences read as one canonical word by `mh64v2` (before stopwords are dropped, so
+/// "turn on" and "turn off" stay apart).
+const PHRASES: &[(&[&str], &str)] = &[
+    (&["turn", "on"], "enable"),
+    (&["switch", "on"], "enable"),
+    (&["turn", "off"], "disable"),
+    (&["switch", "off"], "disable"),
+    (&["set", "up"], "configure"),
+    (&["log", "in"], "login"),
+    (&["sign", "in"], "login"),
+    (&["log", "on"], "login"),
+    (&["log", "out"], "logout"),
+    (&["sign", "out"], "logout"),
+    (&["sign", "up"], "signup"),
+    (&["get", "back"], "restore"),
+    (&["send", "back"], "return"),
+    (&["money", "back"], "refund"),
+    (&["two", "factor"], "2fa"),
+    (&["two", "step"], "2fa"),
+    (&["multi", "factor"], "2fa"),
+    (&["single", "sign", "on"], "sso"),
+    (&["time", "off"], "vacation"),
+    (&["annual", "leave"], "vacation"),
+    (&["customer", "support"], "support"),
+    (&["customer", "service"], "support"),
+    (&["help", "desk"], "support"),
+    (&["not", "working"], "broken"),
+    (&["doesnt", "work"], "broken"),
+    (&["isnt", "working"], "broken"),
+    (&["wont", "work"], "broken"),
+    (&["stopped", "working"], "broken"),
+    (&["wi", "fi"], "wifi"),
+    (&["e", "mail"], "email"),
+];
+
+/// Words (or their stems) read as a canonical synonym by `mh64v2`: common help-desk, account,
+/// billing, shipping and IT vocabulary. The pairs are part of the scheme: changing them
+/// changes fingerprints, so it needs a new scheme name.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("update", "change"),
+    ("modify", "change"),
+    ("edit", "change"),
+    ("alter", "change"),
+    ("reset", "change"),
+    ("terminate", "cancel"),
+    ("discontinue", "cancel"),
+    ("end", "cancel"),
+    ("remove", "delete"),
+    ("erase", "delete"),
+    ("invite", "add"),
+    ("generate", "create"),
+    ("make", "create"),
+    ("member", "user"),
+    ("teammate", "user"),
+    ("colleague", "user"),
+    ("person", "user"),
+    ("someone", "user"),
+    ("people", "user"),
+    ("reject", "decline"),
+    ("refuse", "decline"),
+    ("deny", "decline"),
+    ("shipping", "ship"),
+    ("shipment", "ship"),
+    ("delivery", "ship"),
+    ("deliver", "ship"),
+    ("dispatch", "ship"),
+    ("package", "order"),
+    ("parcel", "order"),
+    ("purchase", "order"),
+    ("bought", "order"),
+    ("buy", "order"),
+    ("receive", "arrive"),
+    ("setup", "configure"),
+    ("download", "export"),
+    ("recover", "restore"),
+    ("undelete", "restore"),
+    ("retrieve", "restore"),
+    ("reserve", "book"),
+    ("wireless", "wifi"),
+    ("computer", "laptop"),
+    ("pc", "laptop"),
+    ("notebook", "laptop"),
+    ("sluggish", "slow"),
+    ("laggy", "slow"),
+    ("pto", "vacation"),
+    ("holiday", "vacation"),
+    ("mobile", "phone"),
+    ("smartphone", "phone"),
+    ("cellphone", "phone"),
+    ("contest", "dispute"),
+    ("product", "item"),
+    ("article", "item"),
+    ("payment", "pay"),
+    ("paid", "pay"),
+    ("price", "cost"),
+    ("pricing", "cost"),
+    ("fee", "cost"),
+    ("signin", "login"),
+    ("logon", "login"),
+    ("issue", "problem"),
+    ("trouble", "problem"),
+    ("confirmation", "verification"),
+    ("confirm", "verification"),
+    ("verify", "verification"),
+    ("activation", "verification"),
+    ("lose", "lost"),
+    ("missing", "lost"),
+    ("misplace", "lost"),
+    ("activate", "enable"),
+    ("deactivate", "disable"),
+    ("mfa", "2fa"),
+    ("2sv", "2fa"),
+    ("helpdesk", "support"),
+    ("reimburse", "refund"),
+    ("locate", "find"),
+    ("quota", "limit"),
+    ("token", "key"),
+    ("mail", "email"),
+    ("passcode", "password"),
+    ("organisation", "organization"),
+    ("org", "organization"),
+];
+
 /// A MinHash fingerprint of a normalised query, as carried in `closedloop.query.fingerprint`.
 ///
-/// The text is lowercased, stripped of punctuation, lightly stemmed and cleared of stopwords.
-/// Half of the 64 slots are MinHash minima over word unigrams and bigrams, the other half over
-/// character trigrams of the words, so both reworded and misspelt rephrasings stay close. Each
-/// slot keeps 16 bits of its minimum. The attribute value is `mh64:` followed by 256 lowercase
-/// hex digits; a query with no words left after normalisation has an empty signature (`mh64:`).
+/// [`fingerprint`] writes the `mh64v2` scheme: the text is lowercased, stripped of
+/// punctuation, common phrasal verbs and synonyms are mapped to one canonical word, words are
+/// lightly stemmed and cleared of stopwords. 32 one-byte slots are MinHash minima over the
+/// canonical words, 96 over their character trigrams (so misspelt rephrasings stay close);
+/// two leading bytes carry how many distinct words and trigrams there were (capped at 255),
+/// which lets [`similarity`](Fingerprint::similarity) estimate containment rather than plain
+/// overlap. The attribute value is `mh64v2:` followed by 260 lowercase hex digits; a query
+/// with no words left after normalisation has an empty signature (`mh64v2:`). The older `mh64`
+/// scheme (`mh64:` and 256 hex digits) is still parsed and compared with itself.
 ///
 /// The fingerprint does not contain the text, but it is unkeyed: someone who can guess candidate
-/// queries can test them against it. Treat it like a hash of the query, not like noise.
+/// queries can test them against it, and the sizes reveal roughly how long the query was.
+/// Treat it like a hash of the query, not like noise.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
-    /// 16-bit minima, word slots first; empty when the query had no words.
-    slots: Vec<u16>,
+    repr: Repr,
 }
 
-/// Computes the fingerprint of a query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// `mh64`: 16-bit minima, word slots first; empty when the query had no words.
+    Mh64 { slots: Vec<u16> },
+    /// `mh64v2`: the distinct word and trigram counts, and 8-bit minima, word slots first;
+    /// `slots` is empty when the query had no words.
+    Mh64v2 {
+        words: u8,
+        trigrams: u8,
+        slots: Vec<u8>,
+    },
+}
+
+/// Computes the (`mh64v2`) fingerprint of a query.
 ///
 /// # Examples
 ///
@@ -60,9 +219,120 @@ pub struct Fingerprint {
 /// assert!(a.similarity(&b).unwrap() > a.similarity(&c).unwrap());
 /// ```
 pub fn fingerprint(query: &str) -> Fingerprint {
+    let words = canonical_words(query);
+    let empty = Fingerprint {
+        repr: Repr::Mh64v2 {
+            words: 0,
+            trigrams: 0,
+            slots: Vec::new(),
+        },
+    };
+    if words.is_empty() {
+        return empty;
+    }
+    let mut minima = [u64::MAX; V2_SLOTS];
+    let mut absorb = |base: u64, range: std::ops::Range<usize>| {
+        for slot in range {
+            let h = mix(base ^ V2_SEEDS[slot]);
+            if h < minima[slot] {
+                minima[slot] = h;
+            }
+        }
+    };
+    let mut word_hashes: Vec<u64> = words
+        .iter()
+        .map(|word| fnv1a(&[b"w", word.as_bytes()]))
+        .collect();
+    word_hashes.sort_unstable();
+    word_hashes.dedup();
+    for &hash in &word_hashes {
+        absorb(hash, 0..V2_WORD_SLOTS);
+    }
+    let mut trigram_hashes = Vec::new();
+    for word in &words {
+        trigrams(word, |trigram| {
+            trigram_hashes.push(fnv1a(&[b"c", trigram]));
+        });
+    }
+    trigram_hashes.sort_unstable();
+    trigram_hashes.dedup();
+    for &hash in &trigram_hashes {
+        absorb(hash, V2_WORD_SLOTS..V2_SLOTS);
+    }
+    Fingerprint {
+        repr: Repr::Mh64v2 {
+            words: word_hashes.len().min(255) as u8,
+            trigrams: trigram_hashes.len().min(255) as u8,
+            slots: minima.iter().map(|m| (m >> 56) as u8).collect(),
+        },
+    }
+}
+
+/// How similar two query texts are, computed exactly on the features an `mh64v2`
+/// fingerprint estimates (so the same thresholds apply): the weighted containment of the
+/// shorter query's character trigrams and canonical words in the other. For a receiver that
+/// has both texts (query capture on). `None` when either query has no words.
+///
+/// # Examples
+///
+/// ```
+/// use closedloop_tracing::query_similarity;
+///
+/// let same = query_similarity("How do I cancel my subscription?", "cancel subscription");
+/// let other = query_similarity("How do I cancel my subscription?", "pause my subscription");
+/// assert!(same.unwrap() > other.unwrap());
+/// ```
+pub fn query_similarity(a: &str, b: &str) -> Option<f64> {
+    use std::collections::HashSet;
+    let features = |query: &str| {
+        let words: HashSet<String> = canonical_words(query).into_iter().collect();
+        let mut trigram_set: HashSet<Vec<u8>> = HashSet::new();
+        for word in &words {
+            trigrams(word, |trigram| {
+                trigram_set.insert(trigram.to_vec());
+            });
+        }
+        (words, trigram_set)
+    };
+    fn contained<T: std::hash::Hash + Eq>(a: &HashSet<T>, b: &HashSet<T>) -> f64 {
+        let shared = a.intersection(b).count() as f64;
+        shared / a.len().min(b.len()).max(1) as f64
+    }
+    let (words_a, trigrams_a) = features(a);
+    let (words_b, trigrams_b) = features(b);
+    if words_a.is_empty() || words_b.is_empty() {
+        return None;
+    }
+    Some(
+        WORD_WEIGHT * contained(&words_a, &words_b)
+            + (1.0 - WORD_WEIGHT) * contained(&trigrams_a, &trigrams_b),
+    )
+}
+
+/// Calls `f` with the UTF-8 bytes of each character trigram of `^word$`.
+fn trigrams(word: &str, mut f: impl FnMut(&[u8])) {
+    let padded: Vec<char> = std::iter::once('^')
+        .chain(word.chars())
+        .chain(std::iter::once('$'))
+        .collect();
+    let mut buf = [0u8; 12];
+    for tri in padded.windows(3) {
+        let mut len = 0;
+        for c in tri {
+            len += c.encode_utf8(&mut buf[len..]).len();
+        }
+        f(&buf[..len]);
+    }
+}
+
+/// The `mh64` fingerprint of a query (the first scheme), kept for the compatibility tests.
+#[cfg(test)]
+fn fingerprint_mh64(query: &str) -> Fingerprint {
     let words = normalise(query);
     if words.is_empty() {
-        return Fingerprint { slots: Vec::new() };
+        return Fingerprint {
+            repr: Repr::Mh64 { slots: Vec::new() },
+        };
     }
     let mut minima = [u64::MAX; SLOTS];
 
@@ -83,60 +353,126 @@ pub fn fingerprint(query: &str) -> Fingerprint {
                 0..WORD_SLOTS,
             );
         }
-        let padded: Vec<char> = std::iter::once('^')
-            .chain(word.chars())
-            .chain(std::iter::once('$'))
-            .collect();
-        let mut buf = [0u8; 12];
-        for tri in padded.windows(3) {
-            let mut len = 0;
-            for c in tri {
-                len += c.encode_utf8(&mut buf[len..]).len();
-            }
-            absorb(fnv1a(&[b"c", &buf[..len]]), WORD_SLOTS..SLOTS);
-        }
+        trigrams(word, |trigram| {
+            absorb(fnv1a(&[b"c", trigram]), WORD_SLOTS..SLOTS);
+        });
     }
 
     Fingerprint {
-        slots: minima.iter().map(|m| (m >> 48) as u16).collect(),
+        repr: Repr::Mh64 {
+            slots: minima.iter().map(|m| (m >> 48) as u16).collect(),
+        },
     }
+}
+
+/// The Jaccard similarity estimated from one-byte MinHash slots: two different minima share
+/// their top byte with probability 1/256, which is corrected for.
+fn b_bit_jaccard(a: &[u8], b: &[u8]) -> f64 {
+    const CHANCE: f64 = 1.0 / 256.0;
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count() as f64;
+    let matches = same / a.len().max(1) as f64;
+    ((matches - CHANCE) / (1.0 - CHANCE)).clamp(0.0, 1.0)
+}
+
+/// How much of the smaller set the larger one contains, from their Jaccard similarity and
+/// sizes: |A ∩ B| = J (|A| + |B|) / (1 + J).
+fn containment(jaccard: f64, a: u8, b: u8) -> f64 {
+    let (a, b) = (f64::from(a.max(1)), f64::from(b.max(1)));
+    let shared = jaccard * (a + b) / (1.0 + jaccard);
+    (shared / a.min(b)).clamp(0.0, 1.0)
 }
 
 impl Fingerprint {
     /// The scheme of this fingerprint, the part of the attribute value before the colon.
     pub fn scheme(&self) -> &'static str {
-        SCHEME_MH64
+        match self.repr {
+            Repr::Mh64 { .. } => SCHEME_MH64,
+            Repr::Mh64v2 { .. } => SCHEME_MH64V2,
+        }
     }
 
     /// Whether the query had no words left after normalisation.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        match &self.repr {
+            Repr::Mh64 { slots } => slots.is_empty(),
+            Repr::Mh64v2 { slots, .. } => slots.is_empty(),
+        }
     }
 
-    /// Estimates how similar the two queries are, from 0.0 (unrelated) to 1.0 (the same words).
+    /// Estimates how similar the two queries are, from 0.0 (unrelated) to 1.0 (the same
+    /// canonical words).
     ///
-    /// The estimate is the mean of the word-shingle and the character-trigram Jaccard
-    /// estimates. Returns `None` when either query had no words, so an empty query is never
-    /// reported as a rephrasing.
+    /// For `mh64v2`, a weighted mean of two containment estimates (how much of the shorter
+    /// query's character trigrams, weighted 0.8, and of its words, weighted 0.2, the other
+    /// query has). For `mh64`, the mean of the
+    /// word-shingle and the character-trigram Jaccard estimates. Returns `None` when either
+    /// query had no words, so an empty query is never reported as a rephrasing, and when the
+    /// two fingerprints are of different schemes.
     pub fn similarity(&self, other: &Fingerprint) -> Option<f64> {
         if self.is_empty() || other.is_empty() {
             return None;
         }
-        let matches = |range: std::ops::Range<usize>| {
-            let n = range.len() as f64;
-            let same = range.filter(|&i| self.slots[i] == other.slots[i]).count() as f64;
-            same / n
-        };
-        Some((matches(0..WORD_SLOTS) + matches(WORD_SLOTS..SLOTS)) / 2.0)
+        match (&self.repr, &other.repr) {
+            (Repr::Mh64 { slots: a }, Repr::Mh64 { slots: b }) => {
+                let matches = |range: std::ops::Range<usize>| {
+                    let n = range.len() as f64;
+                    let same = range.filter(|&i| a[i] == b[i]).count() as f64;
+                    same / n
+                };
+                Some((matches(0..WORD_SLOTS) + matches(WORD_SLOTS..SLOTS)) / 2.0)
+            }
+            (
+                Repr::Mh64v2 {
+                    words: wa,
+                    trigrams: ta,
+                    slots: a,
+                },
+                Repr::Mh64v2 {
+                    words: wb,
+                    trigrams: tb,
+                    slots: b,
+                },
+            ) => {
+                let words = b_bit_jaccard(&a[..V2_WORD_SLOTS], &b[..V2_WORD_SLOTS]);
+                let chars = b_bit_jaccard(&a[V2_WORD_SLOTS..], &b[V2_WORD_SLOTS..]);
+                Some(
+                    (WORD_WEIGHT * containment(words, *wa, *wb)
+                        + (1.0 - WORD_WEIGHT) * containment(chars, *ta, *tb))
+                    .clamp(0.0, 1.0),
+                )
+            }
+            _ => None,
+        }
     }
 }
 
+/// The weight of the word estimate in an `mh64v2` similarity (the rest is the trigram one).
+const WORD_WEIGHT: f64 = 0.2;
+
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(SCHEME_MH64)?;
-        f.write_str(":")?;
-        for slot in &self.slots {
-            write!(f, "{slot:04x}")?;
+        match &self.repr {
+            Repr::Mh64 { slots } => {
+                f.write_str(SCHEME_MH64)?;
+                f.write_str(":")?;
+                for slot in slots {
+                    write!(f, "{slot:04x}")?;
+                }
+            }
+            Repr::Mh64v2 {
+                words,
+                trigrams,
+                slots,
+            } => {
+                f.write_str(SCHEME_MH64V2)?;
+                f.write_str(":")?;
+                if !slots.is_empty() {
+                    write!(f, "{words:02x}{trigrams:02x}")?;
+                    for slot in slots {
+                        write!(f, "{slot:02x}")?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -153,9 +489,24 @@ pub enum ParseFingerprintError {
     /// never compared.
     #[error("unknown fingerprint scheme `{0}`")]
     UnknownScheme(String),
-    /// The hex part is not 256 hex digits (or empty).
-    #[error("fingerprint signature is not {expected} hex digits", expected = SLOTS * 4)]
+    /// The hex part is not as long as the scheme requires (256 hex digits for `mh64`, 260 for
+    /// `mh64v2`), not hex, or (for `mh64v2`) declares no words.
+    #[error("fingerprint signature is malformed")]
     BadSignature,
+}
+
+fn parse_hex<T>(
+    hex: &str,
+    width: usize,
+    parse: fn(&str, u32) -> Result<T, std::num::ParseIntError>,
+) -> Result<Vec<T>, ParseFingerprintError> {
+    if !hex.is_ascii() || !hex.len().is_multiple_of(width) {
+        return Err(ParseFingerprintError::BadSignature);
+    }
+    (0..hex.len() / width)
+        .map(|i| parse(&hex[i * width..(i + 1) * width], 16))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ParseFingerprintError::BadSignature)
 }
 
 impl FromStr for Fingerprint {
@@ -165,24 +516,90 @@ impl FromStr for Fingerprint {
         let (scheme, hex) = s
             .split_once(':')
             .ok_or(ParseFingerprintError::MissingScheme)?;
-        if scheme != SCHEME_MH64 {
-            return Err(ParseFingerprintError::UnknownScheme(scheme.to_owned()));
+        match scheme {
+            SCHEME_MH64 => {
+                if !hex.is_empty() && hex.len() != SLOTS * 4 {
+                    return Err(ParseFingerprintError::BadSignature);
+                }
+                Ok(Fingerprint {
+                    repr: Repr::Mh64 {
+                        slots: parse_hex(hex, 4, u16::from_str_radix)?,
+                    },
+                })
+            }
+            SCHEME_MH64V2 => {
+                if hex.is_empty() {
+                    return Ok(Fingerprint {
+                        repr: Repr::Mh64v2 {
+                            words: 0,
+                            trigrams: 0,
+                            slots: Vec::new(),
+                        },
+                    });
+                }
+                if hex.len() != V2_HEX_LEN {
+                    return Err(ParseFingerprintError::BadSignature);
+                }
+                let bytes = parse_hex(hex, 2, u8::from_str_radix)?;
+                let (words, trigrams) = (bytes[0], bytes[1]);
+                if words == 0 || trigrams == 0 {
+                    return Err(ParseFingerprintError::BadSignature);
+                }
+                Ok(Fingerprint {
+                    repr: Repr::Mh64v2 {
+                        words,
+                        trigrams,
+                        slots: bytes[2..].to_vec(),
+                    },
+                })
+            }
+            other => Err(ParseFingerprintError::UnknownScheme(other.to_owned())),
         }
-        if hex.is_empty() {
-            return Ok(Fingerprint { slots: Vec::new() });
-        }
-        if hex.len() != SLOTS * 4 || !hex.is_ascii() {
-            return Err(ParseFingerprintError::BadSignature);
-        }
-        let slots = (0..SLOTS)
-            .map(|i| u16::from_str_radix(&hex[i * 4..i * 4 + 4], 16))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ParseFingerprintError::BadSignature)?;
-        Ok(Fingerprint { slots })
     }
 }
 
-/// Lowercases, strips punctuation, stems and drops stopwords.
+/// `mh64v2` normalisation: lowercases, strips punctuation, reads phrases and synonyms as one
+/// canonical word, stems and drops stopwords.
+fn canonical_words(query: &str) -> Vec<String> {
+    let lower = query.to_lowercase();
+    let raw: Vec<String> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.replace('\'', ""))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut words = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    'outer: while i < raw.len() {
+        for (phrase, canonical) in PHRASES {
+            let n = phrase.len();
+            if raw.len() - i >= n && raw[i..i + n].iter().zip(*phrase).all(|(a, b)| a == b) {
+                words.push((*canonical).to_owned());
+                i += n;
+                continue 'outer;
+            }
+        }
+        let word = &raw[i];
+        i += 1;
+        let canonical = synonym(word).map(str::to_owned).unwrap_or_else(|| {
+            let stemmed = stem(word);
+            synonym(&stemmed).map_or(stemmed, str::to_owned)
+        });
+        if !STOPWORDS.contains(&canonical.as_str()) {
+            words.push(canonical);
+        }
+    }
+    words
+}
+
+fn synonym(word: &str) -> Option<&'static str> {
+    SYNONYMS
+        .iter()
+        .find(|(from, _)| *from == word)
+        .map(|(_, to)| *to)
+}
+
+/// `mh64` normalisation: lowercases, strips punctuation, stems and drops stopwords.
+#[cfg(test)]
 fn normalise(query: &str) -> Vec<String> {
     let lower = query.to_lowercase();
     lower
@@ -235,11 +652,28 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Per-slot seeds, fixed forever for the `mh64` scheme.
+#[cfg(test)]
 const SEEDS: [u64; SLOTS] = {
     let mut seeds = [0u64; SLOTS];
     let mut state: u64 = 0x636c_6f73_6564_6c70; // "closedlp"
     let mut i = 0;
     while i < SLOTS {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        seeds[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    seeds
+};
+
+/// Per-slot seeds, fixed forever for the `mh64v2` scheme.
+const V2_SEEDS: [u64; V2_SLOTS] = {
+    let mut seeds = [0u64; V2_SLOTS];
+    let mut state: u64 = 0x6d68_3634_7632_0000; // "mh64v2"
+    let mut i = 0;
+    while i < V2_SLOTS {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

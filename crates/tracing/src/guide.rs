@@ -91,8 +91,9 @@
 //!
 //! # Query fingerprints
 //!
-//! [`fingerprint`](crate::fingerprint()) turns a query into `mh64:<256 hex>`, a MinHash over
-//! normalised word and character shingles. The receiver parses it back with
+//! [`fingerprint`](crate::fingerprint()) turns a query into `mh64v2:<260 hex>`, a MinHash over
+//! normalised words (common synonyms and phrasal verbs mapped to one canonical word) and their
+//! character trigrams, with the sizes of both sets so containment can be estimated. The receiver parses it back with
 //! [`str::parse`] and compares consecutive queries with
 //! [`Fingerprint::similarity`](crate::Fingerprint::similarity); at
 //! [`SUGGESTED_REPHRASE_THRESHOLD`](crate::SUGGESTED_REPHRASE_THRESHOLD) rephrasings are told

@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 pub use config::{StoreConfig, Synchronous};
 pub(crate) use queries::{OutboxRow, PruneReport};
 
+use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
 use crate::pipeline::Shared;
 use crate::records::{Feedback, Response, Retrieval};
@@ -153,6 +154,7 @@ impl Store {
     pub(crate) fn open(
         config: &StoreConfig,
         join: &JoinConfig,
+        detectors: &DetectorsConfig,
         shared: Arc<Shared>,
     ) -> Result<Store, StoreError> {
         if let Some(dir) = config
@@ -182,7 +184,7 @@ impl Store {
             .counters
             .export_pending
             .store(pending_outbox, Ordering::Relaxed);
-        let mut joiner = Joiner::new(join);
+        let mut joiner = Joiner::new(join, detectors);
         joiner.reload(&conn)?;
 
         // The queue is bounded in records (in `send`); the channel bound only caps the number

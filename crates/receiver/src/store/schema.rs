@@ -110,7 +110,28 @@ CREATE TABLE outbox (
 );
 ";
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: the implicit-signal detectors. Responses are found by session (the previous and
+/// next turn of a rephrase or regenerate), feedback by the span it links to (whether a response
+/// already had feedback), and each session's last response waits in `abandon_candidates` until
+/// its abandon window passes or activity in the session cancels it.
+const V2: &str = "
+CREATE INDEX responses_session ON responses (session_id, start_ns)
+    WHERE session_id IS NOT NULL;
+CREATE INDEX feedback_link ON feedback (link_trace_id, link_span_id)
+    WHERE link_trace_id IS NOT NULL;
+
+CREATE TABLE abandon_candidates (
+    session_id TEXT PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    start_ns INTEGER NOT NULL,
+    due_s INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX abandon_candidates_due ON abandon_candidates (due_s);
+CREATE INDEX abandon_candidates_span ON abandon_candidates (trace_id, span_id);
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this receiver writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -285,6 +285,7 @@ pub fn config(dir: &Path, endpoint: Option<(String, ExportProtocol)>) -> Pipelin
             use_env: false,
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 

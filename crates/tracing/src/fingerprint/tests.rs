@@ -224,19 +224,57 @@ fn empty_query_has_no_similarity() {
     let empty = fingerprint("?? the a");
     assert!(empty.is_empty());
     assert_eq!(empty.similarity(&fingerprint("reset password")), None);
-    assert_eq!(empty.to_string(), "mh64:");
+    assert_eq!(empty.to_string(), "mh64v2:");
 }
 
 #[test]
 fn round_trips_through_the_attribute_string() {
     let fp = fingerprint("how do I export my data to CSV?");
     let text = fp.to_string();
-    assert!(text.starts_with("mh64:"));
-    assert_eq!(text.len(), "mh64:".len() + SLOTS * 4);
+    assert!(text.starts_with("mh64v2:"));
+    assert_eq!(text.len(), "mh64v2:".len() + V2_HEX_LEN);
     let parsed: Fingerprint = text.parse().unwrap();
     assert_eq!(parsed, fp);
     assert_eq!(parsed.similarity(&fp), Some(1.0));
-    assert_eq!("mh64:".parse::<Fingerprint>().unwrap(), fingerprint(""));
+    assert_eq!("mh64v2:".parse::<Fingerprint>().unwrap(), fingerprint(""));
+}
+
+#[test]
+fn first_scheme_is_still_parsed_and_compared() {
+    let a = fingerprint_mh64("How do I reset my password?");
+    let b = fingerprint_mh64("how do i reset my password");
+    let text = a.to_string();
+    assert!(text.starts_with("mh64:"));
+    assert_eq!(text.len(), "mh64:".len() + SLOTS * 4);
+    let parsed: Fingerprint = text.parse().unwrap();
+    assert_eq!(parsed.scheme(), "mh64");
+    assert_eq!(parsed.similarity(&b), Some(1.0));
+    let unrelated = fingerprint_mh64("Which plans include SSO?");
+    assert!(parsed.similarity(&unrelated).unwrap() < 0.3);
+    assert!("mh64:".parse::<Fingerprint>().unwrap().is_empty());
+    // Schemes are never compared with each other.
+    let v2 = fingerprint("How do I reset my password?");
+    assert_eq!(v2.scheme(), "mh64v2");
+    assert_eq!(parsed.similarity(&v2), None);
+    assert_eq!(v2.similarity(&parsed), None);
+}
+
+#[test]
+fn synonyms_and_phrasal_verbs_are_canonical() {
+    let same = |a: &str, b: &str| fingerprint(a).similarity(&fingerprint(b));
+    assert_eq!(
+        same("cancel my subscription", "terminate my subscriptions"),
+        Some(1.0)
+    );
+    assert_eq!(same("turn on 2FA", "enable two-factor"), Some(1.0));
+    assert!(same("turn on 2FA", "turn off 2FA").unwrap() < 0.75);
+}
+
+#[test]
+fn shortened_queries_stay_close() {
+    let long = fingerprint("What is the process for cancelling my monthly subscription?");
+    let short = fingerprint("cancel monthly subscription");
+    assert!(long.similarity(&short).unwrap() >= SUGGESTED_REPHRASE_THRESHOLD);
 }
 
 #[test]
@@ -258,6 +296,18 @@ fn rejects_malformed_attribute_strings() {
         not_hex.parse::<Fingerprint>(),
         Err(ParseFingerprintError::BadSignature)
     );
+    for bad in [
+        "mh64v2:0f3a".to_owned(),
+        format!("mh64v2:{}", "zz".repeat(V2_HEX_LEN / 2)),
+        format!("mh64v2:0000{}", "ab".repeat(V2_SLOTS)),
+        format!("mh64v2:0a0é{}", "ab".repeat(V2_SLOTS)),
+    ] {
+        assert_eq!(
+            bad.parse::<Fingerprint>(),
+            Err(ParseFingerprintError::BadSignature),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
