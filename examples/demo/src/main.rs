@@ -1,0 +1,245 @@
+//! `closedloop-demo`: the whole loop on one machine, in under a minute.
+//!
+//! 1. starts the closedloop receiver on a fresh embedded store (`closedloop-data/demo.db`);
+//! 2. starts the instrumented RAG example service, exporting its spans to the receiver;
+//! 3. runs simulated users against it: satisfied ones, thumbs-down givers, rephrasers and
+//!    abandoners;
+//! 4. prints what the receiver made of it: the failure records, the per-template report, and
+//!    where the eval set was written.
+//!
+//! Failure records are exported over OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set (a
+//! local Jaeger or Tempo, say); otherwise to an in-process backend that only counts them.
+//!
+//! ```text
+//! cargo run --release -p closedloop-demo
+//! ```
+
+mod sink;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use closedloop_example_traffic::SimConfig;
+use closedloop_receiver::{Config, ExportProtocol, Listeners, Pipeline, Receiver};
+use closedloop_tracing::ClosedloopLayer;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use rand::RngCore as _;
+use tokio::net::TcpListener;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+
+use crate::sink::CountingBackend;
+
+/// Runs the closedloop receiver, an instrumented RAG service and simulated users, then shows
+/// the failure records, the per-template report and the eval set.
+#[derive(Debug, Parser)]
+#[command(name = "closedloop-demo", version)]
+struct Args {
+    /// The demo's store; deleted and created afresh on every run.
+    #[arg(long, default_value = "closedloop-data/demo.db")]
+    store_path: PathBuf,
+    /// Simulated user sessions.
+    #[arg(long, default_value_t = 80)]
+    sessions: usize,
+    /// Seed of the simulated users (the same seed gives the same sessions).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    fresh_store(&args.store_path)?;
+
+    // One secret shared by the service (signs feedback tokens) and the receiver (checks them).
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = hex::encode(secret);
+
+    // Where failure records go: the user's backend, or a counting stand-in.
+    let backend = CountingBackend::default();
+    let export_endpoint = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => {
+            let addr = backend.serve(TcpListener::bind("127.0.0.1:0").await?)?;
+            format!("http://{addr}")
+        }
+    };
+
+    // 1. The receiver, on loopback ports chosen by the OS.
+    let mut config = Config::default();
+    config.store.path = args.store_path.clone();
+    config.feedback.token_secret = Some(secret.clone());
+    config.export.endpoint = Some(export_endpoint.clone());
+    config.export.protocol = Some(ExportProtocol::Grpc);
+    config.export.use_env = false;
+    config.join.wait_secs = 5;
+    let pipeline = Pipeline::start(config.pipeline())
+        .await
+        .context("starting the receiver's pipeline")?;
+    let listeners = Listeners {
+        grpc: TcpListener::bind("127.0.0.1:0").await?,
+        http: TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let receiver_grpc = listeners.grpc.local_addr()?;
+    let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel::<()>();
+    let receiver = tokio::spawn(
+        Receiver::builder(config)
+            .with_pipeline(pipeline.clone())
+            .build()
+            .serve(listeners, async {
+                let _ = receiver_stopped.await;
+            }),
+    );
+
+    // 2. The RAG service, instrumented with tracing-opentelemetry + ClosedloopLayer.
+    let provider = tracer_provider(&format!("http://{receiver_grpc}"))?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    tracing_subscriber::registry()
+        // The filter applies to log output only: every span must still reach OpenTelemetry.
+        .with(tracing_subscriber::fmt::layer().with_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        ))
+        // The receiver runs in this process too: only the service's spans may go to
+        // OpenTelemetry, or the receiver's own spans would be exported to itself, forever.
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("rag-service"))
+                .with_filter(service_spans()),
+        )
+        .with(ClosedloopLayer::new().with_filter(service_spans()))
+        .try_init()
+        .context("installing the tracing subscriber")?;
+    let service = TcpListener::bind("127.0.0.1:0").await?;
+    let service_addr = service.local_addr()?;
+    let rag_config = closedloop_example_rag::Config::new(secret.into_bytes());
+    let (stop_service, service_stopped) = tokio::sync::oneshot::channel::<()>();
+    let service_task = tokio::spawn(closedloop_example_rag::serve(service, rag_config, async {
+        let _ = service_stopped.await;
+    }));
+
+    println!("closedloop demo");
+    println!(
+        "  receiver   OTLP/gRPC {receiver_grpc}, store {}",
+        args.store_path.display()
+    );
+    println!(
+        "  service    http://{service_addr} (RAG over a bundled help center, {})",
+        closedloop_example_rag::EXTRACTIVE_LABEL
+    );
+    println!("  records to {export_endpoint}");
+
+    // 3. Simulated users.
+    let mut sim = SimConfig::new(format!("http://{service_addr}"));
+    sim.sessions = args.sessions;
+    sim.seed = args.seed;
+    let summary = closedloop_example_traffic::run(&sim)
+        .await
+        .context("running the simulated users")?;
+    println!("\nSimulated users\n{summary}");
+
+    // Deliver the last spans and give the join and the exporter a moment to settle.
+    provider
+        .force_flush()
+        .context("flushing the service's spans")?;
+    settle(&pipeline).await;
+
+    let stats = pipeline.stats();
+    println!(
+        "\nReceiver: {} spans accepted, {} feedback items, {} failure records, {} record spans exported ({} pending)",
+        stats.spans_accepted,
+        stats.feedback_recorded,
+        stats.failure_records,
+        stats.export_sent,
+        stats.export_pending,
+    );
+    if backend.spans() > 0 {
+        println!(
+            "In-process OTLP backend received {} failure-record spans.",
+            backend.spans()
+        );
+    }
+
+    let _ = stop_service.send(());
+    service_task.await??;
+    provider
+        .shutdown()
+        .context("shutting down the tracer provider")?;
+    let _ = stop_receiver.send(());
+    receiver.await??;
+    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The spans of the RAG service and of closedloop-tracing's helpers, and nothing else.
+fn service_spans() -> Targets {
+    Targets::new()
+        .with_target("closedloop_example_rag", Level::TRACE)
+        .with_target("closedloop_tracing", Level::TRACE)
+}
+
+/// Deletes the demo store (and its WAL files) so every run starts from nothing.
+fn fresh_store(path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("removing {}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A tracer provider exporting to the receiver with a short batch delay, so the demo does not
+/// wait on the default five-second schedule.
+fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .context("building the OTLP span exporter")?;
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_scheduled_delay(Duration::from_millis(200))
+                .build(),
+        )
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(Resource::builder().with_service_name("rag-service").build())
+        .build())
+}
+
+/// Waits until the receiver's counters stop moving and the outbox is empty (at most 20 s).
+async fn settle(pipeline: &Pipeline) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stats = pipeline.stats();
+        let now = (
+            stats.feedback_recorded,
+            stats.failure_records,
+            stats.export_sent,
+        );
+        if stats.export_pending == 0 && last == Some(now) {
+            return;
+        }
+        last = Some(now);
+    }
+}
