@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Benchmarks of the closedloop receiver against real peers, measured side by side in one run on
+# one machine. Not part of the test suite (it takes about 15 minutes); results go to
+# target/bench/ and the numbers quoted in BENCHMARKS.md come from its summary.
+#
+#   scripts/bench.sh
+#
+# Measures, with the same generated load (closedloop-loadgen: realistic LLM traces over
+# OTLP/gRPC, pre-encoded) and the same duration:
+#   1. the closedloop receiver (release, indexing and join on, temporary store), twice;
+#   2. rotel-agent with --exporter blackhole (installed from PyPI by scripts/python-env.sh), twice;
+#   3. the decode-only ceiling: prost decoding the same requests on one thread, twice;
+#   4. feedback accepted -> failure record at a local OTLP sink, p50/p99, idle and under 50%
+#      of closedloop's measured maximum ingest rate;
+#   5. store scaling: join latency and bytes on disk per indexed response at 100K and 10M
+#      indexed responses (stops early, and says so, when the time budget runs out).
+# Servers' CPU is user+sys time from /proc/<pid>/stat over the run, peak RSS is VmHWM.
+#
+# Settings (environment): BENCH_DURATION_SECS (20), BENCH_CONCURRENCY (64), BENCH_BATCH (100),
+# BENCH_SCALE_CHECKPOINTS (100000,10000000), BENCH_SCALE_BUDGET_SECS (540), BENCH_SKIP_SCALE=1.
+# All traffic stays on 127.0.0.1.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+duration=${BENCH_DURATION_SECS:-20}
+concurrency=${BENCH_CONCURRENCY:-64}
+batch=${BENCH_BATCH:-100}
+checkpoints=${BENCH_SCALE_CHECKPOINTS:-100000,10000000}
+budget=${BENCH_SCALE_BUDGET_SECS:-540}
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo build --release -p closedloop-receiver -p closedloop-loadgen"
+cargo build --release -p closedloop-receiver -p closedloop-loadgen
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/release"
+
+step "rotel-agent (scripts/python-env.sh)"
+python=$(scripts/python-env.sh)
+rotel=$(ls "$(dirname "$python")"/../lib/python3.*/site-packages/rotel/rotel-agent | head -n1)
+"$rotel" version >&2
+
+out="$target_dir/bench"
+mkdir -p "$out"
+rm -f "$out"/*.json
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+# user+sys clock ticks of a process (fields 14 and 15; the name field holds no spaces here).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+clock_ticks=$(getconf CLK_TCK)
+stop_server() {
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+
+# ingest NAME RUN: one server under the load; writes $out/ingest-NAME-RUN.json.
+ingest() {
+  local name=$1 run=$2 grpc http
+  grpc=$(free_port)
+  http=$(free_port)
+  case $name in
+    closedloop)
+      "$bin/closedloop" serve --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" \
+        --store-path "$work/$name-$run/closedloop.db" >"$work/$name-$run.log" 2>&1 &
+      ;;
+    rotel)
+      "$rotel" start --otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$http" \
+        --exporter blackhole --pid-file "$work/rotel-$run.pid" >"$work/$name-$run.log" 2>&1 &
+      ;;
+  esac
+  server_pid=$!
+  wait_port "$grpc"
+  local before after started ended
+  before=$(cpu_ticks "$server_pid")
+  started=$(date +%s.%N)
+  "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc" \
+    --duration-secs "$duration" --warmup-secs 0 --concurrency "$concurrency" \
+    --batch-size "$batch" >"$work/load.json"
+  ended=$(date +%s.%N)
+  after=$(cpu_ticks "$server_pid")
+  local rss
+  rss=$(peak_rss_kib "$server_pid")
+  stop_server
+  python3 - "$work/load.json" "$out/ingest-$name-$run.json" "$name" "$run" \
+    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" <<'EOF'
+import json, sys
+src, dst, name, run, ticks, hz, started, ended, rss = sys.argv[1:]
+report = json.load(open(src))
+cpu = int(ticks) / int(hz)
+wall = float(ended) - float(started)
+report.update(server=name, run=int(run), server_cpu_secs=cpu, server_wall_secs=wall,
+              server_cores=cpu / wall, server_peak_rss_mib=int(rss) / 1024,
+              spans_per_core_sec=report["spans_accepted"] / cpu if cpu else None)
+json.dump(report, open(dst, "w"), indent=2)
+print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f} cores, "
+      f"{report['spans_accepted'] / cpu if cpu else 0:.0f} spans/s per core, "
+      f"peak RSS {int(rss) / 1024:.0f} MiB, p99 {report['latency']['p99_ms']:.1f} ms, "
+      f"failed requests {report['requests_failed']}", file=sys.stderr)
+EOF
+}
+
+ceiling() {
+  step "decode-only ceiling, run $1"
+  "$bin/closedloop-loadgen" --json decode-ceiling --duration-secs 10 --batch-size "$batch" \
+    >"$out/ceiling-$1.json"
+}
+
+ceiling 1
+for run in 1 2; do
+  for name in closedloop rotel; do
+    step "ingest: $name, run $run ($duration s, $concurrency requests in flight, $batch spans each)"
+    ingest "$name" "$run"
+  done
+done
+ceiling 2
+
+step "feedback -> failure record latency, idle and under 50% of closedloop's maximum"
+rate=$(python3 -c '
+import json, sys
+print(0.5 * max(json.load(open(path))["spans_per_sec"] for path in sys.argv[1:]))
+' "$out"/ingest-closedloop-*.json)
+grpc=$(free_port)
+http=$(free_port)
+sink=$(free_port)
+printf '[export]\nprotocol = "grpc"\n' >"$work/latency.toml"
+"$bin/closedloop" --config "$work/latency.toml" serve --grpc-addr "127.0.0.1:$grpc" \
+  --http-addr "127.0.0.1:$http" --store-path "$work/latency/closedloop.db" \
+  --export-endpoint "http://127.0.0.1:$sink" >"$work/latency.log" 2>&1 &
+server_pid=$!
+wait_port "$grpc"
+"$bin/closedloop-loadgen" --json feedback-latency --endpoint "http://127.0.0.1:$grpc" \
+  --sink-addr "127.0.0.1:$sink" --probes 200 --interval-ms 20 --load-rate "$rate" \
+  --load-concurrency "$concurrency" --batch-size "$batch" >"$out/latency.json"
+stop_server
+
+if [ "${BENCH_SKIP_SCALE:-0}" != 1 ]; then
+  step "store scaling: $checkpoints indexed responses (budget $budget s)"
+  "$bin/closedloop-loadgen" --json store-scale --dir "$work/scale" --checkpoints "$checkpoints" \
+    --budget-secs "$budget" >"$out/scale.json"
+fi
+
+step "summary"
+python3 "$root/scripts/bench_summary.py" "$out" | tee "$out/summary.md"
