@@ -3,18 +3,20 @@
 //! Each iteration creates a retrieval span carrying 8 chunk IDs and a generation span under it,
 //! enters and closes both. Cases: no OpenTelemetry layer (baseline), tracing-opentelemetry
 //! alone, tracing-opentelemetry alone with the attributes closedloop adds written by hand, and
-//! tracing-opentelemetry with `ClosedloopLayer` in either order. Spans go through a
+//! tracing-opentelemetry with `ClosedloopLayer` in either order, and the same request written
+//! with closedloop's span helpers. Spans go through a
 //! simple span processor to an exporter that drops them, so the numbers are the synchronous
 //! per-span cost on the application thread.
 
 use std::time::Duration;
 
+use closedloop_semconv::attribute::GenAiOperationName;
 use closedloop_semconv::attribute::{
     CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
     CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, GEN_AI_DATA_SOURCE_ID, GEN_AI_OPERATION_NAME,
     GEN_AI_REQUEST_MODEL,
 };
-use closedloop_tracing::ClosedloopLayer;
+use closedloop_tracing::{generation, retrieval, ClosedloopLayer};
 use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Array, StringValue, Value};
@@ -61,6 +63,23 @@ fn request() {
         { GEN_AI_REQUEST_MODEL } = "gpt-4o",
     );
     let _generation = generation.enter();
+}
+
+/// The same request written with closedloop's helpers: typed chunk IDs through
+/// `RetrievalSpan::record_chunks` instead of a comma-separated field. Only meaningful with the
+/// layer installed (without it the helpers record no chunks), so it has no OpenTelemetry-only
+/// twin; its spans also declare more fields than `request`'s.
+fn request_with_helpers() {
+    let search = retrieval("kb").with_index_version("v4").start();
+    let _retrieval = search.span().enter();
+    search.record_chunks(
+        [
+            "kb-1#0", "kb-1#1", "kb-2#0", "kb-3#4", "kb-5#2", "kb-8#1", "kb-9#0", "kb-9#3",
+        ],
+        None,
+    );
+    let llm = generation(GenAiOperationName::Chat, "gpt-4o").start();
+    let _generation = llm.span().enter();
 }
 
 /// The same request with the attributes `ClosedloopLayer` adds written by hand through
@@ -135,6 +154,13 @@ fn bench(c: &mut Criterion) {
         tracing::dispatcher::with_default(dispatch, || {
             group.bench_function(*name, |b| b.iter(request));
         });
+        if *name == "otel_then_closedloop" {
+            tracing::dispatcher::with_default(dispatch, || {
+                group.bench_function("otel_then_closedloop_helpers", |b| {
+                    b.iter(request_with_helpers)
+                });
+            });
+        }
         if *name == "otel" {
             tracing::dispatcher::with_default(dispatch, || {
                 group.bench_function("otel_manual_attributes", |b| {

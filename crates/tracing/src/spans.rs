@@ -375,12 +375,16 @@ impl RetrievalSpan {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        let ids: std::sync::Arc<[StringValue]> = ids
-            .into_iter()
-            .map(|id| StringValue::from(id.into()))
-            .collect();
-        let scores = scores.map(std::sync::Arc::from);
-        update(&self.span, |_| Some(Update::Chunks { ids, scores }));
+        update(&self.span, |_| {
+            // Each ID is shared (`Arc<str>`): the retrieval span's attribute, the carried
+            // context and the generation span's attribute then clone pointers, not text.
+            let ids: std::sync::Arc<[StringValue]> = ids
+                .into_iter()
+                .map(|id| StringValue::from(std::sync::Arc::<str>::from(id.into())))
+                .collect();
+            let scores = scores.map(std::sync::Arc::from);
+            Some(Update::Chunks { ids, scores })
+        });
     }
 
     /// Records the query text sent to the index (`gen_ai.retrieval.query.text`), only when
