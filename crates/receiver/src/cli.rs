@@ -41,6 +41,65 @@ pub enum Command {
     Serve(ServeArgs),
     /// Checks the configuration file and prints the effective configuration.
     CheckConfig(ServeArgs),
+    /// Exports failure records as an eval set (JSONL or CSV).
+    Evalset {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::evalset::cli::EvalsetCommand,
+    },
+    /// The daily review sample: list, show, label.
+    Review {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::review::cli::ReviewCommand,
+    },
+    /// Failure-record owners, statuses and due times: list, ack, resolve.
+    Triage {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::triage::cli::TriageCommand,
+    },
+    /// Failure rates per template version, version comparison, chunk lift, signals, trend.
+    Report {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The report's options.
+        #[command(flatten)]
+        args: crate::report::cli::ReportArgs,
+    },
+}
+
+/// The store the evalset, review, triage and report commands work on. They open the store
+/// file directly, whether or not a receiver is serving it.
+#[derive(Clone, Debug, Default, Args)]
+pub struct StoreArgs {
+    /// The SQLite store file (`store.path`).
+    #[arg(long, env = "CLOSEDLOOP_STORE_PATH", value_name = "FILE")]
+    pub store_path: Option<PathBuf>,
+    /// The OTLP endpoint failure records are exported to (`export.endpoint`): label, ack and
+    /// resolve queue their new revision for export when one is configured.
+    #[arg(long, env = "CLOSEDLOOP_EXPORT_ENDPOINT", value_name = "URL")]
+    pub export_endpoint: Option<String>,
+}
+
+impl StoreArgs {
+    fn serve_args(&self) -> ServeArgs {
+        ServeArgs {
+            store_path: self.store_path.clone(),
+            export_endpoint: self.export_endpoint.clone(),
+            ..ServeArgs::default()
+        }
+    }
 }
 
 /// Overrides of the configuration file. Flags win over environment variables, which win over
@@ -98,6 +157,26 @@ impl Cli {
                 println!("{config:#?}");
                 Ok(())
             }
+            Command::Evalset { store, command } => {
+                let config = self.load_config(&store.serve_args())?;
+                let command = command.clone();
+                blocking(move || crate::evalset::cli::run(&command, &config)).await
+            }
+            Command::Review { store, command } => {
+                let config = self.load_config(&store.serve_args())?;
+                let command = command.clone();
+                blocking(move || crate::review::cli::run(&command, &config)).await
+            }
+            Command::Triage { store, command } => {
+                let config = self.load_config(&store.serve_args())?;
+                let command = command.clone();
+                blocking(move || crate::triage::cli::run(&command, &config)).await
+            }
+            Command::Report { store, args } => {
+                let config = self.load_config(&store.serve_args())?;
+                let args = args.clone();
+                blocking(move || crate::report::cli::run(&args, &config)).await
+            }
         }
     }
 
@@ -116,6 +195,15 @@ impl Cli {
         args.apply(&mut config);
         Ok(config)
     }
+}
+
+/// Runs a store command on a blocking thread (SQLite never runs on the async runtime).
+async fn blocking(
+    work: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("command thread failed")?
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

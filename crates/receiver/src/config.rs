@@ -16,7 +16,9 @@ use crate::detectors::DetectorsConfig;
 use crate::export::ExportConfig;
 use crate::join::JoinConfig;
 use crate::pipeline::PipelineConfig;
+use crate::review::ReviewConfig;
 use crate::store::StoreConfig;
+use crate::triage::{NotifyConfig, TriageConfig};
 
 /// The whole configuration of `closedloop serve`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -40,6 +42,15 @@ pub struct Config {
     /// Where failure records are sent over OTLP (`[export]`).
     #[serde(default)]
     pub export: ExportConfig,
+    /// Who owns failure records and by when (`[triage]`).
+    #[serde(default)]
+    pub triage: TriageConfig,
+    /// The daily review sample (`[review]`).
+    #[serde(default)]
+    pub review: ReviewConfig,
+    /// Webhook notifications (`[notify]`).
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
     #[serde(default)]
     pub detectors: DetectorsConfig,
@@ -72,6 +83,9 @@ impl Config {
             store: self.store.clone(),
             join: self.join.clone(),
             export: self.export.clone(),
+            triage: self.triage.clone(),
+            review: self.review.clone(),
+            notify: self.notify.clone(),
             detectors: self.detectors.clone(),
         }
     }

@@ -32,6 +32,7 @@ use crate::rules::{self, Context};
 use crate::store::queries::{self, FailureRow, FeedbackState, Interner};
 use crate::store::writer::Effects;
 use crate::store::{FeedbackWrite, IngestBatch};
+use crate::triage::{self, TriageShared};
 use crate::vocab::TriageStatus;
 
 /// The `[join]` section: how long and how much feedback may wait for its response span.
@@ -88,6 +89,8 @@ pub(crate) struct Tx<'a> {
     /// Whether failure records go to the outbox.
     pub(crate) export: bool,
     pub(crate) effects: &'a mut Effects,
+    /// Routing rules and the notification switch (see `crate::triage`).
+    pub(crate) triage: &'a TriageShared,
 }
 
 #[derive(Debug)]
@@ -448,6 +451,7 @@ fn update_failure(
     if previous.is_none() {
         w.effects.failure_records += 1;
     }
+    let assignment = triage::after_upsert(w, key, &decision, response, previous.is_none())?;
     if w.export {
         let feedback_spans: Vec<SpanRef> = negatives.iter().filter_map(|row| row.span).collect();
         let time_unix_nano = negatives
@@ -464,9 +468,25 @@ fn update_failure(
             response,
             feedback_spans: &feedback_spans,
             time_unix_nano,
+            triage: &assignment,
         });
         queries::insert_outbox(w.conn, w.now_s, &span)?;
         w.effects.outbox_added += 1;
     }
     Ok(())
+}
+
+/// Writes the next revision of an existing failure record from its stored state (a triage
+/// status change), exported like any other revision. The record's response is used only if
+/// the record was enriched (a late response does not enrich a record retroactively). Returns
+/// the new revision, or 0 when the record has no negative feedback left (pruned).
+pub(crate) fn revise(w: &mut Tx<'_>, key: SpanRef) -> rusqlite::Result<i64> {
+    let enriched = queries::failure_state(w.conn, key)?.is_some_and(|state| state.enriched);
+    let response = if enriched {
+        queries::response_by_span(w.conn, key)?
+    } else {
+        None
+    };
+    update_failure(w, key, response.as_ref())?;
+    Ok(queries::failure_state(w.conn, key)?.map_or(0, |state| state.revision))
 }

@@ -27,17 +27,23 @@
 pub mod cli;
 mod config;
 mod detectors;
+mod direct;
+pub mod evalset;
 mod export;
 mod feedback_api;
 mod join;
 mod otlp;
 mod pipeline;
 mod records;
+pub mod report;
+pub mod review;
 mod rules;
 mod serve;
 mod spans;
 mod store;
 mod telemetry;
+mod timefmt;
+pub mod triage;
 mod vocab;
 
 pub use config::{Config, ConfigError, FeedbackApiConfig, ServerConfig, TelemetryConfig};
@@ -45,6 +51,7 @@ pub use detectors::{
     AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,
     RephraseDetectorConfig,
 };
+pub use direct::DirectSettings;
 pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;

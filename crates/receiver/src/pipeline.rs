@@ -20,9 +20,11 @@ use crate::detectors::DetectorsConfig;
 use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
 use crate::join::JoinConfig;
 use crate::records::{Feedback, SpanRef};
+use crate::review::ReviewConfig;
 use crate::rules;
 use crate::spans;
 use crate::store::{FeedbackWrite, Rejected, Store, StoreConfig, StoreError};
+use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
 
 pub use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
 
@@ -43,6 +45,15 @@ pub struct PipelineConfig {
     /// Where failure records are sent over OTLP (`[export]`).
     #[serde(default)]
     pub export: ExportConfig,
+    /// Who owns failure records and by when (`[triage]`).
+    #[serde(default)]
+    pub triage: TriageConfig,
+    /// The daily review sample (`[review]`).
+    #[serde(default)]
+    pub review: ReviewConfig,
+    /// Webhook notifications (`[notify]`).
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
     #[serde(default)]
     pub detectors: DetectorsConfig,
@@ -67,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) export_wake: Notify,
     /// Whether an export endpoint is configured (otherwise the outbox is not filled).
     pub(crate) export_enabled: bool,
+    /// Triage routing, the notification wake-up and the overdue counts.
+    pub(crate) triage: TriageShared,
 }
 
 /// The core pipeline. Cheap to clone; `Send + Sync`.
@@ -82,6 +95,8 @@ struct Inner {
     stop: watch::Sender<Stop>,
     exporter: Mutex<Option<JoinHandle<()>>>,
     pruner: Mutex<Option<JoinHandle<()>>>,
+    /// SLA checks, review sampling and webhook delivery (`crate::triage`).
+    triage: Mutex<Option<JoinHandle<()>>>,
     shutdown_timeout: Duration,
     shut_down: AtomicBool,
 }
@@ -90,7 +105,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Dropped without `shutdown`: stop the tasks; the writer commits what is queued and
         // exits once its queue closes. The outbox keeps whatever was not exported.
-        for task in [&self.exporter, &self.pruner] {
+        for task in [&self.exporter, &self.pruner, &self.triage] {
             if let Some(task) = task.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 task.abort();
             }
@@ -130,6 +145,7 @@ impl Pipeline {
         export::log_target(target.as_ref());
         let shared = Arc::new(Shared {
             export_enabled: target.is_some(),
+            triage: TriageShared::new(&config.triage, &config.notify),
             ..Shared::default()
         });
         let store_config = config.store.clone();
@@ -165,6 +181,14 @@ impl Pipeline {
             }
             None => None,
         };
+        let triage = tokio::spawn(crate::triage::background(
+            config.store.path.clone(),
+            config.triage.clone(),
+            config.notify.clone(),
+            config.review.clone(),
+            Arc::clone(&shared),
+            stop_receiver.clone(),
+        ));
         let pruner = tokio::spawn(prune_loop(
             Arc::clone(&store),
             Duration::from_secs(config.store.prune_interval_secs.max(1)),
@@ -177,6 +201,7 @@ impl Pipeline {
                 stop,
                 exporter: Mutex::new(exporter),
                 pruner: Mutex::new(Some(pruner)),
+                triage: Mutex::new(Some(triage)),
                 shutdown_timeout: Duration::from_millis(config.export.shutdown_timeout_millis),
                 shut_down: AtomicBool::new(false),
             }),
@@ -262,6 +287,12 @@ impl Pipeline {
         }
     }
 
+    /// Open or acknowledged failure records past their due time, by owner (`None`: no
+    /// owner), as of the last triage check.
+    pub(crate) fn triage_overdue(&self) -> Vec<(Option<String>, u64)> {
+        self.inner.shared.triage.overdue()
+    }
+
     /// Flushes pending writes, makes a last export attempt (bounded by a timeout), stops the
     /// tasks. Calling it again does nothing.
     pub async fn shutdown(&self) -> Result<(), PipelineError> {
@@ -291,6 +322,10 @@ impl Pipeline {
         }
         if let Some(pruner) = take(&inner.pruner) {
             pruner.abort();
+        }
+        // Queued notifications stay in the store for the next start.
+        if let Some(triage) = take(&inner.triage) {
+            triage.abort();
         }
         let store = Arc::clone(&inner.store);
         tokio::task::spawn_blocking(move || store.close_blocking())

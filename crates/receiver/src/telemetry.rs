@@ -174,4 +174,25 @@ fn register_pipeline_instruments(meter: &Meter, pipeline: &Pipeline) {
             observer.observe(pending, &[]);
         })
         .build();
+    // Counted by the triage task at each check (never queried from this callback).
+    let triage = pipeline.clone();
+    meter
+        .u64_observable_gauge(metric::CLOSEDLOOP_TRIAGE_OVERDUE)
+        .with_unit(metric::CLOSEDLOOP_TRIAGE_OVERDUE_UNIT)
+        .with_description("Open or acknowledged failure records past their due time.")
+        .with_callback(move |observer| {
+            for (owner, count) in triage.triage_overdue() {
+                match owner {
+                    Some(owner) => observer.observe(
+                        count,
+                        &[KeyValue::new(
+                            closedloop_semconv::attribute::CLOSEDLOOP_TRIAGE_OWNER,
+                            owner,
+                        )],
+                    ),
+                    None => observer.observe(count, &[]),
+                }
+            }
+        })
+        .build();
 }

@@ -78,6 +78,9 @@ fn envelope(spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
+/// How often an idle exporter looks for outbox rows written by other connections.
+const OUTBOX_POLL: Duration = Duration::from_secs(2);
+
 /// What makes the exporter stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stop {
@@ -157,8 +160,11 @@ impl Exporter {
                 Pass::Idle => {
                     failures = 0;
                     let wake = Arc::clone(&self.shared);
+                    // Other connections (the CLI's triage and review commands) add outbox rows
+                    // without waking this task, so an idle exporter also looks now and then.
                     tokio::select! {
                         () = wake.export_wake.notified() => {}
+                        () = tokio::time::sleep(OUTBOX_POLL) => {}
                         _ = self.stop.changed() => {}
                     }
                 }

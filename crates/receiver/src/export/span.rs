@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::records::{Response, SpanRef};
 use crate::rules::Decision;
-use crate::vocab::{LinkType, TriageStatus};
+use crate::timefmt::format_rfc3339;
+use crate::triage::Assignment;
+use crate::vocab::LinkType;
 
 /// One revision of a failure record, as the exporter needs it.
 #[derive(Debug)]
@@ -27,6 +29,8 @@ pub(crate) struct FailureSpan<'a> {
     pub(crate) feedback_spans: &'a [SpanRef],
     /// When the latest feedback was given.
     pub(crate) time_unix_nano: u64,
+    /// The record's owner, status and due time.
+    pub(crate) triage: &'a Assignment,
 }
 
 /// The record's stable id: one per failing response.
@@ -127,8 +131,20 @@ pub(crate) fn build(record: &FailureSpan<'_>) -> Span {
             attr::CLOSEDLOOP_FAILURE_RESPONSE_SPAN_ID,
             hex::encode(record.key.span_id),
         ),
-        string(attr::CLOSEDLOOP_TRIAGE_STATUS, TriageStatus::Open.as_str()),
+        string(
+            attr::CLOSEDLOOP_TRIAGE_STATUS,
+            record.triage.status.as_str(),
+        ),
     ];
+    if let Some(owner) = &record.triage.owner {
+        attributes.push(string(attr::CLOSEDLOOP_TRIAGE_OWNER, owner.as_str()));
+    }
+    if let Some(due_s) = record.triage.due_s {
+        attributes.push(string(
+            attr::CLOSEDLOOP_TRIAGE_DUE_TIME,
+            format_rfc3339(due_s),
+        ));
+    }
     if let Some(response) = record.response {
         let optional = [
             (attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID, &response.template.id),

@@ -12,7 +12,7 @@
 //! so it never races with the writes it depends on. Readers (the exporter reading its
 //! outbox) use their own connections, which WAL lets run beside the writer.
 
-mod codec;
+pub(crate) mod codec;
 mod config;
 pub(crate) mod queries;
 mod schema;
@@ -213,6 +213,15 @@ impl Store {
             max_queued: config.max_queued_records.max(1),
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Opens a read-write connection to an existing store file and brings its schema up to
+    /// date, for commands that work on the store beside (or without) a running receiver.
+    pub(crate) fn direct(path: &Path) -> Result<Connection, StoreError> {
+        let mut conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+        schema::migrate(&mut conn)?;
+        Ok(conn)
     }
 
     /// Opens a read-only connection, for the exporter.

@@ -131,7 +131,62 @@ CREATE INDEX abandon_candidates_due ON abandon_candidates (due_s);
 CREATE INDEX abandon_candidates_span ON abandon_candidates (trace_id, span_id);
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: closing the loop. Failure records get an owner, a due time and a flag set once
+/// their SLA breach was notified; status changes keep their notes; the review queue holds each
+/// day's sample (with the seed that drew it) and the reviewers' labels; webhook notifications
+/// wait in `notifications` until delivered.
+const V3: &str = "
+ALTER TABLE failures ADD COLUMN owner TEXT;
+ALTER TABLE failures ADD COLUMN due_s INTEGER;
+ALTER TABLE failures ADD COLUMN breach_notified INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX failures_due ON failures (due_s) WHERE due_s IS NOT NULL;
+
+CREATE TABLE triage_notes (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    time_s INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX triage_notes_record ON triage_notes (trace_id, span_id);
+
+CREATE TABLE review_days (
+    day TEXT PRIMARY KEY,
+    seed INTEGER NOT NULL,
+    sample_size INTEGER NOT NULL,
+    implicit_share REAL NOT NULL,
+    population INTEGER NOT NULL,
+    created_s INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- label: NULL until labelled, then 'good' or 'bad'; feedback_id names the reviewer feedback.
+CREATE TABLE review_queue (
+    id INTEGER PRIMARY KEY,
+    day TEXT NOT NULL,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    stratum TEXT NOT NULL,
+    created_s INTEGER NOT NULL,
+    label TEXT,
+    labelled_s INTEGER,
+    category TEXT,
+    expected TEXT,
+    note TEXT,
+    feedback_id TEXT,
+    UNIQUE (trace_id, span_id)
+);
+CREATE INDEX review_queue_day ON review_queue (day);
+
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    created_s INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this receiver writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

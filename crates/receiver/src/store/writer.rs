@@ -128,6 +128,9 @@ impl Writer {
                 if effects.outbox_added > 0 {
                     self.shared.export_wake.notify_one();
                 }
+                if effects.notifications_added > 0 {
+                    self.shared.triage.wake.notify_one();
+                }
                 for (command, done) in batch.drain(..).zip(done) {
                     answer(command, Ok(done));
                 }
@@ -172,6 +175,7 @@ impl Writer {
                 store_content: self.config.store_content,
                 export: self.shared.export_enabled,
                 effects,
+                triage: &self.shared.triage,
             };
             for command in batch.iter_mut() {
                 done.push(match command {
@@ -210,6 +214,8 @@ pub(crate) struct Effects {
     pub(crate) failure_records: u64,
     pub(crate) outbox_added: usize,
     pub(crate) outbox_deleted: usize,
+    /// Webhook notifications queued (see `crate::triage`).
+    pub(crate) notifications_added: usize,
 }
 
 fn answer(command: Command, result: Result<Done, Arc<rusqlite::Error>>) {

@@ -610,3 +610,15 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The command line.
+
+/// Runs `closedloop ARGS...` in process (as the binary would, minus the log setup).
+pub async fn closedloop(args: &[&str]) -> anyhow::Result<()> {
+    use clap::Parser as _;
+    let argv = std::iter::once("closedloop").chain(args.iter().copied());
+    closedloop_receiver::cli::Cli::try_parse_from(argv)?
+        .run()
+        .await
+}

@@ -1,0 +1,85 @@
+//! `closedloop report`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::{render, report, ReportQuery, TemplateVersion};
+use crate::config::Config;
+use crate::timefmt::{parse_rfc3339, DAY_SECS};
+
+/// The start of a time window: `--since` or `--since-days`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SinceArgs {
+    /// Only what happened at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z, or a
+    /// date).
+    #[arg(long, value_name = "RFC3339", conflicts_with = "since_days")]
+    pub since: Option<String>,
+    /// Only what happened in the last N days.
+    #[arg(long, value_name = "N")]
+    pub since_days: Option<u32>,
+}
+
+impl SinceArgs {
+    /// The window's start in Unix seconds.
+    pub(crate) fn since_s(&self) -> anyhow::Result<Option<i64>> {
+        if let Some(text) = &self.since {
+            return parse_rfc3339(text)
+                .map(Some)
+                .with_context(|| format!("--since {text:?} is not an RFC 3339 timestamp"));
+        }
+        Ok(self
+            .since_days
+            .map(|days| crate::store::writer::unix_now_s() - i64::from(days) * DAY_SECS))
+    }
+}
+
+/// `closedloop report`: failure rates per template version, version comparison, chunk lift,
+/// signals, daily trend.
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    /// The window.
+    #[command(flatten)]
+    pub since: SinceArgs,
+    /// Compare these two versions, older first (`ID@A ID@B`), instead of the last two versions
+    /// of each template.
+    #[arg(long, num_args = 2, value_names = ["ID@A", "ID@B"])]
+    pub compare: Option<Vec<String>>,
+    /// The fewest responses a chunk needs to be ranked by failure lift.
+    #[arg(long, default_value_t = super::DEFAULT_MIN_CHUNK_RESPONSES, value_name = "N")]
+    pub min_chunk_responses: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs `closedloop report` (blocking: call from a blocking thread).
+pub(crate) fn run(args: &ReportArgs, config: &Config) -> anyhow::Result<()> {
+    let compare = match &args.compare {
+        Some(pair) => {
+            let parse = |text: &String| {
+                TemplateVersion::parse(text)
+                    .with_context(|| format!("--compare {text:?} is not ID@VERSION"))
+            };
+            match pair.as_slice() {
+                [old, new] => Some((parse(old)?, parse(new)?)),
+                _ => anyhow::bail!("--compare takes two versions"),
+            }
+        }
+        None => None,
+    };
+    let query = ReportQuery {
+        since_s: args.since.since_s()?,
+        compare,
+        min_chunk_responses: args.min_chunk_responses,
+    };
+    let report = report(&config.store.path, &query).context("cannot build the report")?;
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    print!("{}", render(&report));
+    Ok(())
+}

@@ -1,0 +1,608 @@
+//! `closedloop report`: did a template version make things better, or only different?
+//!
+//! Over the responses received in a window (and the failure records of those responses): the
+//! failure rate of each prompt template version with its sample size and 95% Wilson interval;
+//! for each template, its latest version against the previous one (by first appearance), or
+//! any two versions asked for, with a significance test of the rate difference and a measure
+//! of the shift in the category mix; the chunks whose presence in the context goes with the
+//! most failures (lift over the baseline rate, smoothed); the feedback signals; and a daily
+//! trend. The statistics are in [`stats`], with their choices documented there.
+
+pub mod cli;
+pub mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::direct;
+use crate::store::codec::decode_strings;
+use crate::store::StoreError;
+use crate::timefmt::{format_day, format_rfc3339, DAY_SECS};
+use crate::vocab::FailureCategory;
+
+/// The fewest responses a chunk needs to be ranked by failure lift.
+pub const DEFAULT_MIN_CHUNK_RESPONSES: u64 = 5;
+
+/// The most chunks listed.
+pub const MAX_CHUNKS: usize = 20;
+
+/// The label of responses without a template id or version.
+pub const NO_TEMPLATE: &str = "(none)";
+
+/// Why the report could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The store failed.
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    /// A `--compare` version has no responses in the window.
+    #[error("template version {0} has no responses in the window")]
+    UnknownVersion(String),
+}
+
+impl From<rusqlite::Error> for ReportError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Store(StoreError::Sqlite(error))
+    }
+}
+
+/// A template version, `ID@VERSION`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TemplateVersion {
+    /// `closedloop.prompt.template.id`.
+    pub template_id: String,
+    /// `closedloop.prompt.template.version`.
+    pub template_version: String,
+}
+
+impl TemplateVersion {
+    /// Parses `ID@VERSION`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (id, version) = text.rsplit_once('@')?;
+        (!id.is_empty() && !version.is_empty()).then(|| Self {
+            template_id: id.to_owned(),
+            template_version: version.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for TemplateVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.template_id, self.template_version)
+    }
+}
+
+/// What the report covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// Responses received at or after this Unix time.
+    pub since_s: Option<i64>,
+    /// Compare these two versions (older, newer) instead of each template's last two.
+    pub compare: Option<(TemplateVersion, TemplateVersion)>,
+    /// The fewest responses a chunk needs to be ranked.
+    pub min_chunk_responses: u64,
+}
+
+impl Default for ReportQuery {
+    fn default() -> Self {
+        Self {
+            since_s: None,
+            compare: None,
+            min_chunk_responses: DEFAULT_MIN_CHUNK_RESPONSES,
+        }
+    }
+}
+
+/// The failure rate of one template version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VersionStats {
+    /// The template version.
+    #[serde(flatten)]
+    pub version: TemplateVersion,
+    /// Responses (the sample size).
+    pub responses: u64,
+    /// Responses with a failure record.
+    pub failures: u64,
+    /// failures / responses.
+    pub failure_rate: f64,
+    /// The 95% Wilson interval's lower bound.
+    pub wilson_low: f64,
+    /// The 95% Wilson interval's upper bound.
+    pub wilson_high: f64,
+    /// Failures by category.
+    pub categories: BTreeMap<String, u64>,
+}
+
+/// One side of a comparison.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Side {
+    /// The template version.
+    pub version: String,
+    /// Responses.
+    pub responses: u64,
+    /// Failures.
+    pub failures: u64,
+    /// failures / responses.
+    pub failure_rate: f64,
+}
+
+/// A version against another.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The older version.
+    pub old: Side,
+    /// The newer version.
+    pub new: Side,
+    /// The rate test.
+    #[serde(flatten)]
+    pub test: stats::RateComparison,
+    /// Total variation distance between the two category mixes.
+    pub category_tvd: f64,
+    /// Chi-square statistic of the category mixes (homogeneity).
+    pub category_chi_square: f64,
+    /// Its degrees of freedom.
+    pub category_chi_square_df: u32,
+    /// Its p-value.
+    pub category_p_value: f64,
+    /// Whether the mix shifted (see [`stats::MIX_SHIFT_THRESHOLD`]).
+    pub mix_shift: bool,
+}
+
+/// A chunk's failure lift.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChunkLift {
+    /// The chunk id.
+    pub chunk_id: String,
+    /// Responses with the chunk in context.
+    pub responses: u64,
+    /// Of those, failures.
+    pub failures: u64,
+    /// failures / responses.
+    pub failure_rate: f64,
+    /// (failures + α) / (responses + α + β).
+    pub smoothed_rate: f64,
+    /// smoothed_rate / baseline_rate.
+    pub lift: f64,
+}
+
+/// Feedback of one signal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignalStats {
+    /// `closedloop.feedback.signal`.
+    pub signal: String,
+    /// Feedback items.
+    pub feedback: u64,
+    /// Of those, negative.
+    pub negative: u64,
+    /// Failure records carrying the signal.
+    pub failure_records: u64,
+}
+
+/// One day of the trend.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DayStats {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Responses received.
+    pub responses: u64,
+    /// Of those, failures.
+    pub failures: u64,
+    /// failures / responses.
+    pub failure_rate: f64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// The window's start, RFC 3339.
+    pub since: Option<String>,
+    /// Responses in the window.
+    pub responses: u64,
+    /// Of those, responses with a failure record.
+    pub failures: u64,
+    /// Failure records created in the window whose response span is not stored (unenriched):
+    /// counted nowhere else.
+    pub unattributed_failures: u64,
+    /// The failure rate of all responses: the chunk-lift baseline.
+    pub baseline_rate: f64,
+    /// Per template version, by template id then first appearance.
+    pub versions: Vec<VersionStats>,
+    /// Version comparisons.
+    pub comparisons: Vec<Comparison>,
+    /// The Beta prior's α of the chunk smoothing.
+    pub prior_alpha: f64,
+    /// The Beta prior's β of the chunk smoothing.
+    pub prior_beta: f64,
+    /// The fewest responses a ranked chunk has.
+    pub min_chunk_responses: u64,
+    /// The chunks with the highest lift, highest first (ties by id).
+    pub chunks: Vec<ChunkLift>,
+    /// Feedback by signal.
+    pub signals: Vec<SignalStats>,
+    /// Per day.
+    pub daily: Vec<DayStats>,
+}
+
+fn rate(failures: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        failures as f64 / n as f64
+    }
+}
+
+#[derive(Default)]
+struct VersionAcc {
+    first_row: i64,
+    responses: u64,
+    failures: u64,
+    categories: BTreeMap<String, u64>,
+}
+
+/// The category order of the mix vectors: the registry's, then unknown values sorted.
+fn category_keys(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut keys: Vec<String> = FailureCategory::ALL
+        .iter()
+        .map(|category| category.as_str().to_owned())
+        .collect();
+    for key in a.keys().chain(b.keys()) {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    keys
+}
+
+fn compare(old: &VersionStats, new: &VersionStats) -> Comparison {
+    let keys = category_keys(&old.categories, &new.categories);
+    let counts = |stats: &VersionStats| -> Vec<u64> {
+        keys.iter()
+            .map(|key| stats.categories.get(key).copied().unwrap_or(0))
+            .collect()
+    };
+    let (a, b) = (counts(old), counts(new));
+    let tvd = stats::total_variation(&a, &b);
+    let (chi_square, df, p_value) = stats::chi_square_homogeneity(&a, &b);
+    let side = |stats: &VersionStats| Side {
+        version: stats.version.to_string(),
+        responses: stats.responses,
+        failures: stats.failures,
+        failure_rate: stats.failure_rate,
+    };
+    Comparison {
+        old: side(old),
+        new: side(new),
+        test: stats::compare_rates(old.failures, old.responses, new.failures, new.responses),
+        category_tvd: tvd,
+        category_chi_square: chi_square,
+        category_chi_square_df: df,
+        category_p_value: p_value,
+        mix_shift: tvd >= stats::MIX_SHIFT_THRESHOLD
+            && old.failures.min(new.failures) >= stats::MIX_MIN_FAILURES,
+    }
+}
+
+/// Builds the report from the store.
+pub fn report(path: &Path, query: &ReportQuery) -> Result<Report, ReportError> {
+    let conn = direct::open(path)?;
+    let since = query.since_s.unwrap_or(i64::MIN);
+    let mut versions: HashMap<TemplateVersion, VersionAcc> = HashMap::new();
+    let mut chunks: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut days: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    let (mut responses, mut failures) = (0u64, 0u64);
+    {
+        let mut statement = conn.prepare(
+            "SELECT r.id, r.received_s, ti.value, tv.value, r.chunk_ids, f.category
+             FROM responses r
+             LEFT JOIN strings ti ON ti.id = r.template_id
+             LEFT JOIN strings tv ON tv.id = r.template_version
+             LEFT JOIN failures f ON f.trace_id = r.trace_id AND f.span_id = r.span_id
+             WHERE r.received_s >= ?1
+             ORDER BY r.id",
+        )?;
+        let mut rows = statement.query([since])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let received_s: i64 = row.get(1)?;
+            let version = TemplateVersion {
+                template_id: row
+                    .get::<_, Option<String>>(2)?
+                    .unwrap_or_else(|| NO_TEMPLATE.into()),
+                template_version: row
+                    .get::<_, Option<String>>(3)?
+                    .unwrap_or_else(|| NO_TEMPLATE.into()),
+            };
+            let chunk_ids = row
+                .get::<_, Option<Vec<u8>>>(4)?
+                .map(|bytes| decode_strings(&bytes))
+                .unwrap_or_default();
+            let category: Option<String> = row.get(5)?;
+            let failed = u64::from(category.is_some());
+            responses += 1;
+            failures += failed;
+            let acc = versions.entry(version).or_insert_with(|| VersionAcc {
+                first_row: id,
+                ..VersionAcc::default()
+            });
+            acc.responses += 1;
+            acc.failures += failed;
+            if let Some(category) = category {
+                *acc.categories.entry(category).or_default() += 1;
+            }
+            let mut seen: Vec<&String> = Vec::with_capacity(chunk_ids.len());
+            for chunk in &chunk_ids {
+                // A chunk placed twice in one prompt counts once.
+                if seen.contains(&chunk) {
+                    continue;
+                }
+                seen.push(chunk);
+                let entry = chunks.entry(chunk.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += failed;
+            }
+            let day = days.entry(received_s.div_euclid(DAY_SECS)).or_default();
+            day.0 += 1;
+            day.1 += failed;
+        }
+    }
+    let unattributed_failures: i64 = conn.query_row(
+        "SELECT count(*) FROM failures f WHERE f.created_s >= ?1 AND NOT EXISTS (
+             SELECT 1 FROM responses r WHERE r.trace_id = f.trace_id AND r.span_id = f.span_id)",
+        [since],
+        |row| row.get(0),
+    )?;
+
+    let mut ordered: Vec<(TemplateVersion, VersionAcc)> = versions.into_iter().collect();
+    ordered.sort_by(|(a, acc_a), (b, acc_b)| {
+        (&a.template_id, acc_a.first_row).cmp(&(&b.template_id, acc_b.first_row))
+    });
+    let version_stats: Vec<VersionStats> = ordered
+        .into_iter()
+        .map(|(version, acc)| {
+            let (wilson_low, wilson_high) = stats::wilson(acc.failures, acc.responses);
+            VersionStats {
+                version,
+                responses: acc.responses,
+                failures: acc.failures,
+                failure_rate: rate(acc.failures, acc.responses),
+                wilson_low,
+                wilson_high,
+                categories: acc.categories,
+            }
+        })
+        .collect();
+
+    let comparisons = match &query.compare {
+        Some((old, new)) => {
+            let find = |wanted: &TemplateVersion| {
+                version_stats
+                    .iter()
+                    .find(|stats| &stats.version == wanted)
+                    .ok_or_else(|| ReportError::UnknownVersion(wanted.to_string()))
+            };
+            vec![compare(find(old)?, find(new)?)]
+        }
+        None => {
+            // Within a template the versions are in order of first appearance: compare the
+            // last two.
+            let mut comparisons = Vec::new();
+            for (index, stats) in version_stats.iter().enumerate() {
+                let next_is_other = version_stats
+                    .get(index + 1)
+                    .is_none_or(|next| next.version.template_id != stats.version.template_id);
+                if next_is_other && index > 0 && stats.version.template_id != NO_TEMPLATE {
+                    let previous = &version_stats[index - 1];
+                    if previous.version.template_id == stats.version.template_id {
+                        comparisons.push(compare(previous, stats));
+                    }
+                }
+            }
+            comparisons
+        }
+    };
+
+    let baseline_rate = rate(failures, responses);
+    let (prior_alpha, prior_beta) = stats::baseline_prior(baseline_rate);
+    let mut chunk_lifts: Vec<ChunkLift> = chunks
+        .into_iter()
+        .filter(|(_, (n, _))| *n >= query.min_chunk_responses)
+        .map(|(chunk_id, (n, fails))| {
+            let smoothed_rate = stats::smoothed_rate(fails, n, prior_alpha, prior_beta);
+            ChunkLift {
+                chunk_id,
+                responses: n,
+                failures: fails,
+                failure_rate: rate(fails, n),
+                smoothed_rate,
+                lift: if baseline_rate > 0.0 {
+                    smoothed_rate / baseline_rate
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect();
+    chunk_lifts.sort_by(|a, b| {
+        b.lift
+            .total_cmp(&a.lift)
+            .then_with(|| a.chunk_id.cmp(&b.chunk_id))
+    });
+    chunk_lifts.truncate(MAX_CHUNKS);
+
+    let signals = signal_stats(&conn, since)?;
+    let daily = days
+        .into_iter()
+        .map(|(day, (n, fails))| DayStats {
+            day: format_day(day),
+            responses: n,
+            failures: fails,
+            failure_rate: rate(fails, n),
+        })
+        .collect();
+    Ok(Report {
+        since: query.since_s.map(format_rfc3339),
+        responses,
+        failures,
+        unattributed_failures: unattributed_failures.max(0) as u64,
+        baseline_rate,
+        versions: version_stats,
+        comparisons,
+        prior_alpha,
+        prior_beta,
+        min_chunk_responses: query.min_chunk_responses,
+        chunks: chunk_lifts,
+        signals,
+        daily,
+    })
+}
+
+fn signal_stats(conn: &rusqlite::Connection, since: i64) -> rusqlite::Result<Vec<SignalStats>> {
+    let mut by_signal: BTreeMap<String, SignalStats> = BTreeMap::new();
+    let mut statement = conn.prepare(
+        "SELECT signal, count(*), sum(state IN (0, 1, 2)) FROM feedback WHERE received_s >= ?1
+         GROUP BY signal",
+    )?;
+    let mut rows = statement.query([since])?;
+    while let Some(row) = rows.next()? {
+        let signal: String = row.get(0)?;
+        by_signal.insert(
+            signal.clone(),
+            SignalStats {
+                signal,
+                feedback: row.get::<_, i64>(1)?.max(0) as u64,
+                negative: row.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64,
+                failure_records: 0,
+            },
+        );
+    }
+    let mut statement = conn.prepare("SELECT signals FROM failures WHERE created_s >= ?1")?;
+    let mut rows = statement.query([since])?;
+    while let Some(row) = rows.next()? {
+        let signals: String = row.get(0)?;
+        for signal in signals.split(',').filter(|signal| !signal.is_empty()) {
+            by_signal
+                .entry(signal.to_owned())
+                .or_insert_with(|| SignalStats {
+                    signal: signal.to_owned(),
+                    feedback: 0,
+                    negative: 0,
+                    failure_records: 0,
+                })
+                .failure_records += 1;
+        }
+    }
+    Ok(by_signal.into_values().collect())
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.1}%", value * 100.0)
+}
+
+/// The report as text, for a terminal.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "closedloop report{}",
+        report
+            .since
+            .as_ref()
+            .map(|since| format!(" since {since}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "{} responses, {} with a failure record ({}); {} failure records without a stored response\n",
+        report.responses,
+        report.failures,
+        percent(report.baseline_rate),
+        report.unattributed_failures
+    );
+    let _ = writeln!(
+        out,
+        "Failure rate by template version (95% Wilson interval)"
+    );
+    for stats in &report.versions {
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>6}/{:<6} {:>6}  [{}, {}]",
+            stats.version.to_string(),
+            stats.failures,
+            stats.responses,
+            percent(stats.failure_rate),
+            percent(stats.wilson_low),
+            percent(stats.wilson_high)
+        );
+    }
+    let _ = writeln!(out, "\nVersion comparisons (α = {})", stats::ALPHA);
+    if report.comparisons.is_empty() {
+        let _ = writeln!(out, "  (no template with two versions)");
+    }
+    for comparison in &report.comparisons {
+        let verdict = if comparison.test.regression {
+            "REGRESSION"
+        } else {
+            "no significant regression"
+        };
+        let _ = writeln!(
+            out,
+            "  {} -> {}: {} -> {}, {} p = {:.4}: {verdict}; category mix TVD {:.3}{}",
+            comparison.old.version,
+            comparison.new.version,
+            percent(comparison.old.failure_rate),
+            percent(comparison.new.failure_rate),
+            match comparison.test.test {
+                stats::RateTest::TwoProportionZ => "z-test",
+                stats::RateTest::FisherExact => "Fisher exact",
+            },
+            comparison.test.p_value,
+            comparison.category_tvd,
+            if comparison.mix_shift {
+                " (SHIFTED)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nChunks by failure lift (at least {} responses; prior Beta({:.2}, {:.2}))",
+        report.min_chunk_responses, report.prior_alpha, report.prior_beta
+    );
+    for chunk in &report.chunks {
+        let _ = writeln!(
+            out,
+            "  {:<40} lift {:>5.2}  {:>5}/{:<5} smoothed {}",
+            chunk.chunk_id,
+            chunk.lift,
+            chunk.failures,
+            chunk.responses,
+            percent(chunk.smoothed_rate)
+        );
+    }
+    let _ = writeln!(out, "\nSignals (feedback, negative, failure records)");
+    for signal in &report.signals {
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>7} {:>7} {:>7}",
+            signal.signal, signal.feedback, signal.negative, signal.failure_records
+        );
+    }
+    let _ = writeln!(out, "\nDaily trend");
+    for day in &report.daily {
+        let _ = writeln!(
+            out,
+            "  {}  {:>7} responses  {:>6} failures  {}",
+            day.day,
+            day.responses,
+            day.failures,
+            percent(day.failure_rate)
+        );
+    }
+    out
+}

@@ -1,0 +1,559 @@
+//! Review sampling: a uniform random sample of each day's responses for people to read, and
+//! their labels fed back as reviewer feedback.
+//!
+//! For each UTC day the receiver draws a reservoir sample ([`reservoir_sample`], Algorithm R)
+//! of `review.daily_sample_size` responses from that day's responses in arrival order, with a
+//! seeded [`SplitMix64`] generator whose seed is recorded with the day, so the sample can be
+//! drawn again identically. With `review.implicit_negative_share` above zero the sample is
+//! stratified: that share of it is drawn from the responses that got an implicit negative
+//! signal (rephrase, regenerate, abandon, a low edit), and the rest (plus any unused share)
+//! from the others. The sample goes to a persisted review queue.
+//!
+//! A label ([`label`]) is stored as feedback with `closedloop.feedback.source` = `reviewer`,
+//! signal `label`, value 1.0 (good) or 0.0 (bad), and goes through the same join and failure
+//! rules as any other feedback: a bad label makes or updates the response's failure record,
+//! exported like the others. The expected answer and note stay with the queue item.
+
+pub mod cli;
+mod config;
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use config::ReviewConfig;
+
+use crate::detectors::DetectorsConfig;
+use crate::direct::{self, DirectSettings};
+use crate::export::span::failure_id;
+use crate::join::{JoinConfig, Joiner};
+use crate::records::{Feedback, SpanRef};
+use crate::store::codec::decode_strings;
+use crate::store::StoreError;
+use crate::timefmt::{format_day, format_rfc3339, DAY_SECS};
+use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
+
+/// SplitMix64 (Steele, Lea and Flood): a tiny, fast generator whose output for a seed never
+/// changes with a dependency upgrade, which is what makes a recorded seed reproduce a sample.
+#[derive(Clone, Debug)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform integer in `0..bound` (unbiased: draws below 2⁶⁴ mod `bound` are rejected);
+    /// 0 when `bound` is 0.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        let threshold = bound.wrapping_neg() % bound;
+        loop {
+            let draw = self.next_u64();
+            if draw >= threshold {
+                return draw % bound;
+            }
+        }
+    }
+}
+
+/// A uniform random sample of `size` items of a stream of unknown length (Algorithm R):
+/// the first `size` items fill the reservoir, and item `i` (0-based) then replaces a uniformly
+/// chosen slot with probability `size / (i + 1)`. Every item ends up in the sample with
+/// probability `size / n`. The result is in reservoir-slot order.
+pub fn reservoir_sample<T>(
+    items: impl IntoIterator<Item = T>,
+    size: usize,
+    rng: &mut SplitMix64,
+) -> Vec<T> {
+    let mut reservoir = Vec::with_capacity(size.min(4_096));
+    if size == 0 {
+        return reservoir;
+    }
+    for (seen, item) in items.into_iter().enumerate() {
+        if seen < size {
+            reservoir.push(item);
+        } else {
+            let slot = rng.below(seen as u64 + 1) as usize;
+            if slot < size {
+                reservoir[slot] = item;
+            }
+        }
+    }
+    reservoir
+}
+
+/// The seed of `day` given the configured seed: distinct per day, fixed for a (seed, day).
+fn day_seed(seed: u64, day: i64) -> u64 {
+    SplitMix64::new(seed ^ (day as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64()
+}
+
+/// Why a review command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReviewError {
+    /// No review item has this id.
+    #[error("no review item {0}")]
+    NotFound(i64),
+    /// The day was sampled before (with the recorded seed).
+    #[error("day {day} was already sampled (seed {seed})")]
+    AlreadySampled {
+        /// The day, `YYYY-MM-DD`.
+        day: String,
+        /// The seed recorded for it.
+        seed: u64,
+    },
+    /// The store failed.
+    #[error("store failed")]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ReviewError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Store(StoreError::Sqlite(error))
+    }
+}
+
+/// What [`sample_day`] drew.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SampleOutcome {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The seed used (recorded with the day).
+    pub seed: u64,
+    /// The day's responses.
+    pub population: u64,
+    /// The responses added to the queue.
+    pub sampled: usize,
+}
+
+struct Candidate {
+    row: i64,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    implicit: bool,
+}
+
+/// Draws the sample of `day` (days since the Unix epoch) into the queue, in one transaction.
+fn draw(
+    conn: &mut Connection,
+    day: i64,
+    size: usize,
+    implicit_share: f64,
+    seed: u64,
+    now_s: i64,
+) -> Result<SampleOutcome, ReviewError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let day_text = format_day(day);
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT seed FROM review_days WHERE day = ?1")?
+        .query_row([&day_text], |row| row.get(0))
+        .optional()?;
+    if let Some(seed) = existing {
+        return Err(ReviewError::AlreadySampled {
+            day: day_text,
+            seed: seed as u64,
+        });
+    }
+    let candidates: Vec<Candidate> = tx
+        .prepare_cached(
+            "SELECT r.id, r.trace_id, r.span_id, EXISTS (
+                 SELECT 1 FROM feedback f
+                 WHERE f.target_trace_id = r.trace_id AND f.target_span_id = r.span_id
+                   AND f.kind = 'implicit' AND f.state IN (1, 2))
+             FROM responses r WHERE r.received_s >= ?1 AND r.received_s < ?2 ORDER BY r.id",
+        )?
+        .query_map(params![day * DAY_SECS, (day + 1) * DAY_SECS], |row| {
+            Ok(Candidate {
+                row: row.get(0)?,
+                trace_id: row.get(1)?,
+                span_id: row.get(2)?,
+                implicit: row.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let population = candidates.len() as u64;
+    let share = if implicit_share.is_finite() {
+        implicit_share.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let mut rng = SplitMix64::new(seed);
+    let mut chosen: Vec<(Candidate, &str)> = if share > 0.0 {
+        let quota = (size as f64 * share).round() as usize;
+        let (implicit, other): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|candidate| candidate.implicit);
+        let mut chosen: Vec<_> = reservoir_sample(implicit, quota, &mut rng)
+            .into_iter()
+            .map(|candidate| (candidate, "implicit_negative"))
+            .collect();
+        let rest = size.saturating_sub(chosen.len());
+        chosen.extend(
+            reservoir_sample(other, rest, &mut rng)
+                .into_iter()
+                .map(|candidate| (candidate, "other")),
+        );
+        chosen
+    } else {
+        reservoir_sample(candidates, size, &mut rng)
+            .into_iter()
+            .map(|candidate| (candidate, "uniform"))
+            .collect()
+    };
+    chosen.sort_by_key(|(candidate, _)| candidate.row);
+    let mut sampled = 0;
+    for (candidate, stratum) in &chosen {
+        sampled += tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO review_queue (day, trace_id, span_id, stratum, created_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                day_text,
+                candidate.trace_id,
+                candidate.span_id,
+                stratum,
+                now_s
+            ])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO review_days (day, seed, sample_size, implicit_share, population, created_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        day_text,
+        seed as i64,
+        size as i64,
+        share,
+        population as i64,
+        now_s
+    ])?;
+    tx.commit()?;
+    Ok(SampleOutcome {
+        day: day_text,
+        seed,
+        population,
+        sampled,
+    })
+}
+
+/// Samples the UTC day `day` (days since the Unix epoch) into the review queue: with `seed`
+/// when given, else the configured seed (mixed with the day), else a random one; the seed is
+/// recorded. A day is sampled once; sampling it again is an error naming the recorded seed.
+/// The current day can be sampled too (from the responses received so far).
+pub fn sample_day(
+    path: &Path,
+    config: &ReviewConfig,
+    day: i64,
+    seed: Option<u64>,
+) -> Result<SampleOutcome, ReviewError> {
+    let mut conn = direct::open(path)?;
+    let seed = seed
+        .or_else(|| config.seed.map(|seed| day_seed(seed, day)))
+        .unwrap_or_else(rand::random);
+    draw(
+        &mut conn,
+        day,
+        config.daily_sample_size,
+        config.implicit_negative_share,
+        seed,
+        crate::store::writer::unix_now_s(),
+    )
+}
+
+/// How many days back the receiver samples days it missed (while it was stopped).
+const CATCH_UP_DAYS: i64 = 7;
+
+/// Samples the completed days (those that ended `review.sample_delay_secs` ago or more, up to
+/// a week back) that have responses and no sample yet. Returns (day, sampled) per day drawn.
+pub(crate) fn auto_sample(
+    conn: &mut Connection,
+    config: &ReviewConfig,
+    now_s: i64,
+) -> rusqlite::Result<Vec<(String, usize)>> {
+    if config.daily_sample_size == 0 {
+        return Ok(Vec::new());
+    }
+    let ripe = now_s.saturating_sub(config.sample_delay_secs.min(i64::MAX as u64) as i64);
+    // The last day that ended at or before `ripe`.
+    let last = ripe.div_euclid(DAY_SECS) - 1;
+    let mut drawn = Vec::new();
+    for day in (last - CATCH_UP_DAYS + 1)..=last {
+        let sampled: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM review_days WHERE day = ?1)")?
+            .query_row([format_day(day)], |row| row.get(0))?;
+        let has_responses: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM responses WHERE received_s >= ?1 AND received_s < ?2)",
+            )?
+            .query_row(params![day * DAY_SECS, (day + 1) * DAY_SECS], |row| row.get(0))?;
+        if sampled || !has_responses {
+            continue;
+        }
+        let seed = config
+            .seed
+            .map_or_else(rand::random, |seed| day_seed(seed, day));
+        match draw(
+            conn,
+            day,
+            config.daily_sample_size,
+            config.implicit_negative_share,
+            seed,
+            now_s,
+        ) {
+            Ok(outcome) => drawn.push((outcome.day, outcome.sampled)),
+            Err(ReviewError::AlreadySampled { .. }) => {}
+            Err(ReviewError::Store(StoreError::Sqlite(error))) => return Err(error),
+            Err(_) => {}
+        }
+    }
+    Ok(drawn)
+}
+
+/// One item of the review queue.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ReviewItem {
+    /// The queue id (`closedloop review show ID`).
+    pub id: i64,
+    /// The day it was sampled from, `YYYY-MM-DD`.
+    pub day: String,
+    /// `uniform`, or with stratification `implicit_negative` / `other`.
+    pub stratum: String,
+    /// The judged response's trace id, hex.
+    pub trace_id: String,
+    /// The judged response's span id, hex.
+    pub span_id: String,
+    /// When the response was received, RFC 3339 (when it is still stored).
+    pub received: Option<String>,
+    /// `closedloop.prompt.template.id`.
+    pub template_id: Option<String>,
+    /// `closedloop.prompt.template.version`.
+    pub template_version: Option<String>,
+    /// `gen_ai.request.model`.
+    pub model: Option<String>,
+    /// `closedloop.context.chunk_ids`.
+    pub chunk_ids: Option<Vec<String>>,
+    /// `closedloop.query.fingerprint`.
+    pub fingerprint: Option<String>,
+    /// The query text, when the application captured it.
+    pub query: Option<String>,
+    /// The output messages, when the application captured them.
+    pub output: Option<String>,
+    /// `good` or `bad` once labelled.
+    pub label: Option<String>,
+    /// The category the reviewer gave.
+    pub category: Option<String>,
+    /// The expected answer the reviewer gave.
+    pub expected: Option<String>,
+    /// The reviewer's note.
+    pub note: Option<String>,
+    /// The response's failure record, if it has one.
+    pub failure_id: Option<String>,
+}
+
+/// Which items `closedloop review list` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReviewFilter {
+    /// Only this day's sample (`YYYY-MM-DD`).
+    pub day: Option<String>,
+    /// Only items without a label.
+    pub unlabelled: bool,
+}
+
+const ITEM_COLUMNS: &str = "SELECT q.id, q.day, q.stratum, q.trace_id, q.span_id, r.received_s,
+        ti.value, tv.value, m.value, r.chunk_ids, r.fingerprint, c.query, c.output, q.label,
+        q.category, q.expected, q.note, f.revision
+    FROM review_queue q
+    LEFT JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
+    LEFT JOIN strings ti ON ti.id = r.template_id
+    LEFT JOIN strings tv ON tv.id = r.template_version
+    LEFT JOIN strings m ON m.id = r.model
+    LEFT JOIN response_content c ON c.response = r.id
+    LEFT JOIN failures f ON f.trace_id = q.trace_id AND f.span_id = q.span_id";
+
+fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewItem> {
+    let trace_id: Vec<u8> = row.get(3)?;
+    let span_id: Vec<u8> = row.get(4)?;
+    let has_failure = row.get::<_, Option<i64>>(17)?.is_some();
+    Ok(ReviewItem {
+        id: row.get(0)?,
+        day: row.get(1)?,
+        stratum: row.get(2)?,
+        failure_id: SpanRef::from_bytes(&trace_id, &span_id)
+            .filter(|_| has_failure)
+            .map(failure_id),
+        trace_id: hex::encode(&trace_id),
+        span_id: hex::encode(&span_id),
+        received: row.get::<_, Option<i64>>(5)?.map(format_rfc3339),
+        template_id: row.get(6)?,
+        template_version: row.get(7)?,
+        model: row.get(8)?,
+        chunk_ids: row
+            .get::<_, Option<Vec<u8>>>(9)?
+            .map(|bytes| decode_strings(&bytes)),
+        fingerprint: row.get(10)?,
+        query: row.get(11)?,
+        output: row.get(12)?,
+        label: row.get(13)?,
+        category: row.get(14)?,
+        expected: row.get(15)?,
+        note: row.get(16)?,
+    })
+}
+
+/// The queue items matching `filter`, oldest first.
+pub fn list(path: &Path, filter: &ReviewFilter) -> Result<Vec<ReviewItem>, ReviewError> {
+    let conn = direct::open(path)?;
+    let items = conn
+        .prepare(&format!(
+            "{ITEM_COLUMNS} WHERE (?1 IS NULL OR q.day = ?1) AND (?2 = 0 OR q.label IS NULL)
+             ORDER BY q.id"
+        ))?
+        .query_map(params![filter.day, filter.unlabelled], item)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(items)
+}
+
+/// One queue item.
+pub fn show(path: &Path, id: i64) -> Result<ReviewItem, ReviewError> {
+    let conn = direct::open(path)?;
+    let found = conn
+        .prepare(&format!("{ITEM_COLUMNS} WHERE q.id = ?1"))?
+        .query_row([id], item)
+        .optional()?;
+    found.ok_or(ReviewError::NotFound(id))
+}
+
+/// A reviewer's label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Label {
+    /// Whether the response was good.
+    pub good: bool,
+    /// The failure category, for a bad response.
+    pub category: Option<FailureCategory>,
+    /// What the answer should have been.
+    pub expected: Option<String>,
+    /// A note for the team.
+    pub note: Option<String>,
+}
+
+impl Label {
+    /// A good or bad label with no details.
+    pub fn new(good: bool) -> Self {
+        Self {
+            good,
+            category: None,
+            expected: None,
+            note: None,
+        }
+    }
+
+    /// With the failure category.
+    pub fn with_category(mut self, category: Option<FailureCategory>) -> Self {
+        self.category = category;
+        self
+    }
+
+    /// With the expected answer.
+    pub fn with_expected(mut self, expected: Option<String>) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// With a note.
+    pub fn with_note(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
+    }
+}
+
+/// Labels queue item `id`: stores the reviewer feedback and joins it like any other feedback
+/// (see the module docs), in one transaction. Returns the item as labelled.
+pub fn label(
+    path: &Path,
+    settings: &DirectSettings,
+    id: i64,
+    label: &Label,
+) -> Result<ReviewItem, ReviewError> {
+    let mut conn = direct::open(path)?;
+    let found = direct::write(&mut conn, settings, |w| {
+        let target: Option<(Vec<u8>, Vec<u8>)> = w
+            .conn
+            .prepare_cached("SELECT trace_id, span_id FROM review_queue WHERE id = ?1")?
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let Some((trace_id, span_id)) = target else {
+            return Ok(false);
+        };
+        let feedback_id = format!("fb_review_{}", hex::encode(rand::random::<[u8; 16]>()));
+        let feedback = Feedback {
+            feedback_id: feedback_id.clone(),
+            span: None,
+            target: SpanRef::from_bytes(&trace_id, &span_id),
+            response_id: None,
+            signal: FeedbackSignal::Label,
+            kind: FeedbackKind::Explicit,
+            value: Some(if label.good { 1.0 } else { 0.0 }),
+            category: label.category,
+            source: FeedbackSource::Reviewer,
+            comment: None,
+            session_id: None,
+            user_id: None,
+            time_unix_nano: crate::spans::now_unix_nano(),
+        };
+        // The response of a queued item is normally stored, so the join is immediate; if it
+        // was pruned, the record is written unenriched at once rather than waiting.
+        // The detectors that run on a timer (abandon) are the receiver's business, not this
+        // command's: they are off in this joiner.
+        let mut detectors = DetectorsConfig::default();
+        detectors.abandon.enabled = false;
+        let mut joiner = Joiner::new(
+            &JoinConfig {
+                wait_secs: 0,
+                ..JoinConfig::default()
+            },
+            &detectors,
+        );
+        joiner.feedback(w, feedback)?;
+        joiner.expire(w, Instant::now() + std::time::Duration::from_secs(1))?;
+        w.conn
+            .prepare_cached(
+                "UPDATE review_queue SET label = ?2, labelled_s = ?3, category = ?4,
+                    expected = ?5, note = ?6, feedback_id = ?7
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                if label.good { "good" } else { "bad" },
+                w.now_s,
+                label.category.map(|category| category.as_str()),
+                label.expected,
+                label.note,
+                feedback_id,
+            ])?;
+        Ok(true)
+    })?;
+    if !found {
+        return Err(ReviewError::NotFound(id));
+    }
+    show(path, id)
+}

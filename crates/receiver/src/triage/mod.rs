@@ -1,0 +1,142 @@
+//! Triage: every failure record gets a named owner, a status and a due time.
+//!
+//! [`TriageConfig`] routes a record to an owner with an SLA (first matching rule wins). The
+//! owner, status (`open`, `acknowledged`, `resolved`, `wont_fix`) and due time live on the
+//! record in the store and on every exported revision (`closedloop.triage.owner`,
+//! `closedloop.triage.status`, `closedloop.triage.due_time`); a status change
+//! ([`set_status`]) is a new revision, exported like the others. A background task of the
+//! running receiver counts records past their due time (the `closedloop.triage.overdue`
+//! gauge), queues one webhook notification per SLA breach, and delivers the notification
+//! queue (see [`NotifyConfig`]).
+
+pub mod cli;
+mod config;
+mod notify;
+pub(crate) mod store;
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+pub use config::{NotifyConfig, TriageConfig, TriageRule};
+pub(crate) use notify::background;
+pub use store::{list, set_status, ListFilter, TriageError, TriageItem, TriageNote};
+
+use crate::join::Tx;
+use crate::records::{Response, SpanRef};
+use crate::rules::Decision;
+use crate::vocab::TriageStatus;
+
+/// The triage fields of one failure-record revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Assignment {
+    pub(crate) owner: Option<String>,
+    pub(crate) status: TriageStatus,
+    pub(crate) due_s: Option<i64>,
+}
+
+/// Triage state shared by the writer thread, the background task and the metrics callback.
+#[derive(Debug, Default)]
+pub(crate) struct TriageShared {
+    config: TriageConfig,
+    /// Whether new records queue a webhook notification.
+    notify_new: bool,
+    /// Wakes the notifier when the writer queued notifications.
+    pub(crate) wake: Notify,
+    /// Overdue records by owner ("" for none), as of the last check.
+    overdue: Mutex<BTreeMap<String, u64>>,
+}
+
+impl TriageShared {
+    pub(crate) fn new(config: &TriageConfig, notify: &NotifyConfig) -> Self {
+        Self {
+            config: config.clone(),
+            notify_new: notify.webhook_url.is_some() && notify.on_new_failure,
+            wake: Notify::new(),
+            overdue: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Overdue records by owner (`None`: no owner), as of the last check.
+    pub(crate) fn overdue(&self) -> Vec<(Option<String>, u64)> {
+        self.overdue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(owner, &count)| ((!owner.is_empty()).then(|| owner.clone()), count))
+            .collect()
+    }
+
+    fn set_overdue(&self, counts: BTreeMap<String, u64>) {
+        *self.overdue.lock().unwrap_or_else(PoisonError::into_inner) = counts;
+    }
+}
+
+/// The owner and SLA the rules give a record.
+pub(crate) fn route(
+    config: &TriageConfig,
+    decision: &Decision,
+    response: Option<&Response>,
+) -> (Option<String>, Option<u64>) {
+    let template_id = response.and_then(|response| response.template.id.as_deref());
+    let data_source = response.and_then(|response| response.data_source.as_deref());
+    let matched = config.rules.iter().find(|rule| {
+        rule.category
+            .is_none_or(|category| category == decision.category)
+            && rule.stage.is_none_or(|stage| stage == decision.stage)
+            && rule
+                .severity
+                .is_none_or(|severity| severity == decision.severity)
+            && rule
+                .template_id
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == template_id)
+            && rule
+                .data_source
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == data_source)
+    });
+    match matched {
+        Some(rule) => (
+            Some(rule.owner.clone()),
+            rule.sla_secs.or(config.default_sla_secs),
+        ),
+        None => (config.default_owner.clone(), config.default_sla_secs),
+    }
+}
+
+/// Runs in the writer's transaction after a revision of the record `key` was upserted:
+/// routes it (new, or still open), stores the assignment, and queues the new-record
+/// notification. Returns the triage fields of the revision.
+pub(crate) fn after_upsert(
+    w: &mut Tx<'_>,
+    key: SpanRef,
+    decision: &Decision,
+    response: Option<&Response>,
+    created: bool,
+) -> rusqlite::Result<Assignment> {
+    let current = store::assignment(w.conn, key)?;
+    let Some((mut assignment, created_s)) = current else {
+        return Ok(Assignment {
+            owner: None,
+            status: TriageStatus::Open,
+            due_s: None,
+        });
+    };
+    if assignment.status == TriageStatus::Open {
+        let (owner, sla) = route(&w.triage.config, decision, response);
+        let due_s = sla.map(|sla| created_s.saturating_add(sla.min(i64::MAX as u64) as i64));
+        if owner != assignment.owner || due_s != assignment.due_s {
+            store::set_assignment(w.conn, key, owner.as_deref(), due_s)?;
+            assignment.owner = owner;
+            assignment.due_s = due_s;
+        }
+    }
+    if created && w.triage.notify_new {
+        let payload = notify::new_failure_payload(key, decision, &assignment, response);
+        store::queue_notification(w.conn, w.now_s, notify::KIND_NEW, &payload)?;
+        w.effects.notifications_added += 1;
+    }
+    Ok(assignment)
+}

@@ -1,0 +1,307 @@
+//! The background task of the running receiver that keeps triage moving: SLA checks, the
+//! overdue gauge, daily review sampling, and webhook delivery.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use rusqlite::Connection;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::store::{self, Notification};
+use super::{Assignment, NotifyConfig, TriageConfig};
+use crate::export::span::failure_id;
+use crate::export::Stop;
+use crate::pipeline::Shared;
+use crate::records::{Response, SpanRef};
+use crate::review::ReviewConfig;
+use crate::rules::Decision;
+use crate::store::writer::unix_now_s;
+use crate::timefmt::format_rfc3339;
+
+/// The notification kind of a new failure record.
+pub(crate) const KIND_NEW: &str = "new_failure";
+/// The notification kind of an SLA breach.
+pub(crate) const KIND_BREACH: &str = "sla_breach";
+
+/// The most notifications read from the queue at once.
+const DELIVERY_BATCH: usize = 32;
+
+fn slack(text: String, details: String, context: String) -> String {
+    json!({
+        "text": text,
+        "blocks": [
+            { "type": "section", "text": { "type": "mrkdwn", "text": details } },
+            { "type": "context", "elements": [ { "type": "mrkdwn", "text": context } ] },
+        ],
+    })
+    .to_string()
+}
+
+fn owner_text(owner: Option<&str>) -> &str {
+    owner.unwrap_or("nobody")
+}
+
+/// The webhook body announcing a new failure record.
+pub(crate) fn new_failure_payload(
+    key: SpanRef,
+    decision: &Decision,
+    assignment: &Assignment,
+    response: Option<&Response>,
+) -> String {
+    let id = failure_id(key);
+    let due = assignment
+        .due_s
+        .map(|due| format!(", due {}", format_rfc3339(due)))
+        .unwrap_or_default();
+    let owner = owner_text(assignment.owner.as_deref());
+    let text = format!(
+        "New failure record {id}: {} ({}, {} stage), owner {owner}{due}",
+        decision.category.as_str(),
+        decision.severity.as_str(),
+        decision.stage.as_str(),
+    );
+    let details = format!(
+        "*New failure record* `{id}`\n*Category:* {}  *Severity:* {}  *Stage:* {}\n*Owner:* {owner}{due}",
+        decision.category.as_str(),
+        decision.severity.as_str(),
+        decision.stage.as_str(),
+    );
+    let template = response
+        .and_then(|response| {
+            let id = response.template.id.as_deref()?;
+            Some(match response.template.version.as_deref() {
+                Some(version) => format!("template {id}@{version}"),
+                None => format!("template {id}"),
+            })
+        })
+        .unwrap_or_else(|| "template unknown".to_owned());
+    let signals = decision
+        .signals
+        .iter()
+        .map(|signal| signal.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    slack(
+        text,
+        details,
+        format!(
+            "{template} · signals {signals} · trace {}",
+            hex::encode(key.trace_id)
+        ),
+    )
+}
+
+/// The webhook body announcing an SLA breach.
+pub(crate) fn breach_payload(
+    key: SpanRef,
+    owner: Option<&str>,
+    due_s: i64,
+    now_s: i64,
+    category: &str,
+    severity: &str,
+) -> String {
+    let id = failure_id(key);
+    let owner = owner_text(owner);
+    let due = format_rfc3339(due_s);
+    let late = now_s.saturating_sub(due_s).max(0);
+    slack(
+        format!("SLA breach: failure record {id} ({category}, {severity}) owned by {owner} was due {due}"),
+        format!("*SLA breach* `{id}`\n*Owner:* {owner}  *Due:* {due} ({late} s ago)\n*Category:* {category}  *Severity:* {severity}"),
+        format!("trace {}", hex::encode(key.trace_id)),
+    )
+}
+
+/// The task's connection, moved to a blocking thread for each use and back, so SQLite never
+/// runs on the async reactor.
+struct Db {
+    path: PathBuf,
+    conn: Option<Connection>,
+}
+
+impl Db {
+    async fn run<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let conn = self.conn.take();
+        let path = self.path.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = match conn {
+                Some(conn) => conn,
+                None => match crate::direct::open(&path) {
+                    Ok(conn) => conn,
+                    Err(error) => return (None, Err(error.to_string())),
+                },
+            };
+            let result = work(&mut conn).map_err(|error| error.to_string());
+            (Some(conn), result)
+        })
+        .await;
+        match joined {
+            Ok((conn, result)) => {
+                self.conn = conn;
+                result
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+/// The outcome of one delivery pass.
+enum Delivery {
+    /// The queue is empty.
+    Done,
+    /// The webhook failed; retry later.
+    Retry,
+}
+
+/// Runs until `stop` says drain: every `triage.check_interval_secs` an SLA check (and review
+/// sampling of completed days), and delivery of queued notifications whenever the writer
+/// queues some or a retry is due.
+pub(crate) async fn background(
+    path: PathBuf,
+    triage: TriageConfig,
+    notify: NotifyConfig,
+    review: ReviewConfig,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let mut db = Db { path, conn: None };
+    let client = match &notify.webhook_url {
+        Some(_) => match reqwest::Client::builder()
+            .timeout(Duration::from_millis(notify.timeout_millis.max(1)))
+            .build()
+        {
+            Ok(client) => Some(client),
+            Err(error) => {
+                error!(%error, "Cannot build the webhook client; notifications stay queued.");
+                None
+            }
+        },
+        None => None,
+    };
+    let interval = Duration::from_secs(triage.check_interval_secs.max(1));
+    let initial_backoff = Duration::from_millis(notify.initial_backoff_millis.max(1));
+    let max_backoff = Duration::from_secs(notify.max_backoff_secs.max(1));
+    let mut next_check = Instant::now();
+    let mut retry_at: Option<Instant> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if *stop.borrow() == Stop::Drain {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_check {
+            next_check = now + interval;
+            let breach = notify.webhook_url.is_some() && notify.on_sla_breach;
+            let review = review.clone();
+            let checked = db
+                .run(move |conn| {
+                    let now_s = unix_now_s();
+                    let sla = store::check_sla(conn, now_s, breach)?;
+                    let sampled = crate::review::auto_sample(conn, &review, now_s)?;
+                    Ok((sla, sampled))
+                })
+                .await;
+            match checked {
+                Ok(((overdue, queued), sampled)) => {
+                    shared.triage.set_overdue(overdue);
+                    if queued > 0 {
+                        info!(breaches = queued, "SLA breaches queued for notification.");
+                    }
+                    for (day, size) in sampled {
+                        info!(%day, sampled = size, "Review sample drawn.");
+                    }
+                }
+                Err(error) => warn!(%error, "Triage check failed."),
+            }
+        }
+        if let (Some(client), Some(url)) = (&client, &notify.webhook_url) {
+            if retry_at.is_none_or(|at| now >= at) {
+                match deliver(&mut db, client, url).await {
+                    Delivery::Done => {
+                        failures = 0;
+                        retry_at = None;
+                    }
+                    Delivery::Retry => {
+                        failures = failures.saturating_add(1);
+                        let delay = backoff(initial_backoff, max_backoff, failures);
+                        retry_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+        }
+        let wake_at = retry_at.map_or(next_check, |at| at.min(next_check));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake_at) => {}
+            () = shared.triage.wake.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+    debug!("Triage task stopped.");
+}
+
+/// Exponential backoff with full jitter: uniform in [initial, min(max, initial·2ⁿ)].
+fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let ceiling = initial.saturating_mul(1u32 << failures.min(20)).min(max);
+    let low = initial.min(ceiling);
+    Duration::from_micros(rand::rng().random_range(low.as_micros()..=ceiling.as_micros()) as u64)
+}
+
+async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str) -> Delivery {
+    loop {
+        let batch = match db
+            .run(|conn| store::read_notifications(conn, DELIVERY_BATCH))
+            .await
+        {
+            Ok(batch) => batch,
+            Err(error) => {
+                warn!(%error, "Cannot read the notification queue.");
+                return Delivery::Retry;
+            }
+        };
+        if batch.is_empty() {
+            return Delivery::Done;
+        }
+        for Notification { id, kind, payload } in batch {
+            let sent = client
+                .post(url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(payload)
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    debug!(%kind, "Webhook notification delivered.");
+                }
+                Ok(response)
+                    if response.status().is_client_error()
+                        && response.status() != http::StatusCode::TOO_MANY_REQUESTS
+                        && response.status() != http::StatusCode::REQUEST_TIMEOUT =>
+                {
+                    error!(%kind, status = %response.status(), "Webhook refused a notification; dropping it.");
+                }
+                Ok(response) => {
+                    warn!(%kind, status = %response.status(), "Webhook notification failed; will retry.");
+                    return Delivery::Retry;
+                }
+                Err(error) => {
+                    warn!(%kind, %error, "Webhook notification failed; will retry.");
+                    return Delivery::Retry;
+                }
+            }
+            if let Err(error) = db
+                .run(move |conn| store::delete_notification(conn, id))
+                .await
+            {
+                warn!(%error, "Cannot delete a delivered notification.");
+                return Delivery::Retry;
+            }
+        }
+    }
+}
