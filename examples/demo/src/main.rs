@@ -16,12 +16,14 @@
 
 mod sink;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
 use closedloop_example_traffic::SimConfig;
+use closedloop_receiver::{evalset, report, triage};
 use closedloop_receiver::{Config, ExportProtocol, Listeners, Pipeline, Receiver};
 use closedloop_tracing::ClosedloopLayer;
 use opentelemetry::trace::TracerProvider as _;
@@ -38,6 +40,12 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 
 use crate::sink::CountingBackend;
+
+/// The receiver's configuration for the demo (short detector windows, triage rules).
+const DEMO_CONFIG: &str = include_str!("../demo.toml");
+
+/// How long the abandon detector waits in the demo (`demo.toml`), plus its check interval.
+const ABANDON_SETTLE: Duration = Duration::from_secs(5);
 
 /// Runs the closedloop receiver, an instrumented RAG service and simulated users, then shows
 /// the failure records, the per-template report and the eval set.
@@ -77,13 +85,12 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // 1. The receiver, on loopback ports chosen by the OS.
-    let mut config = Config::default();
+    let mut config = Config::from_toml(DEMO_CONFIG).context("parsing demo.toml")?;
     config.store.path = args.store_path.clone();
     config.feedback.token_secret = Some(secret.clone());
     config.export.endpoint = Some(export_endpoint.clone());
     config.export.protocol = Some(ExportProtocol::Grpc);
     config.export.use_env = false;
-    config.join.wait_secs = 5;
     let pipeline = Pipeline::start(config.pipeline())
         .await
         .context("starting the receiver's pipeline")?;
@@ -152,6 +159,8 @@ async fn main() -> anyhow::Result<()> {
     provider
         .force_flush()
         .context("flushing the service's spans")?;
+    println!("Waiting for quiet sessions to count as abandoned...");
+    tokio::time::sleep(ABANDON_SETTLE).await;
     settle(&pipeline).await;
 
     let stats = pipeline.stats();
@@ -177,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         .context("shutting down the tracer provider")?;
     let _ = stop_receiver.send(());
     receiver.await??;
+    print_outcome(&args)?;
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -186,6 +196,81 @@ fn service_spans() -> Targets {
     Targets::new()
         .with_target("closedloop_example_rag", Level::TRACE)
         .with_target("closedloop_tracing", Level::TRACE)
+}
+
+/// Prints the failure records and the per-template report, and writes the eval set and the
+/// report next to the store.
+fn print_outcome(args: &Args) -> anyhow::Result<()> {
+    let store = &args.store_path;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let records = triage::list(store, &triage::ListFilter::new(now_s))
+        .context("listing the failure records")?;
+
+    println!("\nFailure records by signal");
+    let mut by_signal: BTreeMap<String, usize> = BTreeMap::new();
+    for record in &records {
+        for signal in &record.signals {
+            *by_signal.entry(signal.clone()).or_default() += 1;
+        }
+    }
+    for (signal, count) in &by_signal {
+        println!("  {signal:<12} {count}");
+    }
+
+    println!("\nFailure records ({}; the first 12)", records.len());
+    println!(
+        "  id         category             stage      severity signals                  owner         due"
+    );
+    for record in records.iter().take(12) {
+        println!(
+            "  {:<10} {:<20} {:<10} {:<8} {:<24} {:<13} {}",
+            short_id(&record.id),
+            record.category,
+            record.stage,
+            record.severity,
+            record.signals.join(","),
+            record.owner.as_deref().unwrap_or("-"),
+            record.due_time.as_deref().unwrap_or("-"),
+        );
+    }
+
+    // Both versions serve traffic at once (an A/B split), so say which one is the candidate.
+    let query = report::ReportQuery {
+        compare: report::TemplateVersion::parse("help_center_answer@v1")
+            .zip(report::TemplateVersion::parse("help_center_answer@v2")),
+        ..report::ReportQuery::default()
+    };
+    let report = report::report(store, &query).context("computing the report")?;
+    println!("\n{}", report::render(&report));
+
+    let dir = store.parent().unwrap_or_else(|| Path::new("."));
+    let report_path = dir.join("demo-report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", report_path.display()))?;
+    let cases = evalset::cases(store, &evalset::EvalsetQuery::default())
+        .context("building the eval set")?;
+    let evalset_path = dir.join("demo-evalset.jsonl");
+    std::fs::write(&evalset_path, evalset::to_jsonl(&cases))
+        .with_context(|| format!("writing {}", evalset_path.display()))?;
+    println!(
+        "Eval set: {} cases from {} failure records in {}",
+        cases.len(),
+        records.len(),
+        evalset_path.display()
+    );
+    println!("Report as JSON: {}", report_path.display());
+    println!(
+        "Explore further: closedloop triage list --store-path {0}; closedloop review sample --store-path {0}",
+        store.display()
+    );
+    Ok(())
+}
+
+/// The first characters of a failure id, enough to tell records apart on screen.
+fn short_id(id: &str) -> &str {
+    id.get(..10).unwrap_or(id)
 }
 
 /// Deletes the demo store (and its WAL files) so every run starts from nothing.

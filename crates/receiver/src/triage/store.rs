@@ -257,6 +257,8 @@ pub struct TriageItem {
     pub severity: String,
     /// `closedloop.failure.revision`.
     pub revision: i64,
+    /// `closedloop.failure.signals`: the distinct signals that contributed, in order of arrival.
+    pub signals: Vec<String>,
     /// `closedloop.triage.owner`.
     pub owner: Option<String>,
     /// `closedloop.triage.status`.
@@ -276,7 +278,7 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<TriageItem>, TriageE
     let conn = direct::open(path)?;
     let mut statement = conn.prepare(
         "SELECT trace_id, span_id, category, stage, severity, revision, owner, triage_status,
-            due_s, created_s
+            due_s, created_s, signals
          FROM failures ORDER BY due_s IS NULL, due_s, trace_id, span_id",
     )?;
     let rows = statement.query_map([], |row| {
@@ -291,6 +293,7 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<TriageItem>, TriageE
             row.get::<_, String>(7)?,
             row.get::<_, Option<i64>>(8)?,
             row.get::<_, i64>(9)?,
+            row.get::<_, String>(10)?,
         ))
     })?;
     let mut items = Vec::new();
@@ -306,6 +309,7 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<TriageItem>, TriageE
             status,
             due_s,
             created_s,
+            signals,
         ) = row?;
         let Some(key) = SpanRef::from_bytes(&trace_id, &span_id) else {
             continue;
@@ -330,6 +334,11 @@ pub fn list(path: &Path, filter: &ListFilter) -> Result<Vec<TriageItem>, TriageE
             stage,
             severity,
             revision,
+            signals: signals
+                .split(',')
+                .filter(|signal| !signal.is_empty())
+                .map(str::to_owned)
+                .collect(),
             owner,
             status,
             due_time: due_s.map(format_rfc3339),
