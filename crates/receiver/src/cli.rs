@@ -84,11 +84,21 @@ pub enum Command {
 #[derive(Clone, Debug, Default, Args)]
 pub struct StoreArgs {
     /// The SQLite store file (`store.path`).
-    #[arg(long, env = "CLOSEDLOOP_STORE_PATH", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "CLOSEDLOOP_STORE_PATH",
+        value_name = "FILE",
+        global = true
+    )]
     pub store_path: Option<PathBuf>,
     /// The OTLP endpoint failure records are exported to (`export.endpoint`): label, ack and
     /// resolve queue their new revision for export when one is configured.
-    #[arg(long, env = "CLOSEDLOOP_EXPORT_ENDPOINT", value_name = "URL")]
+    #[arg(
+        long,
+        env = "CLOSEDLOOP_EXPORT_ENDPOINT",
+        value_name = "URL",
+        global = true
+    )]
     pub export_endpoint: Option<String>,
 }
 
@@ -283,5 +293,23 @@ mod tests {
             config.export.endpoint.as_deref(),
             Some("http://127.0.0.1:14317")
         );
+    }
+
+    #[test]
+    fn store_flags_go_before_or_after_the_subcommand() {
+        for argv in [
+            ["closedloop", "triage", "--store-path", "/tmp/s.db", "list"],
+            ["closedloop", "triage", "list", "--store-path", "/tmp/s.db"],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let Command::Triage { store, .. } = &cli.command else {
+                panic!("expected triage");
+            };
+            assert_eq!(
+                store.store_path,
+                Some(PathBuf::from("/tmp/s.db")),
+                "{argv:?}"
+            );
+        }
     }
 }
