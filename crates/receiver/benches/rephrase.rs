@@ -3,6 +3,9 @@
 //! with content capture off (query fingerprints only) and on (query texts), with a threshold
 //! sweep for each. Not a timing benchmark: run with
 //! `cargo bench -p closedloop-receiver --bench rephrase`.
+//!
+//! `CLOSEDLOOP_REPHRASE_PAIRS=<file>` scores another file of the same JSON Lines format instead,
+//! for example `tests/fixtures/rephrase_pairs_holdout.jsonl` or a team's own labelled pairs.
 
 use closedloop_receiver::DetectorsConfig;
 use closedloop_tracing::{fingerprint, query_similarity};
@@ -86,7 +89,11 @@ fn report(name: &str, pairs: &[Pair], scores: &[(f64, bool)], threshold: f64) {
 }
 
 fn main() {
-    let text = include_str!("../tests/fixtures/rephrase_pairs.jsonl");
+    let text = match std::env::var_os("CLOSEDLOOP_REPHRASE_PAIRS") {
+        Some(path) => std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.to_string_lossy())),
+        None => include_str!("../tests/fixtures/rephrase_pairs.jsonl").to_owned(),
+    };
     let pairs: Vec<Pair> = text
         .lines()
         .filter(|line| !line.trim().is_empty())
