@@ -3,7 +3,7 @@
 //! These types mirror the files field for field and reject fields they do not know, so a typo
 //! in a key is a parse error rather than a silently ignored line. Fields that the format makes
 //! mandatory but that a human can forget (`brief`, `type`, `stability`, `examples`) are
-//! optional here so that [`crate::lint`] can report every missing one at once, with its
+//! optional here so that [`mod@crate::lint`] can report every missing one at once, with its
 //! location, instead of stopping at the first.
 
 use std::fmt;
