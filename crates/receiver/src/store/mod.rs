@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
@@ -151,6 +152,12 @@ pub(crate) struct Store {
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Without the query planner stability guarantee, SQLite (built with STAT4) marks cached
+    // statements whose plan might depend on a bound value (the detectors' range scans over
+    // the session index) for re-preparation at every new binding: parsing and planning the
+    // statement again on every execution cost the writer most of its time. The plans chosen
+    // without statistics are the ones wanted anyway.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

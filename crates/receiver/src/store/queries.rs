@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::codec::{decode_strings, encode_strings};
+use super::codec::{decode_strings, encode_strings, text_key};
 use crate::records::{Feedback, Response, SpanRef, Template};
 use crate::rules::NegativeItem;
 use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal};
@@ -94,9 +94,9 @@ pub(crate) fn insert_response(
             "INSERT OR IGNORE INTO responses (trace_id, span_id, received_s, start_ns,
                 duration_us, response_id, template_id, template_version, template_hash,
                 chunk_ids, model, provider, parameters, data_source, index_version, session_id,
-                user_id, fingerprint)
+                user_id, fingerprint, response_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18)",
+                ?17, ?18, ?19)",
         )?
         .execute(params![
             &span.trace_id[..],
@@ -117,6 +117,7 @@ pub(crate) fn insert_response(
             response.session_id,
             response.user_id,
             response.fingerprint,
+            response.response_id.as_deref().map(text_key),
         ])? == 1;
     if !inserted {
         return Ok(false);
@@ -208,9 +209,13 @@ pub(crate) fn response_by_response_id(
     response_id: &str,
 ) -> rusqlite::Result<Option<Response>> {
     conn.prepare_cached(&format!(
-        "{RESPONSE_COLUMNS} WHERE r.response_id = ?1 ORDER BY r.id DESC LIMIT 1"
+        "{RESPONSE_COLUMNS} WHERE r.response_key = ?1 AND r.response_id = ?2
+            ORDER BY r.id DESC LIMIT 1"
     ))?
-    .query_row([response_id], response_from_row)
+    .query_row(
+        params![text_key(response_id), response_id],
+        response_from_row,
+    )
     .optional()
 }
 

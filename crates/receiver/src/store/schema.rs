@@ -5,6 +5,7 @@
 
 use rusqlite::Connection;
 
+use super::codec::text_key;
 use super::StoreError;
 
 /// Version 1. Ids are BLOBs, repeated low-cardinality strings (template, model, data source,
@@ -186,7 +187,53 @@ CREATE TABLE notifications (
 );
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: responses are found by `gen_ai.response.id` through `response_key`, a 64-bit
+/// key of it (`codec::text_key`), instead of an index on the text. The text index was the
+/// widest of the random-keyed indexes every indexed response is inserted into; the integer
+/// index is about a third of its size. Rows indexed before this version get their key in the
+/// same transaction ([`backfill_response_keys`]).
+const V4: &str = "
+ALTER TABLE responses ADD COLUMN response_key INTEGER;
+DROP INDEX responses_response_id;
+CREATE INDEX responses_response_key ON responses (response_key)
+    WHERE response_key IS NOT NULL;
+";
+
+/// One schema step: its SQL, then the rows it rewrites (values only Rust computes).
+struct Migration {
+    sql: &'static str,
+    backfill: Option<fn(&Connection) -> rusqlite::Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Migration {
+    Migration {
+        sql,
+        backfill: None,
+    }
+}
+
+const MIGRATIONS: &[Migration] = &[
+    sql(V1),
+    sql(V2),
+    sql(V3),
+    Migration {
+        sql: V4,
+        backfill: Some(backfill_response_keys),
+    },
+];
+
+/// Gives every response indexed before version 4 its `response_key`.
+fn backfill_response_keys(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT id, response_id FROM responses WHERE response_id IS NOT NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = conn.prepare("UPDATE responses SET response_key = ?2 WHERE id = ?1")?;
+    for (id, response_id) in rows {
+        update.execute(rusqlite::params![id, text_key(&response_id)])?;
+    }
+    Ok(())
+}
 
 /// The schema version this receiver writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -202,9 +249,55 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
-        tx.execute_batch(migration)?;
+        tx.execute_batch(migration.sql)?;
+        if let Some(backfill) = migration.backfill {
+            backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", from as i64 + 1)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::queries;
+
+    /// A file written by a version-3 receiver opens, and its responses are still found by
+    /// `gen_ai.response.id` after the move to `response_key`.
+    #[test]
+    fn version_3_store_migrates_and_keeps_response_id_lookups() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..3] {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO responses (trace_id, span_id, received_s, start_ns, duration_us,
+                response_id)
+             VALUES (?1, ?2, 0, 0, 0, 'chatcmpl-old')",
+            rusqlite::params![&[1u8; 16][..], &[2u8; 8][..]],
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        let key: i64 = conn
+            .query_row("SELECT response_key FROM responses", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(key, text_key("chatcmpl-old"));
+        let found = queries::response_by_response_id(&conn, "chatcmpl-old").unwrap();
+        assert_eq!(
+            found.and_then(|response| response.response_id).as_deref(),
+            Some("chatcmpl-old")
+        );
+        assert!(queries::response_by_response_id(&conn, "chatcmpl-new")
+            .unwrap()
+            .is_none());
+    }
 }
