@@ -268,7 +268,9 @@ impl Joiner {
         let Some(row) = queries::insert_feedback(w.conn, &feedback, w.now_s, state)? else {
             return Ok(FeedbackWrite::Duplicate);
         };
-        w.effects.feedback_recorded += 1;
+        w.effects
+            .feedback_recorded
+            .push((feedback.signal, feedback.kind, feedback.source));
         self.detectors.on_feedback(w, &feedback)?;
         if !negative {
             return Ok(FeedbackWrite::Recorded);
@@ -449,7 +451,9 @@ fn update_failure(
         },
     )?;
     if previous.is_none() {
-        w.effects.failure_records += 1;
+        w.effects
+            .failure_records
+            .push((decision.category, decision.stage));
     }
     let assignment = triage::after_upsert(w, key, &decision, response, previous.is_none())?;
     if w.export {

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod breakdown;
 pub mod cli;
 mod config;
 mod detectors;

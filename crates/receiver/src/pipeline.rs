@@ -28,6 +28,8 @@ use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
 
 pub use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
 
+use closedloop_semconv::attribute::FailureStage;
+
 /// How long an overloaded client is asked to wait before retrying.
 const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -66,6 +68,10 @@ pub(crate) struct Counters {
     pub(crate) spans_rejected: AtomicU64,
     pub(crate) feedback_recorded: AtomicU64,
     pub(crate) failure_records: AtomicU64,
+    /// `feedback_recorded` by signal, kind and source.
+    pub(crate) feedback_by: crate::breakdown::FeedbackCounts,
+    /// `failure_records` by category and stage.
+    pub(crate) failure_records_by: crate::breakdown::FailureCounts,
     pub(crate) export_sent: AtomicU64,
     pub(crate) export_pending: AtomicUsize,
 }
@@ -285,6 +291,18 @@ impl Pipeline {
             export_sent: counters.export_sent.load(Ordering::Relaxed),
             export_pending: counters.export_pending.load(Ordering::Relaxed) as u64,
         }
+    }
+
+    /// Feedback recorded since the pipeline started, by signal, kind and source.
+    pub(crate) fn feedback_breakdown(
+        &self,
+    ) -> Vec<((FeedbackSignal, FeedbackKind, FeedbackSource), u64)> {
+        self.inner.shared.counters.feedback_by.snapshot()
+    }
+
+    /// Failure records created since the pipeline started, by category and stage.
+    pub(crate) fn failure_breakdown(&self) -> Vec<((FailureCategory, FailureStage), u64)> {
+        self.inner.shared.counters.failure_records_by.snapshot()
     }
 
     /// Open or acknowledged failure records past their due time, by owner (`None`: no

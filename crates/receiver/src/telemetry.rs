@@ -11,7 +11,7 @@ use std::time::Duration;
 use closedloop_semconv::attribute::{
     ReceiverOutcome, ReceiverProtocol, CLOSEDLOOP_RECEIVER_OUTCOME, CLOSEDLOOP_RECEIVER_PROTOCOL,
 };
-use closedloop_semconv::metric;
+use closedloop_semconv::{attribute, metric};
 use opentelemetry::metrics::{Counter, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{MetricExporter, WithExportConfig};
@@ -148,14 +148,35 @@ fn register_pipeline_instruments(meter: &Meter, pipeline: &Pipeline) {
         .u64_observable_counter(metric::CLOSEDLOOP_FEEDBACK_RECEIVED)
         .with_unit(metric::CLOSEDLOOP_FEEDBACK_RECEIVED_UNIT)
         .with_description("Feedback items accepted (after idempotency deduplication).")
-        .with_callback(move |observer| observer.observe(stats.stats().feedback_recorded, &[]))
+        .with_callback(move |observer| {
+            for ((signal, kind, source), count) in stats.feedback_breakdown() {
+                observer.observe(
+                    count,
+                    &[
+                        KeyValue::new(attribute::CLOSEDLOOP_FEEDBACK_SIGNAL, signal.as_str()),
+                        KeyValue::new(attribute::CLOSEDLOOP_FEEDBACK_KIND, kind.as_str()),
+                        KeyValue::new(attribute::CLOSEDLOOP_FEEDBACK_SOURCE, source.as_str()),
+                    ],
+                );
+            }
+        })
         .build();
     let stats = pipeline.clone();
     meter
         .u64_observable_counter(metric::CLOSEDLOOP_FAILURE_RECORDS)
         .with_unit(metric::CLOSEDLOOP_FAILURE_RECORDS_UNIT)
         .with_description("Failure records created.")
-        .with_callback(move |observer| observer.observe(stats.stats().failure_records, &[]))
+        .with_callback(move |observer| {
+            for ((category, stage), count) in stats.failure_breakdown() {
+                observer.observe(
+                    count,
+                    &[
+                        KeyValue::new(attribute::CLOSEDLOOP_FAILURE_CATEGORY, category.as_str()),
+                        KeyValue::new(attribute::CLOSEDLOOP_FAILURE_STAGE, stage.as_str()),
+                    ],
+                );
+            }
+        })
         .build();
     let stats = pipeline.clone();
     meter

@@ -5,7 +5,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use closedloop_semconv::attribute::{
-    ReceiverOutcome, ReceiverProtocol, CLOSEDLOOP_RECEIVER_OUTCOME, CLOSEDLOOP_RECEIVER_PROTOCOL,
+    ReceiverOutcome, ReceiverProtocol, CLOSEDLOOP_FAILURE_CATEGORY, CLOSEDLOOP_FEEDBACK_KIND,
+    CLOSEDLOOP_FEEDBACK_SIGNAL, CLOSEDLOOP_FEEDBACK_SOURCE, CLOSEDLOOP_RECEIVER_OUTCOME,
+    CLOSEDLOOP_RECEIVER_PROTOCOL,
 };
 use closedloop_semconv::metric;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -88,9 +90,16 @@ async fn receiver_metrics_are_exported() {
         config.telemetry.metrics_interval_secs = 1;
     })
     .await;
+    let judged = ids();
     let body = request(vec![
+        generation_span(judged, &Generation::default()),
         generation_span(ids(), &Generation::default()),
-        generation_span(ids(), &Generation::default()),
+        feedback_span(
+            child(judged),
+            Some(judged),
+            "thumbs_down",
+            vec![text(CLOSEDLOOP_FAILURE_CATEGORY, "hallucination")],
+        ),
     ])
     .encode_to_vec();
     let response = reqwest::Client::new()
@@ -120,7 +129,31 @@ async fn receiver_metrics_are_exported() {
             ),
         ],
     );
-    assert_eq!(accepted, Some(2));
+    assert_eq!(accepted, Some(3));
+    let feedback = sum(
+        &requests,
+        metric::CLOSEDLOOP_FEEDBACK_RECEIVED,
+        &[
+            (CLOSEDLOOP_FEEDBACK_SIGNAL, "thumbs_down"),
+            (CLOSEDLOOP_FEEDBACK_KIND, "explicit"),
+            (CLOSEDLOOP_FEEDBACK_SOURCE, "user"),
+        ],
+    );
+    assert_eq!(
+        feedback,
+        Some(1),
+        "feedback counted with its signal, kind and source"
+    );
+    let records = sum(
+        &requests,
+        metric::CLOSEDLOOP_FAILURE_RECORDS,
+        &[(CLOSEDLOOP_FAILURE_CATEGORY, "hallucination")],
+    );
+    assert_eq!(
+        records,
+        Some(1),
+        "the failure record counted with its category"
+    );
     assert!(
         sum(&requests, metric::CLOSEDLOOP_EXPORT_PENDING, &[]).is_some(),
         "the outbox gauge is exported"

@@ -5,6 +5,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use closedloop_semconv::attribute::{
+    FailureCategory, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
+};
 use rusqlite::{Connection, TransactionBehavior};
 use tracing::{debug, error, info};
 
@@ -111,10 +114,16 @@ impl Writer {
                 let counters = &self.shared.counters;
                 counters
                     .feedback_recorded
-                    .fetch_add(effects.feedback_recorded, Ordering::Relaxed);
+                    .fetch_add(effects.feedback_recorded.len() as u64, Ordering::Relaxed);
+                for &(signal, kind, source) in &effects.feedback_recorded {
+                    counters.feedback_by.add(signal, kind, source);
+                }
                 counters
                     .failure_records
-                    .fetch_add(effects.failure_records, Ordering::Relaxed);
+                    .fetch_add(effects.failure_records.len() as u64, Ordering::Relaxed);
+                for &(category, stage) in &effects.failure_records {
+                    counters.failure_records_by.add(category, stage);
+                }
                 counters
                     .export_pending
                     .fetch_add(effects.outbox_added, Ordering::Relaxed);
@@ -210,8 +219,10 @@ impl Writer {
 /// Side effects of a transaction, applied to the shared counters after its commit.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
-    pub(crate) feedback_recorded: u64,
-    pub(crate) failure_records: u64,
+    /// Feedback stored, as (signal, kind, source).
+    pub(crate) feedback_recorded: Vec<(FeedbackSignal, FeedbackKind, FeedbackSource)>,
+    /// Failure records created, as (category, stage).
+    pub(crate) failure_records: Vec<(FailureCategory, FailureStage)>,
     pub(crate) outbox_added: usize,
     pub(crate) outbox_deleted: usize,
     /// Webhook notifications queued (see `crate::triage`).
