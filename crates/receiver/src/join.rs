@@ -284,10 +284,9 @@ impl Joiner {
                 found = queries::response_by_response_id(w.conn, response_id)?;
             }
         }
-        if let Some(response) = found.filter(|response| response.span.is_some()) {
-            let span = response
-                .span
-                .unwrap_or_else(|| unreachable!("filtered above"));
+        if let Some((response, span)) =
+            found.and_then(|response| response.span.map(|span| (response, span)))
+        {
             queries::set_feedback_target(w.conn, row, span, FeedbackState::Joined)?;
             update_failure(w, span, Some(&response))?;
             return Ok(FeedbackWrite::Recorded);
