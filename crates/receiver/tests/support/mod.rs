@@ -622,3 +622,55 @@ pub async fn closedloop(args: &[&str]) -> anyhow::Result<()> {
         .run()
         .await
 }
+
+/// Asserts that `record` is the failure record of `response`, enriched from its span.
+pub fn assert_enriched_record(record: &Exported, response: Ids, generation: &Generation) {
+    assert_eq!(record.service_name.as_deref(), Some("closedloop"));
+    assert_eq!(
+        record.span.trace_id,
+        response.0.to_vec(),
+        "in the judged trace"
+    );
+    let links = record.links();
+    assert_eq!(
+        links.first(),
+        Some(&(
+            response.0.to_vec(),
+            response.1.to_vec(),
+            Some("judged_response".to_owned())
+        )),
+        "{links:?}"
+    );
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_SPAN_ID),
+        Some(hex::encode(response.1).as_str())
+    );
+    assert_eq!(record.bool(attr::CLOSEDLOOP_FAILURE_ENRICHED), Some(true));
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID),
+        Some(generation.template_id)
+    );
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION),
+        Some(generation.template_version)
+    );
+    assert_eq!(
+        record.strs(attr::CLOSEDLOOP_CONTEXT_CHUNK_IDS),
+        generation
+            .chunk_ids
+            .as_ref()
+            .map(|chunks| chunks.iter().map(|chunk| chunk.to_string()).collect())
+    );
+    assert_eq!(
+        record.str(attr::GEN_AI_REQUEST_MODEL),
+        Some(generation.model)
+    );
+    assert_eq!(
+        record.str(attr::GEN_AI_DATA_SOURCE_ID),
+        Some(generation.data_source)
+    );
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION),
+        Some(generation.index_version)
+    );
+}
