@@ -87,6 +87,10 @@ impl Config {
             review: self.review.clone(),
             notify: self.notify.clone(),
             detectors: self.detectors.clone(),
+            capture_comments_max_chars: self
+                .feedback
+                .capture_comments
+                .then_some(self.feedback.max_comment_chars),
         }
     }
 }
@@ -198,8 +202,9 @@ impl Default for ServerConfig {
 pub struct FeedbackApiConfig {
     /// The secret feedback tokens are signed with: the same secret the application gives
     /// `closedloop-tracing` to mint them. Prefer the `CLOSEDLOOP_FEEDBACK_TOKEN_SECRET`
-    /// variable to writing it here. Without a secret the endpoint is off and answers 404.
-    /// Default: none.
+    /// variable to writing it here. Without a secret the endpoint is off and answers 404. A
+    /// secret shorter than 32 bytes, the empty one included, is refused at startup. Default:
+    /// none.
     #[serde(default)]
     pub token_secret: Option<String>,
     /// Browser origins allowed to call the endpoint (CORS), e.g. `https://app.example.com`.
@@ -212,24 +217,37 @@ pub struct FeedbackApiConfig {
     pub max_body_kib: usize,
     /// Requests each client (peer IP address) may make per minute on average; 0 turns rate
     /// limiting off. Over the limit a client gets HTTP 429 with `Retry-After`. Behind a reverse
-    /// proxy every request has the proxy's address: raise the limit or rate-limit at the proxy.
+    /// proxy every request has the proxy's address: list the proxy in `trusted_proxies`.
     /// Default 60.
     #[serde(default = "default_rate_limit_per_min")]
     pub rate_limit_per_min: u32,
     /// How many requests a client may make in a burst above the average rate. Default 20.
     #[serde(default = "default_rate_limit_burst")]
     pub rate_limit_burst: u32,
-    /// The most clients whose rate-limit state is kept; when full, clients idle long enough to
-    /// have a full bucket are forgotten, and if none are, new clients are refused (429) until
-    /// some are. Default 100000.
+    /// The most clients whose rate-limit state is kept; when full, a new client takes the
+    /// place of the least recently seen one (which starts again with a full burst if it comes
+    /// back). New clients are never refused because the table is full. Default 100000.
     #[serde(default = "default_rate_limit_max_clients")]
     pub rate_limit_max_clients: usize,
-    /// Whether the free-text `comment` is stored. Comments are content a user typed and may
-    /// hold personal data, so they are dropped before the pipeline unless this is true.
+    /// Reverse proxies (IP addresses or CIDR blocks, e.g. `10.0.0.0/8`, `2001:db8::/32`) whose
+    /// forwarding headers name the client for rate limiting. For a request from one of them,
+    /// the client is the rightmost address of `X-Forwarded-For` that is not a trusted proxy;
+    /// a request without `X-Forwarded-For` is read from `Forwarded` (RFC 7239) the same way.
+    /// The proxy must append the address it received the request from to the header it
+    /// sets (nginx `$proxy_add_x_forwarded_for`, HAProxy `option forwardfor`, Envoy and cloud
+    /// load balancers do); a proxy that only sets `Forwarded` must remove a client-sent
+    /// `X-Forwarded-For`. Headers from peers not listed here are ignored. Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Whether free-text feedback comments are stored: the `comment` of `POST /v1/feedback`
+    /// and `closedloop.feedback.comment` on OTLP feedback spans and annotations alike.
+    /// Comments are content a user typed and may hold personal data, so they are dropped
+    /// before they reach the store unless this is true and `store.store_content` is true too.
     /// Default false.
     #[serde(default)]
     pub capture_comments: bool,
-    /// The longest comment kept, in characters; longer comments are cut. Default 2000.
+    /// The longest comment kept, in characters; longer comments are cut (on every path).
+    /// Default 2000.
     #[serde(default = "default_max_comment_chars")]
     pub max_comment_chars: usize,
 }
@@ -247,6 +265,7 @@ impl std::fmt::Debug for FeedbackApiConfig {
             .field("rate_limit_per_min", &self.rate_limit_per_min)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("rate_limit_max_clients", &self.rate_limit_max_clients)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("capture_comments", &self.capture_comments)
             .field("max_comment_chars", &self.max_comment_chars)
             .finish()
@@ -282,6 +301,7 @@ impl Default for FeedbackApiConfig {
             rate_limit_per_min: default_rate_limit_per_min(),
             rate_limit_burst: default_rate_limit_burst(),
             rate_limit_max_clients: default_rate_limit_max_clients(),
+            trusted_proxies: Vec::new(),
             capture_comments: false,
             max_comment_chars: default_max_comment_chars(),
         }

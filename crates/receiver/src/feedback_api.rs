@@ -35,7 +35,7 @@
 //! before (nothing is counted twice). Errors are `{"error": {"code": "…", "message": "…"}}` with
 //! the status listed on [`FeedbackApiError`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -53,7 +53,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::FeedbackApiConfig;
 use crate::pipeline::{
-    FailureCategory, FeedbackInput, FeedbackOutcome, FeedbackSignal, FeedbackSource, IngestError,
+    truncate_chars, FailureCategory, FeedbackInput, FeedbackOutcome, FeedbackSignal, FeedbackSource, IngestError,
     Pipeline,
 };
 
@@ -372,15 +372,21 @@ fn parse_traceparent(
             "expected `version-traceid-spanid-flags`",
         ));
     };
-    // Version 00 has exactly four fields; later versions may append more.
-    if version.len() != 2
+    // W3C Trace Context: the version and the flags are two hex digits each, version ff is
+    // invalid, and version 00 has exactly four fields (later versions may append more).
+    if !is_hex_byte(version)
         || version.eq_ignore_ascii_case("ff")
-        || flags.len() != 2
+        || !is_hex_byte(flags)
         || (version == "00" && parts.next().is_some())
     {
         return Err(FeedbackApiError::invalid(field, "not a valid traceparent"));
     }
     Ok((parse_id(field, trace_id)?, parse_id(field, span_id)?))
+}
+
+/// Whether `text` is one byte in hex: two hex digits.
+fn is_hex_byte(text: &str) -> bool {
+    text.len() == 2 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
 /// The normalised score, from `value` or from `rating` on `scale`.
@@ -451,13 +457,6 @@ fn bounded_id(field: &'static str, id: Option<String>) -> Result<Option<String>,
     }
 }
 
-fn truncate_chars(mut text: String, max_chars: usize) -> String {
-    if let Some((index, _)) = text.char_indices().nth(max_chars) {
-        text.truncate(index);
-    }
-    text
-}
-
 fn signal_names() -> String {
     closedloop_semconv::attribute::FeedbackSignal::ALL
         .iter()
@@ -474,19 +473,31 @@ fn category_names() -> String {
         .join(", ")
 }
 
-/// A token bucket per client address.
+/// A token bucket per client address. The table holds at most `max_clients` buckets; a new
+/// client in a full table takes the place of the least recently seen one, so filling the table
+/// never locks anyone out (a forgotten client starts again with a full burst).
 #[derive(Debug)]
 struct RateLimiter {
     per_sec: f64,
     burst: f64,
     max_clients: usize,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Debug, Default)]
+struct Clients {
+    buckets: HashMap<IpAddr, Bucket>,
+    /// Each client under the sequence number of its last request: the first is the least
+    /// recently seen.
+    by_seen: BTreeMap<u64, IpAddr>,
+    next_seen: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    seen: u64,
 }
 
 impl RateLimiter {
@@ -496,28 +507,46 @@ impl RateLimiter {
             per_sec: f64::from(config.rate_limit_per_min) / 60.0,
             burst: f64::from(config.rate_limit_burst.max(1)),
             max_clients: config.rate_limit_max_clients.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients::default()),
         })
     }
 
     /// Takes a token for `client`, or says how long until one is available.
     fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        // The critical section is a hash lookup; a poisoned lock only means another request
-        // panicked mid-update, and a bucket is valid in any state.
-        let mut buckets = self
-            .buckets
+        // The critical section is a few map operations; a poisoned lock only means another
+        // request panicked mid-update, and the maps are valid in any state.
+        let mut clients = self
+            .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= self.max_clients && !buckets.contains_key(&client) {
-            buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
-            if buckets.len() >= self.max_clients {
-                return Err(Duration::from_secs_f64(1.0 / self.per_sec));
+        let Clients {
+            buckets,
+            by_seen,
+            next_seen,
+        } = &mut *clients;
+        let seen = *next_seen;
+        *next_seen += 1;
+        let bucket = match buckets.get_mut(&client) {
+            Some(bucket) => {
+                by_seen.remove(&bucket.seen);
+                bucket
             }
-        }
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
+            None => {
+                while buckets.len() >= self.max_clients {
+                    let Some((_, oldest)) = by_seen.pop_first() else {
+                        break;
+                    };
+                    buckets.remove(&oldest);
+                }
+                buckets.entry(client).or_insert(Bucket {
+                    tokens: self.burst,
+                    updated: now,
+                    seen,
+                })
+            }
+        };
+        by_seen.insert(seen, client);
+        bucket.seen = seen;
         bucket.tokens = self.refilled(*bucket, now);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
@@ -536,11 +565,167 @@ impl RateLimiter {
     }
 }
 
+/// `feedback.trusted_proxies`: the peers whose forwarding headers name the client.
+#[derive(Clone, Debug, Default)]
+struct TrustedProxies {
+    blocks: Vec<IpBlock>,
+}
+
+/// An address block: an address and the length of its network prefix in bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IpBlock {
+    addr: IpAddr,
+    prefix: u32,
+}
+
+impl IpBlock {
+    /// Parses `192.0.2.7`, `10.0.0.0/8`, `2001:db8::1` or `2001:db8::/32`.
+    fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let addr = canonical(addr.parse().ok()?);
+        let width = bit_width(addr);
+        let prefix = match prefix {
+            None => width,
+            Some(prefix) => prefix.parse().ok().filter(|&prefix| prefix <= width)?,
+        };
+        Some(Self { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        if self.addr.is_ipv4() != ip.is_ipv4() {
+            return false;
+        }
+        let differing = bits(self.addr) ^ bits(ip);
+        self.prefix == 0 || differing >> (bit_width(ip) - self.prefix) == 0
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 peer) as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+fn bit_width(ip: IpAddr) -> u32 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The `X-Forwarded-For` header (not in the `http` crate's list).
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+impl TrustedProxies {
+    fn parse(entries: &[String]) -> Result<Self, FeedbackConfigError> {
+        let blocks = entries
+            .iter()
+            .map(|entry| {
+                IpBlock::parse(entry)
+                    .ok_or_else(|| FeedbackConfigError::InvalidTrustedProxy(entry.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { blocks })
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.blocks.iter().any(|block| block.contains(ip))
+    }
+
+    /// The client a request comes from. A peer that is not a trusted proxy is the client.
+    /// From a trusted proxy, the client is the rightmost hop of `X-Forwarded-For` (or, when
+    /// the request has none, of `Forwarded`) that is not itself a trusted proxy: hops to its
+    /// left were written by the client and prove nothing. An unreadable hop, or no header,
+    /// leaves the peer as the client.
+    fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let hops: Vec<Option<IpAddr>> = if headers.contains_key(X_FORWARDED_FOR) {
+            header_items(headers, X_FORWARDED_FOR)
+                .map(|item| item.and_then(parse_hop))
+                .collect()
+        } else {
+            header_items(headers, http::header::FORWARDED.as_str())
+                .map(|item| item.and_then(forwarded_for))
+                .collect()
+        };
+        for hop in hops.iter().rev() {
+            match hop {
+                Some(ip) if self.is_trusted(*ip) => continue,
+                Some(ip) => return *ip,
+                None => return peer,
+            }
+        }
+        // Every hop is a trusted proxy: the first of them sent the request.
+        hops.first().copied().flatten().unwrap_or(peer)
+    }
+}
+
+/// The comma-separated items of every `name` header line, in order; `None` for a line that is
+/// not text.
+fn header_items<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|value| match value.to_str() {
+            Ok(text) => text.split(',').map(Some).collect::<Vec<_>>(),
+            Err(_) => vec![None],
+        })
+}
+
+/// One hop: an address, optionally with a port (`192.0.2.1:4711`, `[2001:db8::1]:4711`) or in
+/// brackets (`[2001:db8::1]`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(addr) = hop.parse::<SocketAddr>() {
+        return Some(canonical(addr.ip()));
+    }
+    hop.strip_prefix('[')
+        .and_then(|hop| hop.strip_suffix(']'))
+        .and_then(|ip| ip.parse().ok())
+        .map(canonical)
+}
+
+/// The `for` parameter of one `Forwarded` element (RFC 7239), e.g. `for=192.0.2.60;proto=http`
+/// or `for="[2001:db8:cafe::17]:4711"`. Obfuscated and `unknown` nodes are not addresses.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| parse_hop(value.trim().trim_matches('"')))
+            .flatten()
+    })
+}
+
 #[derive(Clone, Debug)]
 struct FeedbackState {
     pipeline: Pipeline,
     config: Arc<FeedbackApiConfig>,
     rate_limiter: Option<Arc<RateLimiter>>,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// Why the feedback routes could not be built from the configuration.
@@ -552,18 +737,63 @@ pub enum FeedbackConfigError {
         "invalid origin {0:?} in feedback.allowed_origins; expected e.g. https://app.example.com"
     )]
     InvalidOrigin(String),
+    /// `feedback.token_secret` is set but shorter than 32 bytes (an empty secret included):
+    /// tokens signed with it could be forged.
+    #[error(
+        "feedback.token_secret (CLOSEDLOOP_FEEDBACK_TOKEN_SECRET) is {bytes} bytes long; it must \
+         be at least {MIN_SECRET_BYTES} bytes, e.g. 32 random bytes in base64"
+    )]
+    SecretTooShort {
+        /// The length of the configured secret, in bytes.
+        bytes: usize,
+    },
+    /// An entry of `feedback.trusted_proxies` is neither an IP address nor a CIDR block.
+    #[error(
+        "invalid entry {0:?} in feedback.trusted_proxies; expected an ip address or a cidr block \
+         such as 10.0.0.0/8"
+    )]
+    InvalidTrustedProxy(String),
+}
+
+/// The shortest `feedback.token_secret` accepted, in bytes: the output size of SHA-256, the
+/// key size HMAC-SHA256 is meant for.
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
+
+/// Checks the `[feedback]` section as [`routes`] uses it: the token secret (when one is set)
+/// is long enough, the allowed origins are origins, the trusted proxies are addresses or
+/// blocks.
+pub(crate) fn validate(config: &FeedbackApiConfig) -> Result<(), FeedbackConfigError> {
+    check_secret(config.token_secret.as_deref())?;
+    let _ = cors_layer(&config.allowed_origins)?;
+    TrustedProxies::parse(&config.trusted_proxies)?;
+    Ok(())
+}
+
+fn check_secret(secret: Option<&str>) -> Result<(), FeedbackConfigError> {
+    match secret {
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+            Err(FeedbackConfigError::SecretTooShort {
+                bytes: secret.len(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The `/v1/feedback` route with its CORS layer. The server must provide
-/// `ConnectInfo<SocketAddr>` (the peer address is the rate-limit key).
+/// `ConnectInfo<SocketAddr>` (the peer address, or the client a trusted proxy names, is the
+/// rate-limit key).
 pub(crate) fn routes(
     pipeline: Pipeline,
     config: FeedbackApiConfig,
 ) -> Result<Router, FeedbackConfigError> {
+    validate(&config)?;
     let cors = cors_layer(&config.allowed_origins)?;
+    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)?;
     let state = FeedbackState {
         pipeline,
         rate_limiter: RateLimiter::new(&config).map(Arc::new),
+        trusted_proxies: Arc::new(trusted_proxies),
         config: Arc::new(config),
     };
     Ok(Router::new()
@@ -627,8 +857,9 @@ async fn handle(
         return Err(FeedbackApiError::Disabled);
     };
     if let Some(limiter) = &state.rate_limiter {
+        let client = state.trusted_proxies.client(peer.ip(), headers);
         limiter
-            .check(peer.ip(), Instant::now())
+            .check(client, Instant::now())
             .map_err(|retry_after| FeedbackApiError::RateLimited { retry_after })?;
     }
     let content_type = headers

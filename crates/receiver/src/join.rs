@@ -1,7 +1,10 @@
 //! Matching feedback to the response it judges, and keeping failure records.
 //!
 //! Feedback finds its response span through its span link (from the feedback API: the trace
-//! and span ids it names), falling back to `gen_ai.response.id`. Negative feedback creates or
+//! and span ids its token vouches for). Only feedback that names no span falls back to
+//! `gen_ai.response.id`: feedback that names a span joins that span's response or none, so a
+//! token for one answer cannot file feedback on another by naming its response id. Negative
+//! feedback creates or
 //! updates THE failure record of its response (one per failing response, keyed by the judged
 //! span's ids); positive feedback is stored and creates nothing. See [`crate::rules`] for how
 //! a record's category, stage and severity are decided.
@@ -168,26 +171,27 @@ impl Joiner {
         }
     }
 
+    /// Indexes waiting feedback by the span it names, or by its response id when it names
+    /// none (the response id is a join key only for feedback without a span).
     fn add_waiting(&mut self, row: i64, waiting: Waiting) {
-        if let Some(link) = waiting.link {
-            self.by_span.entry(link).or_default().push(row);
-        }
-        if let Some(response_id) = &waiting.response_id {
-            self.by_response_id
+        match (waiting.link, &waiting.response_id) {
+            (Some(link), _) => self.by_span.entry(link).or_default().push(row),
+            (None, Some(response_id)) => self
+                .by_response_id
                 .entry(response_id.clone())
                 .or_default()
-                .push(row);
+                .push(row),
+            (None, None) => {}
         }
         self.waiting.insert(row, waiting);
     }
 
     fn take_waiting(&mut self, row: i64) -> Option<Waiting> {
         let waiting = self.waiting.remove(&row)?;
-        if let Some(link) = waiting.link {
-            remove_row(&mut self.by_span, &link, row);
-        }
-        if let Some(response_id) = &waiting.response_id {
-            remove_row(&mut self.by_response_id, response_id, row);
+        match (waiting.link, &waiting.response_id) {
+            (Some(link), _) => remove_row(&mut self.by_span, &link, row),
+            (None, Some(response_id)) => remove_row(&mut self.by_response_id, response_id, row),
+            (None, None) => {}
         }
         Some(waiting)
     }
@@ -275,15 +279,13 @@ impl Joiner {
         if !negative {
             return Ok(FeedbackWrite::Recorded);
         }
-        let mut found = None;
-        if let Some(target) = feedback.target {
-            found = queries::response_by_span(w.conn, target)?;
-        }
-        if found.is_none() {
-            if let Some(response_id) = &feedback.response_id {
-                found = queries::response_by_response_id(w.conn, response_id)?;
-            }
-        }
+        // Feedback that names its span joins that span's response only; the response id finds
+        // the response only for feedback that names no span.
+        let found = match (feedback.target, &feedback.response_id) {
+            (Some(target), _) => queries::response_by_span(w.conn, target)?,
+            (None, Some(response_id)) => queries::response_by_response_id(w.conn, response_id)?,
+            (None, None) => None,
+        };
         if let Some((response, span)) =
             found.and_then(|response| response.span.map(|span| (response, span)))
         {

@@ -59,6 +59,13 @@ pub struct PipelineConfig {
     /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
     #[serde(default)]
     pub detectors: DetectorsConfig,
+    /// Free-text feedback comments, on every path (the feedback API, OTLP feedback spans and
+    /// annotations): `None` drops them, `Some(max_chars)` keeps them cut to `max_chars`
+    /// characters, and only while `store.store_content` is true. Not a section of its own:
+    /// [`Config::pipeline`](crate::Config::pipeline) sets it from `feedback.capture_comments`
+    /// and `feedback.max_comment_chars`. Default `None`.
+    #[serde(skip)]
+    pub capture_comments_max_chars: Option<usize>,
 }
 
 /// Counters shared by the pipeline's workers.
@@ -105,6 +112,24 @@ struct Inner {
     triage: Mutex<Option<JoinHandle<()>>>,
     shutdown_timeout: Duration,
     shut_down: AtomicBool,
+    /// The longest feedback comment kept; `None` when comments are dropped.
+    comment_max_chars: Option<usize>,
+}
+
+impl Inner {
+    /// The part of a feedback comment that may be stored, if any.
+    fn keep_comment(&self, comment: Option<String>) -> Option<String> {
+        let max_chars = self.comment_max_chars?;
+        Some(truncate_chars(comment?, max_chars)).filter(|comment| !comment.is_empty())
+    }
+}
+
+/// `text` cut to its first `max_chars` characters.
+pub(crate) fn truncate_chars(mut text: String, max_chars: usize) -> String {
+    if let Some((index, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(index);
+    }
+    text
 }
 
 impl Drop for Inner {
@@ -210,6 +235,9 @@ impl Pipeline {
                 triage: Mutex::new(Some(triage)),
                 shutdown_timeout: Duration::from_millis(config.export.shutdown_timeout_millis),
                 shut_down: AtomicBool::new(false),
+                comment_max_chars: config
+                    .capture_comments_max_chars
+                    .filter(|_| config.store.store_content),
             }),
         })
     }
@@ -221,8 +249,11 @@ impl Pipeline {
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<IngestOutcome, IngestError> {
-        let parsed = spans::parse(&request);
+        let mut parsed = spans::parse(&request);
         drop(request);
+        for feedback in &mut parsed.batch.feedback {
+            feedback.comment = self.inner.keep_comment(feedback.comment.take());
+        }
         let outcome = IngestOutcome {
             rejected_spans: parsed.rejected as i64,
             error_message: parsed.error_message(),
@@ -268,7 +299,7 @@ impl Pipeline {
             value: feedback.value.filter(|value| value.is_finite()),
             category: feedback.category,
             source: feedback.source,
-            comment: feedback.comment,
+            comment: self.inner.keep_comment(feedback.comment),
             session_id: feedback.session_id,
             user_id: feedback.user_id,
             time_unix_nano: spans::now_unix_nano(),

@@ -219,7 +219,9 @@ pub(crate) fn response_by_response_id(
     .optional()
 }
 
-/// Stores a feedback item; `None` when its idempotency id was seen before.
+/// Stores a feedback item; `None` when its idempotency id was seen before for the same judged
+/// response (the span it links to or, without one, its response id; see the schema's
+/// `feedback_idempotency` index).
 pub(crate) fn insert_feedback(
     conn: &Connection,
     feedback: &Feedback,

@@ -199,6 +199,21 @@ CREATE INDEX responses_response_key ON responses (response_key)
     WHERE response_key IS NOT NULL;
 ";
 
+/// Idempotency ids are unique per judged response, not globally: feedback on one answer that
+/// reuses another answer's `closedloop.feedback.id` (or API `idempotency_id`) is new
+/// feedback, not a duplicate. The judged response is the span the feedback links to (API
+/// feedback: the span its token names) or, for feedback that names no span, its
+/// `gen_ai.response.id`. `feedback_id` loses its column `UNIQUE`, which SQLite can only drop
+/// by rebuilding the table ([`drop_global_feedback_id_unique`]).
+const FEEDBACK_IDS_UNIQUE_PER_RESPONSE: &str = "
+CREATE UNIQUE INDEX feedback_idempotency ON feedback (
+    feedback_id,
+    ifnull(link_trace_id, x''),
+    ifnull(link_span_id, x''),
+    CASE WHEN link_trace_id IS NULL THEN ifnull(response_id, '') ELSE '' END
+);
+";
+
 /// One schema step: its SQL, then the rows it rewrites (values only Rust computes).
 struct Migration {
     sql: &'static str,
@@ -220,7 +235,49 @@ const MIGRATIONS: &[Migration] = &[
         sql: V4,
         backfill: Some(backfill_response_keys),
     },
+    Migration {
+        sql: FEEDBACK_IDS_UNIQUE_PER_RESPONSE,
+        backfill: Some(drop_global_feedback_id_unique),
+    },
 ];
+
+/// The column constraint that made idempotency ids global.
+const GLOBAL_FEEDBACK_ID: &str = "feedback_id TEXT NOT NULL UNIQUE";
+
+/// Rebuilds `feedback` without the column `UNIQUE` on `feedback_id` (SQLite's procedure for a
+/// changed column: create the new table, copy the rows, drop the old, rename). The new table
+/// is the stored definition minus that constraint, so columns added by earlier steps are kept,
+/// and every index on the table, `feedback_idempotency` included, is created again.
+fn drop_global_feedback_id_unique(conn: &Connection) -> rusqlite::Result<()> {
+    let table: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'feedback'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !table.contains(GLOBAL_FEEDBACK_ID) {
+        return Ok(());
+    }
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT sql FROM sqlite_master
+             WHERE type = 'index' AND tbl_name = 'feedback' AND sql IS NOT NULL",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let rebuilt = table
+        .replacen("CREATE TABLE feedback", "CREATE TABLE feedback_rebuilt", 1)
+        .replacen(GLOBAL_FEEDBACK_ID, "feedback_id TEXT NOT NULL", 1);
+    conn.execute_batch(&rebuilt)?;
+    conn.execute_batch(
+        "INSERT INTO feedback_rebuilt SELECT * FROM feedback;
+         DROP TABLE feedback;
+         ALTER TABLE feedback_rebuilt RENAME TO feedback;",
+    )?;
+    for index in indexes {
+        conn.execute_batch(&index)?;
+    }
+    Ok(())
+}
 
 /// Gives every response indexed before version 4 its `response_key`.
 fn backfill_response_keys(conn: &Connection) -> rusqlite::Result<()> {
