@@ -53,8 +53,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::FeedbackApiConfig;
 use crate::pipeline::{
-    truncate_chars, FailureCategory, FeedbackInput, FeedbackOutcome, FeedbackSignal, FeedbackSource, IngestError,
-    Pipeline,
+    truncate_chars, FailureCategory, FeedbackInput, FeedbackOutcome, FeedbackSignal,
+    FeedbackSource, IngestError, Pipeline,
 };
 
 /// The feedback API path.

@@ -4,6 +4,7 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
+use closedloop_receiver::{FeedbackConfigError, ServeError};
 use closedloop_tracing::issue_feedback_token;
 use opentelemetry::trace::{SpanId, TraceId};
 use serde_json::{json, Value};
@@ -258,5 +259,225 @@ async fn each_client_is_rate_limited() {
     // OTLP ingest on the same port is not affected.
     let response = reqwest::get(receiver.http_url("/healthz")).await.unwrap();
     assert_eq!(response.status(), 200);
+    receiver.stop().await.unwrap();
+}
+
+fn token_for_ids(ids: support::Ids) -> String {
+    token_for(
+        TOKEN_SECRET,
+        &hex::encode(ids.0),
+        &hex::encode(ids.1),
+        Duration::from_secs(3600),
+    )
+}
+
+/// Negative feedback on the answer `ids`, with its token.
+fn feedback_on(ids: support::Ids, idempotency_id: &str) -> Value {
+    json!({
+        "response": { "trace_id": hex::encode(ids.0), "span_id": hex::encode(ids.1) },
+        "signal": "report",
+        "category": "harmful",
+        "feedback_token": token_for_ids(ids),
+        "idempotency_id": idempotency_id,
+    })
+}
+
+fn generation(response_id: &'static str) -> support::Generation {
+    support::Generation {
+        response_id: Some(response_id),
+        ..Default::default()
+    }
+}
+
+fn count(conn: &rusqlite::Connection, sql: &str, ids: support::Ids) -> i64 {
+    conn.query_row(sql, rusqlite::params![&ids.0[..], &ids.1[..]], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+fn failures_on(receiver: &TestReceiver, ids: support::Ids) -> i64 {
+    count(
+        &receiver.read_store(),
+        "SELECT count(*) FROM failures WHERE trace_id = ?1 AND span_id = ?2",
+        ids,
+    )
+}
+
+fn feedback_targeting(receiver: &TestReceiver, ids: support::Ids) -> i64 {
+    count(
+        &receiver.read_store(),
+        "SELECT count(*) FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2",
+        ids,
+    )
+}
+
+/// A valid token for answer A with answer B's `response_id` must not file feedback on B,
+/// whether B's response is already indexed or arrives while the feedback waits.
+#[tokio::test]
+async fn a_token_for_one_answer_cannot_file_feedback_on_another() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let (a, b) = (support::ids(), support::ids());
+    receiver
+        .export_spans(vec![support::generation_span(b, &generation("chatcmpl-B"))])
+        .await;
+
+    let mut attack = feedback_on(a, "fb-attack");
+    attack["response_id"] = json!("chatcmpl-B");
+    let (status, body) = post(&receiver, &attack).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        failures_on(&receiver, b),
+        0,
+        "a failure record was filed on B"
+    );
+    assert_eq!(feedback_targeting(&receiver, b), 0, "the feedback joined B");
+
+    // The waiting room: the feedback arrives first, then C's response with the named id.
+    let (a2, c) = (support::ids(), support::ids());
+    let mut attack = feedback_on(a2, "fb-attack-waiting");
+    attack["response_id"] = json!("chatcmpl-C");
+    let (status, body) = post(&receiver, &attack).await;
+    assert_eq!(status, 201, "{body}");
+    receiver
+        .export_spans(vec![support::generation_span(c, &generation("chatcmpl-C"))])
+        .await;
+    assert_eq!(
+        failures_on(&receiver, c),
+        0,
+        "a failure record was filed on C"
+    );
+    assert_eq!(feedback_targeting(&receiver, c), 0, "the feedback joined C");
+
+    // The feedback still judges the span its token names once that response arrives.
+    receiver
+        .export_spans(vec![support::generation_span(
+            a2,
+            &generation("chatcmpl-A2"),
+        )])
+        .await;
+    assert_eq!(failures_on(&receiver, a2), 1);
+    assert_eq!(feedback_targeting(&receiver, a2), 1);
+    receiver.stop().await.unwrap();
+}
+
+/// Idempotency ids are scoped to the judged answer: the same id on two answers is two pieces
+/// of feedback, the same id again on one answer a duplicate.
+#[tokio::test]
+async fn idempotency_ids_are_scoped_to_the_judged_answer() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let (a, b) = (support::ids(), support::ids());
+
+    let (status, body) = post(&receiver, &feedback_on(a, "fb-shared")).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&receiver, &feedback_on(b, "fb-shared")).await;
+    assert_eq!(
+        status, 201,
+        "feedback on B was taken for a duplicate: {body}"
+    );
+    assert_eq!(body["duplicate"], false);
+
+    let (status, body) = post(&receiver, &feedback_on(b, "fb-shared")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["duplicate"], true);
+
+    let stored: i64 = receiver
+        .read_store()
+        .query_row(
+            "SELECT count(*) FROM feedback WHERE feedback_id = 'fb-shared'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 2);
+    receiver.stop().await.unwrap();
+}
+
+/// An empty or short token secret is refused at startup instead of turning the API on with a
+/// guessable key.
+#[tokio::test]
+async fn empty_and_short_secrets_are_refused_at_startup() {
+    for secret in ["", "short-secret", &"x".repeat(31)] {
+        let receiver =
+            TestReceiver::start(|config| config.feedback.token_secret = Some(secret.to_owned()))
+                .await;
+        let error = receiver
+            .stop()
+            .await
+            .expect_err("a weak secret was accepted");
+        assert!(
+            matches!(
+                error,
+                ServeError::Feedback(FeedbackConfigError::SecretTooShort { bytes })
+                    if bytes == secret.len()
+            ),
+            "{error:?}"
+        );
+        let source = std::error::Error::source(&error).unwrap().to_string();
+        assert!(source.contains("at least 32 bytes"), "{source}");
+    }
+    let receiver =
+        TestReceiver::start(|config| config.feedback.token_secret = Some("y".repeat(32))).await;
+    let (status, body) = post(&receiver, &feedback(&valid_token(), "fb-secret")).await;
+    assert_eq!(status, 401, "{body}");
+    receiver.stop().await.unwrap();
+}
+
+/// Behind a trusted proxy each client has its own bucket, keyed by `X-Forwarded-For`; from
+/// an untrusted peer the header is ignored.
+#[tokio::test]
+async fn forwarded_clients_are_rate_limited_only_behind_trusted_proxies() {
+    async fn post_from(receiver: &TestReceiver, client: &str, id: &str) -> u16 {
+        reqwest::Client::new()
+            .post(receiver.http_url("/v1/feedback"))
+            .header("x-forwarded-for", format!("198.51.100.9, {client}"))
+            .json(&feedback(&valid_token(), id))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+    let limited = |config: &mut closedloop_receiver::Config| {
+        config.feedback.rate_limit_per_min = 1;
+        config.feedback.rate_limit_burst = 1;
+    };
+
+    let trusted = TestReceiver::start(|config| {
+        limited(config);
+        config.feedback.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    assert_eq!(post_from(&trusted, "203.0.113.1", "fb-t1").await, 201);
+    assert_eq!(post_from(&trusted, "203.0.113.2", "fb-t2").await, 201);
+    assert_eq!(post_from(&trusted, "203.0.113.1", "fb-t3").await, 429);
+    trusted.stop().await.unwrap();
+
+    let untrusted = TestReceiver::start(limited).await;
+    assert_eq!(post_from(&untrusted, "203.0.113.1", "fb-u1").await, 201);
+    assert_eq!(post_from(&untrusted, "203.0.113.2", "fb-u2").await, 429);
+    untrusted.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_traceparent_flags_are_refused() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    for flags in ["0g", "1", "001", "+1", "  "] {
+        let body = json!({
+            "traceparent": format!("00-{TRACE_ID}-{SPAN_ID}-{flags}"),
+            "signal": "thumbs_down",
+            "feedback_token": valid_token(),
+        });
+        let (status, body) = post(&receiver, &body).await;
+        assert_eq!(status, 400, "flags {flags:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_field", "{body}");
+    }
+    let body = json!({
+        "traceparent": format!("00-{TRACE_ID}-{SPAN_ID}-01"),
+        "signal": "thumbs_down",
+        "feedback_token": valid_token(),
+    });
+    let (status, body) = post(&receiver, &body).await;
+    assert_eq!(status, 201, "{body}");
     receiver.stop().await.unwrap();
 }

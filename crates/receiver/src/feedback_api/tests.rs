@@ -212,12 +212,11 @@ fn token_bucket_limits_each_client() {
     );
     // Another client has its own bucket.
     assert!(limiter.check(b, start).is_ok());
-    // The table is full and no bucket is idle: a new client is refused.
-    assert!(limiter.check(c, start).is_err());
     // One token per second refills.
     assert!(limiter.check(a, start + Duration::from_secs(1)).is_ok());
-    // Once the others have been idle long enough, they are forgotten to make room.
-    assert!(limiter.check(c, start + Duration::from_secs(10)).is_ok());
+    // The table is full: a new client takes the least recently seen one's place (b's).
+    assert!(limiter.check(c, start + Duration::from_secs(1)).is_ok());
+    assert!(limiter.check(a, start + Duration::from_secs(1)).is_err());
 
     let off = FeedbackApiConfig {
         rate_limit_per_min: 0,
@@ -271,4 +270,152 @@ fn response_ref_json_as_the_application_hands_it_over() {
         "signal": "thumbs_up", "feedback_token": "b",
     });
     assert_eq!(field_of(parse(two_tokens).unwrap_err()), "feedback_token");
+}
+
+#[test]
+fn traceparent_version_and_flags_are_hex() {
+    for bad in [
+        format!("00-{TRACE_ID}-{SPAN_ID}-0g"),
+        format!("00-{TRACE_ID}-{SPAN_ID}-+1"),
+        format!("0x-{TRACE_ID}-{SPAN_ID}-01"),
+        format!("FF-{TRACE_ID}-{SPAN_ID}-01"),
+        format!("00-{TRACE_ID}-{SPAN_ID}-1"),
+    ] {
+        let error = parse(
+            serde_json::json!({ "traceparent": bad, "signal": "copy", "feedback_token": "t" }),
+        )
+        .unwrap_err();
+        assert_eq!(field_of(error), "traceparent", "{bad}");
+    }
+    // A later version may carry more fields after the flags.
+    for good in [
+        format!("00-{TRACE_ID}-{SPAN_ID}-ff"),
+        format!("cc-{TRACE_ID}-{SPAN_ID}-09-what-the-future-holds"),
+    ] {
+        let input = parse(
+            serde_json::json!({ "traceparent": good, "signal": "copy", "feedback_token": "t" }),
+        )
+        .unwrap()
+        .input;
+        assert_eq!(hex::encode(input.span_id), SPAN_ID);
+    }
+}
+
+/// A table full of active clients never locks a new client out: the least recently seen one
+/// is forgotten.
+#[test]
+fn a_full_table_evicts_the_least_recently_seen_client() {
+    let config = FeedbackApiConfig {
+        rate_limit_per_min: 1,
+        rate_limit_burst: 1,
+        rate_limit_max_clients: 50,
+        ..FeedbackApiConfig::default()
+    };
+    let limiter = RateLimiter::new(&config).unwrap();
+    let now = Instant::now();
+    let client = |n: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+    // 50 clients fill the table and use up their burst.
+    for n in 0..50 {
+        assert!(limiter.check(client(n), now).is_ok());
+    }
+    // Client 0 is seen again (and refused: its bucket is empty), so client 1 is the least
+    // recently seen.
+    assert!(limiter.check(client(0), now).is_err());
+    // A new client is let in at once.
+    assert!(limiter.check(client(50), now).is_ok(), "locked out");
+    // It took client 1's place: client 0 is still limited, client 1 starts afresh.
+    assert!(limiter.check(client(0), now).is_err());
+    assert!(limiter.check(client(1), now).is_ok());
+}
+
+#[test]
+fn trusted_proxies_name_the_client() {
+    let proxies = TrustedProxies::parse(&[
+        "10.0.0.0/8".into(),
+        "2001:db8::1".into(),
+        "192.0.2.7".into(),
+    ])
+    .unwrap();
+    let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+    let with = |name: &'static str, values: &[&str]| {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    };
+    let xff = |values: &[&str]| with(X_FORWARDED_FOR, values);
+
+    // From an untrusted peer the header is ignored.
+    let untrusted = ip("203.0.113.5");
+    assert_eq!(
+        proxies.client(untrusted, &xff(&["198.51.100.1"])),
+        untrusted
+    );
+    // From a trusted proxy: the rightmost hop that is not a trusted proxy, across lines.
+    let proxy = ip("10.1.2.3");
+    assert_eq!(
+        proxies.client(proxy, &xff(&["1.1.1.1, 198.51.100.1", "10.9.9.9"])),
+        ip("198.51.100.1")
+    );
+    assert_eq!(
+        proxies.client(proxy, &xff(&["[2001:db8::2]:4711, 192.0.2.7"])),
+        ip("2001:db8::2")
+    );
+    // An IPv4-mapped peer on a dual-stack socket is the IPv4 proxy.
+    assert_eq!(
+        proxies.client(ip("::ffff:10.1.2.3"), &xff(&["198.51.100.1"])),
+        ip("198.51.100.1")
+    );
+    // No header, or an unreadable hop before any client: the proxy itself.
+    assert_eq!(proxies.client(proxy, &HeaderMap::new()), proxy);
+    assert_eq!(
+        proxies.client(proxy, &xff(&["198.51.100.1, garbage"])),
+        proxy
+    );
+    // Only trusted hops: the first of them.
+    assert_eq!(
+        proxies.client(proxy, &xff(&["10.0.0.1, 10.0.0.2"])),
+        ip("10.0.0.1")
+    );
+    // `Forwarded` when there is no X-Forwarded-For.
+    let forwarded = with(
+        "forwarded",
+        &["for=198.51.100.1;proto=https, for=\"[2001:db8:cafe::17]:4711\";by=10.0.0.1"],
+    );
+    assert_eq!(proxies.client(proxy, &forwarded), ip("2001:db8:cafe::17"));
+    let forwarded = with("forwarded", &["for=198.51.100.1, for=unknown"]);
+    assert_eq!(proxies.client(proxy, &forwarded), proxy);
+
+    for bad in ["10.0.0.0/33", "example.com", "10.0.0.0/", "::/129"] {
+        assert!(
+            matches!(
+                TrustedProxies::parse(&[bad.into()]),
+                Err(FeedbackConfigError::InvalidTrustedProxy(_))
+            ),
+            "{bad}"
+        );
+    }
+    let all = TrustedProxies::parse(&["0.0.0.0/0".into()]).unwrap();
+    assert!(all.is_trusted(ip("255.1.2.3")));
+    assert!(!all.is_trusted(ip("::2")));
+}
+
+#[test]
+fn weak_secrets_are_configuration_errors() {
+    let with_secret = |secret: Option<&str>| FeedbackApiConfig {
+        token_secret: secret.map(str::to_owned),
+        ..FeedbackApiConfig::default()
+    };
+    for (secret, bytes) in [("", 0), ("hunter2", 7), (&"s".repeat(31)[..], 31)] {
+        assert!(
+            matches!(
+                validate(&with_secret(Some(secret))),
+                Err(FeedbackConfigError::SecretTooShort { bytes: found }) if found == bytes
+            ),
+            "{secret:?}"
+        );
+    }
+    assert!(validate(&with_secret(Some(&"s".repeat(32)))).is_ok());
+    assert!(validate(&with_secret(None)).is_ok());
 }

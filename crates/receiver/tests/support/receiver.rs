@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The feedback token secret test receivers are configured with.
-pub const TOKEN_SECRET: &str = "test-feedback-token-secret";
+pub const TOKEN_SECRET: &str = "test-feedback-token-secret-of-32-bytes";
 
 /// A receiver serving in the background; [`TestReceiver::stop`] shuts it down gracefully.
 pub struct TestReceiver {
@@ -64,6 +64,28 @@ impl TestReceiver {
     /// `http://127.0.0.1:PORT` of the gRPC listener.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc_addr)
+    }
+
+    /// Sends `spans` over OTLP/HTTP (protobuf) and asserts they were all accepted (committed).
+    pub async fn export_spans(&self, spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) {
+        use prost::Message;
+        let reply = reqwest::Client::new()
+            .post(self.http_url("/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(super::request(spans).encode_to_vec())
+            .send()
+            .await
+            .expect("export sent");
+        assert_eq!(reply.status(), 200, "OTLP export refused");
+    }
+
+    /// A read-only connection to the receiver's store.
+    pub fn read_store(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            &self.store_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open store")
     }
 
     /// Shuts the receiver down and returns how `serve` ended.
