@@ -20,20 +20,29 @@
 //!   top-level `traceparent` (W3C `traceparent` header format). Ids are hex, either case.
 //!   `response` may be the JSON of `closedloop_tracing::ResponseRef` as the application
 //!   received it, `feedback_token` included; a `traceparent` given with the ids must agree.
-//! - `feedback_token` is verified with `feedback.token_secret`: a missing, malformed, forged or
-//!   expired token gets 401, a valid token minted for another span 403.
+//! - `feedback_token` is verified with `feedback.token_secret` (at least 32 bytes, checked at
+//!   startup): a missing, malformed, forged or expired token gets 401, a valid token minted
+//!   for another span 403. The feedback judges the token's span and only that span: it joins
+//!   that span's response when it is indexed (or arrives), never another response.
 //! - `signal` is a `closedloop.feedback.signal` value. `value` is the normalised score in
 //!   `0.0..=1.0`; alternatively `rating` on a 1-based `scale` (`(rating - 1) / (scale - 1)`).
 //!   `thumbs_up` and `thumbs_down` default to 1.0 and 0.0.
 //! - `category` is a `closedloop.failure.category` value. `comment` is kept only when
-//!   `feedback.capture_comments` is on. `idempotency_id`, `response_id` (the response's
-//!   `gen_ai.response.id`) and `session_id` are optional.
+//!   `feedback.capture_comments` and `store.store_content` are on. `idempotency_id`,
+//!   `response_id` (the response's `gen_ai.response.id`, stored with the feedback but not used
+//!   to find the response, since the token names its span) and `session_id` are optional.
+//! - A `traceparent` follows W3C Trace Context: two hex digits of version (not `ff`), the
+//!   ids, two hex digits of flags; version `00` has exactly these four fields.
 //! - Unknown fields are errors, so a misspelt optional field is not silently ignored.
 //!
 //! Answers: `201 Created` with `{"feedback_id": "…", "duplicate": false}` once the feedback is
 //! committed to the store; `200 OK` with `"duplicate": true` when the idempotency id was seen
-//! before (nothing is counted twice). Errors are `{"error": {"code": "…", "message": "…"}}` with
-//! the status listed on [`FeedbackApiError`].
+//! before for the same response (nothing is counted twice; the same id on another response is
+//! new feedback). Errors are `{"error": {"code": "…", "message": "…"}}` with the status listed
+//! on [`FeedbackApiError`].
+//!
+//! Each client is rate-limited by its address: the peer's, or for a peer listed in
+//! `feedback.trusted_proxies` the client its `X-Forwarded-For` (else `Forwarded`) header names.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};

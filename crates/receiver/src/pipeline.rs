@@ -456,7 +456,8 @@ pub struct FeedbackInput {
     pub trace_id: [u8; 16],
     /// The span id of the judged response span.
     pub span_id: [u8; 8],
-    /// The fallback join key (`gen_ai.response.id`).
+    /// The response's `gen_ai.response.id`, stored with the feedback. The response is found by
+    /// `trace_id` and `span_id` only, which the token vouches for.
     pub response_id: Option<String>,
     /// What the user did or said.
     pub signal: FeedbackSignal,
@@ -466,11 +467,12 @@ pub struct FeedbackInput {
     pub value: Option<f64>,
     /// The failure category the feedback asserts.
     pub category: Option<FailureCategory>,
-    /// Free text (content: kept only when the edge lets it through).
+    /// Free text (content: kept only when the pipeline captures comments, see
+    /// [`PipelineConfig::capture_comments_max_chars`]).
     pub comment: Option<String>,
     /// Who produced the feedback.
     pub source: FeedbackSource,
-    /// The idempotency id: a repeated id is counted once.
+    /// The idempotency id: a repeated id for the same judged span is counted once.
     pub idempotency_id: Option<String>,
     /// The session of the feedback.
     pub session_id: Option<String>,

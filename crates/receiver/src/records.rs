@@ -96,7 +96,7 @@ pub(crate) struct Feedback {
     pub(crate) span: Option<SpanRef>,
     /// The judged span: the span link's target, or the ids the API named.
     pub(crate) target: Option<SpanRef>,
-    /// The fallback join key.
+    /// The join key of feedback that names no judged span (`target` is `None`).
     pub(crate) response_id: Option<String>,
     pub(crate) signal: FeedbackSignal,
     pub(crate) kind: FeedbackKind,

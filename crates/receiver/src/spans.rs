@@ -591,6 +591,7 @@ fn read_feedback(
         value,
         category,
         source: source.unwrap_or(FeedbackSource::User),
+        // Content: the pipeline drops it unless comments are captured.
         comment: attrs.string(attr::CLOSEDLOOP_FEEDBACK_COMMENT),
         session_id: attrs.string(attr::SESSION_ID),
         user_id: attrs.string(attr::USER_ID),
