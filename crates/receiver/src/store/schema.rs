@@ -204,7 +204,8 @@ CREATE INDEX responses_response_key ON responses (response_key)
 /// feedback, not a duplicate. The judged response is the span the feedback links to (API
 /// feedback: the span its token names) or, for feedback that names no span, its
 /// `gen_ai.response.id`. `feedback_id` loses its column `UNIQUE`, which SQLite can only drop
-/// by rebuilding the table ([`drop_global_feedback_id_unique`]).
+/// by rebuilding the table: the whole step is [`scope_feedback_ids_to_the_judged_response`],
+/// which creates this index once the rows are in the rebuilt table.
 const FEEDBACK_IDS_UNIQUE_PER_RESPONSE: &str = "
 CREATE UNIQUE INDEX feedback_idempotency ON feedback (
     feedback_id,
@@ -235,9 +236,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: V4,
         backfill: Some(backfill_response_keys),
     },
+    // The step is all table rebuild, done in Rust.
     Migration {
-        sql: FEEDBACK_IDS_UNIQUE_PER_RESPONSE,
-        backfill: Some(drop_global_feedback_id_unique),
+        sql: "",
+        backfill: Some(scope_feedback_ids_to_the_judged_response),
     },
 ];
 
@@ -245,17 +247,18 @@ const MIGRATIONS: &[Migration] = &[
 const GLOBAL_FEEDBACK_ID: &str = "feedback_id TEXT NOT NULL UNIQUE";
 
 /// Rebuilds `feedback` without the column `UNIQUE` on `feedback_id` (SQLite's procedure for a
-/// changed column: create the new table, copy the rows, drop the old, rename). The new table
+/// changed column: create the new table, copy the rows, drop the old, rename), then indexes
+/// idempotency ids per judged response ([`FEEDBACK_IDS_UNIQUE_PER_RESPONSE`]). The new table
 /// is the stored definition minus that constraint, so columns added by earlier steps are kept,
-/// and every index on the table, `feedback_idempotency` included, is created again.
-fn drop_global_feedback_id_unique(conn: &Connection) -> rusqlite::Result<()> {
+/// and every index the table had is created again.
+fn scope_feedback_ids_to_the_judged_response(conn: &Connection) -> rusqlite::Result<()> {
     let table: String = conn.query_row(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'feedback'",
         [],
         |row| row.get(0),
     )?;
     if !table.contains(GLOBAL_FEEDBACK_ID) {
-        return Ok(());
+        return conn.execute_batch(FEEDBACK_IDS_UNIQUE_PER_RESPONSE);
     }
     let indexes: Vec<String> = conn
         .prepare(
@@ -276,7 +279,7 @@ fn drop_global_feedback_id_unique(conn: &Connection) -> rusqlite::Result<()> {
     for index in indexes {
         conn.execute_batch(&index)?;
     }
-    Ok(())
+    conn.execute_batch(FEEDBACK_IDS_UNIQUE_PER_RESPONSE)
 }
 
 /// Gives every response indexed before version 4 its `response_key`.
