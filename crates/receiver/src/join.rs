@@ -3,11 +3,11 @@
 //! Feedback finds its response span through its span link (from the feedback API: the trace
 //! and span ids its token vouches for). Only feedback that names no span falls back to
 //! `gen_ai.response.id`: feedback that names a span joins that span's response or none, so a
-//! token for one answer cannot file feedback on another by naming its response id. Negative
-//! feedback creates or
-//! updates THE failure record of its response (one per failing response, keyed by the judged
-//! span's ids); positive feedback is stored and creates nothing. See [`crate::rules`] for how
-//! a record's category, stage and severity are decided.
+//! token for one answer cannot file feedback on another by naming its response id.
+//!
+//! Negative feedback creates or updates THE failure record of its response (one per failing
+//! response, keyed by the judged span's ids); positive feedback is stored and creates nothing.
+//! See [`crate::rules`] for how a record's category, stage and severity are decided.
 //!
 //! Batches arrive out of order, so feedback may arrive before its response span. It then
 //! waits, bounded in time (`join.wait_secs`) and in count (`join.max_pending`): when the
