@@ -202,8 +202,9 @@ impl Store {
             .counters
             .export_pending
             .store(pending_outbox, Ordering::Relaxed);
-        let mut joiner = Joiner::new(join, detectors);
-        joiner.reload(&conn)?;
+        // The writer rebuilds the joiner's waiting room from the store in its first
+        // transaction, which it runs at once.
+        let joiner = Joiner::new(join, detectors);
 
         // The queue is bounded in records (in `send`); the channel bound only caps the number
         // of commands, and sizes the channel's preallocated buffer.

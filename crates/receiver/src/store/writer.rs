@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use closedloop_semconv::attribute::{
     FailureCategory, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
@@ -23,7 +23,15 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     queued: Arc<AtomicUsize>,
     config: StoreConfig,
+    /// When the joiner's in-memory state must be rebuilt from the store, at the start of a
+    /// transaction: at startup, and after a failed commit (its rollback undid rows that
+    /// state may describe). Cleared by the first commit that succeeds after it.
+    reload_at: Option<Instant>,
 }
+
+/// How long after a failed commit the writer tries again on its own (rebuilding the
+/// joiner's state and expiring what is due), when no request comes first.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
 /// What one command produced, answered after the commit.
 enum Done {
@@ -53,6 +61,7 @@ impl Writer {
             shared,
             queued,
             config,
+            reload_at: Some(Instant::now()),
         }
     }
 
@@ -60,8 +69,13 @@ impl Writer {
         let mut batch: Vec<Command> = Vec::new();
         let mut open = true;
         while open {
-            // Block for the first command, or until the oldest waiting feedback expires.
-            let first = match self.joiner.next_deadline() {
+            // Block for the first command, or until the oldest waiting feedback expires, or
+            // until the joiner's state must be rebuilt.
+            let deadline = match (self.joiner.next_deadline(), self.reload_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let first = match deadline {
                 Some(deadline) => {
                     match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
                     {
@@ -111,6 +125,7 @@ impl Writer {
         let count = batch.len();
         match result {
             Ok(done) => {
+                self.reload_at = None;
                 let counters = &self.shared.counters;
                 counters
                     .feedback_recorded
@@ -153,11 +168,12 @@ impl Writer {
             }
             Err(error) => {
                 error!(%error, commands = count, "Group commit failed; rolled back.");
-                // In-memory state may describe rows that were rolled back.
+                // In-memory state may describe rows that were rolled back: the interner
+                // forgets its ids, and the joiner is rebuilt from the store at the start of
+                // the next transaction (which retries until one commits), so waiting feedback
+                // is never forgotten.
                 self.interner.clear();
-                if let Err(error) = self.joiner.reload(&self.conn) {
-                    error!(%error, "Cannot reload waiting feedback after a failed commit.");
-                }
+                self.reload_at = Some(Instant::now() + RELOAD_RETRY);
                 let error = Arc::new(error);
                 for command in batch.drain(..) {
                     answer(command, Err(Arc::clone(&error)));
@@ -186,6 +202,9 @@ impl Writer {
                 effects,
                 triage: &self.shared.triage,
             };
+            if self.reload_at.is_some() {
+                self.joiner.reload(&mut w)?;
+            }
             for command in batch.iter_mut() {
                 done.push(match command {
                     Command::Ingest { batch, .. } => {
@@ -257,3 +276,6 @@ fn answer(command: Command, result: Result<Done, Arc<rusqlite::Error>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
