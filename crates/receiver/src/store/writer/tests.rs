@@ -175,8 +175,7 @@ fn waiting_feedback_whose_response_is_stored_is_joined_on_reload() {
     let conn = open(&dir.path().join("store.db"));
     let mut interner = Interner::default();
     assert!(
-        queries::insert_response(&conn, &mut interner, &response(1), span(1), 1_000, true)
-            .unwrap()
+        queries::insert_response(&conn, &mut interner, &response(1), span(1), 1_000, true).unwrap()
     );
     queries::insert_feedback(
         &conn,
