@@ -9,7 +9,7 @@ use closedloop_semconv::attribute::{
     FailureCategory, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
 };
 use rusqlite::{Connection, TransactionBehavior};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::queries::{self, Interner};
 use super::{Command, FeedbackWrite, StoreConfig, StoreError};
@@ -121,6 +121,16 @@ impl Writer {
     fn commit(&mut self, batch: &mut Vec<Command>) {
         let started = Instant::now();
         let mut effects = Effects::default();
+        let max_bytes = self.config.max_size_mib.saturating_mul(1 << 20);
+        let prunes = batch
+            .iter()
+            .any(|command| matches!(command, Command::Prune { .. }));
+        // The WAL counts against `store.max_size_mib`: once it holds a tenth of the limit, a
+        // prune first moves it into the database, so what is measured is data, not old
+        // copies of pages.
+        if prunes && queries::wal_bytes(&self.conn) > max_bytes / 10 {
+            self.checkpoint();
+        }
         let result = self.apply(batch, &mut effects);
         let count = batch.len();
         match result {
@@ -155,6 +165,26 @@ impl Writer {
                 if effects.notifications_added > 0 {
                     self.shared.triage.wake.notify_one();
                 }
+                for done in &done {
+                    let Done::Prune(report) = done else { continue };
+                    if report.over_size > 0 {
+                        warn!(
+                            used_bytes = report.used_bytes,
+                            max_bytes,
+                            deleted_rows = report.over_size,
+                            outbox = report.outbox,
+                            notifications = report.notifications,
+                            failures = report.failures,
+                            responses = report.responses,
+                            feedback = report.feedback,
+                            "Store over its size limit; deleted its oldest rows."
+                        );
+                    }
+                    if report.deleted() > 0 {
+                        // Gives the deleted pages (and the WAL) back to the file system.
+                        self.checkpoint();
+                    }
+                }
                 for (command, done) in batch.drain(..).zip(done) {
                     answer(command, Ok(done));
                 }
@@ -179,6 +209,12 @@ impl Writer {
                     answer(command, Err(Arc::clone(&error)));
                 }
             }
+        }
+    }
+
+    fn checkpoint(&self) {
+        if let Err(error) = queries::truncate_wal(&self.conn) {
+            warn!(%error, "Cannot checkpoint the store's WAL.");
         }
     }
 
