@@ -22,9 +22,11 @@ pub struct StoreConfig {
     /// tenth of, in this order: undelivered outbox rows and webhook notifications (lost to
     /// the backend), failure records (oldest update first) with their feedback and
     /// response, responses no remaining record or waiting feedback needs, and other
-    /// feedback. Feedback still waiting for its response is never deleted by size, and a
-    /// response a record needs goes only with its record. Each run makes at most ten
-    /// passes and logs a warning with the counts deleted. Default 1024.
+    /// feedback. Feedback still waiting for its response is never deleted by size, a
+    /// response a record needs goes only with its record, and triage notes and review
+    /// labels are kept. Each run makes at most ten passes, logs a warning with the counts
+    /// deleted, and checkpoints and truncates the WAL afterwards; deleted outbox rows also
+    /// leave the pending-exports count. Default 1024.
     #[serde(default = "default_max_size_mib")]
     pub max_size_mib: u64,
     /// How often the pruning task runs, in seconds. Default 60.

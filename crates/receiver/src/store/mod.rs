@@ -148,10 +148,13 @@ pub(crate) struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// How long a connection waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens a connection with the settings every connection of the store uses.
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Without the query planner stability guarantee, SQLite (built with STAT4) marks cached
     // statements whose plan might depend on a bound value (the detectors' range scans over
     // the session index) for re-preparation at every new binding: parsing and planning the

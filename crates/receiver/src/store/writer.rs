@@ -33,6 +33,9 @@ pub(super) struct Writer {
 /// joiner's state and expiring what is due), when no request comes first.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
+/// How long a checkpoint waits for readers on older snapshots.
+const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// What one command produced, answered after the commit.
 enum Done {
     Unit,
@@ -180,8 +183,9 @@ impl Writer {
                             "Store over its size limit; deleted its oldest rows."
                         );
                     }
-                    if report.deleted() > 0 {
+                    if report.over_size > 0 {
                         // Gives the deleted pages (and the WAL) back to the file system.
+                        // Rows deleted by age alone leave free pages that new rows reuse.
                         self.checkpoint();
                     }
                 }
@@ -212,10 +216,15 @@ impl Writer {
         }
     }
 
+    /// Checkpoints and truncates the WAL. A reader still on an older snapshot would make it
+    /// wait: the writer waits briefly, not the usual busy timeout, and a checkpoint left
+    /// undone is tried again at the next prune.
     fn checkpoint(&self) {
+        let _ = self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT);
         if let Err(error) = queries::truncate_wal(&self.conn) {
             warn!(%error, "Cannot checkpoint the store's WAL.");
         }
+        let _ = self.conn.busy_timeout(super::BUSY_TIMEOUT);
     }
 
     fn apply(
