@@ -35,9 +35,19 @@ fn distinct(sink: &Sink) -> HashSet<Vec<u8>> {
 /// got) still receives every record: the exporter halves its batches after each timeout, and
 /// re-sends less than two full batches in all.
 #[tokio::test]
-async fn a_backend_slower_than_the_timeout_drains_the_outbox_with_bounded_duplicates() {
+async fn an_http_backend_slower_than_the_timeout_drains_the_outbox_with_bounded_duplicates() {
+    slow_backend_drains(ExportProtocol::HttpProtobuf).await;
+}
+
+/// The same over gRPC, where tonic reports its own timeout as CANCELLED.
+#[tokio::test]
+async fn a_grpc_backend_slower_than_the_timeout_drains_the_outbox_with_bounded_duplicates() {
+    slow_backend_drains(ExportProtocol::Grpc).await;
+}
+
+async fn slow_backend_drains(protocol: ExportProtocol) {
     let dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start_on(reserve_addr().await, ExportProtocol::HttpProtobuf).await;
+    let sink = Sink::start_on(reserve_addr().await, protocol).await;
     sink.fail_next(usize::MAX);
     let mut config = config(dir.path(), Some(sink.endpoint()));
     let max_batch = 64;
@@ -99,7 +109,6 @@ async fn a_rejected_batch_is_split_once_and_full_batches_resume() {
     assert!(spans.iter().all(|exported| exported.span.trace_id != bad));
     assert_eq!(spans.len(), keys.len() - 1, "no duplicates");
     let sizes = sink.request_sizes();
-    eprintln!("request sizes: {sizes:?}");
     // 16 rejected, halves down to the bad span alone (dropped), then two full batches.
     assert_eq!(sizes.first(), Some(&16), "{sizes:?}");
     assert!(sizes.len() <= 11, "a few requests: {sizes:?}");
@@ -108,5 +117,33 @@ async fn a_rejected_batch_is_split_once_and_full_batches_resume() {
         [16, 16],
         "full batches after the bad span: {sizes:?}"
     );
+    pipeline.shutdown().await.unwrap();
+}
+
+/// A backend that rejects every request over 10 spans: each full batch is split once and
+/// delivered in halves, and the next batch is a full one again (not one span per request).
+#[tokio::test]
+async fn a_request_size_limit_splits_each_batch_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start_on(reserve_addr().await, ExportProtocol::HttpProtobuf).await;
+    sink.fail_next(usize::MAX);
+    let mut config = config(dir.path(), Some(sink.endpoint()));
+    config.export.max_batch_spans = 16;
+    let pipeline = Pipeline::start(config).await.unwrap();
+    for _ in 0..48 {
+        fail_one(&pipeline).await;
+    }
+    sink.max_spans(10);
+    sink.fail_next(0);
+
+    eventually(WAIT, || distinct(&sink).len() == 48).await;
+    assert_eq!(sink.spans().len(), 48, "no duplicates");
+    // [16, 8, 8] three times: each full batch rejected, then delivered in halves.
+    let sizes = sink.request_sizes();
+    assert!(
+        sizes.iter().filter(|&&size| size == 16).count() >= 3,
+        "full batches each time: {sizes:?}"
+    );
+    assert!(sizes.len() <= 10, "each batch split once: {sizes:?}");
     pipeline.shutdown().await.unwrap();
 }

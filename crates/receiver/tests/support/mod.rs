@@ -375,6 +375,9 @@ struct Captured {
     /// Requests with a span of this trace are rejected as malformed (HTTP 400 / gRPC
     /// INVALID_ARGUMENT) and kept nothing of.
     reject_trace: Mutex<Option<Vec<u8>>>,
+    /// Requests with more spans than this are rejected as malformed (0: no limit), as a
+    /// backend with a request size limit answers 400/413.
+    max_spans: AtomicUsize,
     /// The number of spans of each decoded request, in arrival order.
     sizes: Mutex<Vec<usize>>,
 }
@@ -418,6 +421,10 @@ impl Captured {
             .collect();
         let count = spans.len();
         self.sizes.lock().unwrap().push(count);
+        let max_spans = self.max_spans.load(Ordering::SeqCst);
+        if max_spans > 0 && count > max_spans {
+            return false;
+        }
         let reject = self.reject_trace.lock().unwrap().clone();
         if let Some(trace_id) = reject {
             if spans.iter().any(|span| span.trace_id == trace_id) {
@@ -607,6 +614,11 @@ impl Sink {
     /// Rejects as malformed every request with a span of `trace_id`.
     pub fn reject_trace(&self, trace_id: [u8; 16]) {
         *self.captured.reject_trace.lock().unwrap() = Some(trace_id.to_vec());
+    }
+
+    /// Rejects as malformed every request with more than `max` spans.
+    pub fn max_spans(&self, max: usize) {
+        self.captured.max_spans.store(max, Ordering::SeqCst);
     }
 
     /// The number of spans of each request that reached the sink's decoder, in order.
