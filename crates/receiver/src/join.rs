@@ -12,7 +12,10 @@
 //! template, chunks, model and data source; when the window passes (or the waiting room is
 //! full and it is the oldest), the record is written unenriched
 //! (`closedloop.failure.enriched` = false). Waiting feedback is stored (state "waiting") before
-//! the request that carried it is acknowledged, and reloaded after a restart.
+//! the request that carried it is acknowledged. The waiting room is rebuilt from the store at
+//! startup and after a failed commit, inside the next transaction (so a rebuild that fails is
+//! retried with the one after); feedback whose response is stored by then is joined,
+//! enriched, during the rebuild instead of waiting again.
 //!
 //! OpenInference and OpenLLMetry put chunk ids on the retriever span, not on the LLM span.
 //! The joiner remembers the retrieval steps of recent traces (`join.max_retrieval_traces`), and
