@@ -15,7 +15,10 @@
 //! template, chunks, model and data source; when the window passes (or the waiting room is
 //! full and it is the oldest), the record is written unenriched
 //! (`closedloop.failure.enriched` = false). Waiting feedback is stored (state "waiting") before
-//! the request that carried it is acknowledged, and reloaded after a restart.
+//! the request that carried it is acknowledged. The waiting room is rebuilt from the store at
+//! startup and after a failed commit, inside the next transaction (so a rebuild that fails is
+//! retried with the one after); feedback whose response is stored by then is joined,
+//! enriched, during the rebuild instead of waiting again.
 //!
 //! OpenInference and OpenLLMetry put chunk ids on the retriever span, not on the LLM span.
 //! The joiner remembers the retrieval steps of recent traces (`join.max_retrieval_traces`), and
@@ -136,27 +139,63 @@ impl Joiner {
         }
     }
 
-    /// Rebuilds the waiting room from the store (at startup, and after a failed commit). The
-    /// time already waited before a restart counts against the window.
-    pub(crate) fn reload(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        self.waiting.clear();
-        self.by_span.clear();
-        self.by_response_id.clear();
-        self.detectors.reload(conn)?;
-        let now_s = crate::store::writer::unix_now_s();
+    /// Rebuilds the waiting room from the store, inside the open transaction: at startup, and
+    /// before the first transaction after a failed commit (whose rollback may have undone
+    /// joins, expiries and waiting rows the in-memory state already reflected). Waiting
+    /// feedback whose response span is stored by now is joined, enriched, at once; the rest
+    /// waits again, and the time already waited (before a restart, too) counts against the
+    /// window. The new waiting room replaces the old one only when everything succeeded, so a
+    /// failure leaves the joiner as it was and the caller retries.
+    pub(crate) fn reload(&mut self, w: &mut Tx<'_>) -> rusqlite::Result<()> {
+        let previous = (
+            std::mem::take(&mut self.waiting),
+            std::mem::take(&mut self.by_span),
+            std::mem::take(&mut self.by_response_id),
+        );
+        let result = self.rebuild(w);
+        if result.is_err() {
+            (self.waiting, self.by_span, self.by_response_id) = previous;
+        }
+        result
+    }
+
+    fn rebuild(&mut self, w: &mut Tx<'_>) -> rusqlite::Result<()> {
+        self.detectors.reload(w.conn)?;
         let now = Instant::now();
-        for row in queries::waiting_feedback(conn)? {
-            let waited = Duration::from_secs(now_s.saturating_sub(row.received_s).max(0) as u64);
-            let deadline = now + self.wait.saturating_sub(waited);
+        let mut joined: Vec<(SpanRef, Response)> = Vec::new();
+        for row in queries::waiting_feedback(w.conn)? {
+            let mut found = None;
+            if let Some(link) = row.link {
+                found = queries::response_by_span(w.conn, link)?;
+            }
+            if found.is_none() {
+                if let Some(response_id) = &row.response_id {
+                    found = queries::response_by_response_id(w.conn, response_id)?;
+                }
+            }
+            if let Some((response, span)) =
+                found.and_then(|response| response.span.map(|span| (response, span)))
+            {
+                queries::set_feedback_target(w.conn, row.row, span, FeedbackState::Joined)?;
+                if !joined.iter().any(|(key, _)| *key == span) {
+                    joined.push((span, response));
+                }
+                continue;
+            }
+            let waited = Duration::from_secs(w.now_s.saturating_sub(row.received_s).max(0) as u64);
             self.add_waiting(
                 row.row,
                 Waiting {
-                    deadline,
+                    deadline: now + self.wait.saturating_sub(waited),
                     span: row.span,
                     link: row.link,
                     response_id: row.response_id,
                 },
             );
+        }
+        // One revision per record, written once all of its feedback is joined.
+        for (span, response) in &joined {
+            update_failure(w, *span, Some(response))?;
         }
         Ok(())
     }

@@ -105,12 +105,16 @@ impl Detectors {
         }
     }
 
-    /// At startup (and after a failed commit): forgets abandon candidates when the abandon
-    /// detector is off, so turning it off never fires old ones later.
+    /// At startup (and after a failed commit, inside the next transaction): forgets abandon
+    /// candidates when the abandon detector is off, so turning it off never fires old ones
+    /// later, and looks for due candidates at once, since a rolled-back check may have
+    /// taken some.
     pub(crate) fn reload(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         if !self.config.abandon.enabled {
             conn.execute("DELETE FROM abandon_candidates", [])?;
+            return Ok(());
         }
+        self.next_abandon_check = Some(Instant::now());
         Ok(())
     }
 

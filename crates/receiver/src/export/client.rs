@@ -26,6 +26,9 @@ pub(crate) struct SendError {
     pub(crate) retryable: bool,
     /// The server's `Retry-After` / `RetryInfo`.
     pub(crate) retry_after: Option<Duration>,
+    /// Whether the request ran out of time (`export.timeout_millis`, or gRPC
+    /// DEADLINE_EXCEEDED): the backend may have taken the data all the same.
+    pub(crate) timed_out: bool,
     pub(crate) message: String,
 }
 
@@ -34,7 +37,15 @@ impl SendError {
         Self {
             retryable: true,
             retry_after,
+            timed_out: false,
             message: message.into(),
+        }
+    }
+
+    fn transport(error: &reqwest::Error) -> Self {
+        Self {
+            timed_out: error.is_timeout(),
+            ..Self::retryable(error.to_string(), None)
         }
     }
 }
@@ -170,7 +181,7 @@ impl Client {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|error| SendError::retryable(error.to_string(), None))?;
+                    .map_err(|error| SendError::transport(&error))?;
                 let status = response.status();
                 let retry_after = response
                     .headers()
@@ -178,7 +189,12 @@ impl Client {
                     .and_then(|value| value.to_str().ok())
                     .and_then(|value| value.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let bytes = response.bytes().await.unwrap_or_default();
+                let bytes = match response.bytes().await {
+                    Ok(bytes) => bytes,
+                    // The body never came in time: the outcome is unknown, as for a timeout.
+                    Err(error) if status.is_success() => return Err(SendError::transport(&error)),
+                    Err(_) => Default::default(),
+                };
                 if status.is_success() {
                     return Ok(ExportTraceServiceResponse::decode(bytes)
                         .map(Accepted::from)
@@ -189,6 +205,7 @@ impl Client {
                 Err(SendError {
                     retryable: !is_bad_data_http(status.as_u16()),
                     retry_after,
+                    timed_out: false,
                     message: format!("http status {status}"),
                 })
             }
@@ -214,9 +231,13 @@ fn grpc_error(status: &tonic::Status) -> SendError {
         Code::ResourceExhausted => retry_after.is_some(),
         _ => true,
     };
+    // tonic reports its own request timeout as CANCELLED ("Timeout expired"); the server's
+    // deadline as DEADLINE_EXCEEDED.
+    let timed_out = matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled);
     SendError {
         retryable,
         retry_after,
+        timed_out,
         message: format!("grpc status {:?}: {}", status.code(), status.message()),
     }
 }

@@ -4,21 +4,37 @@
 //! `outbox` table in the same transaction as the record, so a record and its export cannot
 //! diverge. The exporter task reads the oldest rows, sends them in one OTLP request (gRPC
 //! with tonic, or HTTP/protobuf with reqwest; gzip by default) and deletes them only after a
-//! 2xx / gRPC OK. Delivery is therefore at least once:
+//! 2xx / gRPC OK. A backend that is down loses nothing: rows stay in the outbox, and the
+//! exporter retries with exponential backoff (full jitter, capped by
+//! `export.max_backoff_secs`), honouring HTTP `Retry-After` and gRPC `RetryInfo`; a restart
+//! resumes from the outbox.
 //!
-//! - a backend that is down loses nothing: rows stay in the outbox, and the exporter retries
-//!   with exponential backoff (full jitter, capped by `export.max_backoff_secs`), honouring
-//!   HTTP `Retry-After` and gRPC `RetryInfo`;
-//! - a restart resumes from the outbox;
-//! - a crash between a backend's OK and the deletion's commit sends that batch again after the
-//!   restart, so duplicates are possible and bounded by one in-flight batch
-//!   (`export.max_batch_spans`). A revision's span id is derived from the record and revision,
-//!   so the duplicate is the same span, which backends can recognise.
+//! Batch size. Requests carry up to `export.max_batch_spans` spans. A request that runs out
+//! of time (`export.timeout_millis`) is a failure to back off from like any other, and it
+//! also halves the batch size (down to one span), so a backend too slow for a full batch
+//! still drains the outbox in smaller requests. The size doubles again, up to the maximum,
+//! after each request answered within a quarter of the timeout, so it settles where requests
+//! finish in time.
+//!
+//! Bad data. A batch the backend rejects as malformed (HTTP 400/413/415/422, gRPC
+//! INVALID_ARGUMENT, RESOURCE_EXHAUSTED without RetryInfo) is split in halves, each sent on
+//! its own, and a rejected half is split again, so the bad spans are isolated in about
+//! 2·log₂(batch) requests while the good ones are delivered; a single span still rejected
+//! is dropped with an error log, since retrying it cannot succeed. Once that batch is done,
+//! the exporter goes back to full batches.
+//!
+//! Duplicates. Delivery is at least once. A span is sent again only after an attempt whose
+//! outcome the exporter cannot know: a request that timed out or lost its connection after
+//! sending (the backend may have kept it), or a crash between the backend's OK and the
+//! commit of the deletion. Each such attempt can duplicate at most the spans it carried, so:
+//! a crash duplicates at most one batch (`export.max_batch_spans`); a run of consecutive
+//! timeouts starting at batch size `b` re-sends at most `b + b/2 + b/4 + … < 2·b` spans, and
+//! each later timeout at most the (halved) batch it carried. The spans of a batch answered
+//! with an error (HTTP status, gRPC status) are not duplicated: the backend refused them. A
+//! revision's span id is derived from the record and revision, so a duplicate is the same
+//! span, which backends can recognise.
 //!
 //! The writer wakes the exporter through a `Notify` when it adds rows; there is no polling.
-//! Data the backend rejects as malformed (HTTP 400/413/415/422, gRPC INVALID_ARGUMENT,
-//! RESOURCE_EXHAUSTED without RetryInfo) is isolated by retrying its spans one at a time, and
-//! a single span still rejected is dropped with an error log: retrying it cannot succeed.
 //! With no endpoint configured, records are stored and the outbox is not filled.
 
 mod client;
@@ -101,8 +117,13 @@ pub(crate) struct Exporter {
     initial_backoff: Duration,
     max_backoff: Duration,
     stop: watch::Receiver<Stop>,
-    /// Set after a bad-data rejection: send one span at a time to find the bad one.
-    isolate: bool,
+    /// The request timeout (`export.timeout_millis`).
+    timeout: Duration,
+    /// The spans read per request now: `max_batch`, or less after a timeout.
+    batch: usize,
+    /// The parts of a batch the backend rejected as malformed, still to send on their own
+    /// (the next one last), before new rows are read.
+    parts: Vec<Vec<OutboxRow>>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -144,7 +165,9 @@ impl Exporter {
             initial_backoff: Duration::from_millis(config.initial_backoff_millis.max(1)),
             max_backoff: Duration::from_secs(config.max_backoff_secs.max(1)),
             stop,
-            isolate: false,
+            timeout: target.timeout,
+            batch: config.max_batch_spans.max(1),
+            parts: Vec::new(),
         })
     }
 
@@ -234,16 +257,17 @@ impl Exporter {
     }
 
     async fn pass(&mut self) -> Pass {
-        let limit = if self.isolate { 1 } else { self.max_batch };
-        let rows = match self.read(limit).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                error!(%error, "Cannot read the export outbox.");
-                return Pass::Backoff(Duration::ZERO);
-            }
+        let (rows, part) = match self.parts.pop() {
+            Some(part) => (part, true),
+            None => match self.read(self.batch).await {
+                Ok(rows) => (rows, false),
+                Err(error) => {
+                    error!(%error, "Cannot read the export outbox.");
+                    return Pass::Backoff(Duration::ZERO);
+                }
+            },
         };
         if rows.is_empty() {
-            self.isolate = false;
             return Pass::Idle;
         }
         let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
@@ -253,6 +277,7 @@ impl Exporter {
             .filter_map(|row| Span::decode(row.span.as_slice()).ok())
             .collect();
         let count = spans.len();
+        let started = tokio::time::Instant::now();
         match self.client.send(envelope(spans)).await {
             Ok(accepted) => {
                 if accepted.rejected_spans > 0 {
@@ -265,6 +290,9 @@ impl Exporter {
                 if !self.delete(ids).await {
                     return Pass::Backoff(Duration::ZERO);
                 }
+                if self.batch < self.max_batch && started.elapsed() < self.timeout / 4 {
+                    self.batch = self.batch.saturating_mul(2).min(self.max_batch);
+                }
                 self.shared
                     .counters
                     .export_sent
@@ -273,23 +301,42 @@ impl Exporter {
                 Pass::Progress
             }
             Err(error) if error.retryable => {
-                warn!(spans = count, error = %error.message, "Failure-record export failed; will retry.");
+                if error.timed_out {
+                    self.batch = (rows.len() / 2).max(1);
+                    warn!(spans = count, next_batch = self.batch, error = %error.message, "Failure-record export timed out; will retry with smaller batches.");
+                } else {
+                    warn!(spans = count, error = %error.message, "Failure-record export failed; will retry.");
+                }
+                // A part being isolated is sent again, in halves after a timeout; fresh rows
+                // are read again, as many as the batch size now allows.
+                if part {
+                    self.requeue(rows, error.timed_out);
+                }
                 Pass::Backoff(error.retry_after.unwrap_or_default())
             }
             Err(error) => {
                 if rows.len() > 1 {
-                    warn!(spans = count, error = %error.message, "Backend rejected a failure-record batch; retrying its spans one by one.");
-                    self.isolate = true;
+                    warn!(spans = count, error = %error.message, "Backend rejected a failure-record batch; retrying it in halves.");
+                    self.requeue(rows, true);
                     return Pass::Progress;
                 }
                 error!(spans = count, error = %error.message, "Backend rejected a failure-record span as malformed; dropping it.");
                 if !self.delete(ids).await {
                     return Pass::Backoff(Duration::ZERO);
                 }
-                self.isolate = false;
                 Pass::Progress
             }
         }
+    }
+
+    /// Queues `rows` to be sent on their own before new rows are read: in two halves (the
+    /// first half first) when `split` and there is more than one.
+    fn requeue(&mut self, mut rows: Vec<OutboxRow>, split: bool) {
+        if split && rows.len() > 1 {
+            let second = rows.split_off(rows.len() / 2);
+            self.parts.push(second);
+        }
+        self.parts.push(rows);
     }
 }
 

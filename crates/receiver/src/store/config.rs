@@ -14,8 +14,19 @@ pub struct StoreConfig {
     /// Default 2592000 (30 days).
     #[serde(default = "default_retention_secs")]
     pub retention_secs: u64,
-    /// The size the database may reach, in MiB; above it the oldest indexed responses and
-    /// feedback are pruned first. Default 1024.
+    /// The size the store may reach, in MiB. What counts: every table's used pages (responses
+    /// and their content, feedback, failure records, the export outbox, webhook
+    /// notifications, triage and review data) plus the WAL file; free pages do not. Checked
+    /// every `prune_interval_secs`: a WAL over a tenth of the limit is first checkpointed
+    /// and truncated; then, while the store is over the limit, each pass deletes the oldest
+    /// tenth of, in this order: undelivered outbox rows and webhook notifications (lost to
+    /// the backend), failure records (oldest update first) with their feedback and
+    /// response, responses no remaining record or waiting feedback needs, and other
+    /// feedback. Feedback still waiting for its response is never deleted by size, a
+    /// response a record needs goes only with its record, and triage notes and review
+    /// labels are kept. Each run makes at most ten passes, logs a warning with the counts
+    /// deleted, and checkpoints and truncates the WAL afterwards; deleted outbox rows also
+    /// leave the pending-exports count. Default 1024.
     #[serde(default = "default_max_size_mib")]
     pub max_size_mib: u64,
     /// How often the pruning task runs, in seconds. Default 60.

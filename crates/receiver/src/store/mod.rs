@@ -148,10 +148,13 @@ pub(crate) struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// How long a connection waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens a connection with the settings every connection of the store uses.
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Without the query planner stability guarantee, SQLite (built with STAT4) marks cached
     // statements whose plan might depend on a bound value (the detectors' range scans over
     // the session index) for re-preparation at every new binding: parsing and planning the
@@ -202,8 +205,9 @@ impl Store {
             .counters
             .export_pending
             .store(pending_outbox, Ordering::Relaxed);
-        let mut joiner = Joiner::new(join, detectors);
-        joiner.reload(&conn)?;
+        // The writer rebuilds the joiner's waiting room from the store in its first
+        // transaction, which it runs at once.
+        let joiner = Joiner::new(join, detectors);
 
         // The queue is bounded in records (in `send`); the channel bound only caps the number
         // of commands, and sizes the channel's preallocated buffer.

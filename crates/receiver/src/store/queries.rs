@@ -473,94 +473,246 @@ pub(crate) fn read_outbox(
         .collect()
 }
 
-/// What one pruning pass deleted.
+/// What one pruning run deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PruneReport {
     pub(crate) responses: usize,
     pub(crate) feedback: usize,
     pub(crate) failures: usize,
     pub(crate) outbox: usize,
+    /// Webhook notifications not yet delivered.
+    pub(crate) notifications: usize,
+    /// The rows of the above deleted because the store was over its size limit (the rest
+    /// were past the retention time).
+    pub(crate) over_size: usize,
+    /// The store's size (used pages plus the WAL) before the size passes, in bytes, when
+    /// it was over the limit (0 otherwise).
+    pub(crate) used_bytes: u64,
 }
 
-/// Deletes rows of a rowid table older than `cutoff_s`. Rows are appended in time order, so
-/// the expired rows are a prefix of the table: the scan stops at the first row to keep.
-fn prune_prefix(conn: &Connection, table: &str, cutoff_s: i64) -> rusqlite::Result<usize> {
-    let first_kept: Option<i64> = conn
-        .prepare_cached(&format!(
-            "SELECT id FROM {table} WHERE received_s >= ?1 ORDER BY id LIMIT 1"
-        ))?
-        .query_row([cutoff_s], |row| row.get(0))
-        .optional()?;
-    let bound = first_kept.unwrap_or(i64::MAX);
-    if table == "responses" {
-        conn.prepare_cached("DELETE FROM response_content WHERE response < ?1")?
-            .execute([bound])?;
-    }
-    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id < ?1"))?
+/// Responses no failure record and no waiting feedback needs, among `scope`.
+const UNNEEDED_RESPONSES: &str = "SELECT id FROM responses r WHERE {scope}
+    AND NOT EXISTS (SELECT 1 FROM failures f
+        WHERE f.trace_id = r.trace_id AND f.span_id = r.span_id)
+    AND NOT EXISTS (SELECT 1 FROM feedback w
+        WHERE w.link_trace_id = r.trace_id AND w.link_span_id = r.span_id AND w.state = 0)";
+
+/// Feedback no failure record needs and that waits for nothing, among `scope`.
+const UNNEEDED_FEEDBACK: &str = "DELETE FROM feedback WHERE {scope} AND state <> 0
+    AND (target_trace_id IS NULL OR NOT EXISTS (SELECT 1 FROM failures f
+        WHERE f.trace_id = feedback.target_trace_id AND f.span_id = feedback.target_span_id))";
+
+/// Deletes the responses of `scope` (a condition on `r`, with `?1`) that nothing needs, with
+/// their content.
+fn delete_responses(conn: &Connection, scope: &str, bound: i64) -> rusqlite::Result<usize> {
+    let select = UNNEEDED_RESPONSES.replace("{scope}", scope);
+    conn.prepare_cached(&format!(
+        "DELETE FROM response_content WHERE response IN ({select})"
+    ))?
+    .execute([bound])?;
+    conn.prepare_cached(&format!("DELETE FROM responses WHERE id IN ({select})"))?
         .execute([bound])
 }
 
-/// Deletes the oldest `fraction` of a rowid table's rows.
-fn prune_oldest(conn: &Connection, table: &str, fraction: f64) -> rusqlite::Result<usize> {
+fn delete_feedback(conn: &Connection, scope: &str, bound: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&UNNEEDED_FEEDBACK.replace("{scope}", scope))?
+        .execute([bound])
+}
+
+/// Deletes the failure records chosen by `select` (keys, with `?1`), with the feedback and
+/// the response that belong to them alone. Returns (records, feedback, responses).
+fn delete_failures(
+    conn: &Connection,
+    select: &str,
+    param: i64,
+) -> rusqlite::Result<(usize, usize, usize)> {
+    let keys: Vec<(Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached(select)?
+        .query_map([param], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut deleted = (0, 0, 0);
+    for (trace_id, span_id) in keys {
+        deleted.0 += conn
+            .prepare_cached("DELETE FROM failures WHERE trace_id = ?1 AND span_id = ?2")?
+            .execute(params![trace_id, span_id])?;
+        deleted.1 += conn
+            .prepare_cached(
+                "DELETE FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2
+                    AND state <> 0",
+            )?
+            .execute(params![trace_id, span_id])?;
+        let response: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM responses r WHERE trace_id = ?1 AND span_id = ?2
+                    AND NOT EXISTS (SELECT 1 FROM feedback w WHERE w.link_trace_id = r.trace_id
+                        AND w.link_span_id = r.span_id AND w.state = 0)",
+            )?
+            .query_row(params![trace_id, span_id], |row| row.get(0))
+            .optional()?;
+        if let Some(id) = response {
+            conn.prepare_cached("DELETE FROM response_content WHERE response = ?1")?
+                .execute([id])?;
+            deleted.2 += conn
+                .prepare_cached("DELETE FROM responses WHERE id = ?1")?
+                .execute([id])?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// The first row id of a rowid table whose `column` is at or after `cutoff_s` (rows are
+/// appended in time order, so older rows are a prefix of the table).
+fn first_kept(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    cutoff_s: i64,
+) -> rusqlite::Result<i64> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT id FROM {table} WHERE {column} >= ?1 ORDER BY id LIMIT 1"
+        ))?
+        .query_row([cutoff_s], |row| row.get(0))
+        .optional()?
+        .unwrap_or(i64::MAX))
+}
+
+/// The row id below which lie the oldest `fraction` of a rowid table's rows (at least one).
+fn oldest_bound(conn: &Connection, table: &str, fraction: f64) -> rusqlite::Result<Option<i64>> {
     let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
         &format!("SELECT min(id), max(id) FROM {table}"),
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     let (Some(min), Some(max)) = (min, max) else {
-        return Ok(0);
+        return Ok(None);
     };
-    let bound = min + (((max - min + 1) as f64 * fraction).ceil() as i64).max(1);
-    if table == "responses" {
-        conn.prepare_cached("DELETE FROM response_content WHERE response < ?1")?
-            .execute([bound])?;
-    }
-    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id < ?1"))?
-        .execute([bound])
+    Ok(Some(
+        min + (((max - min + 1) as f64 * fraction).ceil() as i64).max(1),
+    ))
 }
 
-/// The bytes the database's pages hold, free pages excluded.
+/// The bytes the store takes: the database's used pages (free pages excluded) plus its WAL
+/// file, which holds recent writes (and old copies of pages until a checkpoint truncates it).
 pub(crate) fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
     let size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    Ok(((pages - free).max(0) * size) as u64)
+    Ok(((pages - free).max(0) * size) as u64 + wal_bytes(conn))
 }
 
-/// Deletes what is older than the retention time, then the oldest responses and feedback
-/// until the database is under its size limit. Waiting feedback is pruned like the rest.
+/// The size of the connection's WAL file (0 for an in-memory database or no WAL).
+pub(crate) fn wal_bytes(conn: &Connection) -> u64 {
+    conn.path()
+        .filter(|path| !path.is_empty())
+        .and_then(|path| std::fs::metadata(format!("{path}-wal")).ok())
+        .map_or(0, |metadata| metadata.len())
+}
+
+/// Deletes what is older than the retention time, then, while the store (used pages plus
+/// WAL) is above `max_bytes`, the oldest tenth of each kind of row, in this order:
+/// undelivered outbox rows and webhook notifications; failure records (oldest update first)
+/// with their feedback and their response; responses that no failure record and no waiting
+/// feedback needs, with their content; feedback that no failure record needs. Feedback still
+/// waiting for its response is never deleted by size, nor is the response a failure record
+/// or waiting feedback needs: it goes with its record. Runs at most ten passes.
 pub(crate) fn prune(
     conn: &Connection,
     cutoff_s: i64,
     max_bytes: u64,
 ) -> rusqlite::Result<PruneReport> {
-    let mut report = PruneReport {
-        responses: prune_prefix(conn, "responses", cutoff_s)?,
-        feedback: prune_prefix(conn, "feedback", cutoff_s)?,
-        failures: conn
-            .prepare_cached("DELETE FROM failures WHERE updated_s < ?1")?
-            .execute([cutoff_s])?,
-        outbox: conn
-            .prepare_cached("DELETE FROM outbox WHERE created_s < ?1")?
-            .execute([cutoff_s])?,
-    };
+    let mut report = PruneReport::default();
+    let (failures, feedback, responses) = delete_failures(
+        conn,
+        "SELECT trace_id, span_id FROM failures WHERE updated_s < ?1",
+        cutoff_s,
+    )?;
+    report.failures += failures;
+    report.feedback += feedback;
+    report.responses += responses;
+    report.responses += delete_responses(
+        conn,
+        "r.id < ?1",
+        first_kept(conn, "responses", "received_s", cutoff_s)?,
+    )?;
+    report.feedback += delete_feedback(
+        conn,
+        "id < ?1",
+        first_kept(conn, "feedback", "received_s", cutoff_s)?,
+    )?;
+    report.outbox += conn
+        .prepare_cached("DELETE FROM outbox WHERE created_s < ?1")?
+        .execute([cutoff_s])?;
     // Each pass frees about a tenth; a bounded number of passes keeps one prune short.
-    for _ in 0..10 {
-        if used_bytes(conn)? <= max_bytes {
+    for pass in 0..10 {
+        let used = used_bytes(conn)?;
+        if used <= max_bytes {
             break;
         }
-        let responses = prune_oldest(conn, "responses", 0.1)?;
-        let feedback = prune_oldest(conn, "feedback", 0.1)?;
-        if responses + feedback == 0 {
-            break;
+        if pass == 0 {
+            report.used_bytes = used;
         }
-        report.responses += responses;
+        let mut deleted = 0;
+        if let Some(bound) = oldest_bound(conn, "outbox", 0.1)? {
+            let outbox = conn
+                .prepare_cached("DELETE FROM outbox WHERE id < ?1")?
+                .execute([bound])?;
+            report.outbox += outbox;
+            deleted += outbox;
+        }
+        if let Some(bound) = oldest_bound(conn, "notifications", 0.1)? {
+            let notifications = conn
+                .prepare_cached("DELETE FROM notifications WHERE id < ?1")?
+                .execute([bound])?;
+            report.notifications += notifications;
+            deleted += notifications;
+        }
+        let records: i64 = conn.query_row("SELECT count(*) FROM failures", [], |row| row.get(0))?;
+        let (failures, feedback, responses) = delete_failures(
+            conn,
+            "SELECT trace_id, span_id FROM failures ORDER BY updated_s LIMIT ?1",
+            ((records as f64 * 0.1).ceil() as i64).min(records),
+        )?;
+        report.failures += failures;
         report.feedback += feedback;
+        report.responses += responses;
+        deleted += failures + feedback + responses;
+        if let Some(bound) = oldest_bound(conn, "responses", 0.1)? {
+            let responses = delete_responses(conn, "r.id < ?1", bound)?;
+            report.responses += responses;
+            deleted += responses;
+        }
+        if let Some(bound) = oldest_bound(conn, "feedback", 0.1)? {
+            let feedback = delete_feedback(conn, "id < ?1", bound)?;
+            report.feedback += feedback;
+            deleted += feedback;
+        }
+        if deleted == 0 {
+            break;
+        }
+        report.over_size += deleted;
     }
-    if report != PruneReport::default() {
-        conn.execute_batch("PRAGMA incremental_vacuum")?;
+    if report.deleted() > 0 {
+        // Each step of `incremental_vacuum` frees one page: step it to the end (a single
+        // `execute` would free one page only).
+        let mut vacuum = conn.prepare_cached("PRAGMA incremental_vacuum")?;
+        let mut rows = vacuum.query([])?;
+        while rows.next()?.is_some() {}
     }
     Ok(report)
+}
+
+impl PruneReport {
+    /// The rows deleted, of every kind.
+    pub(crate) fn deleted(&self) -> usize {
+        self.responses + self.feedback + self.failures + self.outbox + self.notifications
+    }
+}
+
+/// Copies the WAL into the database and truncates it to zero bytes, so the space it held
+/// goes back to the file system. Best effort: a reader in the way leaves it for next time.
+pub(crate) fn truncate_wal(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use closedloop_semconv::attribute::{
     FailureCategory, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
 };
 use rusqlite::{Connection, TransactionBehavior};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::queries::{self, Interner};
 use super::{Command, FeedbackWrite, StoreConfig, StoreError};
@@ -23,7 +23,18 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     queued: Arc<AtomicUsize>,
     config: StoreConfig,
+    /// When the joiner's in-memory state must be rebuilt from the store, at the start of a
+    /// transaction: at startup, and after a failed commit (its rollback undid rows that
+    /// state may describe). Cleared by the first commit that succeeds after it.
+    reload_at: Option<Instant>,
 }
+
+/// How long after a failed commit the writer tries again on its own (rebuilding the
+/// joiner's state and expiring what is due), when no request comes first.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// How long a checkpoint waits for readers on older snapshots.
+const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// What one command produced, answered after the commit.
 enum Done {
@@ -53,6 +64,7 @@ impl Writer {
             shared,
             queued,
             config,
+            reload_at: Some(Instant::now()),
         }
     }
 
@@ -60,8 +72,13 @@ impl Writer {
         let mut batch: Vec<Command> = Vec::new();
         let mut open = true;
         while open {
-            // Block for the first command, or until the oldest waiting feedback expires.
-            let first = match self.joiner.next_deadline() {
+            // Block for the first command, or until the oldest waiting feedback expires, or
+            // until the joiner's state must be rebuilt.
+            let deadline = match (self.joiner.next_deadline(), self.reload_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let first = match deadline {
                 Some(deadline) => {
                     match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
                     {
@@ -107,10 +124,21 @@ impl Writer {
     fn commit(&mut self, batch: &mut Vec<Command>) {
         let started = Instant::now();
         let mut effects = Effects::default();
+        let max_bytes = self.config.max_size_mib.saturating_mul(1 << 20);
+        let prunes = batch
+            .iter()
+            .any(|command| matches!(command, Command::Prune { .. }));
+        // The WAL counts against `store.max_size_mib`: once it holds a tenth of the limit, a
+        // prune first moves it into the database, so what is measured is data, not old
+        // copies of pages.
+        if prunes && queries::wal_bytes(&self.conn) > max_bytes / 10 {
+            self.checkpoint();
+        }
         let result = self.apply(batch, &mut effects);
         let count = batch.len();
         match result {
             Ok(done) => {
+                self.reload_at = None;
                 let counters = &self.shared.counters;
                 counters
                     .feedback_recorded
@@ -140,6 +168,27 @@ impl Writer {
                 if effects.notifications_added > 0 {
                     self.shared.triage.wake.notify_one();
                 }
+                for done in &done {
+                    let Done::Prune(report) = done else { continue };
+                    if report.over_size > 0 {
+                        warn!(
+                            used_bytes = report.used_bytes,
+                            max_bytes,
+                            deleted_rows = report.over_size,
+                            outbox = report.outbox,
+                            notifications = report.notifications,
+                            failures = report.failures,
+                            responses = report.responses,
+                            feedback = report.feedback,
+                            "Store over its size limit; deleted its oldest rows."
+                        );
+                    }
+                    if report.over_size > 0 {
+                        // Gives the deleted pages (and the WAL) back to the file system.
+                        // Rows deleted by age alone leave free pages that new rows reuse.
+                        self.checkpoint();
+                    }
+                }
                 for (command, done) in batch.drain(..).zip(done) {
                     answer(command, Ok(done));
                 }
@@ -153,17 +202,29 @@ impl Writer {
             }
             Err(error) => {
                 error!(%error, commands = count, "Group commit failed; rolled back.");
-                // In-memory state may describe rows that were rolled back.
+                // In-memory state may describe rows that were rolled back: the interner
+                // forgets its ids, and the joiner is rebuilt from the store at the start of
+                // the next transaction (which retries until one commits), so waiting feedback
+                // is never forgotten.
                 self.interner.clear();
-                if let Err(error) = self.joiner.reload(&self.conn) {
-                    error!(%error, "Cannot reload waiting feedback after a failed commit.");
-                }
+                self.reload_at = Some(Instant::now() + RELOAD_RETRY);
                 let error = Arc::new(error);
                 for command in batch.drain(..) {
                     answer(command, Err(Arc::clone(&error)));
                 }
             }
         }
+    }
+
+    /// Checkpoints and truncates the WAL. A reader still on an older snapshot would make it
+    /// wait: the writer waits briefly, not the usual busy timeout, and a checkpoint left
+    /// undone is tried again at the next prune.
+    fn checkpoint(&self) {
+        let _ = self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT);
+        if let Err(error) = queries::truncate_wal(&self.conn) {
+            warn!(%error, "Cannot checkpoint the store's WAL.");
+        }
+        let _ = self.conn.busy_timeout(super::BUSY_TIMEOUT);
     }
 
     fn apply(
@@ -186,6 +247,9 @@ impl Writer {
                 effects,
                 triage: &self.shared.triage,
             };
+            if self.reload_at.is_some() {
+                self.joiner.reload(&mut w)?;
+            }
             for command in batch.iter_mut() {
                 done.push(match command {
                     Command::Ingest { batch, .. } => {
@@ -257,3 +321,6 @@ fn answer(command: Command, result: Result<Done, Arc<rusqlite::Error>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ pub mod receiver;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -369,6 +369,17 @@ struct Captured {
     requests: AtomicUsize,
     /// Requests still to answer with 503 + `Retry-After: 1` (HTTP) or UNAVAILABLE (gRPC).
     fail_next: AtomicUsize,
+    /// How long the sink takes per span before answering, in microseconds (it keeps the
+    /// spans first, as a slow backend that finishes its work after the client gave up).
+    delay_per_span_us: AtomicU64,
+    /// Requests with a span of this trace are rejected as malformed (HTTP 400 / gRPC
+    /// INVALID_ARGUMENT) and kept nothing of.
+    reject_trace: Mutex<Option<Vec<u8>>>,
+    /// Requests with more spans than this are rejected as malformed (0: no limit), as a
+    /// backend with a request size limit answers 400/413.
+    max_spans: AtomicUsize,
+    /// The number of spans of each decoded request, in arrival order.
+    sizes: Mutex<Vec<usize>>,
 }
 
 impl Captured {
@@ -399,6 +410,35 @@ impl Captured {
         self.arrived.notify_waiters();
     }
 
+    /// Keeps `request` unless it carries the rejected trace (then `false`), and waits as
+    /// long as the configured delay makes it.
+    async fn accept(&self, request: ExportTraceServiceRequest) -> bool {
+        let spans: Vec<&Span> = request
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .flat_map(|scope| &scope.spans)
+            .collect();
+        let count = spans.len();
+        self.sizes.lock().unwrap().push(count);
+        let max_spans = self.max_spans.load(Ordering::SeqCst);
+        if max_spans > 0 && count > max_spans {
+            return false;
+        }
+        let reject = self.reject_trace.lock().unwrap().clone();
+        if let Some(trace_id) = reject {
+            if spans.iter().any(|span| span.trace_id == trace_id) {
+                return false;
+            }
+        }
+        self.take(request);
+        let delay = self.delay_per_span_us.load(Ordering::SeqCst) * count as u64;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_micros(delay)).await;
+        }
+        true
+    }
+
     fn should_fail(&self) -> bool {
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.fail_next
@@ -420,7 +460,9 @@ impl TraceService for GrpcSink {
         if self.0.should_fail() {
             return Err(tonic::Status::unavailable("sink told to fail"));
         }
-        self.0.take(request.into_inner());
+        if !self.0.accept(request.into_inner()).await {
+            return Err(tonic::Status::invalid_argument("sink told to reject"));
+        }
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -455,7 +497,9 @@ async fn http_export(
     };
     match ExportTraceServiceRequest::decode(bytes.as_slice()) {
         Ok(request) => {
-            captured.take(request);
+            if !captured.accept(request).await {
+                return StatusCode::BAD_REQUEST.into_response();
+            }
             (
                 [("content-type", "application/x-protobuf")],
                 ExportTraceServiceResponse::default().encode_to_vec(),
@@ -558,6 +602,28 @@ impl Sink {
     /// Answers the next `count` requests with a retryable failure.
     pub fn fail_next(&self, count: usize) {
         self.captured.fail_next.store(count, Ordering::SeqCst);
+    }
+
+    /// Takes `delay` per span of a request before answering it (after keeping its spans).
+    pub fn delay_per_span(&self, delay: Duration) {
+        self.captured
+            .delay_per_span_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Rejects as malformed every request with a span of `trace_id`.
+    pub fn reject_trace(&self, trace_id: [u8; 16]) {
+        *self.captured.reject_trace.lock().unwrap() = Some(trace_id.to_vec());
+    }
+
+    /// Rejects as malformed every request with more than `max` spans.
+    pub fn max_spans(&self, max: usize) {
+        self.captured.max_spans.store(max, Ordering::SeqCst);
+    }
+
+    /// The number of spans of each request that reached the sink's decoder, in order.
+    pub fn request_sizes(&self) -> Vec<usize> {
+        self.captured.sizes.lock().unwrap().clone()
     }
 
     /// The export requests received (including failed ones).

@@ -1,0 +1,342 @@
+//! The writer against real SQLite files: failed commits, and the joiner's state after them.
+
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::Writer;
+use crate::detectors::DetectorsConfig;
+use crate::join::{JoinConfig, Joiner};
+use crate::pipeline::Shared;
+use crate::records::{Content, Feedback, Response, SpanRef};
+use crate::store::queries::{self, FeedbackState, Interner};
+use crate::store::{connect, schema, Command, IngestBatch, StoreConfig, StoreError};
+use crate::vocab::{FeedbackKind, FeedbackSignal, FeedbackSource};
+
+fn span(n: u8) -> SpanRef {
+    SpanRef::new([n; 16], [n; 8]).unwrap()
+}
+
+fn open(path: &Path) -> Connection {
+    let mut conn = connect(path, OpenFlags::default()).unwrap();
+    // As `Store::open` does.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .unwrap();
+    schema::migrate(&mut conn).unwrap();
+    conn
+}
+
+fn writer(conn: Connection) -> Writer {
+    writer_with(conn, StoreConfig::default(), false)
+}
+
+fn writer_with(conn: Connection, config: StoreConfig, export: bool) -> Writer {
+    Writer::new(
+        conn,
+        Joiner::new(&JoinConfig::default(), &DetectorsConfig::default()),
+        Arc::new(Shared {
+            export_enabled: export,
+            ..Shared::default()
+        }),
+        Arc::new(AtomicUsize::new(0)),
+        config,
+    )
+}
+
+fn response(n: u8) -> Response {
+    sized_response(span(n), 64 * 1024)
+}
+
+fn sized_response(span: SpanRef, content_bytes: usize) -> Response {
+    Response {
+        span: Some(span),
+        model: Some("gpt-4o".into()),
+        chunk_ids: Some(vec!["chunk-1".into()]),
+        content: Content {
+            output: Some("x".repeat(content_bytes)),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn wide_span(n: u16) -> SpanRef {
+    let [high, low] = n.to_be_bytes();
+    SpanRef::new(
+        [high, low, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+        [high, low, 1, 1, 1, 1, 1, 1],
+    )
+    .unwrap()
+}
+
+fn prune(writer: &mut Writer) {
+    let (reply, mut answer) = oneshot::channel();
+    writer.commit(&mut vec![Command::Prune { reply }]);
+    answer.try_recv().unwrap().unwrap();
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// What the store takes on disk: the database file and its WAL.
+fn disk_bytes(path: &Path) -> u64 {
+    let wal = path.with_extension("db-wal");
+    std::fs::metadata(path).unwrap().len() + std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+const MIB: u64 = 1 << 20;
+
+fn thumbs_down(id: &str, target: SpanRef) -> Feedback {
+    Feedback {
+        feedback_id: id.into(),
+        span: None,
+        target: Some(target),
+        response_id: None,
+        signal: FeedbackSignal::ThumbsDown,
+        kind: FeedbackKind::Explicit,
+        value: Some(0.0),
+        category: None,
+        source: FeedbackSource::User,
+        comment: None,
+        session_id: None,
+        user_id: None,
+        time_unix_nano: 1,
+    }
+}
+
+/// Commits one command and returns its answer.
+fn ingest(writer: &mut Writer, responses: Vec<Response>) -> Result<(), StoreError> {
+    let (reply, mut answer) = oneshot::channel();
+    let batch = IngestBatch {
+        responses,
+        ..Default::default()
+    };
+    writer.commit(&mut vec![Command::Ingest { batch, reply }]);
+    answer.try_recv().expect("answered after the commit")
+}
+
+fn feedback(writer: &mut Writer, feedback: Feedback) {
+    let (reply, mut answer) = oneshot::channel();
+    writer.commit(&mut vec![Command::Feedback { feedback, reply }]);
+    answer.try_recv().unwrap().unwrap();
+}
+
+/// (state, target) of a feedback row, and the record's `enriched` flag.
+fn joined(conn: &Connection, feedback_id: &str, key: SpanRef) -> (i64, Option<bool>) {
+    let state: i64 = conn
+        .query_row(
+            "SELECT state FROM feedback WHERE feedback_id = ?1",
+            [feedback_id],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let enriched = queries::failure_state(conn, key)
+        .unwrap()
+        .map(|state| state.enriched);
+    (state, enriched)
+}
+
+/// A commit fails while another connection holds the write lock (`SQLITE_BUSY`), and so would
+/// any store access right after it. The feedback waiting for the response of that failed
+/// batch is not forgotten: when the client sends the batch again, the response is joined to
+/// it, enriched, without a restart.
+#[test]
+fn waiting_feedback_survives_a_commit_that_failed_on_a_locked_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let conn = open(&path);
+    conn.busy_timeout(Duration::from_millis(20)).unwrap();
+    let mut writer = writer(conn);
+    feedback(&mut writer, thumbs_down("fb-1", span(1)));
+    assert_eq!(joined(&writer.conn, "fb-1", span(1)), (0, None), "waits");
+
+    let other = open(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(ingest(&mut writer, vec![response(1)]).is_err());
+    other.execute_batch("ROLLBACK").unwrap();
+
+    ingest(&mut writer, vec![response(1)]).unwrap();
+    assert_eq!(
+        joined(&writer.conn, "fb-1", span(1)),
+        (FeedbackState::Joined as i64, Some(true)),
+        "the retried response joins the waiting feedback, enriched"
+    );
+}
+
+/// The same with a full disk (`SQLITE_FULL`, from `max_page_count`): after the disk
+/// recovers, the retried response joins the feedback that waited for it.
+#[test]
+fn waiting_feedback_survives_a_commit_that_failed_on_a_full_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open(&dir.path().join("store.db"));
+    let mut writer = writer(conn);
+    feedback(&mut writer, thumbs_down("fb-1", span(1)));
+    let pages: i64 = writer
+        .conn
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .unwrap();
+    writer
+        .conn
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+
+    let error = ingest(&mut writer, vec![response(1)]).unwrap_err();
+    let StoreError::Write(error) = error else {
+        panic!("{error}")
+    };
+    assert_eq!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull)
+    );
+
+    writer
+        .conn
+        .pragma_update(None, "max_page_count", 1 << 30)
+        .unwrap();
+    ingest(&mut writer, vec![response(1)]).unwrap();
+    assert_eq!(
+        joined(&writer.conn, "fb-1", span(1)),
+        (FeedbackState::Joined as i64, Some(true))
+    );
+}
+
+/// Feedback left waiting in the store although its response is stored too (a receiver that
+/// lost its waiting room, then restarted) is joined, enriched, when the writer starts, instead
+/// of waiting again and expiring unenriched.
+#[test]
+fn waiting_feedback_whose_response_is_stored_is_joined_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open(&dir.path().join("store.db"));
+    let mut interner = Interner::default();
+    assert!(
+        queries::insert_response(&conn, &mut interner, &response(1), span(1), 1_000, true).unwrap()
+    );
+    queries::insert_feedback(
+        &conn,
+        &thumbs_down("fb-1", span(1)),
+        1_000,
+        FeedbackState::Waiting,
+    )
+    .unwrap()
+    .unwrap();
+
+    let mut writer = writer(conn);
+    ingest(&mut writer, Vec::new()).unwrap();
+    assert_eq!(
+        joined(&writer.conn, "fb-1", span(1)),
+        (FeedbackState::Joined as i64, Some(true))
+    );
+    assert!(writer.joiner.next_deadline().is_none(), "nothing waits");
+}
+
+/// With the backend down, failure records and their outbox rows pile up beside responses
+/// nothing needs. Over `max_size_mib`, pruning deletes from every table (outbox and records
+/// included) until the store fits, and a response a remaining record needs is never deleted
+/// before its record.
+#[test]
+fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let config = StoreConfig {
+        max_size_mib: 1,
+        ..StoreConfig::default()
+    };
+    let mut writer = writer_with(open(&path), config, true);
+    let records = 300;
+    for n in 0..records {
+        let judged = wide_span(n);
+        let other = wide_span(10_000 + n);
+        ingest(
+            &mut writer,
+            vec![sized_response(judged, 4096), sized_response(other, 4096)],
+        )
+        .unwrap();
+        feedback(&mut writer, thumbs_down(&format!("fb-{n}"), judged));
+    }
+    let total = i64::from(records);
+    assert_eq!(count(&writer.conn, "SELECT count(*) FROM failures"), total);
+    assert_eq!(count(&writer.conn, "SELECT count(*) FROM outbox"), total);
+    assert!(disk_bytes(&path) > 2 * MIB);
+
+    for _ in 0..3 {
+        prune(&mut writer);
+    }
+
+    assert!(
+        disk_bytes(&path) <= MIB,
+        "{} bytes on disk",
+        disk_bytes(&path)
+    );
+    let failures = count(&writer.conn, "SELECT count(*) FROM failures");
+    let outbox = count(&writer.conn, "SELECT count(*) FROM outbox");
+    assert!(
+        0 < failures && failures < total,
+        "{failures} failure records"
+    );
+    assert!(0 < outbox && outbox < total, "{outbox} outbox rows");
+    assert_eq!(
+        count(
+            &writer.conn,
+            "SELECT count(*) FROM failures f WHERE NOT EXISTS (SELECT 1 FROM responses r
+                WHERE r.trace_id = f.trace_id AND r.span_id = f.span_id)"
+        ),
+        0,
+        "every remaining record keeps its response"
+    );
+    assert!(
+        queries::failure_state(&writer.conn, wide_span(records - 1))
+            .unwrap()
+            .is_some(),
+        "the newest record stays"
+    );
+}
+
+/// The WAL counts against `max_size_mib`: data under the limit whose WAL has grown past it
+/// (many commits rewriting the same pages) is not deleted, and the WAL is truncated.
+#[test]
+fn size_limit_counts_and_truncates_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let config = StoreConfig {
+        max_size_mib: 1,
+        ..StoreConfig::default()
+    };
+    let mut writer = writer_with(open(&path), config, false);
+    for n in 0..20 {
+        ingest(&mut writer, vec![sized_response(wide_span(n), 24 * 1024)]).unwrap();
+    }
+    for round in 0..6 {
+        writer
+            .conn
+            .execute(
+                "UPDATE response_content SET output = ?1",
+                [format!("{round}").repeat(24 * 1024)],
+            )
+            .unwrap();
+    }
+    assert!(
+        disk_bytes(&path) > 2 * MIB,
+        "{} bytes on disk",
+        disk_bytes(&path)
+    );
+
+    prune(&mut writer);
+
+    assert!(
+        disk_bytes(&path) <= MIB,
+        "{} bytes on disk",
+        disk_bytes(&path)
+    );
+    assert_eq!(
+        count(&writer.conn, "SELECT count(*) FROM responses"),
+        20,
+        "the data itself fits"
+    );
+}
