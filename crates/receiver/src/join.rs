@@ -164,17 +164,8 @@ impl Joiner {
         let now = Instant::now();
         let mut joined: Vec<(SpanRef, Response)> = Vec::new();
         for row in queries::waiting_feedback(w.conn)? {
-            let mut found = None;
-            if let Some(link) = row.link {
-                found = queries::response_by_span(w.conn, link)?;
-            }
-            if found.is_none() {
-                if let Some(response_id) = &row.response_id {
-                    found = queries::response_by_response_id(w.conn, response_id)?;
-                }
-            }
             if let Some((response, span)) =
-                found.and_then(|response| response.span.map(|span| (response, span)))
+                judged_response(w.conn, row.link, row.response_id.as_deref())?
             {
                 queries::set_feedback_target(w.conn, row.row, span, FeedbackState::Joined)?;
                 if !joined.iter().any(|(key, _)| *key == span) {
@@ -318,15 +309,8 @@ impl Joiner {
         if !negative {
             return Ok(FeedbackWrite::Recorded);
         }
-        // Feedback that names its span joins that span's response only; the response id finds
-        // the response only for feedback that names no span.
-        let found = match (feedback.target, &feedback.response_id) {
-            (Some(target), _) => queries::response_by_span(w.conn, target)?,
-            (None, Some(response_id)) => queries::response_by_response_id(w.conn, response_id)?,
-            (None, None) => None,
-        };
         if let Some((response, span)) =
-            found.and_then(|response| response.span.map(|span| (response, span)))
+            judged_response(w.conn, feedback.target, feedback.response_id.as_deref())?
         {
             queries::set_feedback_target(w.conn, row, span, FeedbackState::Joined)?;
             update_failure(w, span, Some(&response))?;
@@ -443,6 +427,22 @@ fn remove_row<K: std::hash::Hash + Eq + ?Sized, Q>(
             map.remove(key);
         }
     }
+}
+
+/// The stored response a feedback item judges, with its span. Feedback that names its span
+/// joins that span's response only; the response id finds the response only for feedback that
+/// names no span, so a token (or a link) for one answer can never reach another.
+fn judged_response(
+    conn: &Connection,
+    link: Option<SpanRef>,
+    response_id: Option<&str>,
+) -> rusqlite::Result<Option<(Response, SpanRef)>> {
+    let found = match (link, response_id) {
+        (Some(link), _) => queries::response_by_span(conn, link)?,
+        (None, Some(response_id)) => queries::response_by_response_id(conn, response_id)?,
+        (None, None) => None,
+    };
+    Ok(found.and_then(|response| response.span.map(|span| (response, span))))
 }
 
 /// Writes the next revision of the failure record keyed by `key` from all of its negative
