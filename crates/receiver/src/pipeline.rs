@@ -146,7 +146,7 @@ impl Pipeline {
     pub async fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let target = config
             .export
-            .resolve(|name| std::env::var(name).ok())
+            .resolve()
             .map_err(PipelineError::Export)?;
         export::log_target(target.as_ref());
         let shared = Arc::new(Shared {

@@ -40,7 +40,7 @@ use rusqlite::Connection;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-pub(crate) use config::Resolved;
+pub(crate) use config::{ExportFlags, Resolved};
 pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 
 use crate::pipeline::Shared;
