@@ -178,8 +178,7 @@ impl Cli {
             Command::Report { store, args } => {
                 let config = self.load_config(&store.serve_args())?;
                 let args = args.clone();
-                blocking(move || printing(|out| crate::report::cli::run(&args, &config, out)))
-                    .await
+                blocking(move || printing(|out| crate::report::cli::run(&args, &config, out))).await
             }
         }
     }
@@ -226,7 +225,10 @@ fn check_config(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             target.protocol.as_str(),
             target.endpoint
         )?,
-        None => writeln!(out, "Failure records are stored, not exported (no endpoint).")?,
+        None => writeln!(
+            out,
+            "Failure records are stored, not exported (no endpoint)."
+        )?,
     }
     Ok(())
 }
@@ -344,8 +346,8 @@ mod tests {
     }
 
     fn serve_args(argv: &[&str]) -> ServeArgs {
-        let cli = Cli::try_parse_from(std::iter::once("closedloop").chain(argv.iter().copied()))
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(std::iter::once("closedloop").chain(argv.iter().copied())).unwrap();
         let Command::Serve(args) = cli.command else {
             panic!("expected serve");
         };

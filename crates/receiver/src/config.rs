@@ -290,7 +290,8 @@ fn fraction(key: &str, value: f64) -> Result<(), ConfigError> {
 /// An URL with a host whose scheme is one of `schemes`.
 fn is_url(url: &str, schemes: &[&str]) -> bool {
     url.parse::<http::Uri>().is_ok_and(|uri| {
-        uri.scheme_str().is_some_and(|scheme| schemes.contains(&scheme))
+        uri.scheme_str()
+            .is_some_and(|scheme| schemes.contains(&scheme))
             && uri.host().is_some_and(|host| !host.is_empty())
     })
 }
@@ -298,7 +299,10 @@ fn is_url(url: &str, schemes: &[&str]) -> bool {
 fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
     positive("server.max_grpc_message_mib", server.max_grpc_message_mib)?;
     positive("server.max_http_body_mib", server.max_http_body_mib)?;
-    positive("server.max_in_flight_requests", server.max_in_flight_requests)?;
+    positive(
+        "server.max_in_flight_requests",
+        server.max_in_flight_requests,
+    )?;
     if server.http_addr == server.grpc_addr && server.http_addr.port() != 0 {
         return Err(invalid(
             "server.http_addr",
@@ -383,7 +387,10 @@ fn validate_export(export: &ExportConfig) -> Result<(), ConfigError> {
         positive("export.timeout_millis", timeout)?;
     }
     positive("export.max_batch_spans", export.max_batch_spans)?;
-    positive("export.initial_backoff_millis", export.initial_backoff_millis)?;
+    positive(
+        "export.initial_backoff_millis",
+        export.initial_backoff_millis,
+    )?;
     positive("export.max_backoff_secs", export.max_backoff_secs)
 }
 
@@ -420,7 +427,10 @@ fn validate_notify(notify: &NotifyConfig) -> Result<(), ConfigError> {
         }
     }
     positive("notify.timeout_millis", notify.timeout_millis)?;
-    positive("notify.initial_backoff_millis", notify.initial_backoff_millis)?;
+    positive(
+        "notify.initial_backoff_millis",
+        notify.initial_backoff_millis,
+    )?;
     positive("notify.max_backoff_secs", notify.max_backoff_secs)
 }
 

@@ -214,8 +214,12 @@ fn parse_headers(text: &str) -> Vec<(String, Secret)> {
         .filter_map(|pair| {
             let (key, value) = pair.split_once('=')?;
             let key = key.trim();
-            (!key.is_empty())
-                .then(|| (key.to_ascii_lowercase(), percent_decode(value.trim()).into()))
+            (!key.is_empty()).then(|| {
+                (
+                    key.to_ascii_lowercase(),
+                    percent_decode(value.trim()).into(),
+                )
+            })
         })
         .collect()
 }
@@ -299,10 +303,12 @@ impl ExportConfig {
             self.traces_endpoint = Some(url.trim().to_owned());
             self.endpoint = None;
         } else if let Some((_, url)) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            self.traces_endpoint = Some(match self.protocol.unwrap_or(ExportProtocol::HttpProtobuf) {
-                ExportProtocol::Grpc => url.trim().to_owned(),
-                ExportProtocol::HttpProtobuf => http_traces_url(url.trim(), true),
-            });
+            self.traces_endpoint = Some(
+                match self.protocol.unwrap_or(ExportProtocol::HttpProtobuf) {
+                    ExportProtocol::Grpc => url.trim().to_owned(),
+                    ExportProtocol::HttpProtobuf => http_traces_url(url.trim(), true),
+                },
+            );
             self.endpoint = None;
         }
 
@@ -404,13 +410,20 @@ mod tests {
 
     #[test]
     fn no_endpoint_disables_export() {
-        assert_eq!(target(ExportConfig::default(), ExportFlags::default(), &[]), None);
+        assert_eq!(
+            target(ExportConfig::default(), ExportFlags::default(), &[]),
+            None
+        );
     }
 
     #[test]
     fn file_endpoint_http_appends_path_once() {
-        let resolved = target(file_endpoint("http://127.0.0.1:4318"), ExportFlags::default(), &[])
-            .unwrap();
+        let resolved = target(
+            file_endpoint("http://127.0.0.1:4318"),
+            ExportFlags::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(resolved.endpoint, "http://127.0.0.1:4318/v1/traces");
         assert_eq!(resolved.protocol, ExportProtocol::HttpProtobuf);
         assert_eq!(resolved.timeout, std::time::Duration::from_secs(10));
