@@ -414,6 +414,17 @@ mod tests {
     }
 
     #[test]
+    fn serve_help_states_the_precedence() {
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("OTEL_EXPORTER_OTLP_*"), "{help}");
+        assert!(help.contains("--export-protocol"), "{help}");
+    }
+
+    #[test]
     fn a_closed_stdout_is_told_from_other_errors() {
         let closed = anyhow::Error::new(Stdout::mark(io::ErrorKind::BrokenPipe.into()))
             .context("cannot print");

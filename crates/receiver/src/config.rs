@@ -686,6 +686,92 @@ mod tests {
     }
 
     #[test]
+    fn validate_names_the_key_of_each_unusable_value() {
+        for (text, key) in [
+            (
+                "[server]\nmax_http_body_mib = 0",
+                "server.max_http_body_mib",
+            ),
+            (
+                "[server]\ngrpc_addr = \"127.0.0.1:7000\"\nhttp_addr = \"127.0.0.1:7000\"",
+                "server.http_addr",
+            ),
+            (
+                "[feedback]\nallowed_origins = [\"app.example.com\"]",
+                "feedback.allowed_origins",
+            ),
+            ("[feedback]\ntoken_secret = \"\"", "feedback.token_secret"),
+            (
+                "[telemetry]\nmetrics_endpoint = \"localhost:4317\"",
+                "telemetry.metrics_endpoint",
+            ),
+            (
+                "[telemetry]\nmetrics_interval_secs = 0",
+                "telemetry.metrics_interval_secs",
+            ),
+            ("[store]\nmax_batch_records = 0", "store.max_batch_records"),
+            ("[join]\nmax_pending = 0", "join.max_pending"),
+            (
+                "[export]\nendpoint = \"https://collector:4318\"",
+                "export.endpoint",
+            ),
+            (
+                "[export]\ntraces_endpoint = \"collector\"",
+                "export.traces_endpoint",
+            ),
+            (
+                "[export]\nendpoint = \"http://c:4318\"\nheaders = { \"bad name\" = \"x\" }",
+                "export.headers.bad name",
+            ),
+            ("[export]\nmax_batch_spans = 0", "export.max_batch_spans"),
+            (
+                "[triage]\ncheck_interval_secs = 0",
+                "triage.check_interval_secs",
+            ),
+            ("[[triage.rules]]\nowner = \" \"", "triage.rules[0].owner"),
+            (
+                "[review]\nimplicit_negative_share = -0.1",
+                "review.implicit_negative_share",
+            ),
+            (
+                "[review]\nimplicit_negative_share = nan",
+                "review.implicit_negative_share",
+            ),
+            (
+                "[notify]\nwebhook_url = \"not a url\"",
+                "notify.webhook_url",
+            ),
+            ("[notify]\ntimeout_millis = 0", "notify.timeout_millis"),
+            (
+                "[detectors.rephrase]\ntext_threshold = 2.0",
+                "detectors.rephrase.text_threshold",
+            ),
+            (
+                "[detectors.regenerate]\nthreshold = 0.5",
+                "detectors.regenerate.threshold",
+            ),
+            (
+                "[detectors.abandon]\ncheck_interval_secs = 0",
+                "detectors.abandon.check_interval_secs",
+            ),
+            (
+                "[detectors.edit]\nmax_changed_fraction = 1.5",
+                "detectors.edit.max_changed_fraction",
+            ),
+        ] {
+            let config = Config::from_toml(text).unwrap();
+            match config.validate() {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // What stays allowed: port 0 twice, a zero join wait, rate limiting off.
+        let text = "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n\
+            [join]\nwait_secs = 0\n[feedback]\nrate_limit_per_min = 0\nrate_limit_burst = 0\n";
+        Config::from_toml(text).unwrap().validate().unwrap();
+    }
+
+    #[test]
     fn secret_is_redacted_in_debug_output() {
         let config = Config::from_toml("[feedback]\ntoken_secret = \"hunter2\"\n").unwrap();
         assert_eq!(config.feedback.token_secret.as_deref(), Some("hunter2"));

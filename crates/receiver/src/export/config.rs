@@ -344,17 +344,18 @@ impl ExportConfig {
     /// Reads no environment: [`ExportConfig::layer`] has put it in already.
     pub(crate) fn resolve(&self) -> Result<Option<Resolved>, ExportConfigError> {
         let protocol = self.protocol.unwrap_or(ExportProtocol::HttpProtobuf);
-        let endpoint = match (&self.traces_endpoint, &self.endpoint) {
-            (Some(url), _) => url.trim().to_owned(),
-            (None, Some(url)) => match protocol {
-                ExportProtocol::Grpc => url.trim().to_owned(),
-                ExportProtocol::HttpProtobuf => http_traces_url(url.trim(), false),
-            },
+        let (url, as_is) = match (&self.traces_endpoint, &self.endpoint) {
+            (Some(url), _) => (url.trim(), true),
+            (None, Some(url)) => (url.trim(), false),
             (None, None) => return Ok(None),
         };
-        if !is_http_url(&endpoint) {
-            return Err(ExportConfigError::Endpoint(endpoint));
+        if !is_http_url(url) {
+            return Err(ExportConfigError::Endpoint(url.to_owned()));
         }
+        let endpoint = match protocol {
+            ExportProtocol::HttpProtobuf if !as_is => http_traces_url(url, false),
+            _ => url.to_owned(),
+        };
         let headers = self
             .headers
             .iter()
