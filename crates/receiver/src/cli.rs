@@ -197,12 +197,15 @@ impl Cli {
     }
 }
 
-/// The variables of the process environment a configuration may read, all valid UTF-8.
+/// The variables of the process environment `Config::layer` reads (the flags' own
+/// `CLOSEDLOOP_*` variables are clap's), which must be valid UTF-8.
 fn environment() -> Result<HashMap<String, String>, ConfigError> {
     std::env::vars_os()
         .filter_map(|(name, value)| {
             let name = name.into_string().ok()?;
-            (name.starts_with("CLOSEDLOOP_") || name.starts_with("OTEL_")).then_some((name, value))
+            (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV
+                || name.starts_with("OTEL_EXPORTER_OTLP_"))
+            .then_some((name, value))
         })
         .map(|(name, value)| match value.into_string() {
             Ok(value) => Ok((name, value)),
