@@ -1,17 +1,22 @@
 //! The `closedloop` command line.
 
+use std::collections::HashMap;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, EnvironmentError};
+use crate::export::ExportProtocol;
 use crate::serve::{Listeners, Receiver};
 
-/// The environment variable holding the feedback token secret (never a flag: flags show up in
-/// process listings).
-const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
+/// How the settings' sources rank, for `--help`; the `config` module documents the rule.
+const PRECEDENCE: &str = "Precedence, for every setting with more than one source: a flag \
+(or the CLOSEDLOOP_* variable bound to it), then the other environment variables \
+(OTEL_EXPORTER_OTLP_*, CLOSEDLOOP_FEEDBACK_TOKEN_SECRET), then the configuration file, then \
+the defaults. `closedloop check-config` prints the effective configuration.";
 
 /// closedloop: feedback for LLM and RAG systems, joined to the spans it judges.
 #[derive(Debug, Parser)]
@@ -38,8 +43,11 @@ pub struct Cli {
 #[non_exhaustive]
 pub enum Command {
     /// Runs the receiver: OTLP in (gRPC and HTTP), feedback API, failure records out.
+    #[command(after_help = PRECEDENCE)]
     Serve(ServeArgs),
-    /// Checks the configuration file and prints the effective configuration.
+    /// Checks the configuration as `serve` would and prints the effective configuration
+    /// (file, environment and flags merged; secrets redacted).
+    #[command(after_help = PRECEDENCE)]
     CheckConfig(ServeArgs),
     /// Exports failure records as an eval set (JSONL or CSV).
     Evalset {
@@ -112,8 +120,8 @@ impl StoreArgs {
     }
 }
 
-/// Overrides of the configuration file. Flags win over environment variables, which win over
-/// the file.
+/// The settings the command line gives, over the environment and the file (see
+/// `Config::layer`). Each flag's `CLOSEDLOOP_*` variable stands for it when it is absent.
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// The OTLP/gRPC listen address (`server.grpc_addr`).
@@ -128,30 +136,13 @@ pub struct ServeArgs {
     /// The OTLP endpoint failure records are exported to (`export.endpoint`).
     #[arg(long, env = "CLOSEDLOOP_EXPORT_ENDPOINT", value_name = "URL")]
     pub export_endpoint: Option<String>,
+    /// The OTLP transport failure records are exported with (`export.protocol`; default
+    /// http/protobuf).
+    #[arg(long, env = "CLOSEDLOOP_EXPORT_PROTOCOL", value_name = "PROTOCOL")]
+    pub export_protocol: Option<ExportProtocol>,
     /// The OTLP/gRPC endpoint the receiver's own metrics go to (`telemetry.metrics_endpoint`).
     #[arg(long, env = "CLOSEDLOOP_METRICS_ENDPOINT", value_name = "URL")]
     pub metrics_endpoint: Option<String>,
-}
-
-impl ServeArgs {
-    /// Applies the overrides to a configuration loaded from the file.
-    pub fn apply(&self, config: &mut Config) {
-        if let Some(addr) = self.grpc_addr {
-            config.server.grpc_addr = addr;
-        }
-        if let Some(addr) = self.http_addr {
-            config.server.http_addr = addr;
-        }
-        if let Some(path) = &self.store_path {
-            config.store.path = path.clone();
-        }
-        if let Some(endpoint) = &self.export_endpoint {
-            config.export.endpoint = Some(endpoint.clone());
-        }
-        if let Some(endpoint) = &self.metrics_endpoint {
-            config.telemetry.metrics_endpoint = Some(endpoint.clone());
-        }
-    }
 }
 
 impl Cli {
@@ -164,47 +155,139 @@ impl Cli {
             }
             Command::CheckConfig(args) => {
                 let config = self.load_config(args)?;
-                println!("{config:#?}");
-                Ok(())
+                printing(|out| check_config(&config, out))
             }
             Command::Evalset { store, command } => {
                 let config = self.load_config(&store.serve_args())?;
                 let command = command.clone();
-                blocking(move || crate::evalset::cli::run(&command, &config)).await
+                blocking(move || printing(|out| crate::evalset::cli::run(&command, &config, out)))
+                    .await
             }
             Command::Review { store, command } => {
                 let config = self.load_config(&store.serve_args())?;
                 let command = command.clone();
-                blocking(move || crate::review::cli::run(&command, &config)).await
+                blocking(move || printing(|out| crate::review::cli::run(&command, &config, out)))
+                    .await
             }
             Command::Triage { store, command } => {
                 let config = self.load_config(&store.serve_args())?;
                 let command = command.clone();
-                blocking(move || crate::triage::cli::run(&command, &config)).await
+                blocking(move || printing(|out| crate::triage::cli::run(&command, &config, out)))
+                    .await
             }
             Command::Report { store, args } => {
                 let config = self.load_config(&store.serve_args())?;
                 let args = args.clone();
-                blocking(move || crate::report::cli::run(&args, &config)).await
+                blocking(move || printing(|out| crate::report::cli::run(&args, &config, out))).await
             }
         }
     }
 
-    /// The file (or the defaults), then the environment, then the flags.
+    /// The effective configuration: the file (or the defaults) under the environment under
+    /// the flags, validated.
     fn load_config(&self, args: &ServeArgs) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
-        if let Some(secret) = std::env::var_os(FEEDBACK_TOKEN_SECRET_ENV) {
-            let secret = secret
-                .into_string()
-                .map_err(|_| anyhow::anyhow!("{FEEDBACK_TOKEN_SECRET_ENV} is not valid UTF-8"))?;
-            config.feedback.token_secret = Some(secret);
-        }
-        args.apply(&mut config);
+        let env = environment()?;
+        config.layer(args, &|name| env.get(name).cloned())?;
+        config.validate()?;
         Ok(config)
     }
+}
+
+/// The variables of the process environment `Config::layer` reads (the flags' own
+/// `CLOSEDLOOP_*` variables are clap's), which must be valid UTF-8.
+fn environment() -> Result<HashMap<String, String>, ConfigError> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV
+                || name.starts_with("OTEL_EXPORTER_OTLP_"))
+            .then_some((name, value))
+        })
+        .map(|(name, value)| match value.into_string() {
+            Ok(value) => Ok((name, value)),
+            Err(_) => Err(ConfigError::Environment {
+                variable: name,
+                source: EnvironmentError::NotUnicode,
+            }),
+        })
+        .collect()
+}
+
+/// `closedloop check-config`: the effective configuration (its `Debug` form, in which every
+/// `Secret` is redacted) and where failure records go.
+fn check_config(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    writeln!(out, "{config:#?}")?;
+    match config.export.resolve()? {
+        Some(target) => writeln!(
+            out,
+            "Failure records are exported over {} to {}.",
+            target.protocol.as_str(),
+            target.endpoint
+        )?,
+        None => writeln!(
+            out,
+            "Failure records are stored, not exported (no endpoint)."
+        )?,
+    }
+    Ok(())
+}
+
+/// Runs a command that prints to standard output through a locked handle. When the reader of
+/// a pipe goes away (`closedloop triage list | head -1`), the command ends there, quietly and
+/// successfully, as `head` asked; any other error is the command's.
+fn printing(command: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut out = Stdout(io::stdout().lock());
+    let result = command(&mut out).and_then(|()| Ok(out.flush()?));
+    match result {
+        Err(error) if is_closed_stdout(&error) => Ok(()),
+        result => result,
+    }
+}
+
+/// Standard output whose broken-pipe errors carry [`StdoutClosed`], so they can be told from a
+/// broken pipe anywhere else.
+struct Stdout(io::StdoutLock<'static>);
+
+/// Standard output's reader went away.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+struct StdoutClosed;
+
+impl Stdout {
+    fn mark(error: io::Error) -> io::Error {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+        } else {
+            error
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(Self::mark)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf).map_err(Self::mark)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(Self::mark)
+    }
+}
+
+fn is_closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<StdoutClosed>())
+    })
 }
 
 /// Runs a store command on a blocking thread (SQLite never runs on the async runtime).
@@ -265,10 +348,18 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn serve_args(argv: &[&str]) -> ServeArgs {
+        let cli =
+            Cli::try_parse_from(std::iter::once("closedloop").chain(argv.iter().copied())).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        args
+    }
+
     #[test]
     fn flags_override_the_file() {
-        let cli = Cli::try_parse_from([
-            "closedloop",
+        let args = serve_args(&[
             "serve",
             "--grpc-addr",
             "127.0.0.1:9317",
@@ -276,16 +367,14 @@ mod tests {
             "/tmp/x.db",
             "--export-endpoint",
             "http://127.0.0.1:14317",
-        ])
-        .unwrap();
-        let Command::Serve(args) = &cli.command else {
-            panic!("expected serve");
-        };
+            "--export-protocol",
+            "grpc",
+        ]);
         let mut config = Config::from_toml(
             "[server]\ngrpc_addr = \"0.0.0.0:4317\"\nhttp_addr = \"0.0.0.0:4318\"\n",
         )
         .unwrap();
-        args.apply(&mut config);
+        config.layer(&args, &|_| None).unwrap();
         assert_eq!(config.server.grpc_addr.to_string(), "127.0.0.1:9317");
         assert_eq!(config.server.http_addr.to_string(), "0.0.0.0:4318");
         assert_eq!(config.store.path, PathBuf::from("/tmp/x.db"));
@@ -293,6 +382,60 @@ mod tests {
             config.export.endpoint.as_deref(),
             Some("http://127.0.0.1:14317")
         );
+        assert_eq!(config.export.protocol, Some(ExportProtocol::Grpc));
+    }
+
+    #[test]
+    fn export_flags_override_the_otel_variables() {
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://env:4318".to_owned()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/protobuf".to_owned()),
+            _ => None,
+        };
+        let args = serve_args(&[
+            "serve",
+            "--export-endpoint",
+            "http://flag:4317",
+            "--export-protocol",
+            "grpc",
+        ]);
+        let mut config = Config::default();
+        config.layer(&args, &env).unwrap();
+        let target = config.export.resolve().unwrap().unwrap();
+        assert_eq!(target.endpoint, "http://flag:4317");
+        assert_eq!(target.protocol, ExportProtocol::Grpc);
+    }
+
+    #[test]
+    fn the_secret_variable_overrides_the_file() {
+        let mut config = Config::from_toml("[feedback]\ntoken_secret = \"from-file\"\n").unwrap();
+        let env = |name: &str| {
+            (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV).then(|| "from-env".to_owned())
+        };
+        config.layer(&ServeArgs::default(), &env).unwrap();
+        assert_eq!(config.feedback.token_secret.as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn serve_help_states_the_precedence() {
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("OTEL_EXPORTER_OTLP_*"), "{help}");
+        assert!(help.contains("--export-protocol"), "{help}");
+    }
+
+    #[test]
+    fn a_closed_stdout_is_told_from_other_errors() {
+        let closed = anyhow::Error::new(Stdout::mark(io::ErrorKind::BrokenPipe.into()))
+            .context("cannot print");
+        assert!(is_closed_stdout(&closed));
+        let other_pipe = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(!is_closed_stdout(&other_pipe));
+        let other = anyhow::Error::new(Stdout::mark(io::ErrorKind::PermissionDenied.into()));
+        assert!(!is_closed_stdout(&other));
     }
 
     #[test]

@@ -4,19 +4,37 @@
 //! defaults documented on each field. Unknown keys are errors, so a typo never goes unnoticed.
 //! `closedloop.example.toml` at the repository root lists every field with its default.
 //!
-//! Precedence, highest first: command-line flags, `CLOSEDLOOP_*` environment variables, the
-//! file, the defaults. The flags and variables that exist are listed by `closedloop serve --help`.
+//! # Precedence
+//!
+//! One rule for every setting that has more than one source, highest first:
+//!
+//! 1. a command-line flag (`closedloop serve --help` lists them), or the `CLOSEDLOOP_*`
+//!    variable bound to it, which stands for the flag when the flag is absent
+//!    (`--export-endpoint` / `CLOSEDLOOP_EXPORT_ENDPOINT`);
+//! 2. the other environment variables: the OpenTelemetry exporter variables
+//!    (`OTEL_EXPORTER_OTLP_ENDPOINT`, `_PROTOCOL`, `_HEADERS`, ..., see [`ExportConfig`]) and
+//!    the secrets (`CLOSEDLOOP_FEEDBACK_TOKEN_SECRET`);
+//! 3. the file;
+//! 4. the defaults.
+//!
+//! [`Config::layer`] applies it, once, to the file's configuration; the result is the
+//! effective configuration, which `closedloop check-config` prints (secrets redacted) and
+//! `closedloop serve` runs with. [`Config::validate`] then checks what the types cannot say
+//! (ranges, URLs, origins); both commands run it before anything starts.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cli::ServeArgs;
 use crate::detectors::DetectorsConfig;
-use crate::export::ExportConfig;
+use crate::export::{ExportConfig, ExportConfigError, ExportFlags};
+use crate::feedback_api::FeedbackConfigError;
 use crate::join::JoinConfig;
 use crate::pipeline::PipelineConfig;
 use crate::review::ReviewConfig;
+use crate::secret::Secret;
 use crate::store::StoreConfig;
 use crate::triage::{NotifyConfig, TriageConfig};
 
@@ -117,6 +135,338 @@ pub enum ConfigError {
         #[source]
         source: Box<toml::de::Error>,
     },
+    /// An environment variable's value cannot be used.
+    #[error("invalid environment variable {variable}")]
+    Environment {
+        /// The variable.
+        variable: String,
+        /// What is wrong with it.
+        #[source]
+        source: EnvironmentError,
+    },
+    /// A setting's value cannot be used ([`Config::validate`]).
+    #[error("invalid {key}: {reason}")]
+    Invalid {
+        /// The setting, as written in the file (`review.implicit_negative_share`).
+        key: String,
+        /// What is wrong with it.
+        reason: InvalidSetting,
+    },
+}
+
+/// What is wrong with an environment variable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvironmentError {
+    /// The value is not valid UTF-8.
+    #[error("the value is not valid utf-8")]
+    NotUnicode,
+    /// An `OTEL_EXPORTER_OTLP_*` value the exporter cannot use.
+    #[error(transparent)]
+    Export(#[from] ExportConfigError),
+}
+
+/// What is wrong with a setting (see [`ConfigError::Invalid`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidSetting {
+    /// A share, threshold or fraction outside 0..=1.
+    #[error("{0} is not between 0 and 1")]
+    NotAFraction(f64),
+    /// Zero where only a positive value works.
+    #[error("0 is not allowed, the value must be positive")]
+    Zero,
+    /// Empty where a value is needed.
+    #[error("the value is empty")]
+    Empty,
+    /// Smaller than a setting it must not be below.
+    #[error("{value} is below {other} ({other_value})")]
+    Below {
+        /// The value.
+        value: f64,
+        /// The other setting.
+        other: &'static str,
+        /// The other setting's value.
+        other_value: f64,
+    },
+    /// The same listen address as another listener.
+    #[error("{0} is also server.grpc_addr")]
+    SameAddress(SocketAddr),
+    /// Not an `http://` URL with a host. (The value is not repeated: it may be a secret.)
+    #[error("not an http:// url with a host")]
+    NotHttpUrl,
+    /// Not an `http://` or `https://` URL with a host. (The value is not repeated: webhook
+    /// URLs are secrets.)
+    #[error("not an http:// or https:// url with a host")]
+    NotWebUrl,
+    /// The export target cannot be used.
+    #[error(transparent)]
+    Export(ExportConfigError),
+    /// The feedback endpoint cannot be built.
+    #[error(transparent)]
+    Feedback(FeedbackConfigError),
+}
+
+/// The environment variable holding the feedback token secret (never a flag: flags show up in
+/// process listings).
+pub(crate) const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
+
+impl Config {
+    /// Lays the environment (read through `env`) and then the command-line `flags` over this
+    /// configuration (the file's, or the defaults), by the one precedence rule of this module:
+    /// each setting takes the first value of flag, environment, file. The result is the
+    /// effective configuration: nothing reads the environment after this.
+    pub fn layer(
+        &mut self,
+        flags: &ServeArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        // Settings with a flag only (its `CLOSEDLOOP_*` variable is the flag's, through clap).
+        fn flag<T: Clone>(setting: &mut T, flag: Option<&T>) {
+            if let Some(value) = flag {
+                setting.clone_from(value);
+            }
+        }
+        flag(&mut self.server.grpc_addr, flags.grpc_addr.as_ref());
+        flag(&mut self.server.http_addr, flags.http_addr.as_ref());
+        flag(&mut self.store.path, flags.store_path.as_ref());
+        if let Some(endpoint) = &flags.metrics_endpoint {
+            self.telemetry.metrics_endpoint = Some(endpoint.clone());
+        }
+        // Settings with a variable only: the secrets.
+        if let Some(secret) = env(FEEDBACK_TOKEN_SECRET_ENV) {
+            self.feedback.token_secret = Some(secret.into());
+        }
+        // Settings with a flag, variables and the file.
+        let export_flags = ExportFlags {
+            endpoint: flags.export_endpoint.as_deref(),
+            protocol: flags.export_protocol,
+        };
+        self.export
+            .layer(export_flags, env)
+            .map_err(|(variable, error)| ConfigError::Environment {
+                variable,
+                source: error.into(),
+            })
+    }
+
+    /// Checks what the types cannot: ranges (shares and thresholds within 0..=1, positive
+    /// sizes and intervals), URLs, origins, and everything else `closedloop serve` would
+    /// refuse at start. `closedloop serve` and `closedloop check-config` both run it on the
+    /// effective configuration before anything starts; the error names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_server(&self.server)?;
+        validate_feedback(&self.feedback)?;
+        validate_telemetry(&self.telemetry)?;
+        validate_store(&self.store)?;
+        validate_join(&self.join)?;
+        validate_export(&self.export)?;
+        validate_triage(&self.triage)?;
+        validate_review(&self.review)?;
+        validate_notify(&self.notify)?;
+        validate_detectors(&self.detectors)
+    }
+}
+
+fn invalid(key: impl Into<String>, reason: InvalidSetting) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason,
+    }
+}
+
+/// `Err` unless `value` is positive.
+fn positive<T: Default + PartialEq>(key: &str, value: T) -> Result<(), ConfigError> {
+    if value == T::default() {
+        return Err(invalid(key, InvalidSetting::Zero));
+    }
+    Ok(())
+}
+
+/// `Err` unless `value` is within 0..=1 (NaN is not).
+fn fraction(key: &str, value: f64) -> Result<(), ConfigError> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err(invalid(key, InvalidSetting::NotAFraction(value)));
+    }
+    Ok(())
+}
+
+/// An URL with a host whose scheme is one of `schemes`.
+fn is_url(url: &str, schemes: &[&str]) -> bool {
+    url.parse::<http::Uri>().is_ok_and(|uri| {
+        uri.scheme_str()
+            .is_some_and(|scheme| schemes.contains(&scheme))
+            && uri.host().is_some_and(|host| !host.is_empty())
+    })
+}
+
+fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
+    positive("server.max_grpc_message_mib", server.max_grpc_message_mib)?;
+    positive("server.max_http_body_mib", server.max_http_body_mib)?;
+    positive(
+        "server.max_in_flight_requests",
+        server.max_in_flight_requests,
+    )?;
+    if server.http_addr == server.grpc_addr && server.http_addr.port() != 0 {
+        return Err(invalid(
+            "server.http_addr",
+            InvalidSetting::SameAddress(server.http_addr),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_feedback(feedback: &FeedbackApiConfig) -> Result<(), ConfigError> {
+    // The feedback module's own checks, the ones its routes run: secret length, origins,
+    // trusted proxies.
+    if let Err(error) = crate::feedback_api::validate(feedback) {
+        let key = match error {
+            FeedbackConfigError::SecretTooShort { .. } => "feedback.token_secret",
+            FeedbackConfigError::InvalidTrustedProxy(_) => "feedback.trusted_proxies",
+            _ => "feedback.allowed_origins",
+        };
+        return Err(invalid(key, InvalidSetting::Feedback(error)));
+    }
+    positive("feedback.max_body_kib", feedback.max_body_kib)?;
+    if feedback.rate_limit_per_min > 0 {
+        positive("feedback.rate_limit_burst", feedback.rate_limit_burst)?;
+        positive(
+            "feedback.rate_limit_max_clients",
+            feedback.rate_limit_max_clients,
+        )?;
+    }
+    if feedback.capture_comments {
+        positive("feedback.max_comment_chars", feedback.max_comment_chars)?;
+    }
+    Ok(())
+}
+
+fn validate_telemetry(telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &telemetry.metrics_endpoint {
+        if !is_url(endpoint, &["http"]) {
+            return Err(invalid(
+                "telemetry.metrics_endpoint",
+                InvalidSetting::NotHttpUrl,
+            ));
+        }
+    }
+    positive(
+        "telemetry.metrics_interval_secs",
+        telemetry.metrics_interval_secs,
+    )?;
+    positive(
+        "telemetry.metrics_timeout_secs",
+        telemetry.metrics_timeout_secs,
+    )
+}
+
+fn validate_store(store: &StoreConfig) -> Result<(), ConfigError> {
+    if store.path.as_os_str().is_empty() {
+        return Err(invalid("store.path", InvalidSetting::Empty));
+    }
+    positive("store.retention_secs", store.retention_secs)?;
+    positive("store.max_size_mib", store.max_size_mib)?;
+    positive("store.prune_interval_secs", store.prune_interval_secs)?;
+    positive("store.max_queued_records", store.max_queued_records)?;
+    positive("store.max_batch_records", store.max_batch_records)
+}
+
+fn validate_join(join: &JoinConfig) -> Result<(), ConfigError> {
+    // `wait_secs` may be 0: feedback is then recorded at once, enriched only when its span
+    // is already known.
+    positive("join.max_pending", join.max_pending)
+}
+
+fn validate_export(export: &ExportConfig) -> Result<(), ConfigError> {
+    export.resolve().map_err(|error| {
+        let key = match &error {
+            ExportConfigError::Header(name) => format!("export.headers.{name}"),
+            _ if export.traces_endpoint.is_some() => "export.traces_endpoint".to_owned(),
+            _ => "export.endpoint".to_owned(),
+        };
+        invalid(key, InvalidSetting::Export(error))
+    })?;
+    if let Some(timeout) = export.timeout_millis {
+        positive("export.timeout_millis", timeout)?;
+    }
+    positive("export.max_batch_spans", export.max_batch_spans)?;
+    positive(
+        "export.initial_backoff_millis",
+        export.initial_backoff_millis,
+    )?;
+    positive("export.max_backoff_secs", export.max_backoff_secs)
+}
+
+fn validate_triage(triage: &TriageConfig) -> Result<(), ConfigError> {
+    positive("triage.check_interval_secs", triage.check_interval_secs)?;
+    if let Some(sla) = triage.default_sla_secs {
+        positive("triage.default_sla_secs", sla)?;
+    }
+    for (index, rule) in triage.rules.iter().enumerate() {
+        if rule.owner.trim().is_empty() {
+            return Err(invalid(
+                format!("triage.rules[{index}].owner"),
+                InvalidSetting::Empty,
+            ));
+        }
+        if let Some(sla) = rule.sla_secs {
+            positive(&format!("triage.rules[{index}].sla_secs"), sla)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_review(review: &ReviewConfig) -> Result<(), ConfigError> {
+    fraction(
+        "review.implicit_negative_share",
+        review.implicit_negative_share,
+    )
+}
+
+fn validate_notify(notify: &NotifyConfig) -> Result<(), ConfigError> {
+    if let Some(url) = &notify.webhook_url {
+        if !is_url(url, &["http", "https"]) {
+            return Err(invalid("notify.webhook_url", InvalidSetting::NotWebUrl));
+        }
+    }
+    positive("notify.timeout_millis", notify.timeout_millis)?;
+    positive(
+        "notify.initial_backoff_millis",
+        notify.initial_backoff_millis,
+    )?;
+    positive("notify.max_backoff_secs", notify.max_backoff_secs)
+}
+
+fn validate_detectors(detectors: &DetectorsConfig) -> Result<(), ConfigError> {
+    let rephrase = &detectors.rephrase;
+    positive("detectors.rephrase.window_secs", rephrase.window_secs)?;
+    fraction("detectors.rephrase.threshold", rephrase.threshold)?;
+    fraction("detectors.rephrase.text_threshold", rephrase.text_threshold)?;
+    let regenerate = &detectors.regenerate;
+    positive("detectors.regenerate.window_secs", regenerate.window_secs)?;
+    fraction("detectors.regenerate.threshold", regenerate.threshold)?;
+    // A repeated query is the stronger signal: below the rephrase threshold it would take
+    // every rephrasing.
+    if rephrase.enabled && regenerate.enabled && regenerate.threshold < rephrase.threshold {
+        return Err(invalid(
+            "detectors.regenerate.threshold",
+            InvalidSetting::Below {
+                value: regenerate.threshold,
+                other: "detectors.rephrase.threshold",
+                other_value: rephrase.threshold,
+            },
+        ));
+    }
+    let abandon = &detectors.abandon;
+    positive("detectors.abandon.window_secs", abandon.window_secs)?;
+    positive(
+        "detectors.abandon.check_interval_secs",
+        abandon.check_interval_secs,
+    )?;
+    fraction(
+        "detectors.edit.max_changed_fraction",
+        detectors.edit.max_changed_fraction,
+    )
 }
 
 /// The `[server]` section: the OTLP listeners and their limits.
@@ -197,7 +547,7 @@ impl Default for ServerConfig {
 }
 
 /// The `[feedback]` section: the browser feedback endpoint `POST /v1/feedback`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackApiConfig {
     /// The secret feedback tokens are signed with: the same secret the application gives
@@ -206,7 +556,7 @@ pub struct FeedbackApiConfig {
     /// secret shorter than 32 bytes, the empty one included, is refused at startup. Default:
     /// none.
     #[serde(default)]
-    pub token_secret: Option<String>,
+    pub token_secret: Option<Secret>,
     /// Browser origins allowed to call the endpoint (CORS), e.g. `https://app.example.com`.
     /// Preflight requests from other origins get no CORS headers, so browsers refuse them.
     /// Default: none (same-origin and non-browser clients only).
@@ -250,26 +600,6 @@ pub struct FeedbackApiConfig {
     /// Default 2000.
     #[serde(default = "default_max_comment_chars")]
     pub max_comment_chars: usize,
-}
-
-// The secret never appears in logs or `{:?}` output.
-impl std::fmt::Debug for FeedbackApiConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedbackApiConfig")
-            .field(
-                "token_secret",
-                &self.token_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("allowed_origins", &self.allowed_origins)
-            .field("max_body_kib", &self.max_body_kib)
-            .field("rate_limit_per_min", &self.rate_limit_per_min)
-            .field("rate_limit_burst", &self.rate_limit_burst)
-            .field("rate_limit_max_clients", &self.rate_limit_max_clients)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("capture_comments", &self.capture_comments)
-            .field("max_comment_chars", &self.max_comment_chars)
-            .finish()
-    }
 }
 
 const fn default_max_body_kib() -> usize {
@@ -371,6 +701,92 @@ mod tests {
         let source = std::error::Error::source(&error).unwrap().to_string();
         assert!(source.contains("grpc_adr"), "{source}");
         assert!(Config::from_toml("[nope]\n").is_err());
+    }
+
+    #[test]
+    fn validate_names_the_key_of_each_unusable_value() {
+        for (text, key) in [
+            (
+                "[server]\nmax_http_body_mib = 0",
+                "server.max_http_body_mib",
+            ),
+            (
+                "[server]\ngrpc_addr = \"127.0.0.1:7000\"\nhttp_addr = \"127.0.0.1:7000\"",
+                "server.http_addr",
+            ),
+            (
+                "[feedback]\nallowed_origins = [\"app.example.com\"]",
+                "feedback.allowed_origins",
+            ),
+            ("[feedback]\ntoken_secret = \"\"", "feedback.token_secret"),
+            (
+                "[telemetry]\nmetrics_endpoint = \"localhost:4317\"",
+                "telemetry.metrics_endpoint",
+            ),
+            (
+                "[telemetry]\nmetrics_interval_secs = 0",
+                "telemetry.metrics_interval_secs",
+            ),
+            ("[store]\nmax_batch_records = 0", "store.max_batch_records"),
+            ("[join]\nmax_pending = 0", "join.max_pending"),
+            (
+                "[export]\nendpoint = \"https://collector:4318\"",
+                "export.endpoint",
+            ),
+            (
+                "[export]\ntraces_endpoint = \"collector\"",
+                "export.traces_endpoint",
+            ),
+            (
+                "[export]\nendpoint = \"http://c:4318\"\nheaders = { \"bad name\" = \"x\" }",
+                "export.headers.bad name",
+            ),
+            ("[export]\nmax_batch_spans = 0", "export.max_batch_spans"),
+            (
+                "[triage]\ncheck_interval_secs = 0",
+                "triage.check_interval_secs",
+            ),
+            ("[[triage.rules]]\nowner = \" \"", "triage.rules[0].owner"),
+            (
+                "[review]\nimplicit_negative_share = -0.1",
+                "review.implicit_negative_share",
+            ),
+            (
+                "[review]\nimplicit_negative_share = nan",
+                "review.implicit_negative_share",
+            ),
+            (
+                "[notify]\nwebhook_url = \"not a url\"",
+                "notify.webhook_url",
+            ),
+            ("[notify]\ntimeout_millis = 0", "notify.timeout_millis"),
+            (
+                "[detectors.rephrase]\ntext_threshold = 2.0",
+                "detectors.rephrase.text_threshold",
+            ),
+            (
+                "[detectors.regenerate]\nthreshold = 0.5",
+                "detectors.regenerate.threshold",
+            ),
+            (
+                "[detectors.abandon]\ncheck_interval_secs = 0",
+                "detectors.abandon.check_interval_secs",
+            ),
+            (
+                "[detectors.edit]\nmax_changed_fraction = 1.5",
+                "detectors.edit.max_changed_fraction",
+            ),
+        ] {
+            let config = Config::from_toml(text).unwrap();
+            match config.validate() {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // What stays allowed: port 0 twice, a zero join wait, rate limiting off.
+        let text = "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n\
+            [join]\nwait_secs = 0\n[feedback]\nrate_limit_per_min = 0\nrate_limit_burst = 0\n";
+        Config::from_toml(text).unwrap().validate().unwrap();
     }
 
     #[test]

@@ -813,7 +813,7 @@ pub(crate) fn routes(
 
 /// CORS for the listed origins; `*` allows any origin (no credentials are involved). With an
 /// empty list, preflights are answered without CORS headers, which browsers treat as a denial.
-fn cors_layer(origins: &[String]) -> Result<CorsLayer, FeedbackConfigError> {
+pub(crate) fn cors_layer(origins: &[String]) -> Result<CorsLayer, FeedbackConfigError> {
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
         AllowOrigin::any()
     } else {

@@ -39,6 +39,7 @@ mod records;
 pub mod report;
 pub mod review;
 mod rules;
+mod secret;
 mod serve;
 mod spans;
 mod store;
@@ -61,6 +62,7 @@ pub use pipeline::{
     FailureCategory, FeedbackInput, FeedbackKind, FeedbackOutcome, FeedbackSignal, FeedbackSource,
     IngestError, IngestOutcome, Pipeline, PipelineConfig, PipelineError, PipelineStats,
 };
+pub use secret::Secret;
 pub use serve::{Listeners, Receiver, ReceiverBuilder, ServeError};
 pub use store::{StoreConfig, StoreError, Synchronous};
 pub use telemetry::TelemetryError;

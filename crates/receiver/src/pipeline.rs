@@ -169,10 +169,7 @@ impl Pipeline {
     /// Opens (creates, migrates) the store and spawns the writer, joiner and exporter tasks on
     /// the current tokio runtime.
     pub async fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
-        let target = config
-            .export
-            .resolve(|name| std::env::var(name).ok())
-            .map_err(PipelineError::Export)?;
+        let target = config.export.resolve().map_err(PipelineError::Export)?;
         export::log_target(target.as_ref());
         let shared = Arc::new(Shared {
             export_enabled: target.is_some(),

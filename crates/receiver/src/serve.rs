@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, ServerConfig};
+use crate::config::{Config, ConfigError, ServerConfig};
 use crate::feedback_api::{self, FeedbackConfigError};
 use crate::otlp::grpc::GrpcServer;
 use crate::otlp::{http as otlp_http, Ingest};
@@ -55,6 +55,9 @@ pub enum ServeError {
     /// A server task panicked or was cancelled.
     #[error("server task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// The configuration does not pass [`Config::validate`].
+    #[error("invalid configuration")]
+    Config(#[from] ConfigError),
 }
 
 /// The two sockets the receiver serves on.
@@ -145,6 +148,7 @@ impl Receiver {
         listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        self.config.validate()?;
         let server = &self.config.server;
         let pipeline = match self.pipeline {
             Some(pipeline) => pipeline,

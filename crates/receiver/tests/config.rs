@@ -36,3 +36,9 @@ fn anyhow_chain(error: &dyn std::error::Error) -> Vec<String> {
     }
     chain
 }
+
+#[test]
+fn the_example_and_the_defaults_pass_validation() {
+    Config::from_toml(EXAMPLE).unwrap().validate().unwrap();
+    Config::default().validate().unwrap();
+}

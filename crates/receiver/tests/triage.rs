@@ -313,7 +313,7 @@ async fn sla_breach_reaches_the_webhook_exactly_once() {
         ..Default::default()
     };
     pipeline_config.notify = NotifyConfig {
-        webhook_url: Some(hook.url.clone()),
+        webhook_url: Some(hook.url.clone().into()),
         initial_backoff_millis: 100,
         max_backoff_secs: 1,
         ..Default::default()

@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     // 1. The receiver, on loopback ports chosen by the OS.
     let mut config = Config::from_toml(DEMO_CONFIG).context("parsing demo.toml")?;
     config.store.path = args.store_path.clone();
-    config.feedback.token_secret = Some(secret.clone());
+    config.feedback.token_secret = Some(secret.clone().into());
     config.export.endpoint = Some(export_endpoint.clone());
     config.export.protocol = Some(ExportProtocol::Grpc);
     config.export.use_env = false;

@@ -1,5 +1,6 @@
 //! `closedloop evalset`.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -56,8 +57,13 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Runs `closedloop evalset ...` (blocking: call from a blocking thread).
-pub(crate) fn run(command: &EvalsetCommand, config: &Config) -> anyhow::Result<()> {
+/// Runs `closedloop evalset ...`, printing to `out` without `--output` (blocking: call from
+/// a blocking thread).
+pub(crate) fn run(
+    command: &EvalsetCommand,
+    config: &Config,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let EvalsetCommand::Export(args) = command;
     if let Some(category) = &args.category {
         category
@@ -88,7 +94,7 @@ pub(crate) fn run(command: &EvalsetCommand, config: &Config) -> anyhow::Result<(
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{text}"),
+        None => out.write_all(text.as_bytes())?,
     }
     eprintln!("{} eval cases.", cases.len());
     Ok(())

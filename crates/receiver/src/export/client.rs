@@ -83,7 +83,7 @@ pub(crate) enum Client {
     Http {
         client: reqwest::Client,
         url: String,
-        headers: Vec<(String, String)>,
+        headers: Vec<(String, crate::secret::Secret)>,
         gzip: bool,
     },
 }
@@ -108,7 +108,7 @@ impl Client {
                     .filter_map(|(key, value)| {
                         Some((
                             MetadataKey::from_bytes(key.as_bytes()).ok()?,
-                            MetadataValue::try_from(value.as_str()).ok()?,
+                            MetadataValue::try_from(value.expose()).ok()?,
                         ))
                     })
                     .collect();
@@ -175,7 +175,7 @@ impl Client {
                     builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
                 }
                 for (key, value) in headers.iter() {
-                    builder = builder.header(key.as_str(), value.as_str());
+                    builder = builder.header(key.as_str(), value.expose());
                 }
                 let response = builder
                     .body(body)

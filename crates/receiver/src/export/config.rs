@@ -2,11 +2,14 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 /// The `[export]` section: where failure-record spans are sent.
 ///
-/// Every field may also come from the standard OpenTelemetry exporter variables, which
-/// override the file (as command-line flags do): `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as
-/// is) before `OTEL_EXPORTER_OTLP_ENDPOINT` (HTTP appends `/v1/traces`), and likewise the
+/// The standard OpenTelemetry exporter variables are read too (unless `use_env` is false) and
+/// rank above the file, below the command-line flags (see the `config` module for the one
+/// precedence rule): `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is, like `traces_endpoint`)
+/// before `OTEL_EXPORTER_OTLP_ENDPOINT` (HTTP appends `/v1/traces`), and likewise the
 /// `_PROTOCOL`, `_HEADERS`, `_TIMEOUT` (milliseconds) and `_COMPRESSION` variables, the
 /// `_TRACES_` variant first. With no endpoint anywhere, failure records are stored but not
 /// exported, and the outbox stays empty.
@@ -17,12 +20,17 @@ pub struct ExportConfig {
     /// (HTTP; `/v1/traces` is appended unless the URL already has a path). Default: none.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// The full URL of the traces endpoint, used as is (no `/v1/traces` appended), like
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`. When set, `endpoint` is not used. Default: none.
+    #[serde(default)]
+    pub traces_endpoint: Option<String>,
     /// `grpc` or `http/protobuf`. Default `http/protobuf`, as in the OpenTelemetry spec.
     #[serde(default)]
     pub protocol: Option<ExportProtocol>,
-    /// Extra request headers (gRPC metadata), e.g. an `authorization` header. Default none.
+    /// Extra request headers (gRPC metadata), e.g. an `authorization` header. The values are
+    /// secrets: `closedloop check-config` and logs show them redacted. Default none.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// The timeout of one export request, in milliseconds. Default 10000.
     #[serde(default)]
     pub timeout_millis: Option<u64>,
@@ -48,13 +56,15 @@ pub struct ExportConfig {
 }
 
 /// The OTLP transport of the exporter.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportProtocol {
     /// OTLP/gRPC.
     #[serde(rename = "grpc")]
+    #[value(name = "grpc")]
     Grpc,
     /// OTLP/HTTP with protobuf bodies.
     #[serde(rename = "http/protobuf")]
+    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 
@@ -92,6 +102,7 @@ impl Default for ExportConfig {
     fn default() -> Self {
         Self {
             endpoint: None,
+            traces_endpoint: None,
             protocol: None,
             headers: BTreeMap::new(),
             timeout_millis: None,
@@ -111,13 +122,13 @@ const DEFAULT_TIMEOUT_MILLIS: u64 = 10_000;
 /// The HTTP path of the traces endpoint.
 const TRACES_PATH: &str = "/v1/traces";
 
-/// An export target with file and environment merged.
+/// An export target, from the effective `[export]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Resolved {
     /// For HTTP the full URL of the traces endpoint; for gRPC the server URI.
     pub(crate) endpoint: String,
     pub(crate) protocol: ExportProtocol,
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, Secret)>,
     pub(crate) timeout: std::time::Duration,
     pub(crate) gzip: bool,
 }
@@ -138,6 +149,43 @@ pub enum ExportConfigError {
     /// A timeout that is not a number of milliseconds.
     #[error("invalid export timeout `{0}` (milliseconds expected)")]
     Timeout(String),
+    /// A header whose name or value cannot be sent (HTTP header or gRPC metadata rules).
+    #[error("export header `{0}` has an invalid name or value")]
+    Header(String),
+}
+
+impl ExportProtocol {
+    /// The name used in the file, the flag and `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportProtocol::Grpc => "grpc",
+            ExportProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+impl std::str::FromStr for ExportProtocol {
+    type Err = ExportConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "grpc" => Ok(ExportProtocol::Grpc),
+            "http/protobuf" => Ok(ExportProtocol::HttpProtobuf),
+            other => Err(ExportConfigError::Protocol(other.to_owned())),
+        }
+    }
+}
+
+impl std::str::FromStr for ExportCompression {
+    type Err = ExportConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "gzip" => Ok(ExportCompression::Gzip),
+            "none" => Ok(ExportCompression::None),
+            other => Err(ExportConfigError::Compression(other.to_owned())),
+        }
+    }
 }
 
 /// Percent-decodes a header value of `OTEL_EXPORTER_OTLP_HEADERS`.
@@ -161,12 +209,17 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Parses `key1=value1,key2=value2` (W3C baggage-like, values percent-encoded).
-fn parse_headers(text: &str) -> Vec<(String, String)> {
+fn parse_headers(text: &str) -> Vec<(String, Secret)> {
     text.split(',')
         .filter_map(|pair| {
             let (key, value) = pair.split_once('=')?;
             let key = key.trim();
-            (!key.is_empty()).then(|| (key.to_ascii_lowercase(), percent_decode(value.trim())))
+            (!key.is_empty()).then(|| {
+                (
+                    key.to_ascii_lowercase(),
+                    percent_decode(value.trim()).into(),
+                )
+            })
         })
         .collect()
 }
@@ -186,16 +239,40 @@ fn http_traces_url(endpoint: &str, always_append: bool) -> String {
     }
 }
 
+/// An `http://` URL with a host, as both exporters need.
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://")
+        && url
+            .parse::<http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some_and(|host| !host.is_empty()))
+}
+
+/// The export settings given on the command line (or their `CLOSEDLOOP_*` variables).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ExportFlags<'a> {
+    /// `--export-endpoint`: means what `export.endpoint` means in the file.
+    pub(crate) endpoint: Option<&'a str>,
+    /// `--export-protocol`.
+    pub(crate) protocol: Option<ExportProtocol>,
+}
+
 impl ExportConfig {
-    /// Merges the file with the `OTEL_EXPORTER_OTLP_*` variables read through `env`.
-    /// `Ok(None)`: no endpoint anywhere, export disabled.
-    pub(crate) fn resolve(
-        &self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Resolved>, ExportConfigError> {
+    /// Lays the `OTEL_EXPORTER_OTLP_*` variables (read through `env`, unless `use_env` is
+    /// false) and then `flags` over this section, as read from the file: each setting ends up
+    /// with the first value of flag, variable, file. Afterwards the section is the effective
+    /// one and [`ExportConfig::resolve`] reads nothing else.
+    ///
+    /// `Err` names the variable whose value cannot be used.
+    pub(crate) fn layer(
+        &mut self,
+        flags: ExportFlags<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), (String, ExportConfigError)> {
         let env = |name: &str| {
             if self.use_env {
-                env(name).filter(|value| !value.trim().is_empty())
+                env(name)
+                    .filter(|value| !value.trim().is_empty())
+                    .map(|value| (name.to_owned(), value))
             } else {
                 None
             }
@@ -204,67 +281,95 @@ impl ExportConfig {
             env(&format!("OTEL_EXPORTER_OTLP_TRACES_{suffix}"))
                 .or_else(|| env(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
         };
-
-        let protocol = match signal_or_generic("PROTOCOL") {
-            Some(text) => match text.trim() {
-                "grpc" => ExportProtocol::Grpc,
-                "http/protobuf" => ExportProtocol::HttpProtobuf,
-                other => return Err(ExportConfigError::Protocol(other.to_owned())),
-            },
-            None => self.protocol.unwrap_or(ExportProtocol::HttpProtobuf),
-        };
-
-        // Signal-specific endpoint: used as is. Generic endpoint: HTTP appends the signal
-        // path. The file's endpoint: HTTP appends it unless the URL has a path already.
-        let endpoint = if let Some(url) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            url.trim().to_owned()
-        } else if let Some(url) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            match protocol {
-                ExportProtocol::Grpc => url.trim().to_owned(),
-                ExportProtocol::HttpProtobuf => http_traces_url(url.trim(), true),
-            }
-        } else if let Some(url) = &self.endpoint {
-            match protocol {
-                ExportProtocol::Grpc => url.trim().to_owned(),
-                ExportProtocol::HttpProtobuf => http_traces_url(url.trim(), false),
-            }
-        } else {
-            return Ok(None);
-        };
-        if !endpoint.starts_with("http://") {
-            return Err(ExportConfigError::Endpoint(endpoint));
+        fn parse<T: std::str::FromStr<Err = ExportConfigError>>(
+            variable: Option<(String, String)>,
+        ) -> Result<Option<T>, (String, ExportConfigError)> {
+            variable
+                .map(|(name, value)| value.parse().map_err(|error| (name, error)))
+                .transpose()
         }
 
-        let mut headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .map(|(key, value)| (key.to_ascii_lowercase(), value.clone()))
+        let env_protocol = parse::<ExportProtocol>(signal_or_generic("PROTOCOL"))?;
+        self.protocol = flags.protocol.or(env_protocol).or(self.protocol);
+
+        // One setting with two keys: `endpoint` (HTTP appends `/v1/traces` unless the URL has
+        // a path) and `traces_endpoint` (as is). The source that wins sets one and clears the
+        // other. The generic variable always gets the signal path over HTTP, so it becomes a
+        // `traces_endpoint` once the protocol is known.
+        if let Some(url) = flags.endpoint {
+            self.endpoint = Some(url.trim().to_owned());
+            self.traces_endpoint = None;
+        } else if let Some((_, url)) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            self.traces_endpoint = Some(url.trim().to_owned());
+            self.endpoint = None;
+        } else if let Some((_, url)) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.traces_endpoint = Some(
+                match self.protocol.unwrap_or(ExportProtocol::HttpProtobuf) {
+                    ExportProtocol::Grpc => url.trim().to_owned(),
+                    ExportProtocol::HttpProtobuf => http_traces_url(url.trim(), true),
+                },
+            );
+            self.endpoint = None;
+        }
+
+        // Header by header: the generic variable over the file, the signal one over both.
+        let mut headers: BTreeMap<String, Secret> = std::mem::take(&mut self.headers)
+            .into_iter()
+            .map(|(key, value)| (key.to_ascii_lowercase(), value))
             .collect();
         for name in [
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ] {
-            for (key, value) in env(name).as_deref().map(parse_headers).unwrap_or_default() {
-                headers.retain(|(existing, _)| *existing != key);
-                headers.push((key, value));
+            if let Some((_, text)) = env(name) {
+                headers.extend(parse_headers(&text));
             }
         }
+        self.headers = headers;
 
-        let timeout_millis = match signal_or_generic("TIMEOUT") {
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| ExportConfigError::Timeout(text))?,
-            None => self.timeout_millis.unwrap_or(DEFAULT_TIMEOUT_MILLIS),
+        let env_timeout = signal_or_generic("TIMEOUT")
+            .map(|(name, text)| {
+                text.trim()
+                    .parse::<u64>()
+                    .map_err(|_| (name, ExportConfigError::Timeout(text)))
+            })
+            .transpose()?;
+        self.timeout_millis = env_timeout.or(self.timeout_millis);
+        let env_compression = parse::<ExportCompression>(signal_or_generic("COMPRESSION"))?;
+        self.compression = env_compression.or(self.compression);
+        Ok(())
+    }
+
+    /// The export target this section describes. `Ok(None)`: no endpoint, export disabled.
+    /// Reads no environment: [`ExportConfig::layer`] has put it in already.
+    pub(crate) fn resolve(&self) -> Result<Option<Resolved>, ExportConfigError> {
+        let protocol = self.protocol.unwrap_or(ExportProtocol::HttpProtobuf);
+        let (url, as_is) = match (&self.traces_endpoint, &self.endpoint) {
+            (Some(url), _) => (url.trim(), true),
+            (None, Some(url)) => (url.trim(), false),
+            (None, None) => return Ok(None),
         };
-        let gzip = match signal_or_generic("COMPRESSION") {
-            Some(text) => match text.trim() {
-                "gzip" => true,
-                "none" => false,
-                other => return Err(ExportConfigError::Compression(other.to_owned())),
-            },
-            None => self.compression.unwrap_or(ExportCompression::Gzip) == ExportCompression::Gzip,
+        if !is_http_url(url) {
+            return Err(ExportConfigError::Endpoint(url.to_owned()));
+        }
+        let endpoint = match protocol {
+            ExportProtocol::HttpProtobuf if !as_is => http_traces_url(url, false),
+            _ => url.to_owned(),
         };
+        let headers = self
+            .headers
+            .iter()
+            .map(|(key, value)| {
+                let key = key.to_ascii_lowercase();
+                let valid = http::HeaderName::from_bytes(key.as_bytes()).is_ok()
+                    && http::HeaderValue::from_str(value.expose()).is_ok();
+                valid
+                    .then(|| (key.clone(), value.clone()))
+                    .ok_or(ExportConfigError::Header(key))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timeout_millis = self.timeout_millis.unwrap_or(DEFAULT_TIMEOUT_MILLIS);
+        let gzip = self.compression.unwrap_or(ExportCompression::Gzip) == ExportCompression::Gzip;
         Ok(Some(Resolved {
             endpoint,
             protocol,
@@ -287,36 +392,63 @@ mod tests {
         }
     }
 
+    /// The target of `config` (the file) under `vars` and `flags`.
+    fn target(
+        mut config: ExportConfig,
+        flags: ExportFlags<'_>,
+        vars: &[(&str, &str)],
+    ) -> Option<Resolved> {
+        config.layer(flags, &env(vars)).unwrap();
+        config.resolve().unwrap()
+    }
+
+    fn file_endpoint(url: &str) -> ExportConfig {
+        ExportConfig {
+            endpoint: Some(url.into()),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn no_endpoint_disables_export() {
-        assert_eq!(ExportConfig::default().resolve(env(&[])).unwrap(), None);
+        assert_eq!(
+            target(ExportConfig::default(), ExportFlags::default(), &[]),
+            None
+        );
     }
 
     #[test]
     fn file_endpoint_http_appends_path_once() {
-        let config = ExportConfig {
-            endpoint: Some("http://127.0.0.1:4318".into()),
-            ..Default::default()
-        };
-        let resolved = config.resolve(env(&[])).unwrap().unwrap();
+        let resolved = target(
+            file_endpoint("http://127.0.0.1:4318"),
+            ExportFlags::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(resolved.endpoint, "http://127.0.0.1:4318/v1/traces");
         assert_eq!(resolved.protocol, ExportProtocol::HttpProtobuf);
         assert_eq!(resolved.timeout, std::time::Duration::from_secs(10));
         assert!(resolved.gzip);
-        let config = ExportConfig {
-            endpoint: Some("http://collector/custom/traces".into()),
-            ..Default::default()
-        };
-        let resolved = config.resolve(env(&[])).unwrap().unwrap();
+        let resolved = target(
+            file_endpoint("http://collector/custom/traces"),
+            ExportFlags::default(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(resolved.endpoint, "http://collector/custom/traces");
+        let config = ExportConfig {
+            traces_endpoint: Some("http://collector:4318".into()),
+            ..file_endpoint("http://ignored:4318")
+        };
+        let resolved = config.resolve().unwrap().unwrap();
+        assert_eq!(resolved.endpoint, "http://collector:4318", "used as is");
     }
 
     #[test]
     fn environment_overrides_file_and_signal_overrides_generic() {
         let config = ExportConfig {
-            endpoint: Some("http://file:4318".into()),
-            headers: [("Authorization".to_owned(), "file".to_owned())].into(),
-            ..Default::default()
+            headers: [("Authorization".to_owned(), "file".into())].into(),
+            ..file_endpoint("http://file:4318")
         };
         let vars = [
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318/"),
@@ -328,13 +460,13 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
             ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none"),
         ];
-        let resolved = config.resolve(env(&vars)).unwrap().unwrap();
+        let resolved = target(config.clone(), ExportFlags::default(), &vars).unwrap();
         assert_eq!(resolved.endpoint, "http://generic:4318/v1/traces");
         assert_eq!(
             resolved.headers,
             vec![
-                ("authorization".to_owned(), "Bearer x".to_owned()),
-                ("team".to_owned(), "b".to_owned())
+                ("authorization".to_owned(), "Bearer x".into()),
+                ("team".to_owned(), "b".into())
             ]
         );
         assert_eq!(resolved.timeout, std::time::Duration::from_millis(2500));
@@ -345,9 +477,64 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
         ];
-        let resolved = config.resolve(env(&vars)).unwrap().unwrap();
+        let resolved = target(config, ExportFlags::default(), &vars).unwrap();
         assert_eq!(resolved.endpoint, "http://traces:4317");
         assert_eq!(resolved.protocol, ExportProtocol::Grpc);
+    }
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        let file = ExportConfig {
+            protocol: Some(ExportProtocol::HttpProtobuf),
+            ..file_endpoint("http://file:4318")
+        };
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ];
+        let flags = ExportFlags {
+            endpoint: Some("http://flag:4317"),
+            protocol: Some(ExportProtocol::Grpc),
+        };
+        // Endpoint and protocol: flag over variable over file, each on its own.
+        let resolved = target(file.clone(), flags, &vars).unwrap();
+        assert_eq!(resolved.endpoint, "http://flag:4317");
+        assert_eq!(resolved.protocol, ExportProtocol::Grpc);
+        let endpoint_only = ExportFlags {
+            protocol: None,
+            ..flags
+        };
+        let resolved = target(file.clone(), endpoint_only, &vars).unwrap();
+        assert_eq!(resolved.endpoint, "http://flag:4317/v1/traces");
+        assert_eq!(resolved.protocol, ExportProtocol::HttpProtobuf);
+        let protocol_only = ExportFlags {
+            endpoint: None,
+            ..flags
+        };
+        let resolved = target(file.clone(), protocol_only, &vars).unwrap();
+        assert_eq!(
+            resolved.endpoint, "http://env:4318",
+            "the generic variable gets no signal path over gRPC"
+        );
+        assert_eq!(resolved.protocol, ExportProtocol::Grpc);
+        let resolved = target(file.clone(), ExportFlags::default(), &vars).unwrap();
+        assert_eq!(resolved.endpoint, "http://env:4318/v1/traces");
+        let resolved = target(file, ExportFlags::default(), &[]).unwrap();
+        assert_eq!(resolved.endpoint, "http://file:4318/v1/traces");
+    }
+
+    #[test]
+    fn a_flag_endpoint_replaces_a_traces_endpoint_from_the_file() {
+        let file = ExportConfig {
+            traces_endpoint: Some("http://file:4318/v1/traces".into()),
+            ..Default::default()
+        };
+        let flags = ExportFlags {
+            endpoint: Some("http://flag:4318"),
+            protocol: None,
+        };
+        let resolved = target(file, flags, &[]).unwrap();
+        assert_eq!(resolved.endpoint, "http://flag:4318/v1/traces");
     }
 
     #[test]
@@ -357,7 +544,7 @@ mod tests {
             ..Default::default()
         };
         let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318")];
-        assert_eq!(config.resolve(env(&vars)).unwrap(), None);
+        assert_eq!(target(config, ExportFlags::default(), &vars), None);
     }
 
     #[test]
@@ -366,14 +553,27 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ];
+        let error = ExportConfig::default()
+            .layer(ExportFlags::default(), &env(&vars))
+            .unwrap_err();
+        assert_eq!(error.0, "OTEL_EXPORTER_OTLP_PROTOCOL");
+        assert!(matches!(error.1, ExportConfigError::Protocol(_)));
+        for url in ["https://secure:4318", "not a url", "http://"] {
+            assert!(
+                matches!(
+                    file_endpoint(url).resolve(),
+                    Err(ExportConfigError::Endpoint(_))
+                ),
+                "{url}"
+            );
+        }
+        let config = ExportConfig {
+            headers: [("authorization".to_owned(), Secret::from("Bearer a\nb"))].into(),
+            ..file_endpoint("http://collector:4318")
+        };
         assert!(matches!(
-            ExportConfig::default().resolve(env(&vars)),
-            Err(ExportConfigError::Protocol(_))
-        ));
-        let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "https://secure:4318")];
-        assert!(matches!(
-            ExportConfig::default().resolve(env(&vars)),
-            Err(ExportConfigError::Endpoint(_))
+            config.resolve(),
+            Err(ExportConfigError::Header(_))
         ));
     }
 }

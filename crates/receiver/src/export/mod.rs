@@ -56,8 +56,8 @@ use rusqlite::Connection;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-pub(crate) use config::Resolved;
 pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
+pub(crate) use config::{ExportFlags, Resolved};
 
 use crate::pipeline::Shared;
 use crate::store::{queries, OutboxRow, Store};

@@ -404,7 +404,7 @@ fn trusted_proxies_name_the_client() {
 #[test]
 fn weak_secrets_are_configuration_errors() {
     let with_secret = |secret: Option<&str>| FeedbackApiConfig {
-        token_secret: secret.map(str::to_owned),
+        token_secret: secret.map(Into::into),
         ..FeedbackApiConfig::default()
     };
     for (secret, bytes) in [("", 0), ("hunter2", 7), (&"s".repeat(31)[..], 31)] {

@@ -54,8 +54,12 @@ pub struct ReportArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Runs `closedloop report` (blocking: call from a blocking thread).
-pub(crate) fn run(args: &ReportArgs, config: &Config) -> anyhow::Result<()> {
+/// Runs `closedloop report`, printing to `out` (blocking: call from a blocking thread).
+pub(crate) fn run(
+    args: &ReportArgs,
+    config: &Config,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
     let compare = match &args.compare {
         Some(pair) => {
             let parse = |text: &String| {
@@ -80,6 +84,6 @@ pub(crate) fn run(args: &ReportArgs, config: &Config) -> anyhow::Result<()> {
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print!("{}", render(&report));
+    out.write_all(render(&report).as_bytes())?;
     Ok(())
 }

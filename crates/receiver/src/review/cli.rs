@@ -1,5 +1,7 @@
 //! `closedloop review`.
 
+use std::io::Write;
+
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
@@ -83,12 +85,13 @@ pub struct LabelArgs {
     pub note: Option<String>,
 }
 
-fn print_item(item: &ReviewItem, json: bool) -> anyhow::Result<()> {
+fn print_item(out: &mut dyn Write, item: &ReviewItem, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(item)?);
+        writeln!(out, "{}", serde_json::to_string(item)?)?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "#{} {} [{}] {} {}@{} {}{}",
         item.id,
         item.day,
@@ -101,36 +104,39 @@ fn print_item(item: &ReviewItem, json: bool) -> anyhow::Result<()> {
             .as_ref()
             .map(|id| format!(" failure {id}"))
             .unwrap_or_default(),
-    );
+    )?;
     Ok(())
 }
 
-fn print_details(item: &ReviewItem) {
-    let field = |name: &str, value: Option<&str>| {
-        if let Some(value) = value {
-            println!("  {name:<18} {value}");
-        }
+fn print_details(out: &mut dyn Write, item: &ReviewItem) -> std::io::Result<()> {
+    let mut field = |name: &str, value: Option<&str>| match value {
+        Some(value) => writeln!(out, "  {name:<18} {value}"),
+        None => Ok(()),
     };
     field(
         "trace / span",
         Some(&format!("{} {}", item.trace_id, item.span_id)),
-    );
-    field("received", item.received.as_deref());
-    field("model", item.model.as_deref());
+    )?;
+    field("received", item.received.as_deref())?;
+    field("model", item.model.as_deref())?;
     field(
         "chunks",
         item.chunk_ids.as_ref().map(|ids| ids.join(", ")).as_deref(),
-    );
-    field("query fingerprint", item.fingerprint.as_deref());
-    field("query", item.query.as_deref());
-    field("output", item.output.as_deref());
-    field("category", item.category.as_deref());
-    field("expected", item.expected.as_deref());
-    field("note", item.note.as_deref());
+    )?;
+    field("query fingerprint", item.fingerprint.as_deref())?;
+    field("query", item.query.as_deref())?;
+    field("output", item.output.as_deref())?;
+    field("category", item.category.as_deref())?;
+    field("expected", item.expected.as_deref())?;
+    field("note", item.note.as_deref())
 }
 
-/// Runs `closedloop review ...` (blocking: call from a blocking thread).
-pub(crate) fn run(command: &ReviewCommand, config: &Config) -> anyhow::Result<()> {
+/// Runs `closedloop review ...`, printing to `out` (blocking: call from a blocking thread).
+pub(crate) fn run(
+    command: &ReviewCommand,
+    config: &Config,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let path = &config.store.path;
     match command {
         ReviewCommand::Sample(args) => {
@@ -141,10 +147,11 @@ pub(crate) fn run(command: &ReviewCommand, config: &Config) -> anyhow::Result<()
                 None => crate::store::writer::unix_now_s().div_euclid(DAY_SECS) - 1,
             };
             let outcome = sample_day(path, &config.review, day, args.seed)?;
-            println!(
+            writeln!(
+                out,
                 "Sampled {} of {} responses of {} (seed {}).",
                 outcome.sampled, outcome.population, outcome.day, outcome.seed
-            );
+            )?;
         }
         ReviewCommand::List(args) => {
             let filter = ReviewFilter {
@@ -152,14 +159,14 @@ pub(crate) fn run(command: &ReviewCommand, config: &Config) -> anyhow::Result<()
                 unlabelled: args.unlabelled,
             };
             for item in list(path, &filter)? {
-                print_item(&item, args.json)?;
+                print_item(out, &item, args.json)?;
             }
         }
         ReviewCommand::Show(args) => {
             let item = show(path, args.id)?;
-            print_item(&item, args.json)?;
+            print_item(out, &item, args.json)?;
             if !args.json {
-                print_details(&item);
+                print_details(out, &item)?;
             }
         }
         ReviewCommand::Label(args) => {
@@ -177,18 +184,17 @@ pub(crate) fn run(command: &ReviewCommand, config: &Config) -> anyhow::Result<()
                 .with_expected(args.expected.clone())
                 .with_note(args.note.clone());
             let item = label(path, &direct_settings(config)?, args.id, &verdict)?;
-            print_item(&item, false)?;
+            print_item(out, &item, false)?;
         }
     }
     Ok(())
 }
 
-/// The settings of a direct store write, from the configuration (and the environment, for
-/// the export endpoint).
+/// The settings of a direct store write, from the effective configuration.
 pub(crate) fn direct_settings(config: &Config) -> anyhow::Result<DirectSettings> {
     let export = config
         .export
-        .resolve(|name| std::env::var(name).ok())
+        .resolve()
         .context("invalid export configuration")?
         .is_some();
     Ok(DirectSettings::new(

@@ -1,5 +1,7 @@
 //! `closedloop triage`.
 
+use std::io::Write;
+
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
@@ -58,8 +60,9 @@ pub struct ResolveArgs {
     pub wont_fix: bool,
 }
 
-fn print_item(item: &TriageItem) {
-    println!(
+fn print_item(out: &mut dyn Write, item: &TriageItem) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{} {:<12} {:<18} {:<8} owner {:<16} due {}{} (rev {})",
         item.id,
         item.status,
@@ -69,19 +72,25 @@ fn print_item(item: &TriageItem) {
         item.due_time.as_deref().unwrap_or("-"),
         if item.overdue { " OVERDUE" } else { "" },
         item.revision,
-    );
+    )?;
     for note in &item.notes {
-        println!(
+        writeln!(
+            out,
             "    {} {}: {}",
             note.time,
             note.status,
             note.note.as_deref().unwrap_or("")
-        );
+        )?;
     }
+    Ok(())
 }
 
-/// Runs `closedloop triage ...` (blocking: call from a blocking thread).
-pub(crate) fn run(command: &TriageCommand, config: &Config) -> anyhow::Result<()> {
+/// Runs `closedloop triage ...`, printing to `out` (blocking: call from a blocking thread).
+pub(crate) fn run(
+    command: &TriageCommand,
+    config: &Config,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let path = &config.store.path;
     let (change, status) = match command {
         TriageCommand::List(args) => {
@@ -99,9 +108,9 @@ pub(crate) fn run(command: &TriageCommand, config: &Config) -> anyhow::Result<()
                 .transpose()?;
             for item in list(path, &filter)? {
                 if args.json {
-                    println!("{}", serde_json::to_string(&item)?);
+                    writeln!(out, "{}", serde_json::to_string(&item)?)?;
                 } else {
-                    print_item(&item);
+                    print_item(out, &item)?;
                 }
             }
             return Ok(());
@@ -118,10 +127,11 @@ pub(crate) fn run(command: &TriageCommand, config: &Config) -> anyhow::Result<()
         change.note.as_deref(),
     )
     .with_context(|| format!("cannot change {}", change.id))?;
-    println!(
+    writeln!(
+        out,
         "{} is {} (revision {revision}).",
         change.id,
         status.as_str()
-    );
+    )?;
     Ok(())
 }

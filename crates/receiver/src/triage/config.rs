@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::secret::Secret;
 use crate::vocab::{FailureCategory, FailureSeverity, FailureStage};
 
 /// The `[triage]` section: who owns a new failure record and by when it must be handled.
@@ -86,10 +87,11 @@ where
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
-    /// The webhook URL, e.g. a Slack incoming webhook. Without one, nothing is notified.
+    /// The webhook URL, e.g. a Slack incoming webhook. The URL is a bearer secret:
+    /// `closedloop check-config` and logs show it redacted. Without one, nothing is notified.
     /// Default: none.
     #[serde(default)]
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<Secret>,
     /// Notify each new failure record. Default true.
     #[serde(default = "default_true")]
     pub on_new_failure: bool,

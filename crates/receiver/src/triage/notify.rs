@@ -291,6 +291,8 @@ async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str) -> Delivery {
                     return Delivery::Retry;
                 }
                 Err(error) => {
+                    // The webhook URL is a secret; reqwest's error would show it.
+                    let error = error.without_url();
                     warn!(%kind, %error, "Webhook notification failed; will retry.");
                     return Delivery::Retry;
                 }

@@ -31,7 +31,7 @@ impl TestReceiver {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.store.path = dir.path().join("closedloop.db");
-        config.feedback.token_secret = Some(TOKEN_SECRET.to_owned());
+        config.feedback.token_secret = Some(TOKEN_SECRET.into());
         config.server.shutdown_grace_secs = 5;
         config.export.use_env = false;
         configure(&mut config);
