@@ -7,11 +7,15 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
+use crate::edge::IngestToken;
 use crate::serve::{Listeners, Receiver};
 
 /// The environment variable holding the feedback token secret (never a flag: flags show up in
 /// process listings).
 const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
+
+/// The environment variable holding the OTLP ingest token (never a flag, for the same reason).
+const INGEST_TOKEN_ENV: &str = "CLOSEDLOOP_INGEST_TOKEN";
 
 /// closedloop: feedback for LLM and RAG systems, joined to the spans it judges.
 #[derive(Debug, Parser)]
@@ -201,6 +205,14 @@ impl Cli {
                 .into_string()
                 .map_err(|_| anyhow::anyhow!("{FEEDBACK_TOKEN_SECRET_ENV} is not valid UTF-8"))?;
             config.feedback.token_secret = Some(secret);
+        }
+        if let Some(token) = std::env::var_os(INGEST_TOKEN_ENV) {
+            let token = token
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{INGEST_TOKEN_ENV} is not valid UTF-8"))?;
+            config.server.ingest_token = Some(
+                IngestToken::new(token).with_context(|| format!("invalid {INGEST_TOKEN_ENV}"))?,
+            );
         }
         args.apply(&mut config);
         Ok(config)
