@@ -195,7 +195,11 @@ impl Receiver {
                 token.clone(),
                 auth::require_http,
             ));
-        } else {
+        } else if [&listeners.grpc, &listeners.http].iter().any(|listener| {
+            listener
+                .local_addr()
+                .is_ok_and(|addr| !addr.ip().is_loopback())
+        }) {
             tracing::warn!(
                 "No ingest token configured; anyone who reaches the OTLP ports can send spans."
             );
