@@ -188,6 +188,57 @@ async fn a_slow_body_is_cut_off_after_the_body_timeout() {
 }
 
 #[tokio::test]
+async fn a_slow_grpc_message_is_cut_off_after_the_body_timeout() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let receiver = TestReceiver::start(|config| {
+        config.server.body_read_timeout_secs = 1;
+    })
+    .await;
+    let stream = connect(receiver.grpc_addr).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    // A gRPC message announcing 100,000 bytes, then a byte every 100 ms.
+    let trickle = Box::pin(futures_util::stream::unfold(true, |first| async move {
+        let chunk = if first {
+            Bytes::from_static(&[0, 0x00, 0x01, 0x86, 0xa0])
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Bytes::from_static(b"\x0a")
+        };
+        Some((Ok::<_, std::convert::Infallible>(Frame::data(chunk)), false))
+    }));
+    let request = http::Request::post(format!(
+        "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        receiver.grpc_url()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(StreamBody::new(trickle))
+    .unwrap();
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+        .await
+        .expect("the slow gRPC message was not cut off")
+        .expect("a response");
+    let status = match response.headers().get("grpc-status") {
+        Some(status) => status.clone(),
+        None => {
+            let body = response.into_body().collect().await.expect("response body");
+            body.trailers().expect("trailers")["grpc-status"].clone()
+        }
+    };
+    assert_eq!(status, (tonic::Code::Cancelled as i32).to_string().as_str());
+    grpc_export(&receiver).await.expect("OTLP/gRPC export");
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_connection_limit_holds_extra_connections_until_a_slot_frees() {
     let receiver = TestReceiver::start(|config| {
         config.server.max_connections = 2;
