@@ -142,3 +142,24 @@ async fn the_feedback_api_does_not_need_the_ingest_token() {
     assert!(body.get("error").is_some(), "{body}");
     receiver.stop().await.unwrap();
 }
+
+#[test]
+fn the_token_comes_from_the_environment_and_is_never_printed() {
+    let check_config = |token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_closedloop"))
+            .arg("check-config")
+            .env("CLOSEDLOOP_INGEST_TOKEN", token)
+            .env_remove("CLOSEDLOOP_CONFIG")
+            .output()
+            .expect("run closedloop check-config")
+    };
+    let output = check_config(TOKEN);
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("IngestToken(<redacted>)"), "{printed}");
+    assert!(!printed.contains(TOKEN), "the token was printed");
+
+    let output = check_config("");
+    assert!(!output.status.success(), "an empty token was accepted");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("CLOSEDLOOP_INGEST_TOKEN"));
+}
