@@ -4,6 +4,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -238,8 +239,40 @@ async fn a_slow_grpc_message_is_cut_off_after_the_body_timeout() {
     receiver.stop().await.unwrap();
 }
 
+/// Log lines written while it lives; the test runtime is single-threaded, so the server's
+/// tasks log through the test thread's default subscriber.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
 #[tokio::test]
 async fn the_connection_limit_holds_extra_connections_until_a_slot_frees() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
     let receiver = TestReceiver::start(|config| {
         config.server.max_connections = 2;
         // Nothing frees a slot by itself during the test.
@@ -294,5 +327,7 @@ async fn the_connection_limit_holds_extra_connections_until_a_slot_frees() {
         .unwrap()
         .expect("OTLP/gRPC export");
 
+    // One line per listener: later waits within the log interval are counted, not logged.
+    assert_eq!(logs.count("Connection limit reached"), 2);
     receiver.stop().await.unwrap();
 }

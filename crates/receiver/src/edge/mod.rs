@@ -68,7 +68,8 @@ pub(crate) type Slot = OwnedSemaphorePermit;
 #[derive(Debug)]
 pub(crate) struct Acceptor {
     listener: TcpListener,
-    addr: Option<SocketAddr>,
+    /// The bound address, for log lines.
+    addr: String,
     slots: Arc<Semaphore>,
     max_connections: usize,
     limit_log: LogLimiter,
@@ -79,7 +80,9 @@ impl Acceptor {
     pub(crate) fn new(listener: TcpListener, max_connections: usize) -> Self {
         let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Self {
-            addr: listener.local_addr().ok(),
+            addr: listener
+                .local_addr()
+                .map_or_else(|_| "unknown".to_owned(), |addr| addr.to_string()),
             listener,
             slots: Arc::new(Semaphore::new(max_connections)),
             max_connections,
@@ -96,7 +99,7 @@ impl Acceptor {
             Err(_) => {
                 if let Some(suppressed) = self.limit_log.ready() {
                     tracing::warn!(
-                        listener = ?self.addr,
+                        listener = %self.addr,
                         max_connections = self.max_connections,
                         suppressed,
                         "Connection limit reached; new connections wait for a free slot."
@@ -120,7 +123,7 @@ impl Acceptor {
                 Err(error) => {
                     if let Some(suppressed) = self.error_log.ready() {
                         tracing::warn!(
-                            listener = ?self.addr,
+                            listener = %self.addr,
                             %error,
                             suppressed,
                             "Accepting a connection failed; pausing before the next attempt."
@@ -176,7 +179,7 @@ mod tests {
         assert_eq!(limiter.ready(), Some(0));
         assert_eq!(limiter.ready(), None);
         assert_eq!(limiter.ready(), None);
-        limiter.last = limiter.last.map(|last| last - LOG_INTERVAL);
+        limiter.last = limiter.last.and_then(|last| last.checked_sub(LOG_INTERVAL));
         assert_eq!(limiter.ready(), Some(2));
     }
 
