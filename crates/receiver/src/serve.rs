@@ -186,24 +186,14 @@ impl Receiver {
         if self.config.feedback.token_secret.is_none() {
             tracing::warn!("No feedback token secret configured; POST /v1/feedback is off.");
         }
-        let mut traces = otlp_http::routes(
-            ingest.clone(),
-            server.max_http_body_mib.saturating_mul(1024 * 1024),
+        let traces = auth::protect(
+            otlp_http::routes(
+                ingest.clone(),
+                server.max_http_body_mib.saturating_mul(1024 * 1024),
+            ),
+            server.ingest_token.as_ref(),
+            &[&listeners.grpc, &listeners.http],
         );
-        if let Some(token) = &server.ingest_token {
-            traces = traces.route_layer(axum::middleware::from_fn_with_state(
-                token.clone(),
-                auth::require_http,
-            ));
-        } else if [&listeners.grpc, &listeners.http].iter().any(|listener| {
-            listener
-                .local_addr()
-                .is_ok_and(|addr| !addr.ip().is_loopback())
-        }) {
-            tracing::warn!(
-                "No ingest token configured; anyone who reaches the OTLP ports can send spans."
-            );
-        }
         if server.feedback_addr.is_some() && listeners.feedback.is_none() {
             shutdown_pipeline(&pipeline).await;
             return Err(ServeError::MissingFeedbackListener);

@@ -8,11 +8,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
 
 use crate::otlp::Encoding;
 
@@ -96,7 +98,33 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 
 const UNAUTHENTICATED_MESSAGE: &str = "missing or invalid ingest token";
 
-/// Axum middleware for `POST /v1/traces`: without the token, HTTP 401 with
+/// Requires `token` on every route of `routes` (the OTLP/HTTP ones). Without a token, warns
+/// when one of the OTLP `listeners` is reachable from other hosts.
+pub(crate) fn protect(
+    routes: Router,
+    token: Option<&IngestToken>,
+    listeners: &[&TcpListener],
+) -> Router {
+    if let Some(token) = token {
+        return routes.route_layer(axum::middleware::from_fn_with_state(
+            token.clone(),
+            require_http,
+        ));
+    }
+    let exposed = listeners.iter().any(|listener| {
+        listener
+            .local_addr()
+            .is_ok_and(|addr| !addr.ip().is_loopback())
+    });
+    if exposed {
+        tracing::warn!(
+            "No ingest token configured; anyone who reaches the OTLP ports can send spans."
+        );
+    }
+    routes
+}
+
+/// The middleware of [`protect`]: without the token, HTTP 401 with
 /// `WWW-Authenticate: Bearer` and a `google.rpc.Status` body in the request's encoding.
 pub(crate) async fn require_http(
     State(token): State<IngestToken>,
