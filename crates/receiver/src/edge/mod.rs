@@ -8,8 +8,8 @@
 //!   [`ACCEPT_BACKOFF`] instead of spinning.
 //! - [`http::serve`] runs the HTTP listeners with a deadline for each phase of a connection:
 //!   request headers, request body, and the idle wait between keep-alive requests.
-//! - [`grpc::incoming`] feeds tonic connection-limited sockets that must send the HTTP/2
-//!   preface within the header timeout; tonic's keepalive pings then find dead peers.
+//! - [`grpc::GrpcEdge::incoming`] feeds tonic connection-limited sockets that must send the
+//!   HTTP/2 preface within the header timeout; tonic's keepalive pings then find dead peers.
 //! - [`auth`] checks the optional ingest token on both OTLP transports.
 
 pub(crate) mod auth;
