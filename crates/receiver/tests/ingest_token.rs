@@ -129,7 +129,10 @@ async fn the_feedback_api_does_not_need_the_ingest_token() {
     let response = reqwest::Client::new()
         .post(receiver.http_url("/v1/feedback"))
         .json(&serde_json::json!({
-            "response": { "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7" },
+            "response": {
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                "span_id": "00f067aa0ba902b7",
+            },
             "signal": "thumbs_down",
             "feedback_token": "garbage",
             "idempotency_id": "fb-1",

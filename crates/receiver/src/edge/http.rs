@@ -130,8 +130,11 @@ async fn serve_connection(
             }
             () = changed => {}
             () = sleep_until(deadline) => {
-                if activity.deadline(&limits).is_some_and(|deadline| deadline <= Instant::now()) {
-                    tracing::debug!(%peer, "HTTP connection closed: no request before its deadline.");
+                let expired = activity
+                    .deadline(&limits)
+                    .is_some_and(|deadline| deadline <= Instant::now());
+                if expired {
+                    tracing::debug!(%peer, "HTTP connection closed: no request in time.");
                     return;
                 }
             }
