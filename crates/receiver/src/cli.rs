@@ -15,7 +15,7 @@ use crate::serve::{Listeners, Receiver};
 /// How the settings' sources rank, for `--help`; the `config` module documents the rule.
 const PRECEDENCE: &str = "Precedence, for every setting with more than one source: a flag \
 (or the CLOSEDLOOP_* variable bound to it), then the other environment variables \
-(OTEL_EXPORTER_OTLP_*, CLOSEDLOOP_FEEDBACK_TOKEN_SECRET), then the configuration file, then \
+(OTEL_EXPORTER_OTLP_*, CLOSEDLOOP_FEEDBACK_TOKEN_SECRET, CLOSEDLOOP_INGEST_TOKEN), then the configuration file, then \
 the defaults. `closedloop check-config` prints the effective configuration.";
 
 /// closedloop: feedback for LLM and RAG systems, joined to the spans it judges.
@@ -204,6 +204,7 @@ fn environment() -> Result<HashMap<String, String>, ConfigError> {
         .filter_map(|(name, value)| {
             let name = name.into_string().ok()?;
             (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV
+                || name == crate::config::INGEST_TOKEN_ENV
                 || name.starts_with("OTEL_EXPORTER_OTLP_"))
             .then_some((name, value))
         })

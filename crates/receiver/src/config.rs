@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 use crate::detectors::DetectorsConfig;
+use crate::edge::IngestToken;
 use crate::export::{ExportConfig, ExportConfigError, ExportFlags};
 use crate::feedback_api::FeedbackConfigError;
 use crate::join::JoinConfig;
@@ -164,6 +165,9 @@ pub enum EnvironmentError {
     /// An `OTEL_EXPORTER_OTLP_*` value the exporter cannot use.
     #[error(transparent)]
     Export(#[from] ExportConfigError),
+    /// A `CLOSEDLOOP_INGEST_TOKEN` that cannot be a bearer token.
+    #[error(transparent)]
+    IngestToken(#[from] crate::edge::IngestTokenError),
 }
 
 /// What is wrong with a setting (see [`ConfigError::Invalid`]).
@@ -211,6 +215,10 @@ pub enum InvalidSetting {
 /// process listings).
 pub(crate) const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
 
+/// The environment variable holding the OTLP ingest token (`server.ingest_token`); never a
+/// flag, for the same reason.
+pub(crate) const INGEST_TOKEN_ENV: &str = "CLOSEDLOOP_INGEST_TOKEN";
+
 impl Config {
     /// Lays the environment (read through `env`) and then the command-line `flags` over this
     /// configuration (the file's, or the defaults), by the one precedence rule of this module:
@@ -236,6 +244,13 @@ impl Config {
         // Settings with a variable only: the secrets.
         if let Some(secret) = env(FEEDBACK_TOKEN_SECRET_ENV) {
             self.feedback.token_secret = Some(secret.into());
+        }
+        if let Some(token) = env(INGEST_TOKEN_ENV) {
+            let token = IngestToken::new(token).map_err(|error| ConfigError::Environment {
+                variable: INGEST_TOKEN_ENV.to_owned(),
+                source: error.into(),
+            })?;
+            self.server.ingest_token = Some(token);
         }
         // Settings with a flag, variables and the file.
         let export_flags = ExportFlags {
@@ -502,6 +517,51 @@ pub struct ServerConfig {
     /// this long to finish, in seconds, before the pipeline is flushed. Default 30.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// A separate listen address for the browser feedback API. When set, `POST /v1/feedback`
+    /// (and `GET /healthz`) are served there only, and `http_addr` serves OTLP/HTTP and
+    /// `/healthz` only, so the port browsers reach cannot write spans. Default: none (feedback
+    /// is served on `http_addr`).
+    #[serde(default)]
+    pub feedback_addr: Option<SocketAddr>,
+    /// The bearer token OTLP clients must send to export spans: `Authorization: Bearer
+    /// <token>` on `POST /v1/traces` (HTTP 401 without it) and `authorization` metadata on
+    /// OTLP/gRPC (`UNAUTHENTICATED`). `/healthz` and `/v1/feedback` are not affected. Prefer
+    /// the `CLOSEDLOOP_INGEST_TOKEN` variable to writing it here. Default: none (ingest is
+    /// open to anyone who can reach the ports).
+    #[serde(default)]
+    pub ingest_token: Option<IngestToken>,
+    /// The most connections each listener keeps open at once. At the limit, new connections
+    /// wait in the kernel's backlog until one closes, and a warning is logged. Keep the sum
+    /// over the listeners well below the process's open-file limit (`ulimit -n`). Default 256.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client has to send a complete request head, in seconds: from accepting the
+    /// connection, or on a keep-alive connection from the first byte of the next request. On
+    /// OTLP/gRPC, how long a new connection has to send the HTTP/2 preface. Default 10.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// How long a client has to send a request body once its headers arrived, in seconds;
+    /// a later body is refused with HTTP 400. On OTLP/gRPC, where the message and its
+    /// processing are one call, the deadline of the whole call (`CANCELLED` after it).
+    /// Default 30.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// How long an HTTP keep-alive connection may wait for its next request, in seconds,
+    /// before it is closed. Default 60.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// How often the OTLP/gRPC listener pings each connection (HTTP/2 PING), in seconds.
+    /// Default 30.
+    #[serde(default = "default_http2_keepalive_interval_secs")]
+    pub http2_keepalive_interval_secs: u64,
+    /// How long a ping may go unanswered before the connection is closed, in seconds: a
+    /// client that went away frees its connection slot. Default 10.
+    #[serde(default = "default_http2_keepalive_timeout_secs")]
+    pub http2_keepalive_timeout_secs: u64,
+    /// The most OTLP/gRPC calls in progress on one connection (HTTP/2
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`). Default 100.
+    #[serde(default = "default_grpc_max_concurrent_streams")]
+    pub grpc_max_concurrent_streams: u32,
 }
 
 const fn default_grpc_addr() -> SocketAddr {
@@ -532,6 +592,34 @@ const fn default_shutdown_grace_secs() -> u64 {
     30
 }
 
+const fn default_max_connections() -> usize {
+    256
+}
+
+const fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+const fn default_body_read_timeout_secs() -> u64 {
+    30
+}
+
+const fn default_idle_timeout_secs() -> u64 {
+    60
+}
+
+const fn default_http2_keepalive_interval_secs() -> u64 {
+    30
+}
+
+const fn default_http2_keepalive_timeout_secs() -> u64 {
+    10
+}
+
+const fn default_grpc_max_concurrent_streams() -> u32 {
+    100
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -542,6 +630,15 @@ impl Default for ServerConfig {
             max_in_flight_requests: default_max_in_flight_requests(),
             busy_retry_after_secs: default_busy_retry_after_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+            feedback_addr: None,
+            ingest_token: None,
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            body_read_timeout_secs: default_body_read_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            http2_keepalive_interval_secs: default_http2_keepalive_interval_secs(),
+            http2_keepalive_timeout_secs: default_http2_keepalive_timeout_secs(),
+            grpc_max_concurrent_streams: default_grpc_max_concurrent_streams(),
         }
     }
 }
@@ -794,5 +891,13 @@ mod tests {
         let config = Config::from_toml("[feedback]\ntoken_secret = \"hunter2\"\n").unwrap();
         assert_eq!(config.feedback.token_secret.as_deref(), Some("hunter2"));
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn ingest_token_is_validated_and_redacted() {
+        let config = Config::from_toml("[server]\ningest_token = \"s3cr3t-ingest\"\n").unwrap();
+        assert!(config.server.ingest_token.is_some());
+        assert!(!format!("{config:?}").contains("s3cr3t-ingest"));
+        assert!(Config::from_toml("[server]\ningest_token = \"\"\n").is_err());
     }
 }

@@ -29,6 +29,7 @@ pub mod cli;
 mod config;
 mod detectors;
 mod direct;
+mod edge;
 pub mod evalset;
 mod export;
 mod feedback_api;
@@ -54,6 +55,7 @@ pub use detectors::{
     RephraseDetectorConfig,
 };
 pub use direct::DirectSettings;
+pub use edge::{IngestToken, IngestTokenError};
 pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;

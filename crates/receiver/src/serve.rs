@@ -1,10 +1,11 @@
 //! The running receiver: the pipeline, the OTLP/gRPC listener, the HTTP listener (OTLP/HTTP,
-//! the feedback API, `/healthz`), self-metrics, and graceful shutdown.
+//! the feedback API, `/healthz`), the optional separate feedback listener, self-metrics, and
+//! graceful shutdown.
 //!
 //! Binding happens outside [`Receiver::serve`], so callers (and tests, with `127.0.0.1:0`) own
 //! the sockets and know the bound addresses before serving starts.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, ServerConfig};
+use crate::edge::grpc::GrpcEdge;
+use crate::edge::{auth, http as edge_http, EdgeLimits};
 use crate::feedback_api::{self, FeedbackConfigError};
 use crate::otlp::grpc::GrpcServer;
 use crate::otlp::{http as otlp_http, Ingest};
@@ -58,15 +61,21 @@ pub enum ServeError {
     /// The configuration does not pass [`Config::validate`].
     #[error("invalid configuration")]
     Config(#[from] ConfigError),
+    /// `server.feedback_addr` is set but [`Listeners::feedback`] is `None`, so the feedback
+    /// API would have been served on the OTLP/HTTP port.
+    #[error("server.feedback_addr is set but no feedback listener was given")]
+    MissingFeedbackListener,
 }
 
-/// The two sockets the receiver serves on.
+/// The sockets the receiver serves on.
 #[derive(Debug)]
 pub struct Listeners {
     /// OTLP/gRPC.
     pub grpc: TcpListener,
-    /// OTLP/HTTP, the feedback API and `/healthz`.
+    /// OTLP/HTTP and `/healthz`, and the feedback API unless `feedback` is set.
     pub http: TcpListener,
+    /// The feedback API and `/healthz` only (`server.feedback_addr`).
+    pub feedback: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -80,6 +89,10 @@ impl Listeners {
         Ok(Self {
             grpc: bind(config.grpc_addr).await?,
             http: bind(config.http_addr).await?,
+            feedback: match config.feedback_addr {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
         })
     }
 }
@@ -177,35 +190,67 @@ impl Receiver {
         if self.config.feedback.token_secret.is_none() {
             tracing::warn!("No feedback token secret configured; POST /v1/feedback is off.");
         }
-        let router = Router::new()
-            .merge(otlp_http::routes(
+        let traces = auth::protect(
+            otlp_http::routes(
                 ingest.clone(),
                 server.max_http_body_mib.saturating_mul(1024 * 1024),
-            ))
-            .merge(feedback)
+            ),
+            server.ingest_token.as_ref(),
+            &[&listeners.grpc, &listeners.http],
+        );
+        if server.feedback_addr.is_some() && listeners.feedback.is_none() {
+            shutdown_pipeline(&pipeline).await;
+            return Err(ServeError::MissingFeedbackListener);
+        }
+        let mut router = Router::new()
+            .merge(traces)
             .merge(health_routes(pipeline.clone()));
+        // With a feedback listener, the OTLP/HTTP port does not serve the browser API.
+        let feedback = match listeners.feedback {
+            Some(listener) => Some((listener, feedback.merge(health_routes(pipeline.clone())))),
+            None => {
+                router = router.merge(feedback);
+                None
+            }
+        };
 
         if let (Ok(grpc_addr), Ok(http_addr)) =
             (listeners.grpc.local_addr(), listeners.http.local_addr())
         {
-            tracing::info!(%grpc_addr, %http_addr, "Receiver listening.");
+            let feedback_addr = feedback
+                .as_ref()
+                .and_then(|(listener, _)| listener.local_addr().ok());
+            tracing::info!(%grpc_addr, %http_addr, ?feedback_addr, "Receiver listening.");
         }
+        let limits = EdgeLimits::from_config(server);
         let (stop, stopped) = watch::channel(false);
         let mut grpc = tokio::spawn(
             GrpcServer::new(
                 ingest,
                 server.max_grpc_message_mib.saturating_mul(1024 * 1024),
             )
-            .serve(listeners.grpc, wait_for_stop(stopped.clone())),
+            .serve(
+                listeners.grpc,
+                GrpcEdge::from_config(server),
+                wait_for_stop(stopped.clone()),
+            ),
         );
-        let mut http = tokio::spawn(
-            axum::serve(
-                listeners.http,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait_for_stop(stopped))
-            .into_future(),
+        let http_server = edge_http::serve(
+            listeners.http,
+            router,
+            limits,
+            wait_for_stop(stopped.clone()),
         );
+        let feedback_server = async move {
+            match feedback {
+                Some((listener, routes)) => {
+                    edge_http::serve(listener, routes, limits, wait_for_stop(stopped)).await
+                }
+                None => Ok(()),
+            }
+        };
+        let mut http =
+            tokio::spawn(async move { tokio::try_join!(http_server, feedback_server).map(|_| ()) });
 
         // Run until asked to stop, or until a server ends on its own (which is an error).
         let (mut grpc_finished, mut http_finished) = (false, false);

@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let listeners = Listeners {
         grpc: TcpListener::bind("127.0.0.1:0").await?,
         http: TcpListener::bind("127.0.0.1:0").await?,
+        feedback: None,
     };
     let receiver_grpc = listeners.grpc.local_addr()?;
     let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -12,7 +12,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{export_response, Ingest, OtlpError};
@@ -34,10 +33,12 @@ impl GrpcServer {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits for the requests and
-    /// connections in progress to finish.
+    /// connections in progress to finish. `edge` holds the connection limit, timeouts,
+    /// keepalive and ingest token.
     pub(crate) async fn serve(
         self,
         listener: TcpListener,
+        edge: crate::edge::grpc::GrpcEdge,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let service = TraceServiceServer::new(TraceServiceImpl {
@@ -47,12 +48,14 @@ impl GrpcServer {
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(self.max_message_bytes);
         tonic::transport::Server::builder()
+            .timeout(edge.limits.body_read_timeout)
+            .http2_keepalive_interval(Some(edge.keepalive_interval))
+            .http2_keepalive_timeout(Some(edge.keepalive_timeout))
+            .max_concurrent_streams(edge.max_concurrent_streams)
             .layer(tower::util::MapResponseLayer::new(decode_errors_as_otlp))
+            .layer(tonic::service::InterceptorLayer::new(edge.auth()))
             .add_service(service)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(edge.incoming(listener), shutdown)
             .await
     }
 }

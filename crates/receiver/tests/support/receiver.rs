@@ -17,6 +17,8 @@ pub struct TestReceiver {
     pub grpc_addr: SocketAddr,
     /// The HTTP address.
     pub http_addr: SocketAddr,
+    /// The separate feedback listener's address, when `server.feedback_addr` was set.
+    pub feedback_addr: Option<SocketAddr>,
     /// The store file.
     pub store_path: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -26,7 +28,8 @@ pub struct TestReceiver {
 
 impl TestReceiver {
     /// Starts a receiver with the test defaults (temporary store, token secret, fast join),
-    /// after `configure` has adjusted them.
+    /// after `configure` has adjusted them. When `server.feedback_addr` is set, a third
+    /// listener is bound on `127.0.0.1:0` for the feedback API.
     pub async fn start(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
@@ -38,9 +41,21 @@ impl TestReceiver {
         let listeners = Listeners {
             grpc: TcpListener::bind("127.0.0.1:0").await.expect("bind grpc"),
             http: TcpListener::bind("127.0.0.1:0").await.expect("bind http"),
+            feedback: match config.server.feedback_addr {
+                Some(_) => Some(
+                    TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind feedback"),
+                ),
+                None => None,
+            },
         };
         let grpc_addr = listeners.grpc.local_addr().unwrap();
         let http_addr = listeners.http.local_addr().unwrap();
+        let feedback_addr = listeners
+            .feedback
+            .as_ref()
+            .map(|listener| listener.local_addr().unwrap());
         let store_path = config.store.path.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(Receiver::builder(config).build().serve(listeners, async {
@@ -49,6 +64,7 @@ impl TestReceiver {
         Self {
             grpc_addr,
             http_addr,
+            feedback_addr,
             store_path,
             stop: Some(stop),
             task,
