@@ -9,12 +9,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::detectors::DetectorsConfig;
 use crate::export::ExportConfig;
 use crate::join::JoinConfig;
+use crate::otlp::budget::DecodeLimits;
 use crate::pipeline::PipelineConfig;
 use crate::review::ReviewConfig;
 use crate::store::StoreConfig;
@@ -140,6 +142,30 @@ pub struct ServerConfig {
     /// burst cannot pile up unbounded work. Default 256.
     #[serde(default = "default_max_in_flight_requests")]
     pub max_in_flight_requests: usize,
+    /// The most memory decoding one OTLP request may take, in MiB: the scan of its bytes
+    /// estimates the decoded size before decoding, and a request over it gets HTTP 413 / gRPC
+    /// `RESOURCE_EXHAUSTED` (not retryable). Decoded OTLP takes two to four times its protobuf
+    /// size, so the default leaves a full `max_http_body_mib` body room, while tiny messages
+    /// packed to amplify (an empty attribute is 2 bytes on the wire and about 150 decoded) are
+    /// refused. Default 128.
+    #[serde(default = "default_max_decoded_request_mib")]
+    pub max_decoded_request_mib: usize,
+    /// The most messages (spans, events, links, attributes, values) one OTLP request may hold;
+    /// more get HTTP 413 / gRPC `RESOURCE_EXHAUSTED`. A realistic span with 20 attributes is
+    /// about 40 messages, so this is about 50000 spans. Default 2000000.
+    #[serde(default = "default_max_request_elements")]
+    pub max_request_elements: usize,
+    /// The most memory all OTLP requests in flight may take together, in MiB: bodies as
+    /// received, bodies after gzip decompression and the decoded requests. A request that
+    /// would take more is shed with HTTP 503 / gRPC `UNAVAILABLE` and a retry delay. Keep it
+    /// above `max_decoded_request_mib` plus twice the largest body, or the largest requests
+    /// are never served. Default 512.
+    #[serde(default = "default_max_decoded_in_flight_mib")]
+    pub max_decoded_in_flight_mib: usize,
+    /// The most messages all OTLP requests in flight may hold together; beyond it requests are
+    /// shed like over `max_decoded_in_flight_mib`. Default 8000000.
+    #[serde(default = "default_max_in_flight_elements")]
+    pub max_in_flight_elements: usize,
     /// The retry delay suggested (`Retry-After`, gRPC `RetryInfo`) when a request is shed
     /// because too many are in flight, in seconds. Default 1.
     #[serde(default = "default_busy_retry_after_secs")]
@@ -170,6 +196,22 @@ const fn default_max_in_flight_requests() -> usize {
     256
 }
 
+const fn default_max_decoded_request_mib() -> usize {
+    128
+}
+
+const fn default_max_request_elements() -> usize {
+    2_000_000
+}
+
+const fn default_max_decoded_in_flight_mib() -> usize {
+    512
+}
+
+const fn default_max_in_flight_elements() -> usize {
+    8_000_000
+}
+
 const fn default_busy_retry_after_secs() -> u64 {
     1
 }
@@ -186,8 +228,26 @@ impl Default for ServerConfig {
             max_grpc_message_mib: default_max_grpc_message_mib(),
             max_http_body_mib: default_max_http_body_mib(),
             max_in_flight_requests: default_max_in_flight_requests(),
+            max_decoded_request_mib: default_max_decoded_request_mib(),
+            max_request_elements: default_max_request_elements(),
+            max_decoded_in_flight_mib: default_max_decoded_in_flight_mib(),
+            max_in_flight_elements: default_max_in_flight_elements(),
             busy_retry_after_secs: default_busy_retry_after_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The decode budget of OTLP ingest.
+    pub(crate) fn decode_limits(&self) -> DecodeLimits {
+        const MIB: usize = 1024 * 1024;
+        DecodeLimits {
+            request_bytes: self.max_decoded_request_mib.saturating_mul(MIB),
+            request_elements: self.max_request_elements,
+            in_flight_bytes: self.max_decoded_in_flight_mib.saturating_mul(MIB),
+            in_flight_elements: self.max_in_flight_elements,
+            retry_after: Duration::from_secs(self.busy_retry_after_secs),
         }
     }
 }

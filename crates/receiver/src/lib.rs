@@ -56,7 +56,7 @@ pub use direct::DirectSettings;
 pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;
-pub use otlp::OtlpError;
+pub use otlp::{OtlpError, ScanError};
 pub use pipeline::{
     FailureCategory, FeedbackInput, FeedbackKind, FeedbackOutcome, FeedbackSignal, FeedbackSource,
     IngestError, IngestOutcome, Pipeline, PipelineConfig, PipelineError, PipelineStats,
