@@ -96,6 +96,11 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
         }
         let ingest = self.ingest.clone();
         let max_message_bytes = self.max_message_bytes;
+        // A compressed message is inflated into a second buffer beside the received one.
+        let compressed = request
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|encoding| encoding.as_bytes() != b"identity");
         Box::pin(async move {
             let admission = match ingest.admit() {
                 Ok(admission) => Arc::new(admission),
@@ -110,6 +115,7 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
             });
             let mut grpc = tonic::server::Grpc::new(MessageCodec {
                 admission: Arc::clone(&admission),
+                compressed,
             })
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -156,11 +162,12 @@ impl Body for ChargedBody {
     }
 }
 
-/// Hands the message to [`Export`] as bytes, charging them to the reservation (a compressed
-/// message has been inflated into a second buffer), and encodes the response.
+/// Hands the message to [`Export`] as bytes and encodes the response. A compressed message
+/// has been inflated into a second buffer, which is charged to the reservation.
 #[derive(Debug)]
 struct MessageCodec {
     admission: Arc<Admission>,
+    compressed: bool,
 }
 
 impl Codec for MessageCodec {
@@ -176,6 +183,7 @@ impl Codec for MessageCodec {
     fn decoder(&mut self) -> MessageDecoder {
         MessageDecoder {
             admission: Arc::clone(&self.admission),
+            compressed: self.compressed,
         }
     }
 }
@@ -200,6 +208,7 @@ impl Encoder for ResponseEncoder {
 #[derive(Debug)]
 struct MessageDecoder {
     admission: Arc<Admission>,
+    compressed: bool,
 }
 
 impl Decoder for MessageDecoder {
@@ -208,10 +217,12 @@ impl Decoder for MessageDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
         let len = src.remaining();
-        self.admission
-            .reservation()
-            .charge_bytes(len)
-            .map_err(|error| grpc_status(&error))?;
+        if self.compressed {
+            self.admission
+                .reservation()
+                .charge_bytes(len)
+                .map_err(|error| grpc_status(&error))?;
+        }
         Ok(Some(src.copy_to_bytes(len)))
     }
 }
