@@ -94,7 +94,11 @@ pub(crate) struct Reservation {
 impl Reservation {
     /// Charges `bytes` of body or inflated body; busy when the budget cannot hold them.
     pub(crate) fn charge_bytes(&self, bytes: usize) -> Result<(), OtlpError> {
-        if !try_add(&self.budget.bytes, bytes, self.budget.limits.in_flight_bytes) {
+        if !try_add(
+            &self.budget.bytes,
+            bytes,
+            self.budget.limits.in_flight_bytes,
+        ) {
             return Err(self.budget.busy());
         }
         self.bytes.fetch_add(bytes, Ordering::AcqRel);

@@ -142,7 +142,10 @@ impl Body for ChargedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
         let this = self.get_mut();
         let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
-        if let Some(Ok(data)) = frame.as_ref().map(|frame| frame.as_ref().map(Frame::data_ref)) {
+        if let Some(Ok(data)) = frame
+            .as_ref()
+            .map(|frame| frame.as_ref().map(Frame::data_ref))
+        {
             let charged = data.map_or(Ok(()), |data| {
                 this.admission.reservation().charge_bytes(data.len())
             });

@@ -46,7 +46,9 @@ pub enum OtlpError {
         limit_bytes: usize,
     },
     /// Decoding the request would take more memory than one request may.
-    #[error("decoding the request would take {estimate_bytes} bytes, over the limit of {limit_bytes}")]
+    #[error(
+        "decoding the request would take {estimate_bytes} bytes, over the limit of {limit_bytes}"
+    )]
     DecodedTooLarge {
         /// The scan's estimate, in bytes.
         estimate_bytes: usize,
@@ -108,9 +110,7 @@ impl OtlpError {
             | Self::Gzip(_)
             | Self::Protobuf(_)
             | Self::Malformed(_)
-            | Self::Json(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            | Self::Json(_) => StatusCode::BAD_REQUEST,
             Self::Busy { .. } | Self::Ingest(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -128,9 +128,7 @@ impl OtlpError {
             | Self::Gzip(_)
             | Self::Protobuf(_)
             | Self::Malformed(_)
-            | Self::Json(_) => {
-                tonic::Code::InvalidArgument
-            }
+            | Self::Json(_) => tonic::Code::InvalidArgument,
             Self::Busy { .. } | Self::Ingest(_) => tonic::Code::Unavailable,
         }
     }

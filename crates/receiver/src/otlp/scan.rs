@@ -145,81 +145,121 @@ impl Message {
         use Kind::Message as M;
         match self {
             Self::Request => const { &[many(1, "resourceSpans", M(Self::ResourceSpans))] },
-            Self::ResourceSpans => const { &[
-                one(1, "resource", M(Self::Resource)),
-                many(2, "scopeSpans", M(Self::ScopeSpans)),
-                one(3, "schemaUrl", Str),
-            ] },
-            Self::Resource => const { &[
-                many(1, "attributes", M(Self::KeyValue)),
-                one(2, "droppedAttributesCount", Varint),
-                many(3, "entityRefs", M(Self::EntityRef)),
-            ] },
-            Self::EntityRef => const { &[
-                one(1, "schemaUrl", Str),
-                one(2, "type", Str),
-                many(3, "idKeys", Str),
-                many(4, "descriptionKeys", Str),
-            ] },
-            Self::ScopeSpans => const { &[
-                one(1, "scope", M(Self::Scope)),
-                many(2, "spans", M(Self::Span)),
-                one(3, "schemaUrl", Str),
-            ] },
-            Self::Scope => const { &[
-                one(1, "name", Str),
-                one(2, "version", Str),
-                many(3, "attributes", M(Self::KeyValue)),
-                one(4, "droppedAttributesCount", Varint),
-            ] },
-            Self::Span => const { &[
-                one(1, "traceId", Bytes),
-                one(2, "spanId", Bytes),
-                one(3, "traceState", Str),
-                one(4, "parentSpanId", Bytes),
-                one(16, "flags", Fixed32),
-                one(5, "name", Str),
-                one(6, "kind", Varint),
-                one(7, "startTimeUnixNano", Fixed64),
-                one(8, "endTimeUnixNano", Fixed64),
-                ATTRIBUTES,
-                one(10, "droppedAttributesCount", Varint),
-                many(11, "events", M(Self::Event)),
-                one(12, "droppedEventsCount", Varint),
-                many(13, "links", M(Self::Link)),
-                one(14, "droppedLinksCount", Varint),
-                one(15, "status", M(Self::Status)),
-            ] },
-            Self::Event => const { &[
-                one(1, "timeUnixNano", Fixed64),
-                one(2, "name", Str),
-                many(3, "attributes", M(Self::KeyValue)),
-                one(4, "droppedAttributesCount", Varint),
-            ] },
-            Self::Link => const { &[
-                one(1, "traceId", Bytes),
-                one(2, "spanId", Bytes),
-                one(3, "traceState", Str),
-                many(4, "attributes", M(Self::KeyValue)),
-                one(5, "droppedAttributesCount", Varint),
-                one(6, "flags", Fixed32),
-            ] },
+            Self::ResourceSpans => {
+                const {
+                    &[
+                        one(1, "resource", M(Self::Resource)),
+                        many(2, "scopeSpans", M(Self::ScopeSpans)),
+                        one(3, "schemaUrl", Str),
+                    ]
+                }
+            }
+            Self::Resource => {
+                const {
+                    &[
+                        many(1, "attributes", M(Self::KeyValue)),
+                        one(2, "droppedAttributesCount", Varint),
+                        many(3, "entityRefs", M(Self::EntityRef)),
+                    ]
+                }
+            }
+            Self::EntityRef => {
+                const {
+                    &[
+                        one(1, "schemaUrl", Str),
+                        one(2, "type", Str),
+                        many(3, "idKeys", Str),
+                        many(4, "descriptionKeys", Str),
+                    ]
+                }
+            }
+            Self::ScopeSpans => {
+                const {
+                    &[
+                        one(1, "scope", M(Self::Scope)),
+                        many(2, "spans", M(Self::Span)),
+                        one(3, "schemaUrl", Str),
+                    ]
+                }
+            }
+            Self::Scope => {
+                const {
+                    &[
+                        one(1, "name", Str),
+                        one(2, "version", Str),
+                        many(3, "attributes", M(Self::KeyValue)),
+                        one(4, "droppedAttributesCount", Varint),
+                    ]
+                }
+            }
+            Self::Span => {
+                const {
+                    &[
+                        one(1, "traceId", Bytes),
+                        one(2, "spanId", Bytes),
+                        one(3, "traceState", Str),
+                        one(4, "parentSpanId", Bytes),
+                        one(16, "flags", Fixed32),
+                        one(5, "name", Str),
+                        one(6, "kind", Varint),
+                        one(7, "startTimeUnixNano", Fixed64),
+                        one(8, "endTimeUnixNano", Fixed64),
+                        ATTRIBUTES,
+                        one(10, "droppedAttributesCount", Varint),
+                        many(11, "events", M(Self::Event)),
+                        one(12, "droppedEventsCount", Varint),
+                        many(13, "links", M(Self::Link)),
+                        one(14, "droppedLinksCount", Varint),
+                        one(15, "status", M(Self::Status)),
+                    ]
+                }
+            }
+            Self::Event => {
+                const {
+                    &[
+                        one(1, "timeUnixNano", Fixed64),
+                        one(2, "name", Str),
+                        many(3, "attributes", M(Self::KeyValue)),
+                        one(4, "droppedAttributesCount", Varint),
+                    ]
+                }
+            }
+            Self::Link => {
+                const {
+                    &[
+                        one(1, "traceId", Bytes),
+                        one(2, "spanId", Bytes),
+                        one(3, "traceState", Str),
+                        many(4, "attributes", M(Self::KeyValue)),
+                        one(5, "droppedAttributesCount", Varint),
+                        one(6, "flags", Fixed32),
+                    ]
+                }
+            }
             Self::Status => const { &[one(2, "message", Str), one(3, "code", Varint)] },
-            Self::KeyValue => const { &[
-                one(1, "key", Str),
-                one(2, "value", M(Self::AnyValue)),
-                one(3, "keyStrindex", Varint),
-            ] },
-            Self::AnyValue => const { &[
-                one(1, "stringValue", Str),
-                one(2, "boolValue", Varint),
-                one(3, "intValue", Varint),
-                one(4, "doubleValue", Fixed64),
-                one(5, "arrayValue", M(Self::ArrayValue)),
-                one(6, "kvlistValue", M(Self::KeyValueList)),
-                one(7, "bytesValue", Bytes),
-                one(8, "stringValueStrindex", Varint),
-            ] },
+            Self::KeyValue => {
+                const {
+                    &[
+                        one(1, "key", Str),
+                        one(2, "value", M(Self::AnyValue)),
+                        one(3, "keyStrindex", Varint),
+                    ]
+                }
+            }
+            Self::AnyValue => {
+                const {
+                    &[
+                        one(1, "stringValue", Str),
+                        one(2, "boolValue", Varint),
+                        one(3, "intValue", Varint),
+                        one(4, "doubleValue", Fixed64),
+                        one(5, "arrayValue", M(Self::ArrayValue)),
+                        one(6, "kvlistValue", M(Self::KeyValueList)),
+                        one(7, "bytesValue", Bytes),
+                        one(8, "stringValueStrindex", Varint),
+                    ]
+                }
+            }
             Self::ArrayValue => const { &[many(1, "values", M(Self::AnyValue))] },
             Self::KeyValueList => const { &[many(1, "values", M(Self::KeyValue))] },
         }

@@ -106,10 +106,7 @@ fn json_errors_are_reported() {
         Err(OtlpError::Json(_))
     ));
     let bad_id = json_request("").replace(TRACE_ID_HEX, "zz");
-    assert!(matches!(
-        json(bad_id.as_bytes()),
-        Err(OtlpError::Json(_))
-    ));
+    assert!(matches!(json(bad_id.as_bytes()), Err(OtlpError::Json(_))));
 }
 
 #[test]
@@ -159,10 +156,7 @@ fn gunzip_refuses_a_bomb_without_inflating_it() {
 
 #[test]
 fn gunzip_rejects_garbage() {
-    assert!(matches!(
-        gunzip(b"not gzip", 1024),
-        Err(OtlpError::Gzip(_))
-    ));
+    assert!(matches!(gunzip(b"not gzip", 1024), Err(OtlpError::Gzip(_))));
 }
 
 #[test]

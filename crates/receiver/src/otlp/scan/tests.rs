@@ -49,7 +49,10 @@ fn heap(request: &ExportTraceServiceRequest) -> usize {
                     + attributes(&span.attributes)
                     + vec(&span.events, span.events.capacity())
                     + vec(&span.links, span.links.capacity())
-                    + span.status.as_ref().map_or(0, |status| status.message.capacity());
+                    + span
+                        .status
+                        .as_ref()
+                        .map_or(0, |status| status.message.capacity());
                 for event in &span.events {
                     total += event.name.capacity() + attributes(&event.attributes);
                 }
@@ -87,7 +90,12 @@ fn realistic(spans: usize) -> ExportTraceServiceRequest {
         start_time_unix_nano: 1_700_000_000_000_000_000,
         end_time_unix_nano: 1_700_000_001_000_000_000,
         attributes: (0..12)
-            .map(|a| text(&format!("gen_ai.attribute.{a}"), "some value of a few words"))
+            .map(|a| {
+                text(
+                    &format!("gen_ai.attribute.{a}"),
+                    "some value of a few words",
+                )
+            })
             .chain([KeyValue {
                 key: "retrieval.documents".into(),
                 value: Some(AnyValue {
@@ -205,7 +213,10 @@ fn estimate_bounds_amplifying_requests() {
     let (estimate, _) = check_bound(&empty_attributes(100_000));
     let wire = empty_attributes(100_000).encoded_len();
     // Two bytes on the wire, a whole `KeyValue` (and more) decoded.
-    assert!(estimate.decoded_bytes > 40 * wire, "{estimate:?} for {wire} bytes");
+    assert!(
+        estimate.decoded_bytes > 40 * wire,
+        "{estimate:?} for {wire} bytes"
+    );
     assert!(estimate.elements > 100_000);
     check_bound(&nested(40));
 }
@@ -234,7 +245,10 @@ fn malformed_wire_data_is_refused() {
         scan_protobuf(b"\x08\x01"),
         Err(ScanError::WireType { field: 1, .. })
     ));
-    assert!(matches!(scan_protobuf(b"\x00"), Err(ScanError::InvalidKey(0))));
+    assert!(matches!(
+        scan_protobuf(b"\x00"),
+        Err(ScanError::InvalidKey(0))
+    ));
     assert_eq!(
         scan_protobuf(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
         Err(ScanError::InvalidVarint)
