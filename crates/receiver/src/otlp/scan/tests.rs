@@ -303,3 +303,47 @@ fn json_scan_tells_when_normalising_is_needed() {
     assert!(scan_json(b"{").is_err());
     assert!(scan_json(b"{} x").is_err());
 }
+
+/// The scan's share of decoding a realistic request. Prints, asserts nothing about time; run
+/// with `cargo test --release -p closedloop-receiver --lib scan_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn scan_cost() {
+    use std::time::Instant;
+    let bytes = realistic(100).encode_to_vec();
+    let json = json_of(&realistic(100));
+    let rounds = 2_000;
+    let time = |f: &dyn Fn()| {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            f();
+        }
+        started.elapsed()
+    };
+    let decode = time(&|| {
+        std::hint::black_box(ExportTraceServiceRequest::decode(&bytes[..]).unwrap());
+    });
+    let scan = time(&|| {
+        std::hint::black_box(scan_protobuf(&bytes).unwrap());
+    });
+    let decode_json = time(&|| {
+        std::hint::black_box(serde_json::from_slice::<ExportTraceServiceRequest>(&json).unwrap());
+    });
+    let scan_json_time = time(&|| {
+        std::hint::black_box(scan_json(&json).unwrap());
+    });
+    println!(
+        "protobuf {} bytes: decode {:?}, scan {:?} per request, scan+decode / decode = {:.3}",
+        bytes.len(),
+        decode / rounds,
+        scan / rounds,
+        (decode + scan).as_secs_f64() / decode.as_secs_f64()
+    );
+    println!(
+        "json {} bytes: decode {:?}, scan {:?} per request, scan+decode / decode = {:.3}",
+        json.len(),
+        decode_json / rounds,
+        scan_json_time / rounds,
+        (decode_json + scan_json_time).as_secs_f64() / decode_json.as_secs_f64()
+    );
+}
