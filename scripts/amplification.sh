@@ -6,7 +6,7 @@
 #   scripts/amplification.sh                 # the receiver and loadgen built from this tree
 #   CLOSEDLOOP=/path/to/closedloop scripts/amplification.sh   # another receiver build
 #
-# SERVER_TOML adds lines to the [server] table of the receiver's configuration (for example
+# ONLY=NAME runs one input (names as in the table). SERVER_TOML adds lines to the [server] table of the receiver's configuration (for example
 # "max_decoded_in_flight_mib = 256"). Each input runs against its own receiver process, so each
 # peak is that input's alone.
 set -euo pipefail
@@ -38,6 +38,9 @@ printf '%-20s %-28s %12s %12s %12s\n' input answers peak_MiB after_MiB settled_M
 for entry in "${inputs[@]}"; do
     name=${entry%%|*}
     args=${entry#*|}
+    if [[ -n "${ONLY:-}" && "$name" != "$ONLY" ]]; then
+        continue
+    fi
     dir=$(mktemp -d)
     cat >"$dir/closedloop.toml" <<EOF
 [server]
