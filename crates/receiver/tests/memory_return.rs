@@ -101,7 +101,10 @@ async fn memory_of_a_spike_is_returned() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let peak = status_kib(pid, "VmHWM");
-    assert!(peak > before + 20 * 1024, "the spike took {before} -> {peak} KiB");
+    assert!(
+        peak > before + 20 * 1024,
+        "the spike took {before} -> {peak} KiB"
+    );
     // The request is done; its memory goes back to the OS as it is freed, rather than staying
     // at the peak. (mimalloc's default delay is 1 s, and then only on the freeing thread's
     // next allocation, so half a second tells the two apart.)
