@@ -2,8 +2,15 @@
 //!
 //! Both transports share what lives here: the request body codecs (protobuf, JSON, gzip with a
 //! bounded decompressor), the error type and its mapping onto gRPC codes and HTTP statuses, and
-//! [`Ingest`], which applies the in-flight request limit, hands requests to the
-//! [`Pipeline`] and counts spans for the receiver's own metrics.
+//! [`Ingest`], which admits a request before its body is read (the in-flight request limit and
+//! a share of the decode budget), hands requests to the [`Pipeline`] and counts spans for the
+//! receiver's own metrics.
+//!
+//! Memory is bounded before it is spent: the body is charged to the request's
+//! [`budget::Reservation`] as it arrives and as it inflates, and [`scan`] reads the decoded size
+//! from the wire bytes before decoding, so a request that would decode too large is refused
+//! (413 / `RESOURCE_EXHAUSTED`) and one that does not fit beside the requests in flight is shed
+//! (503 / `UNAVAILABLE` with a retry delay) without being decoded.
 //!
 //! Behaviour follows the OTLP specification (`opentelemetry-proto/docs/specification.md`):
 //! size limits apply to the decompressed message, partial success reports the spans the
