@@ -6,6 +6,7 @@
 //!   spans/s, partial-success rejections and request latency percentiles.
 //! - [`ceiling`]: prost decoding of the same requests on one thread, the decode-only ceiling.
 //! - [`latency`]: feedback accepted → failure record at an OTLP sink, idle and under load.
+//! - [`amplify`]: requests small on the wire and large once decoded (memory amplification).
 //! - [`scale`]: join latency and bytes on disk per response as the store grows.
 //!
 //! `scripts/bench.sh` runs all of them against the receiver and rotel; `BENCHMARKS.md` holds
@@ -20,6 +21,7 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod amplify;
 pub mod ceiling;
 pub mod latency;
 pub mod load;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use closedloop_loadgen::load::{LoadConfig, Protocol};
 use closedloop_loadgen::traces::{Body, TraceBuilder, TraceConfig};
-use closedloop_loadgen::{ceiling, latency, load, scale};
+use closedloop_loadgen::{amplify, ceiling, latency, load, scale};
 use serde::Serialize;
 
 /// Load generator and benchmarks for the closedloop receiver (and any OTLP trace receiver).
@@ -36,6 +36,30 @@ enum Command {
     FeedbackLatency(LatencyArgs),
     /// Join latency and bytes per indexed response at growing store sizes (in process).
     StoreScale(ScaleArgs),
+    /// Sends one request that is small on the wire and large once decoded.
+    Amplify(AmplifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct AmplifyArgs {
+    /// The input to send.
+    #[arg(long, value_enum)]
+    input: amplify::Input,
+    /// The receiver's OTLP/HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:4318")]
+    http_endpoint: String,
+    /// The receiver's OTLP/gRPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    grpc_endpoint: String,
+    /// Empty attributes (or innermost empty values of json-gzip).
+    #[arg(long, default_value_t = 10_000_000)]
+    count: usize,
+    /// Nesting depth of json-gzip.
+    #[arg(long, default_value_t = 38)]
+    depth: usize,
+    /// Requests sent at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +267,18 @@ fn main() -> anyhow::Result<()> {
             };
             let report = runtime.block_on(scale::run(&config))?;
             print(cli.json, &report, scale::ScaleReport::text)
+        }
+        Command::Amplify(args) => {
+            let config = amplify::AmplifyConfig {
+                input: args.input,
+                http_endpoint: args.http_endpoint,
+                grpc_endpoint: args.grpc_endpoint,
+                count: args.count,
+                depth: args.depth,
+                concurrency: args.concurrency,
+            };
+            let report = runtime.block_on(amplify::run(&config))?;
+            print(cli.json, &report, amplify::AmplifyReport::text)
         }
     }
 }

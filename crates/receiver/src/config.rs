@@ -24,6 +24,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -33,6 +34,7 @@ use crate::edge::IngestToken;
 use crate::export::{ExportConfig, ExportConfigError, ExportFlags};
 use crate::feedback_api::FeedbackConfigError;
 use crate::join::JoinConfig;
+use crate::otlp::budget::DecodeLimits;
 use crate::pipeline::PipelineConfig;
 use crate::review::ReviewConfig;
 use crate::secret::Secret;
@@ -194,7 +196,7 @@ pub enum InvalidSetting {
         other_value: f64,
     },
     /// The same listen address as another listener.
-    #[error("{0} is also server.grpc_addr")]
+    #[error("{0} is also the address of another listener")]
     SameAddress(SocketAddr),
     /// Not an `http://` URL with a host. (The value is not repeated: it may be a secret.)
     #[error("not an http:// url with a host")]
@@ -322,11 +324,65 @@ fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
         "server.max_in_flight_requests",
         server.max_in_flight_requests,
     )?;
-    if server.http_addr == server.grpc_addr && server.http_addr.port() != 0 {
+    positive(
+        "server.max_decoded_request_mib",
+        server.max_decoded_request_mib,
+    )?;
+    positive("server.max_request_elements", server.max_request_elements)?;
+    positive(
+        "server.max_decoded_in_flight_mib",
+        server.max_decoded_in_flight_mib,
+    )?;
+    positive(
+        "server.max_in_flight_elements",
+        server.max_in_flight_elements,
+    )?;
+    if server.max_decoded_in_flight_mib < server.max_decoded_request_mib {
+        return Err(invalid(
+            "server.max_decoded_in_flight_mib",
+            InvalidSetting::Below {
+                value: server.max_decoded_in_flight_mib as f64,
+                other: "server.max_decoded_request_mib",
+                other_value: server.max_decoded_request_mib as f64,
+            },
+        ));
+    }
+    positive("server.max_connections", server.max_connections)?;
+    positive(
+        "server.header_read_timeout_secs",
+        server.header_read_timeout_secs,
+    )?;
+    positive(
+        "server.body_read_timeout_secs",
+        server.body_read_timeout_secs,
+    )?;
+    positive("server.idle_timeout_secs", server.idle_timeout_secs)?;
+    positive(
+        "server.http2_keepalive_interval_secs",
+        server.http2_keepalive_interval_secs,
+    )?;
+    positive(
+        "server.http2_keepalive_timeout_secs",
+        server.http2_keepalive_timeout_secs,
+    )?;
+    positive(
+        "server.grpc_max_concurrent_streams",
+        server.grpc_max_concurrent_streams,
+    )?;
+    let same = |a: SocketAddr, b: SocketAddr| a == b && a.port() != 0;
+    if same(server.http_addr, server.grpc_addr) {
         return Err(invalid(
             "server.http_addr",
             InvalidSetting::SameAddress(server.http_addr),
         ));
+    }
+    if let Some(feedback_addr) = server.feedback_addr {
+        if same(feedback_addr, server.grpc_addr) || same(feedback_addr, server.http_addr) {
+            return Err(invalid(
+                "server.feedback_addr",
+                InvalidSetting::SameAddress(feedback_addr),
+            ));
+        }
     }
     Ok(())
 }
@@ -509,6 +565,30 @@ pub struct ServerConfig {
     /// burst cannot pile up unbounded work. Default 256.
     #[serde(default = "default_max_in_flight_requests")]
     pub max_in_flight_requests: usize,
+    /// The most memory decoding one OTLP request may take, in MiB: the scan of its bytes
+    /// estimates the decoded size before decoding, and a request over it gets HTTP 413 / gRPC
+    /// `RESOURCE_EXHAUSTED` (not retryable). Decoded OTLP takes two to four times its protobuf
+    /// size, so the default leaves a full `max_http_body_mib` body room, while tiny messages
+    /// packed to amplify (an empty attribute is 2 bytes on the wire and about 150 decoded) are
+    /// refused. Default 128.
+    #[serde(default = "default_max_decoded_request_mib")]
+    pub max_decoded_request_mib: usize,
+    /// The most messages (spans, events, links, attributes, values) one OTLP request may hold;
+    /// more get HTTP 413 / gRPC `RESOURCE_EXHAUSTED`. A realistic span with 20 attributes is
+    /// about 40 messages, so this is about 50000 spans. Default 2000000.
+    #[serde(default = "default_max_request_elements")]
+    pub max_request_elements: usize,
+    /// The most memory all OTLP requests in flight may take together, in MiB: bodies as
+    /// received, bodies after gzip decompression and the decoded requests. A request that
+    /// would take more is shed with HTTP 503 / gRPC `UNAVAILABLE` and a retry delay. Keep it
+    /// above `max_decoded_request_mib` plus twice the largest body, or the largest requests
+    /// are never served. Default 512.
+    #[serde(default = "default_max_decoded_in_flight_mib")]
+    pub max_decoded_in_flight_mib: usize,
+    /// The most messages all OTLP requests in flight may hold together; beyond it requests are
+    /// shed like over `max_decoded_in_flight_mib`. Default 8000000.
+    #[serde(default = "default_max_in_flight_elements")]
+    pub max_in_flight_elements: usize,
     /// The retry delay suggested (`Retry-After`, gRPC `RetryInfo`) when a request is shed
     /// because too many are in flight, in seconds. Default 1.
     #[serde(default = "default_busy_retry_after_secs")]
@@ -584,6 +664,22 @@ const fn default_max_in_flight_requests() -> usize {
     256
 }
 
+const fn default_max_decoded_request_mib() -> usize {
+    128
+}
+
+const fn default_max_request_elements() -> usize {
+    2_000_000
+}
+
+const fn default_max_decoded_in_flight_mib() -> usize {
+    512
+}
+
+const fn default_max_in_flight_elements() -> usize {
+    8_000_000
+}
+
 const fn default_busy_retry_after_secs() -> u64 {
     1
 }
@@ -628,6 +724,10 @@ impl Default for ServerConfig {
             max_grpc_message_mib: default_max_grpc_message_mib(),
             max_http_body_mib: default_max_http_body_mib(),
             max_in_flight_requests: default_max_in_flight_requests(),
+            max_decoded_request_mib: default_max_decoded_request_mib(),
+            max_request_elements: default_max_request_elements(),
+            max_decoded_in_flight_mib: default_max_decoded_in_flight_mib(),
+            max_in_flight_elements: default_max_in_flight_elements(),
             busy_retry_after_secs: default_busy_retry_after_secs(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
             feedback_addr: None,
@@ -639,6 +739,20 @@ impl Default for ServerConfig {
             http2_keepalive_interval_secs: default_http2_keepalive_interval_secs(),
             http2_keepalive_timeout_secs: default_http2_keepalive_timeout_secs(),
             grpc_max_concurrent_streams: default_grpc_max_concurrent_streams(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The decode budget of OTLP ingest.
+    pub(crate) fn decode_limits(&self) -> DecodeLimits {
+        const MIB: usize = 1024 * 1024;
+        DecodeLimits {
+            request_bytes: self.max_decoded_request_mib.saturating_mul(MIB),
+            request_elements: self.max_request_elements,
+            in_flight_bytes: self.max_decoded_in_flight_mib.saturating_mul(MIB),
+            in_flight_elements: self.max_in_flight_elements,
+            retry_after: Duration::from_secs(self.busy_retry_after_secs),
         }
     }
 }
@@ -816,6 +930,31 @@ mod tests {
                 "feedback.allowed_origins",
             ),
             ("[feedback]\ntoken_secret = \"\"", "feedback.token_secret"),
+            (
+                "[feedback]\ntoken_secret = \"too-short\"",
+                "feedback.token_secret",
+            ),
+            (
+                "[feedback]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "feedback.trusted_proxies",
+            ),
+            (
+                "[server]\nmax_decoded_in_flight_mib = 64\nmax_decoded_request_mib = 128",
+                "server.max_decoded_in_flight_mib",
+            ),
+            (
+                "[server]\nmax_request_elements = 0",
+                "server.max_request_elements",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nfeedback_addr = \"127.0.0.1:4318\"",
+                "server.feedback_addr",
+            ),
             (
                 "[telemetry]\nmetrics_endpoint = \"localhost:4317\"",
                 "telemetry.metrics_endpoint",

@@ -59,7 +59,7 @@ pub use edge::{IngestToken, IngestTokenError};
 pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;
-pub use otlp::OtlpError;
+pub use otlp::{OtlpError, ScanError};
 pub use pipeline::{
     FailureCategory, FeedbackInput, FeedbackKind, FeedbackOutcome, FeedbackSignal, FeedbackSource,
     IngestError, IngestOutcome, Pipeline, PipelineConfig, PipelineError, PipelineStats,

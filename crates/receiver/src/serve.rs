@@ -177,7 +177,7 @@ impl Receiver {
         let ingest = Ingest::new(
             pipeline.clone(),
             server.max_in_flight_requests,
-            Duration::from_secs(server.busy_retry_after_secs),
+            server.decode_limits(),
             telemetry.metrics(),
         );
         let feedback = match feedback_api::routes(pipeline.clone(), self.config.feedback.clone()) {

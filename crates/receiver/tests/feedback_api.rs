@@ -399,8 +399,7 @@ async fn idempotency_ids_are_scoped_to_the_judged_answer() {
 async fn empty_and_short_secrets_are_refused_at_startup() {
     for secret in ["", "short-secret", &"x".repeat(31)] {
         let receiver =
-            TestReceiver::start(|config| config.feedback.token_secret = Some(secret.into()))
-                .await;
+            TestReceiver::start(|config| config.feedback.token_secret = Some(secret.into())).await;
         let error = receiver
             .stop()
             .await
@@ -417,7 +416,8 @@ async fn empty_and_short_secrets_are_refused_at_startup() {
         assert!(source.contains("at least 32 bytes"), "{source}");
     }
     let receiver =
-        TestReceiver::start(|config| config.feedback.token_secret = Some("y".repeat(32).into())).await;
+        TestReceiver::start(|config| config.feedback.token_secret = Some("y".repeat(32).into()))
+            .await;
     let (status, body) = post(&receiver, &feedback(&valid_token(), "fb-secret")).await;
     assert_eq!(status, 401, "{body}");
     receiver.stop().await.unwrap();

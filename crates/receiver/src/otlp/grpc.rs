@@ -1,20 +1,27 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::{Buf, Bytes};
 use closedloop_semconv::attribute::ReceiverProtocol;
 use http::HeaderValue;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use hyper::body::{Body, Frame, SizeHint};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
 use tokio::net::TcpListener;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{BoxFuture, Service};
+use tonic::server::{NamedService, UnaryService};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{export_response, Ingest, OtlpError};
+use super::{decode_protobuf, export_response, Admission, Ingest, OtlpError};
+
+/// The gRPC path of `TraceService/Export`.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// The OTLP/gRPC trace service.
 #[derive(Clone, Debug)]
@@ -41,12 +48,10 @@ impl GrpcServer {
         edge: crate::edge::grpc::GrpcEdge,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let service = TraceServiceServer::new(TraceServiceImpl {
+        let service = TraceService {
             ingest: self.ingest,
-        })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(self.max_message_bytes);
+            max_message_bytes: self.max_message_bytes,
+        };
         tonic::transport::Server::builder()
             .timeout(edge.limits.body_read_timeout)
             .http2_keepalive_interval(Some(edge.keepalive_interval))
@@ -57,6 +62,212 @@ impl GrpcServer {
             .add_service(service)
             .serve_with_incoming_shutdown(edge.incoming(listener), shutdown)
             .await
+    }
+}
+
+/// `TraceService`, served by hand rather than through the generated server: the generated one
+/// decodes the message before the handler runs, where neither the in-flight limit nor the
+/// decode budget can see it.
+///
+/// Here a request is admitted before tonic reads its body, the body's frames are charged to
+/// its reservation as they arrive, and the message reaches [`Export`] as bytes (decompressed
+/// and bounded by `max_message_bytes` by tonic), to be scanned, charged and decoded like an
+/// OTLP/HTTP body.
+#[derive(Clone, Debug)]
+struct TraceService {
+    ingest: Ingest,
+    max_message_bytes: usize,
+}
+
+impl NamedService for TraceService {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl Service<http::Request<tonic::body::Body>> for TraceService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != EXPORT_PATH {
+            let status = tonic::Status::unimplemented("only TraceService/Export is served");
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let ingest = self.ingest.clone();
+        let max_message_bytes = self.max_message_bytes;
+        // A compressed message is inflated into a second buffer beside the received one.
+        let compressed = request
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|encoding| encoding.as_bytes() != b"identity");
+        Box::pin(async move {
+            let admission = match ingest.admit() {
+                Ok(admission) => Arc::new(admission),
+                Err(error) => {
+                    tracing::debug!(%error, "OTLP/gRPC request refused.");
+                    return Ok(grpc_status(&error).into_http());
+                }
+            };
+            let request = request.map(|body| ChargedBody {
+                body,
+                admission: Arc::clone(&admission),
+            });
+            let mut grpc = tonic::server::Grpc::new(MessageCodec {
+                admission: Arc::clone(&admission),
+                compressed,
+            })
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_message_bytes);
+            Ok(grpc.unary(Export { ingest, admission }, request).await)
+        })
+    }
+}
+
+/// A request body whose data frames are charged to the request's reservation as they arrive.
+#[derive(Debug)]
+struct ChargedBody {
+    body: tonic::body::Body,
+    admission: Arc<Admission>,
+}
+
+impl Body for ChargedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let this = self.get_mut();
+        let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
+        if let Some(Ok(data)) = frame
+            .as_ref()
+            .map(|frame| frame.as_ref().map(Frame::data_ref))
+        {
+            let charged = data.map_or(Ok(()), |data| {
+                this.admission.reservation().charge_bytes(data.len())
+            });
+            if let Err(error) = charged {
+                return Poll::Ready(Some(Err(grpc_status(&error))));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Hands the message to [`Export`] as bytes and encodes the response. A compressed message
+/// has been inflated into a second buffer, which is charged to the reservation.
+#[derive(Debug)]
+struct MessageCodec {
+    admission: Arc<Admission>,
+    compressed: bool,
+}
+
+impl Codec for MessageCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder;
+    type Decoder = MessageDecoder;
+
+    fn encoder(&mut self) -> ResponseEncoder {
+        ResponseEncoder
+    }
+
+    fn decoder(&mut self) -> MessageDecoder {
+        MessageDecoder {
+            admission: Arc::clone(&self.admission),
+            compressed: self.compressed,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ResponseEncoder;
+
+impl Encoder for ResponseEncoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: ExportTraceServiceResponse,
+        dst: &mut EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        item.encode(dst)
+            .map_err(|error| tonic::Status::internal(error.to_string()))
+    }
+}
+
+#[derive(Debug)]
+struct MessageDecoder {
+    admission: Arc<Admission>,
+    compressed: bool,
+}
+
+impl Decoder for MessageDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        let len = src.remaining();
+        if self.compressed {
+            self.admission
+                .reservation()
+                .charge_bytes(len)
+                .map_err(|error| grpc_status(&error))?;
+        }
+        Ok(Some(src.copy_to_bytes(len)))
+    }
+}
+
+/// The `Export` method: scans, charges and decodes the message, then hands it to the pipeline.
+struct Export {
+    ingest: Ingest,
+    admission: Arc<Admission>,
+}
+
+impl UnaryService<Bytes> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<tonic::Response<ExportTraceServiceResponse>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        let admission = Arc::clone(&self.admission);
+        Box::pin(async move {
+            let message = request.into_inner();
+            let result = match decode_protobuf(&message, admission.reservation()) {
+                Ok(request) => {
+                    drop(message);
+                    ingest.export(request, ReceiverProtocol::Grpc).await
+                }
+                Err(error) => Err(error),
+            };
+            drop(admission);
+            match result {
+                Ok(outcome) => Ok(tonic::Response::new(export_response(&outcome))),
+                Err(error) => {
+                    if error.grpc_code() == tonic::Code::Unavailable {
+                        tracing::warn!(%error, "OTLP/gRPC request failed.");
+                    } else {
+                        tracing::debug!(%error, "OTLP/gRPC request refused.");
+                    }
+                    Err(grpc_status(&error))
+                }
+            }
+        })
     }
 }
 
@@ -85,31 +296,6 @@ fn decode_errors_as_otlp<B>(mut response: http::Response<B>) -> http::Response<B
         .headers_mut()
         .insert(GRPC_STATUS, HeaderValue::from(rewrite as i32));
     response
-}
-
-#[derive(Debug)]
-struct TraceServiceImpl {
-    ingest: Ingest,
-}
-
-#[tonic::async_trait]
-impl TraceService for TraceServiceImpl {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        match self
-            .ingest
-            .export(request.into_inner(), ReceiverProtocol::Grpc)
-            .await
-        {
-            Ok(outcome) => Ok(tonic::Response::new(export_response(&outcome))),
-            Err(error) => {
-                tracing::warn!(%error, "OTLP/gRPC request failed.");
-                Err(grpc_status(&error))
-            }
-        }
-    }
 }
 
 /// The gRPC status for an error; retryable errors carry a `google.rpc.RetryInfo` detail, which

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use super::budget::Reservation;
 use super::{
     decode_json, decode_protobuf, export_response, export_response_json, gunzip_bounded, Encoding,
     Ingest, OtlpError,
@@ -67,10 +67,17 @@ async fn handle(
     body: Body,
 ) -> Result<Response, OtlpError> {
     let gzip = content_encoding_is_gzip(headers)?;
-    let raw = read_body(body, state.max_body_bytes).await?;
-    let request = decode(encoding, gzip, &raw, state.max_body_bytes)?;
+    let declared = declared_length(headers, state.max_body_bytes)?;
+    // Admitted before a byte of the body is read: the in-flight limit and the decode budget
+    // bound what reading and decoding take.
+    let admission = state.ingest.admit()?;
+    let reservation = admission.reservation();
+    let raw = read_body(body, declared, state.max_body_bytes, reservation).await?;
+    let request = decode(encoding, gzip, &raw, state.max_body_bytes, reservation)?;
+    reservation.release_bytes(raw.capacity());
     drop(raw);
     let outcome = state.ingest.export(request, encoding.protocol()).await?;
+    drop(admission);
     let response = export_response(&outcome);
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
@@ -99,12 +106,55 @@ fn content_encoding_is_gzip(headers: &HeaderMap) -> Result<bool, OtlpError> {
     }
 }
 
-async fn read_body(body: Body, limit_bytes: usize) -> Result<Bytes, OtlpError> {
-    match Limited::new(body, limit_bytes).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(OtlpError::TooLarge { limit_bytes }),
-        Err(error) => Err(OtlpError::Body(error.to_string())),
+/// The body length the client declared, refused at once when over the limit.
+fn declared_length(headers: &HeaderMap, limit_bytes: usize) -> Result<Option<usize>, OtlpError> {
+    let Some(value) = headers.get(CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    // hyper has already refused a malformed Content-Length; a number too large for usize is
+    // over any limit.
+    let declared = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match declared.map(usize::try_from) {
+        Some(Ok(length)) if length <= limit_bytes => Ok(Some(length)),
+        Some(_) => Err(OtlpError::TooLarge { limit_bytes }),
+        None => Ok(None),
     }
+}
+
+/// Reads the body, refusing more than `limit_bytes`; each growth of the buffer is charged to
+/// `reservation` before it is allocated. The caller releases `capacity()` of the result.
+async fn read_body(
+    mut body: Body,
+    declared: Option<usize>,
+    limit_bytes: usize,
+    reservation: &Reservation,
+) -> Result<Vec<u8>, OtlpError> {
+    let mut out = Vec::new();
+    if let Some(length) = declared {
+        reservation.charge_bytes(length)?;
+        out.reserve_exact(length);
+    }
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| OtlpError::Body(error.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let needed = out.len() + data.len();
+        if needed > limit_bytes {
+            return Err(OtlpError::TooLarge { limit_bytes });
+        }
+        if needed > out.capacity() {
+            // Doubling keeps the copies linear; `needed <= limit_bytes`, so the target holds it.
+            let target = needed.max(out.capacity() * 2).min(limit_bytes);
+            reservation.charge_bytes(target - out.capacity())?;
+            out.reserve_exact(target - out.len());
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
 }
 
 fn decode(
@@ -112,17 +162,25 @@ fn decode(
     gzip: bool,
     raw: &[u8],
     limit_bytes: usize,
+    reservation: &Reservation,
 ) -> Result<ExportTraceServiceRequest, OtlpError> {
-    let inflated;
-    let body = if gzip {
-        inflated = gunzip_bounded(raw, limit_bytes)?;
-        &inflated[..]
-    } else {
-        raw
-    };
+    if !gzip {
+        return decode_body(encoding, raw, reservation);
+    }
+    let inflated = gunzip_bounded(raw, limit_bytes, reservation)?;
+    let request = decode_body(encoding, &inflated, reservation);
+    reservation.release_bytes(inflated.capacity());
+    request
+}
+
+fn decode_body(
+    encoding: Encoding,
+    body: &[u8],
+    reservation: &Reservation,
+) -> Result<ExportTraceServiceRequest, OtlpError> {
     match encoding {
-        Encoding::Protobuf => decode_protobuf(body),
-        Encoding::Json => decode_json(body),
+        Encoding::Protobuf => decode_protobuf(body, reservation),
+        Encoding::Json => decode_json(body, reservation),
     }
 }
 

@@ -2,15 +2,24 @@
 //!
 //! Both transports share what lives here: the request body codecs (protobuf, JSON, gzip with a
 //! bounded decompressor), the error type and its mapping onto gRPC codes and HTTP statuses, and
-//! [`Ingest`], which applies the in-flight request limit, hands requests to the
-//! [`Pipeline`] and counts spans for the receiver's own metrics.
+//! [`Ingest`], which admits a request before its body is read (the in-flight request limit and
+//! a share of the decode budget), hands requests to the [`Pipeline`] and counts spans for the
+//! receiver's own metrics.
+//!
+//! Memory is bounded before it is spent: the body is charged to the request's
+//! [`budget::Reservation`] as it arrives and as it inflates, and [`scan`] reads the decoded size
+//! from the wire bytes before decoding, so a request that would decode too large is refused
+//! (413 / `RESOURCE_EXHAUSTED`) and one that does not fit beside the requests in flight is shed
+//! (503 / `UNAVAILABLE` with a retry delay) without being decoded.
 //!
 //! Behaviour follows the OTLP specification (`opentelemetry-proto/docs/specification.md`):
 //! size limits apply to the decompressed message, partial success reports the spans the
 //! pipeline rejected, and load shedding answers with a retryable status and a retry delay.
 
+pub(crate) mod budget;
 pub(crate) mod grpc;
 pub(crate) mod http;
+pub(crate) mod scan;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -22,7 +31,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use self::budget::{DecodeBudget, DecodeLimits, Reservation};
+pub use self::scan::ScanError;
 
 use crate::pipeline::{IngestError, IngestOutcome, Pipeline};
 use crate::telemetry::ReceiverMetrics;
@@ -40,6 +52,27 @@ pub enum OtlpError {
         /// The configured limit.
         limit_bytes: usize,
     },
+    /// Decoding the request would take more memory than one request may.
+    #[error(
+        "decoding the request would take {estimate_bytes} bytes, over the limit of {limit_bytes}"
+    )]
+    DecodedTooLarge {
+        /// The scan's estimate, in bytes.
+        estimate_bytes: usize,
+        /// The configured limit, in bytes.
+        limit_bytes: usize,
+    },
+    /// The request holds more messages (spans, attributes, values) than one request may.
+    #[error("the request holds {elements} messages, over the limit of {limit}")]
+    TooManyElements {
+        /// The messages counted by the scan.
+        elements: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is not a well-formed protobuf message, as found before decoding.
+    #[error("invalid protobuf body: {0}")]
+    Malformed(#[source] ScanError),
     /// The `Content-Type` is neither `application/x-protobuf` nor `application/json`.
     #[error("unsupported content type {0:?}; use application/x-protobuf or application/json")]
     UnsupportedContentType(String),
@@ -74,13 +107,17 @@ impl OtlpError {
     pub fn http_status(&self) -> ::http::StatusCode {
         use ::http::StatusCode;
         match self {
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::DecodedTooLarge { .. } | Self::TooManyElements { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::UnsupportedContentType(_) | Self::UnsupportedContentEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Self::Body(_) | Self::Gzip(_) | Self::Protobuf(_) | Self::Json(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::Body(_)
+            | Self::Gzip(_)
+            | Self::Protobuf(_)
+            | Self::Malformed(_)
+            | Self::Json(_) => StatusCode::BAD_REQUEST,
             Self::Busy { .. } | Self::Ingest(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -88,13 +125,17 @@ impl OtlpError {
     /// The gRPC status code for this error, per the OTLP/gRPC specification.
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
+            Self::TooLarge { .. } | Self::DecodedTooLarge { .. } | Self::TooManyElements { .. } => {
+                tonic::Code::ResourceExhausted
+            }
             Self::UnsupportedContentType(_) | Self::UnsupportedContentEncoding(_) => {
                 tonic::Code::Unimplemented
             }
-            Self::Body(_) | Self::Gzip(_) | Self::Protobuf(_) | Self::Json(_) => {
-                tonic::Code::InvalidArgument
-            }
+            Self::Body(_)
+            | Self::Gzip(_)
+            | Self::Protobuf(_)
+            | Self::Malformed(_)
+            | Self::Json(_) => tonic::Code::InvalidArgument,
             Self::Busy { .. } | Self::Ingest(_) => tonic::Code::Unavailable,
         }
     }
@@ -153,48 +194,90 @@ impl Encoding {
     }
 }
 
+/// The most a gzip body is inflated by in one read, and the first size of its buffer.
+const INFLATE_CHUNK_BYTES: usize = 64 * 1024;
+
 /// Decompresses a gzip body, refusing to produce more than `limit_bytes`.
 ///
-/// The output is read through a `take(limit + 1)` adapter, so a gzip bomb costs at most
-/// `limit_bytes + 1` bytes of memory before it is refused. Concatenated gzip members are
-/// accepted, as RFC 1952 allows.
-pub(crate) fn gunzip_bounded(body: &[u8], limit_bytes: usize) -> Result<Vec<u8>, OtlpError> {
-    // Typical OTLP payloads compress 5-10x; start there and let the vector grow.
-    let mut out = Vec::with_capacity(body.len().saturating_mul(8).min(limit_bytes));
-    let limit = u64::try_from(limit_bytes).unwrap_or(u64::MAX);
-    MultiGzDecoder::new(body)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(OtlpError::Gzip)?;
-    if out.len() > limit_bytes {
-        return Err(OtlpError::TooLarge { limit_bytes });
+/// The output buffer grows by doubling, each step charged to `reservation` before it is
+/// allocated and capped at `limit_bytes + 1`, so a gzip bomb costs at most that before it is
+/// refused, and a body that would take the requests in flight over the decode budget is shed
+/// while it inflates. The caller releases `capacity()` of the result when it drops it.
+/// Concatenated gzip members are accepted, as RFC 1952 allows.
+pub(crate) fn gunzip_bounded(
+    body: &[u8],
+    limit_bytes: usize,
+    reservation: &Reservation,
+) -> Result<Vec<u8>, OtlpError> {
+    let mut out = Vec::new();
+    let mut decoder = MultiGzDecoder::new(body);
+    loop {
+        if out.len() == out.capacity() {
+            // Double, so the copies stay linear, but never past the limit plus one byte.
+            let grow = out
+                .capacity()
+                .max(INFLATE_CHUNK_BYTES)
+                .min(limit_bytes.saturating_add(1) - out.capacity());
+            reservation.charge_bytes(grow)?;
+            out.reserve_exact(grow);
+        }
+        let len = out.len();
+        let chunk = (out.capacity() - len).min(INFLATE_CHUNK_BYTES);
+        out.resize(len + chunk, 0);
+        match decoder.read(&mut out[len..]) {
+            Ok(0) => {
+                out.truncate(len);
+                return Ok(out);
+            }
+            Ok(read) => out.truncate(len + read),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => out.truncate(len),
+            Err(error) => return Err(OtlpError::Gzip(error)),
+        }
+        if out.len() > limit_bytes {
+            return Err(OtlpError::TooLarge { limit_bytes });
+        }
     }
-    Ok(out)
 }
 
-/// Decodes a protobuf `ExportTraceServiceRequest`.
-pub(crate) fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpError> {
+/// Scans, charges and decodes a protobuf `ExportTraceServiceRequest`.
+pub(crate) fn decode_protobuf(
+    body: &[u8],
+    reservation: &Reservation,
+) -> Result<ExportTraceServiceRequest, OtlpError> {
+    let estimate = scan::scan_protobuf(body).map_err(OtlpError::Malformed)?;
+    reservation.charge_decode(estimate.elements, estimate.decoded_bytes)?;
     prost::Message::decode(body).map_err(OtlpError::Protobuf)
 }
 
-/// Decodes an OTLP/JSON `ExportTraceServiceRequest`.
+/// Scans, charges and decodes an OTLP/JSON `ExportTraceServiceRequest`.
 ///
 /// The fast path is the `opentelemetry-proto` serde mapping, which already accepts hex ids in
 /// either case, 64-bit integers as strings or numbers and unknown fields. It rejects two inputs
-/// the protobuf JSON mapping allows, so a body that fails the fast path is normalised and tried
-/// once more:
+/// the protobuf JSON mapping allows, so a body that has them (the scan tells) and fails the
+/// fast path is normalised and tried once more:
 ///
 /// - `null` for any field, which means the field's default (some JSON encoders write
 ///   `"parentSpanId": null` for root spans);
 /// - `"doubleValue"` given as `"NaN"`, `"Infinity"` or `"-Infinity"`. serde_json cannot hold
 ///   these values, so such an attribute is kept with an empty value rather than failing
 ///   every span in the request.
-pub(crate) fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpError> {
+///
+/// The fallback holds the body as a `serde_json::Value`, which is charged on top.
+pub(crate) fn decode_json(
+    body: &[u8],
+    reservation: &Reservation,
+) -> Result<ExportTraceServiceRequest, OtlpError> {
+    let estimate = scan::scan_json(body).map_err(OtlpError::Json)?;
+    reservation.charge_decode(estimate.elements, estimate.decoded_bytes)?;
     let first_error = match serde_json::from_slice(body) {
         Ok(request) => return Ok(request),
         Err(error) => error,
     };
-    // A syntax error cannot be repaired; report the original error.
+    if !estimate.needs_normalising {
+        return Err(OtlpError::Json(first_error));
+    }
+    reservation.charge_decode(0, estimate.fallback_bytes)?;
+    // The scan has parsed the body, so this cannot fail on syntax.
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
         return Err(OtlpError::Json(first_error));
     };
@@ -268,44 +351,72 @@ pub(crate) fn span_count(request: &ExportTraceServiceRequest) -> usize {
 
 /// The shared entry point of both OTLP transports.
 ///
-/// Cheap to clone. Holds the pipeline, the in-flight limit and the self-metrics.
+/// Cheap to clone. Holds the pipeline, the in-flight limit, the decode budget and the
+/// self-metrics. A request is [admitted](Ingest::admit) before its body is read, and its
+/// [`Admission`] is held until the pipeline is done with it.
 #[derive(Clone, Debug)]
 pub(crate) struct Ingest {
     pipeline: Pipeline,
     in_flight: Arc<Semaphore>,
+    budget: Arc<DecodeBudget>,
     busy_retry_after: Duration,
     metrics: ReceiverMetrics,
 }
 
+/// An admitted request: its place among the requests in flight and its share of the decode
+/// budget, both returned when dropped.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    _permit: OwnedSemaphorePermit,
+    reservation: Reservation,
+}
+
+impl Admission {
+    /// The request's share of the decode budget, to charge as it is read and decoded.
+    pub(crate) fn reservation(&self) -> &Reservation {
+        &self.reservation
+    }
+}
+
 impl Ingest {
-    /// `max_in_flight` bounds the export requests processed at once across both transports.
+    /// `max_in_flight` bounds the export requests processed at once across both transports;
+    /// `limits` bound the memory they take.
     pub(crate) fn new(
         pipeline: Pipeline,
         max_in_flight: usize,
-        busy_retry_after: Duration,
+        limits: DecodeLimits,
         metrics: ReceiverMetrics,
     ) -> Self {
         Self {
             pipeline,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
-            busy_retry_after,
+            busy_retry_after: limits.retry_after,
+            budget: DecodeBudget::new(limits),
             metrics,
         }
     }
 
-    /// Hands a decoded request to the pipeline, or sheds it when too many are in flight.
+    /// Admits a request before its body is read, or sheds it when too many are in flight.
+    pub(crate) fn admit(&self) -> Result<Admission, OtlpError> {
+        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            return Err(OtlpError::Busy {
+                retry_after: self.busy_retry_after,
+            });
+        };
+        Ok(Admission {
+            _permit: permit,
+            reservation: self.budget.reservation(),
+        })
+    }
+
+    /// Hands a decoded request to the pipeline. The caller holds the request's [`Admission`]
+    /// until this returns.
     pub(crate) async fn export(
         &self,
         request: ExportTraceServiceRequest,
         protocol: ReceiverProtocol,
     ) -> Result<IngestOutcome, OtlpError> {
         let spans = span_count(&request);
-        let Ok(_permit) = self.in_flight.try_acquire() else {
-            self.metrics.spans_rejected(spans, protocol);
-            return Err(OtlpError::Busy {
-                retry_after: self.busy_retry_after,
-            });
-        };
         match self.pipeline.ingest(request).await {
             Ok(outcome) => {
                 let rejected = usize::try_from(outcome.rejected_spans)

@@ -6,6 +6,29 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
 
 use super::*;
 
+/// A decode budget no test input comes near.
+fn unlimited() -> Arc<DecodeBudget> {
+    DecodeBudget::new(DecodeLimits {
+        request_bytes: usize::MAX,
+        request_elements: usize::MAX,
+        in_flight_bytes: usize::MAX,
+        in_flight_elements: usize::MAX,
+        retry_after: Duration::from_secs(1),
+    })
+}
+
+fn json(body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpError> {
+    decode_json(body, &unlimited().reservation())
+}
+
+fn protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpError> {
+    decode_protobuf(body, &unlimited().reservation())
+}
+
+fn gunzip(body: &[u8], limit_bytes: usize) -> Result<Vec<u8>, OtlpError> {
+    gunzip_bounded(body, limit_bytes, &unlimited().reservation())
+}
+
 const TRACE_ID_HEX: &str = "4BF92F3577B34DA6A3CE929D0E0E4736";
 
 fn json_request(span_extra: &str) -> String {
@@ -33,7 +56,7 @@ fn json_request(span_extra: &str) -> String {
 
 #[test]
 fn json_accepts_uppercase_ids_string_and_number_ints_and_unknown_fields() {
-    let request = decode_json(json_request("").as_bytes()).unwrap();
+    let request = json(json_request("").as_bytes()).unwrap();
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(
         hex::encode(&span.trace_id),
@@ -47,7 +70,7 @@ fn json_accepts_uppercase_ids_string_and_number_ints_and_unknown_fields() {
 
 #[test]
 fn json_null_fields_mean_default() {
-    let request = decode_json(
+    let request = json(
         json_request(r#", "parentSpanId": null, "traceState": null, "status": null"#).as_bytes(),
     )
     .unwrap();
@@ -62,7 +85,7 @@ fn json_non_finite_double_keeps_the_span() {
         { "key": "a", "value": { "doubleValue": "NaN" } },
         { "key": "b", "value": { "doubleValue": 0.5 } }
     ]"#;
-    let request = decode_json(json_request(attributes).as_bytes()).unwrap();
+    let request = json(json_request(attributes).as_bytes()).unwrap();
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(span.attributes.len(), 2);
     assert!(span.attributes[0]
@@ -77,16 +100,13 @@ fn json_non_finite_double_keeps_the_span() {
 
 #[test]
 fn json_errors_are_reported() {
-    assert!(matches!(decode_json(b"{"), Err(OtlpError::Json(_))));
+    assert!(matches!(json(b"{"), Err(OtlpError::Json(_))));
     assert!(matches!(
-        decode_json(br#"{"resourceSpans": 5}"#),
+        json(br#"{"resourceSpans": 5}"#),
         Err(OtlpError::Json(_))
     ));
     let bad_id = json_request("").replace(TRACE_ID_HEX, "zz");
-    assert!(matches!(
-        decode_json(bad_id.as_bytes()),
-        Err(OtlpError::Json(_))
-    ));
+    assert!(matches!(json(bad_id.as_bytes()), Err(OtlpError::Json(_))));
 }
 
 #[test]
@@ -116,9 +136,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 #[test]
 fn gunzip_round_trips_and_bounds_output() {
     let data = vec![7u8; 10_000];
-    assert_eq!(gunzip_bounded(&gzip(&data), 10_000).unwrap(), data);
+    assert_eq!(gunzip(&gzip(&data), 10_000).unwrap(), data);
     assert!(matches!(
-        gunzip_bounded(&gzip(&data), 9_999),
+        gunzip(&gzip(&data), 9_999),
         Err(OtlpError::TooLarge { limit_bytes: 9_999 })
     ));
 }
@@ -129,17 +149,14 @@ fn gunzip_refuses_a_bomb_without_inflating_it() {
     let bomb = gzip(&vec![0u8; 64 << 20]);
     assert!(bomb.len() < 1 << 20);
     assert!(matches!(
-        gunzip_bounded(&bomb, 1 << 20),
+        gunzip(&bomb, 1 << 20),
         Err(OtlpError::TooLarge { .. })
     ));
 }
 
 #[test]
 fn gunzip_rejects_garbage() {
-    assert!(matches!(
-        gunzip_bounded(b"not gzip", 1024),
-        Err(OtlpError::Gzip(_))
-    ));
+    assert!(matches!(gunzip(b"not gzip", 1024), Err(OtlpError::Gzip(_))));
 }
 
 #[test]
@@ -171,7 +188,7 @@ fn status_mapping() {
     assert_eq!(overloaded.grpc_code(), tonic::Code::Unavailable);
     assert_eq!(overloaded.retry_after(), Some(Duration::from_secs(3)));
 
-    let malformed = decode_protobuf(b"\xff\xff").unwrap_err();
+    let malformed = protobuf(b"\xff\xff").unwrap_err();
     assert_eq!(malformed.http_status(), StatusCode::BAD_REQUEST);
     assert_eq!(malformed.grpc_code(), tonic::Code::InvalidArgument);
 }
@@ -186,23 +203,24 @@ async fn requests_over_the_in_flight_limit_are_shed() {
     let ingest = Ingest::new(
         pipeline.clone(),
         1,
-        Duration::from_secs(2),
+        DecodeLimits {
+            retry_after: Duration::from_secs(2),
+            ..unlimited().limits
+        },
         ReceiverMetrics::disabled(),
     );
 
-    let held = ingest.in_flight.clone().try_acquire_owned().unwrap();
-    let error = ingest
-        .export(ExportTraceServiceRequest::default(), ReceiverProtocol::Grpc)
-        .await
-        .unwrap_err();
+    let held = ingest.admit().unwrap();
+    let error = ingest.admit().unwrap_err();
     assert!(matches!(error, OtlpError::Busy { .. }), "{error}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
     assert_eq!(error.grpc_code(), tonic::Code::Unavailable);
 
     drop(held);
+    let _admission = ingest.admit().expect("admitted once a slot is free");
     ingest
         .export(ExportTraceServiceRequest::default(), ReceiverProtocol::Grpc)
         .await
-        .expect("accepted once a slot is free");
+        .expect("accepted");
     pipeline.shutdown().await.unwrap();
 }
