@@ -49,7 +49,10 @@ mod timefmt;
 pub mod triage;
 mod vocab;
 
-pub use config::{Config, ConfigError, FeedbackApiConfig, ServerConfig, TelemetryConfig};
+pub use config::{
+    Config, ConfigError, EnvironmentError, FeedbackApiConfig, InvalidSetting, ServerConfig,
+    TelemetryConfig,
+};
 pub use detectors::{
     AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,
     RephraseDetectorConfig,

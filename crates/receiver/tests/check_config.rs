@@ -130,7 +130,7 @@ fn secrets_are_redacted_and_the_effective_endpoint_shown() {
         dir.path(),
         r#"
 [feedback]
-token_secret = "file-token-secret"
+token_secret = "file-token-secret-of-at-least-32-bytes"
 [export]
 endpoint = "http://file:4318"
 headers = { authorization = "Bearer file-header-token" }
@@ -139,7 +139,11 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/webhook-secret"
 "#,
     );
     let env = [
-        ("CLOSEDLOOP_FEEDBACK_TOKEN_SECRET", "env-token-secret"),
+        (
+            "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET",
+            "env-token-secret-of-at-least-32-bytes",
+        ),
+        ("CLOSEDLOOP_INGEST_TOKEN", "env-ingest-token"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
         (
             "OTEL_EXPORTER_OTLP_HEADERS",
@@ -150,6 +154,7 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/webhook-secret"
     for secret in [
         "file-token-secret",
         "env-token-secret",
+        "env-ingest-token",
         "file-header-token",
         "env-header-token",
         "env-header-key",

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use closedloop_receiver::{FeedbackConfigError, ServeError};
+use closedloop_receiver::{ConfigError, FeedbackConfigError, InvalidSetting, ServeError};
 use closedloop_tracing::issue_feedback_token;
 use opentelemetry::trace::{SpanId, TraceId};
 use serde_json::{json, Value};
@@ -407,8 +407,10 @@ async fn empty_and_short_secrets_are_refused_at_startup() {
         assert!(
             matches!(
                 error,
-                ServeError::Feedback(FeedbackConfigError::SecretTooShort { bytes })
-                    if bytes == secret.len()
+                ServeError::Config(ConfigError::Invalid {
+                    ref key,
+                    reason: InvalidSetting::Feedback(FeedbackConfigError::SecretTooShort { bytes }),
+                }) if key == "feedback.token_secret" && bytes == secret.len()
             ),
             "{error:?}"
         );
