@@ -32,6 +32,8 @@ mod direct;
 pub mod evalset;
 mod export;
 mod feedback_api;
+#[doc(hidden)]
+pub mod fuzzing;
 mod join;
 mod otlp;
 mod pipeline;
