@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -120,6 +121,7 @@ async fn acknowledged_feedback_survives_sigkill() {
     // Items not acknowledged yet; one whose request failed goes back, as a client would retry.
     let pending = Arc::new(Mutex::new((0..items).collect::<VecDeque<usize>>()));
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let retried = Arc::new(AtomicUsize::new(0));
     let mut killed = 0;
     let mut running = start(dir.path());
     loop {
@@ -128,8 +130,12 @@ async fn acknowledged_feedback_survives_sigkill() {
         let workers: Vec<_> = (0..WORKERS)
             .map(|_| {
                 let (client, url) = (client.clone(), url.clone());
-                let (pending, acknowledged) = (pending.clone(), acknowledged.clone());
-                tokio::spawn(send_until_refused(client, url, pending, acknowledged))
+                let queues = Queues {
+                    pending: pending.clone(),
+                    acknowledged: acknowledged.clone(),
+                    retried: retried.clone(),
+                };
+                tokio::spawn(send_until_refused(client, url, queues))
             })
             .collect();
         if killed == kills {
@@ -184,8 +190,10 @@ async fn acknowledged_feedback_survives_sigkill() {
         "an item retried after a kill is stored once"
     );
     eprintln!(
-        "crash test: {items} items, {} acknowledgements, {killed} kills survived, 0 acknowledged items lost",
-        acknowledged.len()
+        "crash test: {items} items, {} acknowledgements, {} requests retried after a kill, \
+         {killed} kills survived, 0 acknowledged items lost",
+        acknowledged.len(),
+        retried.load(Ordering::Relaxed)
     );
 
     // A repeated item after the restarts is recognised as a duplicate.
@@ -205,14 +213,24 @@ async fn acknowledged_feedback_survives_sigkill() {
     assert!(exit.success(), "closedloop exited with {exit}");
 }
 
-/// Sends pending items until none is left or the receiver stops answering; an item whose
-/// request failed goes back to `pending`. Every 2xx answer's feedback id is `acknowledged`.
-async fn send_until_refused(
-    client: reqwest::Client,
-    url: String,
+/// What the clients share.
+struct Queues {
+    /// Items not acknowledged yet.
     pending: Arc<Mutex<VecDeque<usize>>>,
+    /// The feedback id of every 2xx answer.
     acknowledged: Arc<Mutex<Vec<String>>>,
-) {
+    /// Requests that failed and went back to `pending`.
+    retried: Arc<AtomicUsize>,
+}
+
+/// Sends pending items until none is left or the receiver stops answering; an item whose
+/// request failed goes back to `pending`.
+async fn send_until_refused(client: reqwest::Client, url: String, queues: Queues) {
+    let Queues {
+        pending,
+        acknowledged,
+        retried,
+    } = queues;
     loop {
         let Some(item) = pending.lock().unwrap().pop_front() else {
             return;
@@ -221,6 +239,7 @@ async fn send_until_refused(
             Ok(response) => response,
             Err(_) => {
                 pending.lock().unwrap().push_back(item);
+                retried.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -229,6 +248,7 @@ async fn send_until_refused(
         // A kill between the status line and the body loses the answer, not the item.
         let Ok(json) = response.json::<serde_json::Value>().await else {
             pending.lock().unwrap().push_back(item);
+            retried.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let id = json["feedback_id"].as_str().unwrap().to_owned();
