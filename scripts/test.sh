@@ -19,6 +19,9 @@ export CLOSEDLOOP_TEST_PYTHON
 step "cargo test --workspace"
 cargo test --workspace
 
+step "Fuzz every target for 20000 inputs (scripts/fuzz.sh)"
+scripts/fuzz.sh
+
 step "cargo doc --workspace --no-deps (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 

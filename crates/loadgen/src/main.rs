@@ -70,7 +70,7 @@ struct TraceArgs {
     /// Spans per request.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
-    /// Distinct request bodies generated up front and replayed (with fresh trace ids).
+    /// Distinct request bodies generated up front and replayed (with fresh trace and span ids).
     #[arg(long, default_value_t = 512)]
     pool: usize,
     /// Share of responses that get feedback.

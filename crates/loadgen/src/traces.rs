@@ -8,8 +8,9 @@
 //! arrives later than its response, so a response's feedback span travels in the next request.
 //!
 //! Requests are encoded once ([`Body`]); each send copies the bytes and XORs a salt into every
-//! trace id ([`Body::salted`]), so a pool of bodies can be replayed for minutes without the
-//! receiver seeing the same span twice, and feedback still links to its response.
+//! trace id and span id in place ([`Body::salted`]), so a pool of bodies can be replayed for
+//! minutes without the receiver seeing the same span twice, while parents and feedback links
+//! still point at the spans they name.
 
 use closedloop_semconv::attribute::{
     self as attr, FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource,
@@ -138,20 +139,43 @@ pub struct Body {
     pub negative: usize,
     /// Where each 16-byte trace id (of spans and of links) starts in `bytes`.
     trace_id_offsets: Vec<usize>,
+    /// Where each 8-byte span id (of spans, of their parents and of links) starts in `bytes`.
+    span_id_offsets: Vec<usize>,
 }
 
 impl Body {
-    /// The bytes with `salt` XORed into the last 8 bytes of every trace id: every span of a
-    /// trace (and every link to it) gets the same new trace id, and salts differ per replay.
-    /// Salt 0 gives the bytes unchanged.
+    fn new(
+        bytes: Vec<u8>,
+        spans: usize,
+        responses: usize,
+        feedback: usize,
+        negative: usize,
+    ) -> Self {
+        let offsets = IdOffsets::of_request(&bytes);
+        Self {
+            bytes,
+            spans,
+            responses,
+            feedback,
+            negative,
+            trace_id_offsets: offsets.trace_ids,
+            span_id_offsets: offsets.span_ids,
+        }
+    }
+
+    /// The bytes with `salt` XORed into the last 8 bytes of every trace id and, mixed, into
+    /// every span id: a span keeps one new id wherever it is named (as a span, a parent or a
+    /// link target), and salts differ per replay. Salt 0 gives the bytes unchanged.
     pub fn salted(&self, salt: u64) -> Vec<u8> {
         let mut bytes = self.bytes.clone();
         if salt != 0 {
-            let salt = salt.to_le_bytes();
+            let trace_salt = salt.to_le_bytes();
             for &offset in &self.trace_id_offsets {
-                for (byte, salt) in bytes[offset + 8..offset + 16].iter_mut().zip(salt) {
-                    *byte ^= salt;
-                }
+                xor(&mut bytes[offset + 8..offset + 16], trace_salt);
+            }
+            let span_salt = span_salt(salt).to_le_bytes();
+            for &offset in &self.span_id_offsets {
+                xor(&mut bytes[offset..offset + 8], span_salt);
             }
         }
         bytes
@@ -161,6 +185,136 @@ impl Body {
     pub fn trace_id_occurrences(&self) -> usize {
         self.trace_id_offsets.len()
     }
+
+    /// The number of span-id occurrences that [`Body::salted`] rewrites.
+    pub fn span_id_occurrences(&self) -> usize {
+        self.span_id_offsets.len()
+    }
+}
+
+fn xor(bytes: &mut [u8], salt: [u8; 8]) {
+    for (byte, salt) in bytes.iter_mut().zip(salt) {
+        *byte ^= salt;
+    }
+}
+
+/// The span-id salt for a replay salt: a bijection (splitmix64's finaliser), so distinct
+/// replays XOR distinct values, spread over all 64 bits even for consecutive salts.
+fn span_salt(salt: u64) -> u64 {
+    let mut z = salt;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Where the ids of an encoded `ExportTraceServiceRequest` are, found by walking its
+/// protobuf fields (request → resource spans → scope spans → span → link).
+#[derive(Debug, Default)]
+struct IdOffsets {
+    trace_ids: Vec<usize>,
+    span_ids: Vec<usize>,
+}
+
+/// Field numbers of the OTLP trace messages, from `opentelemetry/proto/trace/v1/trace.proto`.
+mod field {
+    pub(super) const REQUEST_RESOURCE_SPANS: u64 = 1;
+    pub(super) const RESOURCE_SPANS_SCOPE_SPANS: u64 = 2;
+    pub(super) const SCOPE_SPANS_SPANS: u64 = 2;
+    pub(super) const SPAN_TRACE_ID: u64 = 1;
+    pub(super) const SPAN_SPAN_ID: u64 = 2;
+    pub(super) const SPAN_PARENT_SPAN_ID: u64 = 4;
+    pub(super) const SPAN_LINKS: u64 = 13;
+    pub(super) const LINK_TRACE_ID: u64 = 1;
+    pub(super) const LINK_SPAN_ID: u64 = 2;
+}
+
+impl IdOffsets {
+    fn of_request(bytes: &[u8]) -> Self {
+        let mut offsets = Self::default();
+        for resource in fields(bytes, 0..bytes.len(), field::REQUEST_RESOURCE_SPANS) {
+            for scope in fields(bytes, resource, field::RESOURCE_SPANS_SCOPE_SPANS) {
+                for span in fields(bytes, scope, field::SCOPE_SPANS_SPANS) {
+                    offsets.span(bytes, span);
+                }
+            }
+        }
+        offsets
+    }
+
+    fn span(&mut self, bytes: &[u8], span: Field) {
+        for (number, value) in each_field(bytes, span) {
+            match (number, value.len()) {
+                (field::SPAN_TRACE_ID, 16) => self.trace_ids.push(value.start),
+                (field::SPAN_SPAN_ID | field::SPAN_PARENT_SPAN_ID, 8) => {
+                    self.span_ids.push(value.start)
+                }
+                (field::SPAN_LINKS, _) => {
+                    for (number, value) in each_field(bytes, value) {
+                        match (number, value.len()) {
+                            (field::LINK_TRACE_ID, 16) => self.trace_ids.push(value.start),
+                            (field::LINK_SPAN_ID, 8) => self.span_ids.push(value.start),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A length-delimited field's value: a byte range of the encoded request.
+type Field = std::ops::Range<usize>;
+
+/// The values of the length-delimited fields numbered `number` of the message in `within`.
+fn fields(bytes: &[u8], within: Field, number: u64) -> Vec<Field> {
+    each_field(bytes, within)
+        .filter(|(found, _)| *found == number)
+        .map(|(_, value)| value)
+        .collect()
+}
+
+/// The length-delimited fields of the message in `within`, as (field number, value range).
+/// Other wire types are skipped. The generator encoded these bytes itself, so a malformed
+/// message is a bug here: it panics.
+fn each_field(bytes: &[u8], within: Field) -> impl Iterator<Item = (u64, Field)> + '_ {
+    let end = within.end;
+    let mut at = within.start;
+    std::iter::from_fn(move || loop {
+        if at >= end {
+            return None;
+        }
+        let key = varint(bytes, &mut at);
+        let (number, wire_type) = (key >> 3, key & 7);
+        match wire_type {
+            0 => {
+                varint(bytes, &mut at);
+            }
+            1 => at += 8,
+            5 => at += 4,
+            2 => {
+                let len = varint(bytes, &mut at) as usize;
+                let value = at..at + len;
+                at += len;
+                assert!(at <= end, "field {number} overruns its message");
+                return Some((number, value));
+            }
+            other => panic!("unexpected wire type {other} in the generator's own encoding"),
+        }
+    })
+}
+
+fn varint(bytes: &[u8], at: &mut usize) -> u64 {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = bytes[*at];
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    value
 }
 
 /// The ids of one span.
@@ -260,25 +414,6 @@ pub fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
             ..Default::default()
         }],
     }
-}
-
-/// Where the 16-byte trace ids of `ids` occur in `bytes`: a trace id is field 1 of both
-/// `Span` and `Span.Link`, so it follows the tag and length bytes `0x0a 0x10`.
-fn find_trace_ids(bytes: &[u8], ids: &std::collections::HashSet<[u8; 16]>) -> Vec<usize> {
-    let mut offsets = Vec::new();
-    let mut at = 0;
-    while at + 18 <= bytes.len() {
-        if bytes[at] == 0x0a && bytes[at + 1] == 0x10 {
-            let candidate: [u8; 16] = bytes[at + 2..at + 18].try_into().expect("16 bytes");
-            if ids.contains(&candidate) {
-                offsets.push(at + 2);
-                at += 18;
-                continue;
-            }
-        }
-        at += 1;
-    }
-    offsets
 }
 
 impl TraceBuilder {
@@ -557,17 +692,14 @@ impl TraceBuilder {
         let mut owed: Vec<Owed> = Vec::new();
         for index in 0..count {
             let mut spans = Vec::with_capacity(self.config.batch_spans + 8);
-            let mut trace_ids = std::collections::HashSet::new();
             let (mut responses, mut feedback, mut negative) = (0, 0, 0);
             for debt in std::mem::take(&mut owed) {
                 spans.push(self.feedback_span(debt.judged, debt.negative, debt.session, debt.user));
-                trace_ids.insert(debt.judged.trace_id);
                 feedback += 1;
                 negative += usize::from(debt.negative);
             }
             while spans.is_empty() || spans.len() + SPANS_PER_TRACE <= self.config.batch_spans {
                 let (trace, judged, session, user) = self.trace();
-                trace_ids.insert(judged.trace_id);
                 spans.extend(trace);
                 responses += 1;
                 if let Some(is_negative) = self.draw_feedback() {
@@ -593,15 +725,7 @@ impl TraceBuilder {
             }
             let span_count = spans.len();
             let bytes = request(spans).encode_to_vec();
-            let trace_id_offsets = find_trace_ids(&bytes, &trace_ids);
-            bodies.push(Body {
-                bytes,
-                spans: span_count,
-                responses,
-                feedback,
-                negative,
-                trace_id_offsets,
-            });
+            bodies.push(Body::new(bytes, span_count, responses, feedback, negative));
         }
         bodies
     }
@@ -612,7 +736,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn salting_changes_every_trace_id_consistently() {
+    fn salting_changes_every_id_consistently() {
         let mut builder = TraceBuilder::new(TraceConfig {
             batch_spans: 40,
             ..TraceConfig::default()
@@ -627,9 +751,10 @@ mod tests {
         for (before, after) in spans(&plain).iter().zip(spans(&salted)) {
             assert_ne!(before.trace_id, after.trace_id);
             assert_eq!(before.trace_id[..8], after.trace_id[..8]);
-            assert_eq!(before.span_id, after.span_id);
+            assert_ne!(before.span_id, after.span_id);
             for (link_before, link_after) in before.links.iter().zip(&after.links) {
                 assert_ne!(link_before.trace_id, link_after.trace_id);
+                assert_ne!(link_before.span_id, link_after.span_id);
                 assert_eq!(link_after.trace_id, after.trace_id);
             }
         }

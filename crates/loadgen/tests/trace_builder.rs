@@ -185,3 +185,75 @@ fn equal_seeds_give_equal_bytes() {
     assert_eq!(build(9), build(9));
     assert_ne!(build(9), build(10));
 }
+
+/// Replays as `load::run` sends them: body `index % pool`, salted with `salt + index / pool`.
+/// No two requests share a span id (some peers index span ids alone) nor a (trace id, span id)
+/// pair, every parent is a span of the same request, and every feedback link names a span
+/// sent in the same pass.
+#[test]
+fn replays_carry_fresh_ids_and_links_still_point_at_their_spans() {
+    let bodies = TraceBuilder::new(TraceConfig {
+        seed: 77,
+        batch_spans: 40,
+        feedback_ratio: 0.5,
+        negative_ratio: 0.2,
+    })
+    .bodies(4);
+    let salt = 0x5eed_1234_0000_0001_u64;
+    let mut seen: HashMap<(Vec<u8>, Vec<u8>), u64> = HashMap::new();
+    let mut span_ids: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut links_checked = 0;
+    for index in 0..(bodies.len() as u64 * 3) {
+        let pass = index / bodies.len() as u64;
+        let body = &bodies[(index % bodies.len() as u64) as usize];
+        let spans: Vec<Span> = ExportTraceServiceRequest::decode(&body.salted(salt + pass)[..])
+            .expect("salted bodies decode")
+            .resource_spans
+            .into_iter()
+            .flat_map(|resource| resource.scope_spans)
+            .flat_map(|scope| scope.spans)
+            .collect();
+        assert_eq!(spans.len(), body.spans);
+        let mut parents = 0;
+        for span in &spans {
+            let ids = (span.trace_id.clone(), span.span_id.clone());
+            if let Some(earlier) = seen.insert(ids, index) {
+                panic!("request {index} repeats a span of request {earlier}");
+            }
+            if let Some(earlier) = span_ids.insert(span.span_id.clone(), index) {
+                panic!("request {index} repeats a span id of request {earlier}");
+            }
+            assert_ne!(span.span_id, [0; 8]);
+        }
+        for span in &spans {
+            if !span.parent_span_id.is_empty() {
+                parents += 1;
+                assert!(
+                    spans.iter().any(|parent| parent.trace_id == span.trace_id
+                        && parent.span_id == span.parent_span_id),
+                    "a parent id names a span of the same request"
+                );
+            }
+            for link in &span.links {
+                let sent_in = seen
+                    .get(&(link.trace_id.clone(), link.span_id.clone()))
+                    .expect("a link names a span that was sent");
+                assert_eq!(
+                    sent_in / bodies.len() as u64,
+                    pass,
+                    "a link names the span as salted in the same pass"
+                );
+                links_checked += 1;
+            }
+        }
+        assert_eq!(
+            body.span_id_occurrences(),
+            body.spans + parents + body.feedback,
+            "one span id per span, per parent and per feedback link"
+        );
+    }
+    assert!(
+        links_checked > 0,
+        "the replayed bodies carried feedback links"
+    );
+}

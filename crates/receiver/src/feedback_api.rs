@@ -185,7 +185,7 @@ impl IntoResponse for FeedbackApiError {
 /// The body of `POST /v1/feedback`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FeedbackRequest {
+pub(crate) struct FeedbackRequest {
     #[serde(default)]
     response: Option<ResponseField>,
     #[serde(default)]
@@ -228,13 +228,16 @@ struct ResponseField {
 
 /// A validated request: the feedback for the pipeline and the token that must vouch for it.
 #[derive(Debug)]
-struct Validated {
-    input: FeedbackInput,
-    token: String,
+pub(crate) struct Validated {
+    pub(crate) input: FeedbackInput,
+    pub(crate) token: String,
 }
 
 impl FeedbackRequest {
-    fn validate(self, config: &FeedbackApiConfig) -> Result<Validated, FeedbackApiError> {
+    pub(crate) fn validate(
+        self,
+        config: &FeedbackApiConfig,
+    ) -> Result<Validated, FeedbackApiError> {
         let (trace_id, span_id) = self.response_ids()?;
         let token = self.token()?;
         let signal: FeedbackSignal = self.signal.parse().map_err(|_| {
@@ -911,7 +914,11 @@ async fn handle(
 }
 
 /// Checks the token's signature and expiry, then that it was minted for the referenced span.
-fn verify_token(secret: &str, token: &str, input: &FeedbackInput) -> Result<(), FeedbackApiError> {
+pub(crate) fn verify_token(
+    secret: &str,
+    token: &str,
+    input: &FeedbackInput,
+) -> Result<(), FeedbackApiError> {
     let verified =
         closedloop_tracing::verify_feedback_token(secret.as_bytes(), token, SystemTime::now())
             .map_err(|error| FeedbackApiError::InvalidToken(error.to_string()))?;

@@ -33,6 +33,8 @@ mod edge;
 pub mod evalset;
 mod export;
 mod feedback_api;
+#[doc(hidden)]
+pub mod fuzzing;
 mod join;
 mod otlp;
 mod pipeline;

@@ -1,11 +1,17 @@
 //! Durability: every feedback item acknowledged with a 2xx survives SIGKILL of the real
 //! `closedloop` binary, and a restart on the same store finds it.
+//!
+//! The suite kills once. `CLOSEDLOOP_CRASH_KILLS` and `CLOSEDLOOP_CRASH_ITEMS` make it kill
+//! more often over more items; the figures in `docs/reliability.md` come from
+//! `CLOSEDLOOP_CRASH_KILLS=10 CLOSEDLOOP_CRASH_ITEMS=20000 cargo test -p closedloop-receiver
+//! --test crash -- --nocapture`.
 
+use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,10 +19,21 @@ use closedloop_tracing::issue_feedback_token;
 use opentelemetry::trace::{SpanId, TraceId};
 
 const SECRET: &str = "crash-test-feedback-token-secret";
-const ITEMS: usize = 400;
 const WORKERS: usize = 4;
-/// SIGKILL once this many items were acknowledged.
-const KILL_AFTER: usize = 100;
+/// Feedback items sent in all, unless `CLOSEDLOOP_CRASH_ITEMS` says otherwise.
+const DEFAULT_ITEMS: usize = 400;
+/// SIGKILLs, unless `CLOSEDLOOP_CRASH_KILLS` says otherwise.
+const DEFAULT_KILLS: usize = 1;
+
+/// A count from the environment, or its default.
+fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a count, not {value:?}")),
+        Err(_) => default,
+    }
+}
 
 struct Running {
     child: Child,
@@ -78,6 +95,15 @@ fn feedback_body(i: usize) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_feedback_survives_sigkill() {
+    let items = env_count("CLOSEDLOOP_CRASH_ITEMS", DEFAULT_ITEMS);
+    let kills = env_count("CLOSEDLOOP_CRASH_KILLS", DEFAULT_KILLS);
+    // Each run between two kills acknowledges this many items before the kill.
+    let per_run = items / (kills + 1);
+    assert!(
+        per_run >= WORKERS,
+        "{items} items are too few for {kills} kills"
+    );
+
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store").join("closedloop.db");
     std::fs::write(
@@ -87,79 +113,152 @@ async fn acknowledged_feedback_survives_sigkill() {
         ),
     )
     .unwrap();
-
-    let mut first = start(dir.path());
-    let url = format!("http://{}/v1/feedback", first.http_addr);
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let killed = Arc::new(AtomicBool::new(false));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
 
-    let mut workers = Vec::new();
-    for worker in 0..WORKERS {
-        let (client, url, acknowledged, killed) = (
-            client.clone(),
-            url.clone(),
-            acknowledged.clone(),
-            killed.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut refused = 0;
-            for i in (worker..ITEMS).step_by(WORKERS) {
-                if killed.load(Ordering::Relaxed) && refused > 0 {
-                    break;
-                }
-                let body = feedback_body(i);
-                match client.post(&url).json(&body).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        let json: serde_json::Value = match response.json().await {
-                            Ok(json) => json,
-                            Err(_) => continue,
-                        };
-                        let id = json["feedback_id"].as_str().unwrap().to_owned();
-                        acknowledged.lock().unwrap().push(id);
-                    }
-                    Ok(response) => panic!("unexpected status {}", response.status()),
-                    Err(_) => refused += 1,
-                }
+    // Items not acknowledged yet; one whose request failed goes back, as a client would retry.
+    let pending = Arc::new(Mutex::new((0..items).collect::<VecDeque<usize>>()));
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let retried = Arc::new(AtomicUsize::new(0));
+    let mut killed = 0;
+    let mut running = start(dir.path());
+    loop {
+        let url = format!("http://{}/v1/feedback", running.http_addr);
+        let before = acknowledged.lock().unwrap().len();
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                let queues = Queues {
+                    pending: pending.clone(),
+                    acknowledged: acknowledged.clone(),
+                    retried: retried.clone(),
+                };
+                tokio::spawn(send_until_refused(client, url, queues))
+            })
+            .collect();
+        if killed == kills {
+            for worker in workers {
+                worker.await.unwrap();
             }
-        }));
+            break;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acknowledged.lock().unwrap().len() < before + per_run {
+            assert!(
+                Instant::now() < deadline,
+                "feedback was not acknowledged in time"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Child::kill is SIGKILL on Unix: no shutdown hook runs.
+        running.child.kill().unwrap();
+        running.child.wait().unwrap();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        killed += 1;
+        assert!(
+            !pending.lock().unwrap().is_empty(),
+            "kill {killed} came after every item; nothing was tested mid-stream"
+        );
+
+        // Restart on the same store: it opens (recovering the WAL), serves, and holds every
+        // item acknowledged so far.
+        running = start(dir.path());
+        let health = client
+            .get(format!("http://{}/healthz", running.http_addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        assert_none_lost(&store, &acknowledged.lock().unwrap());
     }
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acknowledged.lock().unwrap().len() < KILL_AFTER {
-        assert!(
-            Instant::now() < deadline,
-            "feedback was not acknowledged in time"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // Child::kill is SIGKILL on Unix: no shutdown hook runs.
-    first.child.kill().unwrap();
-    killed.store(true, Ordering::Relaxed);
-    first.child.wait().unwrap();
-    for worker in workers {
-        worker.await.unwrap();
-    }
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() >= KILL_AFTER);
-    assert!(
-        acknowledged.len() < ITEMS,
-        "the kill came after every item; nothing was tested mid-stream"
+    let distinct: HashSet<&String> = acknowledged.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        items,
+        "every item was acknowledged in the end"
+    );
+    assert_none_lost(&store, &acknowledged);
+    assert_eq!(
+        stored_feedback_ids(&store).len(),
+        items,
+        "an item retried after a kill is stored once"
+    );
+    eprintln!(
+        "crash test: {items} items, {} acknowledgements, {} requests retried after a kill, \
+         {killed} kills survived, 0 acknowledged items lost",
+        acknowledged.len(),
+        retried.load(Ordering::Relaxed)
     );
 
-    // Restart on the same store: it opens (recovering the WAL) and serves.
-    let mut second = start(dir.path());
-    let health = client
-        .get(format!("http://{}/healthz", second.http_addr))
+    // A repeated item after the restarts is recognised as a duplicate.
+    let again = client
+        .post(format!("http://{}/v1/feedback", running.http_addr))
+        .json(&feedback_body(0))
         .send()
         .await
         .unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(again.status(), 200);
 
-    let stored = stored_feedback_ids(&store);
+    // SIGTERM: graceful shutdown, exit status 0.
+    let pid = running.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = running.child.wait().unwrap();
+    assert!(exit.success(), "closedloop exited with {exit}");
+}
+
+/// What the clients share.
+struct Queues {
+    /// Items not acknowledged yet.
+    pending: Arc<Mutex<VecDeque<usize>>>,
+    /// The feedback id of every 2xx answer.
+    acknowledged: Arc<Mutex<Vec<String>>>,
+    /// Requests that failed and went back to `pending`.
+    retried: Arc<AtomicUsize>,
+}
+
+/// Sends pending items until none is left or the receiver stops answering; an item whose
+/// request failed goes back to `pending`.
+async fn send_until_refused(client: reqwest::Client, url: String, queues: Queues) {
+    let Queues {
+        pending,
+        acknowledged,
+        retried,
+    } = queues;
+    loop {
+        let Some(item) = pending.lock().unwrap().pop_front() else {
+            return;
+        };
+        let response = match client.post(&url).json(&feedback_body(item)).send().await {
+            Ok(response) => response,
+            Err(_) => {
+                pending.lock().unwrap().push_back(item);
+                retried.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let status = response.status();
+        assert!(status.is_success(), "unexpected status {status}");
+        // A kill between the status line and the body loses the answer, not the item.
+        let Ok(json) = response.json::<serde_json::Value>().await else {
+            pending.lock().unwrap().push_back(item);
+            retried.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let id = json["feedback_id"].as_str().unwrap().to_owned();
+        acknowledged.lock().unwrap().push(id);
+    }
+}
+
+/// Fails when an acknowledged item is missing from the store.
+fn assert_none_lost(store: &Path, acknowledged: &[String]) {
+    let stored = stored_feedback_ids(store);
     let missing: Vec<_> = acknowledged
         .iter()
         .filter(|id| !stored.contains(*id))
@@ -170,28 +269,10 @@ async fn acknowledged_feedback_survives_sigkill() {
         missing.len(),
         acknowledged.len()
     );
-
-    // A repeated item after the restart is recognised as a duplicate.
-    let again = client
-        .post(format!("http://{}/v1/feedback", second.http_addr))
-        .json(&feedback_body(0))
-        .send()
-        .await
-        .unwrap();
-    if acknowledged.iter().any(|id| id == "fb-crash-00000") {
-        assert_eq!(again.status(), 200);
-    }
-
-    // SIGTERM: graceful shutdown, exit status 0.
-    let pid = second.child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let exit = second.child.wait().unwrap();
-    assert!(exit.success(), "closedloop exited with {exit}");
 }
 
 /// The feedback ids in the store, read with SQLite directly.
-fn stored_feedback_ids(store: &Path) -> std::collections::HashSet<String> {
+fn stored_feedback_ids(store: &Path) -> HashSet<String> {
     let connection =
         rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();

@@ -22,7 +22,8 @@ const TAG_LEN: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// Not base64url, the wrong length, or carrying an invalid trace or span id.
+    /// Not base64url, the wrong length, or carrying an invalid trace or span id or an expiry
+    /// past what the system clock can represent.
     #[error("malformed feedback token")]
     Malformed,
     /// A version this crate does not know.
@@ -166,7 +167,10 @@ pub fn verify_feedback_token(
             .try_into()
             .map_err(|_| TokenError::Malformed)?,
     );
-    let expires_at = UNIX_EPOCH + Duration::from_secs(expiry);
+    // A signed expiry past what `SystemTime` holds is refused, not added (which panics).
+    let expires_at = UNIX_EPOCH
+        .checked_add(Duration::from_secs(expiry))
+        .ok_or(TokenError::Malformed)?;
     if now >= expires_at {
         return Err(TokenError::Expired);
     }
@@ -226,6 +230,24 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    /// Found by the `feedback_token` fuzz target: the addition used to panic.
+    #[test]
+    fn a_signed_expiry_past_the_clock_is_refused() {
+        let (trace_id, span_id) = ids();
+        let mut bytes = vec![VERSION];
+        bytes.extend_from_slice(&trace_id.to_bytes());
+        bytes.extend_from_slice(&span_id.to_bytes());
+        bytes.extend_from_slice(&u64::MAX.to_be_bytes());
+        let mut signer = mac(SECRET);
+        signer.update(&bytes);
+        bytes.extend_from_slice(&signer.finalize().into_bytes());
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(
+            verify_feedback_token(SECRET, &token, at(1_000)),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

@@ -1,0 +1,12 @@
+//! `POST /v1/traces` and `TraceService/Export` with a protobuf body: decode, then span reading.
+//! The first byte chooses whether the rest is gzip-compressed.
+#![no_main]
+
+use closedloop_receiver::fuzzing::{self, OtlpEncoding};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some((&flags, body)) = data.split_first() {
+        fuzzing::otlp(OtlpEncoding::Protobuf, flags & 1 == 1, body);
+    }
+});
