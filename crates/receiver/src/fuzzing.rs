@@ -8,7 +8,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::config::{Config, FeedbackApiConfig, ServerConfig};
 use crate::feedback_api::{verify_token, FeedbackRequest};
-use crate::otlp::{self, OtlpError};
+use crate::otlp::budget::DecodeBudget;
+use crate::otlp::{self, Encoding, OtlpError};
 use crate::spans;
 
 /// The wire format of an OTLP body.
@@ -43,28 +44,35 @@ pub fn otlp(encoding: OtlpEncoding, gzip: bool, bytes: &[u8]) {
     );
 }
 
-/// The decode step of [`otlp`]: the receiver's body codecs, in the order the HTTP route
-/// applies them.
-// The budgeted decoder replaces this body; the fuzz targets only see `otlp`.
+/// The decode step of [`otlp`]: the body codecs of the HTTP route (bounded gunzip, the
+/// pre-decode scan, the decode budget at its default limits, protobuf or JSON).
+///
+/// Checks that the scan never refuses a protobuf body that prost decodes within the limits:
+/// the budget may refuse what is too large, never what is merely unusual.
 fn decode(
     encoding: OtlpEncoding,
     gzip: bool,
     bytes: &[u8],
 ) -> Result<ExportTraceServiceRequest, OtlpError> {
-    let limit_bytes = ServerConfig::default()
-        .max_http_body_mib
-        .saturating_mul(1024 * 1024);
-    let inflated;
-    let body = if gzip {
-        inflated = otlp::gunzip_bounded(bytes, limit_bytes)?;
-        &inflated[..]
-    } else {
-        bytes
+    let server = ServerConfig::default();
+    let limit_bytes = server.max_http_body_mib.saturating_mul(1024 * 1024);
+    let budget = DecodeBudget::new(server.decode_limits());
+    let reservation = budget.reservation();
+    let encoding = match encoding {
+        OtlpEncoding::Protobuf => Encoding::Protobuf,
+        OtlpEncoding::Json => Encoding::Json,
     };
-    match encoding {
-        OtlpEncoding::Protobuf => otlp::decode_protobuf(body),
-        OtlpEncoding::Json => otlp::decode_json(body),
+    let decoded = otlp::http::decode(encoding, gzip, bytes, limit_bytes, &reservation);
+    if encoding == Encoding::Protobuf && !gzip {
+        let prost_accepts = <ExportTraceServiceRequest as prost::Message>::decode(bytes).is_ok();
+        if prost_accepts {
+            assert!(
+                !matches!(decoded, Err(OtlpError::Malformed(_))),
+                "the scan refused a body prost decodes: {decoded:?}"
+            );
+        }
     }
+    decoded
 }
 
 /// The secret [`feedback_body`] checks tokens against.
@@ -77,7 +85,7 @@ pub const FEEDBACK_SECRET: &str = "fuzzing-feedback-token-secret-0123456789";
 /// a comment no longer than the configured limit.
 pub fn feedback_body(bytes: &[u8]) {
     let config = FeedbackApiConfig {
-        token_secret: Some(FEEDBACK_SECRET.to_owned()),
+        token_secret: Some(FEEDBACK_SECRET.into()),
         capture_comments: true,
         max_comment_chars: 16,
         ..FeedbackApiConfig::default()
@@ -112,6 +120,9 @@ pub fn config(bytes: &[u8]) {
     let Ok(config) = Config::from_toml(text) else {
         return;
     };
-    // `Config::validate` runs here once it exists, as `serve` runs it after parsing.
-    let _ = config.pipeline();
+    // As `serve` does after parsing: validation must refuse with an error, never panic, and
+    // what it accepts must give a pipeline configuration.
+    if config.validate().is_ok() {
+        let _ = config.pipeline();
+    }
 }

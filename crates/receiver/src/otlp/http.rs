@@ -157,7 +157,7 @@ async fn read_body(
     Ok(out)
 }
 
-fn decode(
+pub(crate) fn decode(
     encoding: Encoding,
     gzip: bool,
     raw: &[u8],
