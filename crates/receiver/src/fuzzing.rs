@@ -44,8 +44,8 @@ pub fn otlp(encoding: OtlpEncoding, gzip: bool, bytes: &[u8]) {
 }
 
 /// The decode step of [`otlp`]: the receiver's body codecs, in the order the HTTP route
-/// applies them.
-// The budgeted decoder replaces this body; the fuzz targets only see `otlp`.
+/// applies them. The fuzz targets call [`otlp`] only, so this follows the route's decoding
+/// without changing them.
 fn decode(
     encoding: OtlpEncoding,
     gzip: bool,
