@@ -6,17 +6,18 @@
 //! `CLOSEDLOOP_CRASH_KILLS=10 CLOSEDLOOP_CRASH_ITEMS=20000 cargo test -p closedloop-receiver
 //! --test crash -- --nocapture`.
 
+mod support;
+
 use std::collections::{HashSet, VecDeque};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use closedloop_tracing::issue_feedback_token;
 use opentelemetry::trace::{SpanId, TraceId};
+use support::binary::{serve, serve_command, Serving};
 
 const SECRET: &str = "crash-test-feedback-token-secret";
 const WORKERS: usize = 4;
@@ -35,45 +36,15 @@ fn env_count(name: &str, default: usize) -> usize {
     }
 }
 
-struct Running {
-    child: Child,
-    http_addr: SocketAddr,
-}
-
-/// Starts `closedloop serve` on ephemeral ports and reads the bound HTTP address from its log.
-fn start(dir: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_closedloop"))
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.join("closedloop.toml"))
-        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+/// Starts `closedloop serve` on ephemeral ports over the store in `dir`.
+fn start(dir: &Path) -> Serving {
+    let mut command = serve_command(&dir.join("closedloop.toml"));
+    command
         .env("CLOSEDLOOP_FEEDBACK_TOKEN_SECRET", SECRET)
-        .env("RUST_LOG", "info")
         .env_remove("CLOSEDLOOP_CONFIG")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn closedloop");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("http_addr="))
-            {
-                let _ = tx.send(addr.parse::<SocketAddr>().expect("http_addr"));
-            }
-            eprintln!("closedloop: {line}");
-        }
-    });
-    let http_addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("closedloop logs its listen address");
-    Running { child, http_addr }
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    serve(command)
 }
 
 fn feedback_body(i: usize) -> serde_json::Value {

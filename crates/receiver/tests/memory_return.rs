@@ -1,15 +1,15 @@
 //! The real `closedloop` binary returns the memory of a request spike to the OS once the
 //! request is done, instead of keeping its peak resident.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
+use support::binary::{serve, serve_command, Serving};
 
 /// A `/proc/PID/status` field, in KiB.
 fn status_kib(pid: u32, key: &str) -> u64 {
@@ -53,34 +53,14 @@ async fn memory_of_a_spike_is_returned() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_closedloop"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+    let mut command = serve_command(&config);
+    command
         .env_remove("MIMALLOC_PURGE_DELAY")
-        .env_remove("CLOSEDLOOP_CONFIG")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn closedloop");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("http_addr="))
-            {
-                let _ = tx.send(addr.parse::<SocketAddr>().expect("http_addr"));
-            }
-        }
-    });
-    let http_addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("closedloop logs its listen address");
+        .env_remove("CLOSEDLOOP_CONFIG");
+    let Serving {
+        mut child,
+        http_addr,
+    } = serve(command);
     let pid = child.id();
     // The binary has set mimalloc's purge delay to 0 for itself (same process, executed again).
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();

@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use prost::Message;
+use support::binary::{serve, serve_command, Serving};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -29,40 +27,21 @@ async fn serve_exports_to_the_flag_endpoint_over_the_otel_variable() {
     )
     .unwrap();
 
-    let mut receiver = Command::new(env!("CARGO_BIN_EXE_closedloop"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+    let mut command = serve_command(&config);
+    command
         .arg("--export-endpoint")
         .arg(format!("http://{}", flag_sink.addr))
+        // Nothing inherited: only the variables set here (`env_clear` drops `RUST_LOG` too).
         .env_clear()
         .env("RUST_LOG", "info")
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://{}", env_sink.addr),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn closedloop");
-    let stderr = receiver.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("http_addr="))
-            {
-                let _ = tx.send(addr.parse::<SocketAddr>().expect("http_addr"));
-            }
-            eprintln!("closedloop: {line}");
-        }
-    });
-    let http_addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("closedloop logs its listen address");
+        );
+    let Serving {
+        child: mut receiver,
+        http_addr,
+    } = serve(command);
 
     let response = ids();
     let body = request(vec![
