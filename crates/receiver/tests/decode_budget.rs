@@ -5,16 +5,14 @@
 
 mod support;
 
-use std::io::Write;
 use std::time::Duration;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use support::gzip;
 use support::receiver::TestReceiver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -70,30 +68,6 @@ fn nested_json(depth: usize, leaves: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
-
-async fn post(
-    receiver: &TestReceiver,
-    content_type: &str,
-    gzip_body: bool,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    let mut builder = reqwest::Client::new()
-        .post(receiver.http_url("/v1/traces"))
-        .header("content-type", content_type);
-    let body = if gzip_body {
-        builder = builder.header("content-encoding", "gzip");
-        gzip(&body)
-    } else {
-        body
-    };
-    builder.body(body).send().await.expect("send")
-}
-
 async fn grpc_client(receiver: &TestReceiver) -> TraceServiceClient<tonic::transport::Channel> {
     TraceServiceClient::connect(receiver.grpc_url())
         .await
@@ -104,7 +78,9 @@ async fn grpc_client(receiver: &TestReceiver) -> TraceServiceClient<tonic::trans
 
 /// The receiver still takes a normal request over both transports.
 async fn assert_serves(receiver: &TestReceiver) {
-    let response = post(receiver, PROTOBUF, false, small().encode_to_vec()).await;
+    let response = receiver
+        .post_traces(PROTOBUF, false, small().encode_to_vec())
+        .await;
     assert_eq!(response.status(), 200);
     grpc_client(receiver)
         .await
@@ -129,18 +105,16 @@ async fn amplifying_protobuf_bodies_are_too_large() {
     let body = empty_attributes(100_000).encode_to_vec();
     assert!(body.len() < 250_000);
     for gzip_body in [false, true] {
-        let response = post(&receiver, PROTOBUF, gzip_body, body.clone()).await;
+        let response = receiver
+            .post_traces(PROTOBUF, gzip_body, body.clone())
+            .await;
         assert_eq!(response.status(), 413, "gzip {gzip_body}");
         assert!(response.headers().get("retry-after").is_none());
     }
     // Over the element limit.
-    let response = post(
-        &receiver,
-        PROTOBUF,
-        true,
-        empty_attributes(400_000).encode_to_vec(),
-    )
-    .await;
+    let response = receiver
+        .post_traces(PROTOBUF, true, empty_attributes(400_000).encode_to_vec())
+        .await;
     assert_eq!(response.status(), 413);
     assert_serves(&receiver).await;
     receiver.stop().await.unwrap();
@@ -153,16 +127,18 @@ async fn amplifying_json_bodies_are_too_large() {
     // bytes, and each level buffers the levels below again when decoded.
     let body = nested_json(30, 20_000);
     assert!(gzip(&body).len() < 2_000);
-    let response = post(&receiver, JSON, true, body).await;
+    let response = receiver.post_traces(JSON, true, body).await;
     assert_eq!(response.status(), 413);
     // The normalising fallback (here for a null member) is bounded too.
     let with_null = String::from_utf8(nested_json(30, 20_000))
         .unwrap()
         .replace(r#""name":"x""#, r#""name":"x","parentSpanId":null"#);
-    let response = post(&receiver, JSON, true, with_null.into_bytes()).await;
+    let response = receiver
+        .post_traces(JSON, true, with_null.into_bytes())
+        .await;
     assert_eq!(response.status(), 413);
     // A small nested value is fine.
-    let response = post(&receiver, JSON, false, nested_json(3, 3)).await;
+    let response = receiver.post_traces(JSON, false, nested_json(3, 3)).await;
     assert_eq!(response.status(), 200);
     assert_serves(&receiver).await;
     receiver.stop().await.unwrap();
@@ -228,7 +204,7 @@ async fn requests_beyond_the_memory_in_flight_are_shed_until_it_is_returned() {
     let body = padded(400_000).encode_to_vec();
     let shed = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let response = post(&receiver, PROTOBUF, false, body.clone()).await;
+            let response = receiver.post_traces(PROTOBUF, false, body.clone()).await;
             if response.status() == 503 {
                 return response;
             }
@@ -255,7 +231,7 @@ async fn requests_beyond_the_memory_in_flight_are_shed_until_it_is_returned() {
     drop(slow);
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let response = post(&receiver, PROTOBUF, false, body.clone()).await;
+            let response = receiver.post_traces(PROTOBUF, false, body.clone()).await;
             if response.status() == 200 {
                 return;
             }

@@ -38,30 +38,6 @@ fn request(spans: usize) -> ExportTraceServiceRequest {
     }
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
-
-async fn post(
-    receiver: &TestReceiver,
-    content_type: &str,
-    gzip_body: bool,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    let mut builder = reqwest::Client::new()
-        .post(receiver.http_url("/v1/traces"))
-        .header("content-type", content_type);
-    let body = if gzip_body {
-        builder = builder.header("content-encoding", "gzip");
-        gzip(&body)
-    } else {
-        body
-    };
-    builder.body(body).send().await.expect("request sent")
-}
-
 fn content_type(response: &reqwest::Response) -> String {
     response.headers()["content-type"]
         .to_str()
@@ -86,7 +62,9 @@ async fn status_body(response: reqwest::Response) -> (i32, String) {
 }
 
 async fn assert_still_serving(receiver: &TestReceiver) {
-    let response = post(receiver, PROTOBUF, false, request(1).encode_to_vec()).await;
+    let response = receiver
+        .post_traces(PROTOBUF, false, request(1).encode_to_vec())
+        .await;
     assert_eq!(response.status(), 200, "a good request after an error");
 }
 
@@ -94,7 +72,9 @@ async fn assert_still_serving(receiver: &TestReceiver) {
 async fn protobuf_full_success() {
     let receiver = TestReceiver::start(|_| {}).await;
     for gzip_body in [false, true] {
-        let response = post(&receiver, PROTOBUF, gzip_body, request(3).encode_to_vec()).await;
+        let response = receiver
+            .post_traces(PROTOBUF, gzip_body, request(3).encode_to_vec())
+            .await;
         assert_eq!(response.status(), 200);
         assert_eq!(content_type(&response), PROTOBUF);
         let body = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
@@ -108,7 +88,7 @@ async fn json_full_success_is_an_empty_object() {
     let receiver = TestReceiver::start(|_| {}).await;
     let json = serde_json::to_vec(&request(2)).unwrap();
     for gzip_body in [false, true] {
-        let response = post(&receiver, JSON, gzip_body, json.clone()).await;
+        let response = receiver.post_traces(JSON, gzip_body, json.clone()).await;
         assert_eq!(response.status(), 200);
         assert_eq!(content_type(&response), JSON);
         assert_eq!(response.text().await.unwrap(), "{}", "gzip: {gzip_body}");
@@ -127,13 +107,9 @@ async fn json_as_other_encoders_write_it() {
         "name":"chat gpt-4o","kind":3,"startTimeUnixNano":1700000000000000000,
         "endTimeUnixNano":"1700000001000000000","futureField":[1,2,3],
         "attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"42"}}]}]}]}]}"#;
-    let response = post(
-        &receiver,
-        "application/json; charset=utf-8",
-        false,
-        body.into(),
-    )
-    .await;
+    let response = receiver
+        .post_traces("application/json; charset=utf-8", false, body.into())
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "{}");
     receiver.stop().await.unwrap();
@@ -148,7 +124,9 @@ async fn oversized_bodies_get_413_before_and_after_decompression() {
     let padding = vec![b'x'; 1 << 20];
     prost::encoding::bytes::encode(15, &padding, &mut big_bytes);
 
-    let response = post(&receiver, PROTOBUF, false, big_bytes.clone()).await;
+    let response = receiver
+        .post_traces(PROTOBUF, false, big_bytes.clone())
+        .await;
     assert_eq!(response.status(), 413);
     assert_eq!(
         status_body(response).await.0,
@@ -156,7 +134,7 @@ async fn oversized_bodies_get_413_before_and_after_decompression() {
     );
 
     // Compressed, the body is tiny; only the decompressed size is over the limit.
-    let response = post(&receiver, PROTOBUF, true, big_bytes).await;
+    let response = receiver.post_traces(PROTOBUF, true, big_bytes).await;
     assert_eq!(response.status(), 413);
 
     // A gzip bomb: 256 MiB of zeros in ~256 KiB.
@@ -187,14 +165,18 @@ async fn oversized_bodies_get_413_before_and_after_decompression() {
 async fn malformed_bodies_get_400_with_a_status_body() {
     let receiver = TestReceiver::start(|_| {}).await;
 
-    let response = post(&receiver, PROTOBUF, false, b"\x0a\xff\xff\xff".to_vec()).await;
+    let response = receiver
+        .post_traces(PROTOBUF, false, b"\x0a\xff\xff\xff".to_vec())
+        .await;
     assert_eq!(response.status(), 400);
     assert_eq!(content_type(&response), PROTOBUF);
     let (code, message) = status_body(response).await;
     assert_eq!(code, tonic::Code::InvalidArgument as i32);
     assert!(message.contains("protobuf"), "{message}");
 
-    let response = post(&receiver, JSON, false, br#"{"resourceSpans": [{"#.to_vec()).await;
+    let response = receiver
+        .post_traces(JSON, false, br#"{"resourceSpans": [{"#.to_vec())
+        .await;
     assert_eq!(response.status(), 400);
     assert_eq!(content_type(&response), JSON);
     let (code, message) = status_body(response).await;
@@ -202,13 +184,14 @@ async fn malformed_bodies_get_400_with_a_status_body() {
     assert!(message.contains("json"), "{message}");
 
     // Enums are integers only in OTLP/JSON.
-    let response = post(
-        &receiver,
-        JSON,
-        false,
-        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}"#.to_vec(),
-    )
-    .await;
+    let response = receiver
+        .post_traces(
+            JSON,
+            false,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}"#
+                .to_vec(),
+        )
+        .await;
     assert_eq!(response.status(), 400);
 
     // A body that claims gzip but is not.
@@ -230,7 +213,9 @@ async fn malformed_bodies_get_400_with_a_status_body() {
 async fn wrong_content_type_or_encoding_gets_415() {
     let receiver = TestReceiver::start(|_| {}).await;
 
-    let response = post(&receiver, "text/plain", false, b"hello".to_vec()).await;
+    let response = receiver
+        .post_traces("text/plain", false, b"hello".to_vec())
+        .await;
     assert_eq!(response.status(), 415);
     let (code, message) = status_body(response).await;
     assert_eq!(code, tonic::Code::Unimplemented as i32);
@@ -275,20 +260,18 @@ async fn spans_the_pipeline_rejects_are_a_partial_success() {
     // A trace id must be 16 bytes.
     partial.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![1, 2, 3];
 
-    let response = post(&receiver, PROTOBUF, false, partial.encode_to_vec()).await;
+    let response = receiver
+        .post_traces(PROTOBUF, false, partial.encode_to_vec())
+        .await;
     assert_eq!(response.status(), 200);
     let body = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
     let partial_success = body.partial_success.expect("partial success");
     assert_eq!(partial_success.rejected_spans, 1);
     assert!(!partial_success.error_message.is_empty());
 
-    let response = post(
-        &receiver,
-        JSON,
-        false,
-        serde_json::to_vec(&partial).unwrap(),
-    )
-    .await;
+    let response = receiver
+        .post_traces(JSON, false, serde_json::to_vec(&partial).unwrap())
+        .await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["partialSuccess"]["rejectedSpans"], "1", "{body}");

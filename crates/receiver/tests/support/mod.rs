@@ -42,6 +42,14 @@ use tonic::codec::CompressionEncoding;
 /// The OpenTelemetry resource attribute naming a service (not part of closedloop's registry).
 pub const SERVICE_NAME: &str = "service.name";
 
+/// `data` gzip-compressed (best compression, so compression bombs stay small on the wire).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// A trace id and span id.
 pub type Ids = ([u8; 16], [u8; 8]);
 

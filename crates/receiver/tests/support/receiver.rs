@@ -73,6 +73,25 @@ impl TestReceiver {
     }
 
     /// `http://127.0.0.1:PORT{path}` on the HTTP listener.
+    /// `POST /v1/traces` with this content type, the body gzip-compressed when `gzip_body`.
+    pub async fn post_traces(
+        &self,
+        content_type: &str,
+        gzip_body: bool,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut builder = reqwest::Client::new()
+            .post(self.http_url("/v1/traces"))
+            .header("content-type", content_type);
+        let body = if gzip_body {
+            builder = builder.header("content-encoding", "gzip");
+            super::gzip(&body)
+        } else {
+            body
+        };
+        builder.body(body).send().await.expect("request sent")
+    }
+
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http_addr)
     }
