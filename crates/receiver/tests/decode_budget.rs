@@ -248,3 +248,39 @@ async fn requests_beyond_the_memory_in_flight_are_shed_until_it_is_returned() {
         .expect("a gRPC request once the budget is returned");
     receiver.stop().await.unwrap();
 }
+
+/// Export is unary, but HTTP/2 lets a client keep sending messages on the call; tonic reads
+/// and discards them before answering. The call is refused once it has sent more than one
+/// message may hold, so it cannot keep charging the budget in flight until its deadline.
+#[tokio::test]
+async fn a_grpc_call_that_keeps_sending_messages_is_refused() {
+    let receiver = TestReceiver::start(|config| {
+        config.server.max_grpc_message_mib = 1;
+    })
+    .await;
+    let channel = tonic::transport::Channel::from_shared(receiver.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    // Each message is under the limit; three of them are not.
+    let message = padded(700 * 1024);
+    assert!(message.encoded_len() < 1024 * 1024);
+    let messages = futures_util::stream::iter(vec![message.clone(), message.clone(), message]);
+    let path = http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    let codec = tonic_prost::ProstCodec::<
+        ExportTraceServiceRequest,
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+    >::default();
+    let status = client
+        .client_streaming(tonic::Request::new(messages), path, codec)
+        .await
+        .expect_err("more than one message's worth of data");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}");
+    assert_serves(&receiver).await;
+    receiver.stop().await.unwrap();
+}

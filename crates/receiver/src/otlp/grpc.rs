@@ -115,6 +115,8 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
             let request = request.map(|body| ChargedBody {
                 body,
                 admission: Arc::clone(&admission),
+                received: 0,
+                max_bytes: max_message_bytes.saturating_add(GRPC_FRAME_HEADER_BYTES),
             });
             let mut grpc = tonic::server::Grpc::new(MessageCodec {
                 admission: Arc::clone(&admission),
@@ -128,11 +130,23 @@ impl Service<http::Request<tonic::body::Body>> for TraceService {
     }
 }
 
+/// The length prefix of a gRPC message: a compression flag and a 32-bit length.
+const GRPC_FRAME_HEADER_BYTES: usize = 5;
+
 /// A request body whose data frames are charged to the request's reservation as they arrive.
+///
+/// Export is unary: a call carries one message, at most `max_grpc_message_mib` plus its length
+/// prefix. A call that sends more (tonic reads and discards any further messages of a unary
+/// call before answering) is refused with `RESOURCE_EXHAUSTED` once it passes that, so one
+/// call cannot hold more of the decode budget than one message.
 #[derive(Debug)]
 struct ChargedBody {
     body: tonic::body::Body,
     admission: Arc<Admission>,
+    /// Data bytes received so far.
+    received: usize,
+    /// The most data bytes one call may send.
+    max_bytes: usize,
 }
 
 impl Body for ChargedBody {
@@ -150,6 +164,12 @@ impl Body for ChargedBody {
             .map(|frame| frame.as_ref().map(Frame::data_ref))
         {
             let charged = data.map_or(Ok(()), |data| {
+                this.received = this.received.saturating_add(data.len());
+                if this.received > this.max_bytes {
+                    return Err(OtlpError::TooLarge {
+                        limit_bytes: this.max_bytes,
+                    });
+                }
                 this.admission.reservation().charge_bytes(data.len())
             });
             if let Err(error) = charged {
