@@ -337,13 +337,29 @@ fn validate_server(server: &ServerConfig) -> Result<(), ConfigError> {
         "server.max_in_flight_elements",
         server.max_in_flight_elements,
     )?;
-    if server.max_decoded_in_flight_mib < server.max_decoded_request_mib {
+    // The requests in flight share the budget with their bodies (as received and inflated):
+    // below one request's worth, the largest requests would be shed as "busy" forever
+    // instead of refused as too large.
+    let largest_request_mib = server
+        .max_decoded_request_mib
+        .saturating_add(2 * server.max_http_body_mib.max(server.max_grpc_message_mib));
+    if server.max_decoded_in_flight_mib < largest_request_mib {
         return Err(invalid(
             "server.max_decoded_in_flight_mib",
             InvalidSetting::Below {
                 value: server.max_decoded_in_flight_mib as f64,
-                other: "server.max_decoded_request_mib",
-                other_value: server.max_decoded_request_mib as f64,
+                other: "server.max_decoded_request_mib + 2 × the largest body limit",
+                other_value: largest_request_mib as f64,
+            },
+        ));
+    }
+    if server.max_in_flight_elements < server.max_request_elements {
+        return Err(invalid(
+            "server.max_in_flight_elements",
+            InvalidSetting::Below {
+                value: server.max_in_flight_elements as f64,
+                other: "server.max_request_elements",
+                other_value: server.max_request_elements as f64,
             },
         ));
     }
@@ -580,13 +596,15 @@ pub struct ServerConfig {
     pub max_request_elements: usize,
     /// The most memory all OTLP requests in flight may take together, in MiB: bodies as
     /// received, bodies after gzip decompression and the decoded requests. A request that
-    /// would take more is shed with HTTP 503 / gRPC `UNAVAILABLE` and a retry delay. Keep it
-    /// above `max_decoded_request_mib` plus twice the largest body, or the largest requests
-    /// are never served. Default 512.
+    /// would take more is shed with HTTP 503 / gRPC `UNAVAILABLE` and a retry delay. It must
+    /// be at least `max_decoded_request_mib` plus twice the larger of `max_http_body_mib` and
+    /// `max_grpc_message_mib` (a gzip body and its inflated copy beside the decoded request),
+    /// or the largest requests could never be served. Default 512.
     #[serde(default = "default_max_decoded_in_flight_mib")]
     pub max_decoded_in_flight_mib: usize,
     /// The most messages all OTLP requests in flight may hold together; beyond it requests are
-    /// shed like over `max_decoded_in_flight_mib`. Default 8000000.
+    /// shed like over `max_decoded_in_flight_mib`. At least `max_request_elements`.
+    /// Default 8000000.
     #[serde(default = "default_max_in_flight_elements")]
     pub max_in_flight_elements: usize,
     /// The retry delay suggested (`Retry-After`, gRPC `RetryInfo`) when a request is shed
@@ -941,6 +959,14 @@ mod tests {
             (
                 "[server]\nmax_decoded_in_flight_mib = 64\nmax_decoded_request_mib = 128",
                 "server.max_decoded_in_flight_mib",
+            ),
+            (
+                "[server]\nmax_decoded_in_flight_mib = 128\nmax_decoded_request_mib = 128",
+                "server.max_decoded_in_flight_mib",
+            ),
+            (
+                "[server]\nmax_in_flight_elements = 10\nmax_request_elements = 11",
+                "server.max_in_flight_elements",
             ),
             (
                 "[server]\nmax_request_elements = 0",

@@ -188,17 +188,23 @@ async fn requests_beyond_the_memory_in_flight_are_shed_until_it_is_returned() {
         config.server.max_http_body_mib = 1;
         config.server.max_grpc_message_mib = 1;
         config.server.max_decoded_request_mib = 1;
-        config.server.max_decoded_in_flight_mib = 1;
+        // The least validation allows: one request of each limit beside its bodies.
+        config.server.max_decoded_in_flight_mib = 3;
     })
     .await;
-    // A slow client declares 900 KB and sends none of it: the body's memory is held for it.
-    let mut slow = TcpStream::connect(receiver.http_addr).await.unwrap();
-    let head = format!(
-        "POST /v1/traces HTTP/1.1\r\nhost: {}\r\ncontent-type: {PROTOBUF}\r\n\
-         content-length: 900000\r\n\r\n",
-        receiver.http_addr
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
+    // Slow clients declare 900 KB each and send none of it: the bodies' memory is held for
+    // them, 2.7 MB of the 3 MiB.
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(receiver.http_addr).await.unwrap();
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: {}\r\ncontent-type: {PROTOBUF}\r\n\
+             content-length: 900000\r\n\r\n",
+            receiver.http_addr
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        slow.push(stream);
+    }
 
     // 400 KB more does not fit beside it, over either transport.
     let body = padded(400_000).encode_to_vec();
@@ -227,7 +233,7 @@ async fn requests_beyond_the_memory_in_flight_are_shed_until_it_is_returned() {
         Some(Duration::from_secs(1))
     );
 
-    // The slow client goes away, its share is returned, and the same request fits.
+    // The slow clients go away, their share is returned, and the same request fits.
     drop(slow);
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
