@@ -19,10 +19,12 @@ pub struct StoreConfig {
     /// notifications, triage and review data) plus the WAL file; free pages do not. Checked
     /// every `prune_interval_secs`: a WAL over a tenth of the limit is first checkpointed
     /// and truncated; then, while the store is over the limit, each pass deletes the oldest
-    /// tenth of, in this order: undelivered outbox rows and webhook notifications (lost to
-    /// the backend), failure records (oldest update first) with their feedback and
-    /// response, responses no remaining record or waiting feedback needs, and other
-    /// feedback. Feedback still waiting for its response is never deleted by size, a
+    /// tenth of one kind of row after another, measuring again after each, in this order:
+    /// responses no record or waiting feedback needs, other feedback, undelivered outbox
+    /// rows and webhook notifications (lost to the backend), failure records (oldest update
+    /// first) with their feedback and response. A WAL a reader keeps from being truncated
+    /// counts, but never makes pruning go below half the limit. Feedback still waiting for
+    /// its response is never deleted by size, a
     /// response a record needs goes only with its record, and triage notes and review
     /// labels are kept. Each run makes at most ten passes, logs a warning with the counts
     /// deleted, and checkpoints and truncates the WAL afterwards; deleted outbox rows also

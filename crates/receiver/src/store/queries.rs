@@ -592,13 +592,13 @@ fn oldest_bound(conn: &Connection, table: &str, fraction: f64) -> rusqlite::Resu
     ))
 }
 
-/// The bytes the store takes: the database's used pages (free pages excluded) plus its WAL
-/// file, which holds recent writes (and old copies of pages until a checkpoint truncates it).
-pub(crate) fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+/// The bytes of the database's used pages (free pages excluded): what deleting rows shrinks.
+/// The store's size is this plus [`wal_bytes`].
+fn page_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
     let size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-    Ok(((pages - free).max(0) * size) as u64 + wal_bytes(conn))
+    Ok(((pages - free).max(0) * size) as u64)
 }
 
 /// The size of the connection's WAL file (0 for an in-memory database or no WAL).
@@ -610,12 +610,18 @@ pub(crate) fn wal_bytes(conn: &Connection) -> u64 {
 }
 
 /// Deletes what is older than the retention time, then, while the store (used pages plus
-/// WAL) is above `max_bytes`, the oldest tenth of each kind of row, in this order:
-/// undelivered outbox rows and webhook notifications; failure records (oldest update first)
-/// with their feedback and their response; responses that no failure record and no waiting
-/// feedback needs, with their content; feedback that no failure record needs. Feedback still
-/// waiting for its response is never deleted by size, nor is the response a failure record
-/// or waiting feedback needs: it goes with its record. Runs at most ten passes.
+/// WAL) is above `max_bytes`, the oldest tenth of one kind of row after another, measuring
+/// again after each, in this order: responses that no failure record and no waiting feedback
+/// needs, with their content; feedback that no failure record needs; undelivered outbox rows
+/// and webhook notifications; failure records (oldest update first) with their feedback and
+/// their response. Feedback still waiting for its response is never deleted by size, nor is
+/// the response a failure record or waiting feedback needs: it goes with its record. Runs at
+/// most ten passes.
+///
+/// The WAL is measured once, before any deletion (the writer checkpoints it first when it is
+/// large): deleting rows inside this transaction cannot shrink it, so the passes aim at used
+/// pages of `max_bytes` less the WAL, and never below half of `max_bytes`, so a WAL that a
+/// reader keeps from being checkpointed cannot make a prune delete most of the store.
 pub(crate) fn prune(
     conn: &Connection,
     cutoff_s: i64,
@@ -643,54 +649,75 @@ pub(crate) fn prune(
     report.outbox += conn
         .prepare_cached("DELETE FROM outbox WHERE created_s < ?1")?
         .execute([cutoff_s])?;
+
+    let wal = wal_bytes(conn);
+    let pages_budget = max_bytes.saturating_sub(wal).max(max_bytes / 2);
+    let over = |conn: &Connection| Ok::<_, rusqlite::Error>(page_bytes(conn)? > pages_budget);
+    if over(conn)? {
+        report.used_bytes = page_bytes(conn)? + wal;
+    }
     // Each pass frees about a tenth; a bounded number of passes keeps one prune short.
-    for pass in 0..10 {
-        let used = used_bytes(conn)?;
-        if used <= max_bytes {
-            break;
-        }
-        if pass == 0 {
-            report.used_bytes = used;
-        }
+    'passes: for _ in 0..10 {
         let mut deleted = 0;
-        if let Some(bound) = oldest_bound(conn, "outbox", 0.1)? {
-            let outbox = conn
-                .prepare_cached("DELETE FROM outbox WHERE id < ?1")?
-                .execute([bound])?;
-            report.outbox += outbox;
-            deleted += outbox;
+        for step in 0..4 {
+            if !over(conn)? {
+                report.over_size += deleted;
+                break 'passes;
+            }
+            deleted += match step {
+                0 => match oldest_bound(conn, "responses", 0.1)? {
+                    Some(bound) => {
+                        let responses = delete_responses(conn, "r.id < ?1", bound)?;
+                        report.responses += responses;
+                        responses
+                    }
+                    None => 0,
+                },
+                1 => match oldest_bound(conn, "feedback", 0.1)? {
+                    Some(bound) => {
+                        let feedback = delete_feedback(conn, "id < ?1", bound)?;
+                        report.feedback += feedback;
+                        feedback
+                    }
+                    None => 0,
+                },
+                2 => {
+                    let mut rows = 0;
+                    if let Some(bound) = oldest_bound(conn, "outbox", 0.1)? {
+                        let outbox = conn
+                            .prepare_cached("DELETE FROM outbox WHERE id < ?1")?
+                            .execute([bound])?;
+                        report.outbox += outbox;
+                        rows += outbox;
+                    }
+                    if let Some(bound) = oldest_bound(conn, "notifications", 0.1)? {
+                        let notifications = conn
+                            .prepare_cached("DELETE FROM notifications WHERE id < ?1")?
+                            .execute([bound])?;
+                        report.notifications += notifications;
+                        rows += notifications;
+                    }
+                    rows
+                }
+                _ => {
+                    let records: i64 =
+                        conn.query_row("SELECT count(*) FROM failures", [], |row| row.get(0))?;
+                    let (failures, feedback, responses) = delete_failures(
+                        conn,
+                        "SELECT trace_id, span_id FROM failures ORDER BY updated_s LIMIT ?1",
+                        ((records as f64 * 0.1).ceil() as i64).min(records),
+                    )?;
+                    report.failures += failures;
+                    report.feedback += feedback;
+                    report.responses += responses;
+                    failures + feedback + responses
+                }
+            };
         }
-        if let Some(bound) = oldest_bound(conn, "notifications", 0.1)? {
-            let notifications = conn
-                .prepare_cached("DELETE FROM notifications WHERE id < ?1")?
-                .execute([bound])?;
-            report.notifications += notifications;
-            deleted += notifications;
-        }
-        let records: i64 = conn.query_row("SELECT count(*) FROM failures", [], |row| row.get(0))?;
-        let (failures, feedback, responses) = delete_failures(
-            conn,
-            "SELECT trace_id, span_id FROM failures ORDER BY updated_s LIMIT ?1",
-            ((records as f64 * 0.1).ceil() as i64).min(records),
-        )?;
-        report.failures += failures;
-        report.feedback += feedback;
-        report.responses += responses;
-        deleted += failures + feedback + responses;
-        if let Some(bound) = oldest_bound(conn, "responses", 0.1)? {
-            let responses = delete_responses(conn, "r.id < ?1", bound)?;
-            report.responses += responses;
-            deleted += responses;
-        }
-        if let Some(bound) = oldest_bound(conn, "feedback", 0.1)? {
-            let feedback = delete_feedback(conn, "id < ?1", bound)?;
-            report.feedback += feedback;
-            deleted += feedback;
-        }
+        report.over_size += deleted;
         if deleted == 0 {
             break;
         }
-        report.over_size += deleted;
     }
     if report.deleted() > 0 {
         // Each step of `incremental_vacuum` frees one page: step it to the end (a single
@@ -776,6 +803,47 @@ mod tests {
         assert!(response_by_span(&conn, span(1)).unwrap().is_none());
     }
 
+    /// A store a little over its limit loses only rows nothing needs: the oldest responses
+    /// without a record, not failure records or undelivered exports.
+    #[test]
+    fn slightly_over_the_limit_deletes_only_what_nothing_needs() {
+        let conn = store();
+        let mut interner = Interner::default();
+        for n in 1..=2_000 {
+            response(&conn, &mut interner, 1_000, n);
+        }
+        for n in 1..=50 {
+            upsert_failure(
+                &conn,
+                &FailureRow {
+                    key: span(n),
+                    now_s: 1_000,
+                    category: "hallucination",
+                    stage: "generation",
+                    severity: "medium",
+                    signals: "thumbs_down",
+                    feedback_count: 1,
+                    revision: 1,
+                    enriched: true,
+                    triage_status: "open",
+                },
+            )
+            .unwrap();
+            insert_outbox(&conn, 1_000, &[0; 64]).unwrap();
+        }
+        let before = page_bytes(&conn).unwrap();
+        let report = prune(&conn, 0, before * 97 / 100).unwrap();
+        assert!(report.responses > 0);
+        assert!(page_bytes(&conn).unwrap() <= before * 97 / 100);
+        assert_eq!(report.failures, 0, "{report:?}");
+        assert_eq!(count(&conn, "failures"), 50);
+        assert_eq!(count(&conn, "outbox"), 50);
+        assert!(
+            response_by_span(&conn, span(1)).unwrap().is_some(),
+            "a record's response stays"
+        );
+    }
+
     #[test]
     fn prune_by_size_deletes_the_oldest_first() {
         let conn = store();
@@ -783,10 +851,10 @@ mod tests {
         for n in 1..=2_000 {
             response(&conn, &mut interner, 1_000, n);
         }
-        let before = used_bytes(&conn).unwrap();
+        let before = page_bytes(&conn).unwrap();
         let report = prune(&conn, 0, before / 2).unwrap();
         assert!(report.responses > 0);
-        assert!(used_bytes(&conn).unwrap() <= before / 2);
+        assert!(page_bytes(&conn).unwrap() <= before / 2);
         assert!(response_by_span(&conn, span(2_000)).unwrap().is_some());
         assert!(response_by_span(&conn, span(1)).unwrap().is_none());
     }

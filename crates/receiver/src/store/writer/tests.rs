@@ -340,3 +340,45 @@ fn size_limit_counts_and_truncates_the_wal() {
         "the data itself fits"
     );
 }
+
+/// A WAL that a reader keeps from being checkpointed still counts, but deleting rows cannot
+/// shrink it: pruning must not delete the store away trying. Data under half the limit stays
+/// whole however large the WAL.
+#[test]
+fn a_wal_a_reader_keeps_does_not_make_pruning_empty_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let config = StoreConfig {
+        max_size_mib: 1,
+        ..StoreConfig::default()
+    };
+    let mut writer = writer_with(open(&path), config, false);
+    for n in 0..12 {
+        ingest(&mut writer, vec![sized_response(wide_span(n), 24 * 1024)]).unwrap();
+    }
+    // A reader in a read transaction holds the WAL: no checkpoint can truncate it.
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM responses", [], |row| row.get(0))
+        .unwrap();
+    for round in 0..8 {
+        writer
+            .conn
+            .execute(
+                "UPDATE response_content SET output = ?1",
+                [format!("{round}").repeat(24 * 1024)],
+            )
+            .unwrap();
+    }
+    assert!(queries::wal_bytes(&writer.conn) > 2 * MIB);
+
+    prune(&mut writer);
+
+    assert_eq!(
+        count(&writer.conn, "SELECT count(*) FROM responses"),
+        12,
+        "data under half the limit is kept whatever the WAL holds"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+}
