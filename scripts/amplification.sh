@@ -32,6 +32,8 @@ inputs=(
     "json-gzip|--input json-gzip --depth ${JSON_DEPTH:-38} --count ${JSON_LEAVES:-200000}"
     "grpc-4MB|--input grpc --count 2000000"
     "grpc-4MBx3|--input grpc --count 2000000 --concurrency 3"
+    # Each request within the per-request limits, together far over the budget in flight.
+    "protobuf-fill-x32|--input protobuf --count 800000 --concurrency 32"
 )
 
 printf '%-20s %-28s %12s %12s %12s\n' input answers peak_MiB after_MiB settled_MiB
