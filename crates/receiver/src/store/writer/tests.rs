@@ -298,21 +298,22 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
     );
 }
 
-/// The WAL counts against `max_size_mib`: data under the limit whose WAL has grown past it
-/// (many commits rewriting the same pages) is not deleted, and the WAL is truncated.
-#[test]
-fn size_limit_counts_and_truncates_the_wal() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.db");
+/// A writer over a file store limited to 1 MiB, holding `responses` responses of 24 KiB.
+fn one_mib_store(path: &Path, responses: u16) -> Writer {
     let config = StoreConfig {
         max_size_mib: 1,
         ..StoreConfig::default()
     };
-    let mut writer = writer_with(open(&path), config, false);
-    for n in 0..20 {
+    let mut writer = writer_with(open(path), config, false);
+    for n in 0..responses {
         ingest(&mut writer, vec![sized_response(wide_span(n), 24 * 1024)]).unwrap();
     }
-    for round in 0..6 {
+    writer
+}
+
+/// Grows the WAL: `rounds` commits rewriting every response's content.
+fn rewrite_content(writer: &Writer, rounds: usize) {
+    for round in 0..rounds {
         writer
             .conn
             .execute(
@@ -321,6 +322,16 @@ fn size_limit_counts_and_truncates_the_wal() {
             )
             .unwrap();
     }
+}
+
+/// The WAL counts against `max_size_mib`: data under the limit whose WAL has grown past it
+/// (many commits rewriting the same pages) is not deleted, and the WAL is truncated.
+#[test]
+fn size_limit_counts_and_truncates_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut writer = one_mib_store(&path, 20);
+    rewrite_content(&writer, 6);
     assert!(
         disk_bytes(&path) > 2 * MIB,
         "{} bytes on disk",
@@ -348,29 +359,14 @@ fn size_limit_counts_and_truncates_the_wal() {
 fn a_wal_a_reader_keeps_does_not_make_pruning_empty_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let config = StoreConfig {
-        max_size_mib: 1,
-        ..StoreConfig::default()
-    };
-    let mut writer = writer_with(open(&path), config, false);
-    for n in 0..12 {
-        ingest(&mut writer, vec![sized_response(wide_span(n), 24 * 1024)]).unwrap();
-    }
+    let mut writer = one_mib_store(&path, 12);
     // A reader in a read transaction holds the WAL: no checkpoint can truncate it.
     let reader = rusqlite::Connection::open(&path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
     let _: i64 = reader
         .query_row("SELECT count(*) FROM responses", [], |row| row.get(0))
         .unwrap();
-    for round in 0..8 {
-        writer
-            .conn
-            .execute(
-                "UPDATE response_content SET output = ?1",
-                [format!("{round}").repeat(24 * 1024)],
-            )
-            .unwrap();
-    }
+    rewrite_content(&writer, 8);
     assert!(queries::wal_bytes(&writer.conn) > 2 * MIB);
 
     prune(&mut writer);
