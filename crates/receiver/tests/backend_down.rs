@@ -10,18 +10,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn fail_one(pipeline: &Pipeline) -> Ids {
-    let response = ids();
-    pipeline
-        .ingest(request(vec![
-            generation_span(response, &Generation::default()),
-            feedback_span(child(response), Some(response), "thumbs_down", vec![]),
-        ]))
-        .await
-        .unwrap();
-    response
-}
-
 #[tokio::test]
 async fn records_wait_in_the_outbox_until_the_backend_is_up() {
     let dir = tempfile::tempdir().unwrap();

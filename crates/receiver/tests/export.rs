@@ -11,18 +11,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn fail_one(pipeline: &Pipeline) -> Ids {
-    let response = ids();
-    pipeline
-        .ingest(request(vec![
-            generation_span(response, &Generation::default()),
-            feedback_span(child(response), Some(response), "report", vec![]),
-        ]))
-        .await
-        .unwrap();
-    response
-}
-
 #[tokio::test]
 async fn http_export_honours_retry_after() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,19 +11,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Writes one failure record (a response and a `report` feedback on it); returns its key.
-async fn fail_one(pipeline: &Pipeline) -> Ids {
-    let response = ids();
-    pipeline
-        .ingest(request(vec![
-            generation_span(response, &Generation::default()),
-            feedback_span(child(response), Some(response), "report", vec![]),
-        ]))
-        .await
-        .unwrap();
-    response
-}
-
 fn distinct(sink: &Sink) -> HashSet<Vec<u8>> {
     sink.spans()
         .into_iter()

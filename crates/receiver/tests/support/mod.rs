@@ -750,3 +750,17 @@ pub fn assert_enriched_record(record: &Exported, response: Ids, generation: &Gen
         Some(generation.index_version)
     );
 }
+
+/// Writes one failure record through `pipeline` (a response and a `report` feedback span on
+/// it, in one request); returns the response's ids, the record's key.
+pub async fn fail_one(pipeline: &closedloop_receiver::Pipeline) -> Ids {
+    let response = ids();
+    pipeline
+        .ingest(request(vec![
+            generation_span(response, &Generation::default()),
+            feedback_span(child(response), Some(response), "report", vec![]),
+        ]))
+        .await
+        .unwrap();
+    response
+}
