@@ -1,0 +1,54 @@
+//! Interned low-cardinality strings.
+
+use std::collections::HashMap;
+
+use crate::db::{values, Db};
+use crate::error::{Result, StoreError};
+
+/// Interns low-cardinality strings (template ids and versions, models, data sources, index
+/// versions, parameter sets) into the `strings` table, caching ids in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    cache: HashMap<String, i64>,
+}
+
+/// The most strings the interner caches; the cache is cleared when it grows past this.
+const INTERNER_CACHE: usize = 65_536;
+
+impl Interner {
+    /// Forgets cached ids (after a rollback, they may name rows that no longer exist).
+    pub(crate) fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    pub(crate) fn id(&mut self, db: &mut Db, value: Option<&str>) -> Result<Option<i64>> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        if let Some(&id) = self.cache.get(value) {
+            return Ok(Some(id));
+        }
+        // Another receiver may insert the same string at the same moment: the insert that
+        // loses does nothing, and the select after it finds the winner's row.
+        let id = match db.query_value::<i64>("SELECT id FROM strings WHERE value = ?1", values![value])? {
+            Some(id) => id,
+            None => db
+                .query_value::<i64>(
+                    "INSERT INTO strings (value) VALUES (?1) ON CONFLICT (value) DO NOTHING RETURNING id",
+                    values![value],
+                )?
+                .map_or_else(
+                    || {
+                        db.query_value::<i64>("SELECT id FROM strings WHERE value = ?1", values![value])?
+                            .ok_or(StoreError::Type { column: 0, found: "nothing", expected: "an interned string" })
+                    },
+                    Ok,
+                )?,
+        };
+        if self.cache.len() >= INTERNER_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(value.to_owned(), id);
+        Ok(Some(id))
+    }
+}

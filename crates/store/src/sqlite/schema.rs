@@ -1,0 +1,338 @@
+//! The schema and its migrations of the SQLite engine, versioned with `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the file from version `index` to `index + 1`; a file at
+//! a version newer than this closedloop knows is refused rather than misread.
+
+use rusqlite::Connection;
+
+use crate::codec::text_key;
+use crate::error::StoreError;
+
+/// Version 1. Ids are BLOBs, repeated low-cardinality strings (template, model, data source,
+/// index version, parameters) are interned in `strings`, content lives apart from the index
+/// so indexed rows stay small, and enum values are stored as their attribute values.
+const V1: &str = "
+CREATE TABLE strings (
+    id INTEGER PRIMARY KEY,
+    value TEXT NOT NULL UNIQUE
+);
+
+-- One row per LLM response span. `chunk_ids` is NULL when the span said nothing about its
+-- context and an empty BLOB when it had none; see codec.rs for the encoding.
+CREATE TABLE responses (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    received_s INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL,
+    response_id TEXT,
+    template_id INTEGER,
+    template_version INTEGER,
+    template_hash INTEGER,
+    chunk_ids BLOB,
+    model INTEGER,
+    provider INTEGER,
+    parameters INTEGER,
+    data_source INTEGER,
+    index_version INTEGER,
+    session_id TEXT,
+    user_id TEXT,
+    fingerprint TEXT
+);
+CREATE UNIQUE INDEX responses_span ON responses (trace_id, span_id);
+CREATE INDEX responses_response_id ON responses (response_id) WHERE response_id IS NOT NULL;
+
+-- Template text, once per hash, when a span carried it.
+CREATE TABLE templates (
+    hash INTEGER PRIMARY KEY,
+    text TEXT NOT NULL
+);
+
+-- Content attributes, only for responses whose span carried them.
+CREATE TABLE response_content (
+    response INTEGER PRIMARY KEY,
+    input TEXT,
+    output TEXT,
+    query TEXT
+);
+
+-- state: 0 waiting for its response, 1 joined to its response, 2 recorded without its
+-- response (the join window passed), 3 not negative (stored only).
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY,
+    feedback_id TEXT NOT NULL UNIQUE,
+    received_s INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    span_trace_id BLOB,
+    span_span_id BLOB,
+    link_trace_id BLOB,
+    link_span_id BLOB,
+    response_id TEXT,
+    target_trace_id BLOB,
+    target_span_id BLOB,
+    state INTEGER NOT NULL,
+    signal TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value REAL,
+    category TEXT,
+    source TEXT NOT NULL,
+    comment TEXT,
+    session_id TEXT,
+    user_id TEXT
+);
+CREATE INDEX feedback_target ON feedback (target_trace_id, target_span_id)
+    WHERE target_trace_id IS NOT NULL;
+CREATE INDEX feedback_waiting ON feedback (id) WHERE state = 0;
+
+-- One row per failing response.
+CREATE TABLE failures (
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    created_s INTEGER NOT NULL,
+    updated_s INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    signals TEXT NOT NULL,
+    feedback_count INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    enriched INTEGER NOT NULL,
+    triage_status TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX failures_updated ON failures (updated_s);
+
+-- Encoded failure-record spans not yet acknowledged by the OTLP backend.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    created_s INTEGER NOT NULL,
+    span BLOB NOT NULL
+);
+";
+
+/// Version 2: the implicit-signal detectors. Responses are found by session (the previous and
+/// next turn of a rephrase or regenerate), feedback by the span it links to (whether a response
+/// already had feedback), and each session's last response waits in `abandon_candidates` until
+/// its abandon window passes or activity in the session cancels it.
+const V2: &str = "
+CREATE INDEX responses_session ON responses (session_id, start_ns)
+    WHERE session_id IS NOT NULL;
+CREATE INDEX feedback_link ON feedback (link_trace_id, link_span_id)
+    WHERE link_trace_id IS NOT NULL;
+
+CREATE TABLE abandon_candidates (
+    session_id TEXT PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    start_ns INTEGER NOT NULL,
+    due_s INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX abandon_candidates_due ON abandon_candidates (due_s);
+CREATE INDEX abandon_candidates_span ON abandon_candidates (trace_id, span_id);
+";
+
+/// Version 3: closing the loop. Failure records get an owner, a due time and a flag set once
+/// their SLA breach was notified; status changes keep their notes; the review queue holds each
+/// day's sample (with the seed that drew it) and the reviewers' labels; webhook notifications
+/// wait in `notifications` until delivered.
+const V3: &str = "
+ALTER TABLE failures ADD COLUMN owner TEXT;
+ALTER TABLE failures ADD COLUMN due_s INTEGER;
+ALTER TABLE failures ADD COLUMN breach_notified INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX failures_due ON failures (due_s) WHERE due_s IS NOT NULL;
+
+CREATE TABLE triage_notes (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    time_s INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX triage_notes_record ON triage_notes (trace_id, span_id);
+
+CREATE TABLE review_days (
+    day TEXT PRIMARY KEY,
+    seed INTEGER NOT NULL,
+    sample_size INTEGER NOT NULL,
+    implicit_share REAL NOT NULL,
+    population INTEGER NOT NULL,
+    created_s INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- label: NULL until labelled, then 'good' or 'bad'; feedback_id names the reviewer feedback.
+CREATE TABLE review_queue (
+    id INTEGER PRIMARY KEY,
+    day TEXT NOT NULL,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    stratum TEXT NOT NULL,
+    created_s INTEGER NOT NULL,
+    label TEXT,
+    labelled_s INTEGER,
+    category TEXT,
+    expected TEXT,
+    note TEXT,
+    feedback_id TEXT,
+    UNIQUE (trace_id, span_id)
+);
+CREATE INDEX review_queue_day ON review_queue (day);
+
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    created_s INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+";
+
+/// Version 4: responses are found by `gen_ai.response.id` through `response_key`, a 64-bit
+/// key of it (`codec::text_key`), instead of an index on the text. The text index was the
+/// widest of the random-keyed indexes every indexed response is inserted into; the integer
+/// index is about a third of its size. Rows indexed before this version get their key in the
+/// same transaction ([`backfill_response_keys`]).
+const V4: &str = "
+ALTER TABLE responses ADD COLUMN response_key INTEGER;
+DROP INDEX responses_response_id;
+CREATE INDEX responses_response_key ON responses (response_key)
+    WHERE response_key IS NOT NULL;
+";
+
+/// Idempotency ids are unique per judged response, not globally: feedback on one answer that
+/// reuses another answer's `closedloop.feedback.id` (or API `idempotency_id`) is new
+/// feedback, not a duplicate. The judged response is the span the feedback links to (API
+/// feedback: the span its token names) or, for feedback that names no span, its
+/// `gen_ai.response.id`. `feedback_id` loses its column `UNIQUE`, which SQLite can only drop
+/// by rebuilding the table: the whole step is [`scope_feedback_ids_to_the_judged_response`],
+/// which creates this index once the rows are in the rebuilt table.
+const FEEDBACK_IDS_UNIQUE_PER_RESPONSE: &str = "
+CREATE UNIQUE INDEX feedback_idempotency ON feedback (
+    feedback_id,
+    ifnull(link_trace_id, x''),
+    ifnull(link_span_id, x''),
+    CASE WHEN link_trace_id IS NULL THEN ifnull(response_id, '') ELSE '' END
+);
+";
+
+/// One schema step: its SQL, then the rows it rewrites (values only Rust computes).
+struct Migration {
+    sql: &'static str,
+    backfill: Option<fn(&Connection) -> rusqlite::Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Migration {
+    Migration {
+        sql,
+        backfill: None,
+    }
+}
+
+const MIGRATIONS: &[Migration] = &[
+    sql(V1),
+    sql(V2),
+    sql(V3),
+    Migration {
+        sql: V4,
+        backfill: Some(backfill_response_keys),
+    },
+    // The step is all table rebuild, done in Rust.
+    Migration {
+        sql: "",
+        backfill: Some(scope_feedback_ids_to_the_judged_response),
+    },
+];
+
+/// The column constraint that made idempotency ids global.
+const GLOBAL_FEEDBACK_ID: &str = "feedback_id TEXT NOT NULL UNIQUE";
+
+/// Rebuilds `feedback` without the column `UNIQUE` on `feedback_id` (SQLite's procedure for a
+/// changed column: create the new table, copy the rows, drop the old, rename), then indexes
+/// idempotency ids per judged response ([`FEEDBACK_IDS_UNIQUE_PER_RESPONSE`]). The new table
+/// is the stored definition minus that constraint, so columns added by earlier steps are kept,
+/// and every index the table had is created again.
+fn scope_feedback_ids_to_the_judged_response(conn: &Connection) -> rusqlite::Result<()> {
+    let table: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'feedback'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !table.contains(GLOBAL_FEEDBACK_ID) {
+        return conn.execute_batch(FEEDBACK_IDS_UNIQUE_PER_RESPONSE);
+    }
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT sql FROM sqlite_master
+             WHERE type = 'index' AND tbl_name = 'feedback' AND sql IS NOT NULL",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let rebuilt = table
+        .replacen("CREATE TABLE feedback", "CREATE TABLE feedback_rebuilt", 1)
+        .replacen(GLOBAL_FEEDBACK_ID, "feedback_id TEXT NOT NULL", 1);
+    conn.execute_batch(&rebuilt)?;
+    conn.execute_batch(
+        "INSERT INTO feedback_rebuilt SELECT * FROM feedback;
+         DROP TABLE feedback;
+         ALTER TABLE feedback_rebuilt RENAME TO feedback;",
+    )?;
+    for index in indexes {
+        conn.execute_batch(&index)?;
+    }
+    conn.execute_batch(FEEDBACK_IDS_UNIQUE_PER_RESPONSE)
+}
+
+/// Gives every response indexed before version 4 its `response_key`.
+fn backfill_response_keys(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT id, response_id FROM responses WHERE response_id IS NOT NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = conn.prepare("UPDATE responses SET response_key = ?2 WHERE id = ?1")?;
+    for (id, response_id) in rows {
+        update.execute(rusqlite::params![id, text_key(&response_id)])?;
+    }
+    Ok(())
+}
+
+/// The schema version this closedloop writes.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file to [`VERSION`], one transaction per step.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_sqlite(conn).map_err(|error| match error {
+        MigrateError::TooNew { found } => StoreError::TooNew {
+            found,
+            supported: VERSION,
+        },
+        MigrateError::Sqlite(error) => StoreError::sqlite(error),
+    })
+}
+
+enum MigrateError {
+    TooNew { found: i64 },
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(error: rusqlite::Error) -> Self {
+        MigrateError::Sqlite(error)
+    }
+}
+
+fn migrate_sqlite(conn: &mut Connection) -> Result<(), MigrateError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Err(MigrateError::TooNew { found });
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration.sql)?;
+        if let Some(backfill) = migration.backfill {
+            backfill(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
