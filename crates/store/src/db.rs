@@ -344,7 +344,7 @@ impl Db {
     pub(crate) fn begin(&mut self) -> Result<()> {
         match self {
             Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),
-            Db::Postgres(_) => self.batch("BEGIN"),
+            Db::Postgres(client) => client.begin("BEGIN"),
         }
     }
 
@@ -352,19 +352,23 @@ impl Db {
     pub(crate) fn begin_read(&mut self) -> Result<()> {
         match self {
             Db::Sqlite(_) => self.batch("BEGIN DEFERRED"),
-            Db::Postgres(_) => self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+            Db::Postgres(client) => client.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
         }
     }
 
     pub(crate) fn commit(&mut self) -> Result<()> {
-        self.batch("COMMIT")
+        match self {
+            Db::Sqlite(_) => self.batch("COMMIT"),
+            Db::Postgres(client) => client.commit(),
+        }
     }
 
     /// Rolls back the open transaction; a no-op when none is open.
     pub(crate) fn rollback(&mut self) -> Result<()> {
         match self {
             Db::Sqlite(conn) if conn.is_autocommit() => Ok(()),
-            _ => self.batch("ROLLBACK"),
+            Db::Sqlite(_) => self.batch("ROLLBACK"),
+            Db::Postgres(client) => client.rollback(),
         }
     }
 

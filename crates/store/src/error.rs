@@ -59,6 +59,17 @@ pub enum StoreError {
     /// The engine's background writer has stopped.
     #[error("store writer stopped")]
     WriterStopped,
+    /// The PostgreSQL server could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL at {target}: {cause}; {hint}")]
+    Connect {
+        /// Where (host, port, database and user; never the password).
+        target: String,
+        /// What to check.
+        hint: &'static str,
+        /// What the client said.
+        #[source]
+        cause: Cause,
+    },
 }
 
 impl StoreError {
