@@ -40,7 +40,7 @@ impl Connection {
                         "engine = \"postgres\" needs store.url (or CLOSEDLOOP_STORE_URL)".into(),
                     )
                 })?;
-                Db::Postgres(postgres::open(url.expose(), access)?)
+                Db::Postgres(Box::new(postgres::open(url.expose(), access)?))
             }
         };
         Ok(Connection {

@@ -102,7 +102,7 @@ impl StoreError {
             *code == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
         });
-        let cause: Cause = Arc::new(error);
+        let cause: Cause = Arc::new(PostgresError(error));
         if conflict {
             StoreError::Conflict {
                 engine: Engine::Postgres,
@@ -116,6 +116,25 @@ impl StoreError {
         }
     }
 }
+
+/// A PostgreSQL client error that shows what the server said: the client's own message names
+/// only the kind ("db error") and keeps the server's message as its source.
+#[derive(Debug)]
+pub(crate) struct PostgresError(pub(crate) postgres::Error);
+
+impl std::fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error as _;
+        write!(f, "{}", self.0)?;
+        if let Some(source) = self.0.source() {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+// The source is part of the message already.
+impl std::error::Error for PostgresError {}
 
 /// The result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

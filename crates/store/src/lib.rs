@@ -18,6 +18,8 @@ mod interner;
 mod postgres;
 pub mod records;
 mod sqlite;
+#[cfg(test)]
+mod testing;
 
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};

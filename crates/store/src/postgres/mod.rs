@@ -15,6 +15,8 @@ use crate::db::{numbered_placeholders, Column, StatementCache, Value};
 use crate::error::{Result, StoreError};
 
 pub(crate) mod schema;
+#[cfg(test)]
+mod tests;
 
 /// How long connecting may take when the connection string sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +44,8 @@ pub(crate) struct Client {
     /// The first error inside the open transaction: PostgreSQL ignores every later statement
     /// of the transaction and turns its `COMMIT` into a rollback, so the commit reports this.
     aborted: Option<StoreError>,
+    /// An error said the server ended the connection (which the client may notice later).
+    lost: bool,
 }
 
 impl Client {
@@ -63,26 +67,33 @@ impl Client {
             statements: StatementCache::default(),
             in_transaction: false,
             aborted: None,
+            lost: false,
         })
     }
 
     /// Opens the connection again when the server dropped it, outside a transaction.
     fn reconnect_if_closed(&mut self) -> Result<()> {
-        if self.client.is_closed() && !self.in_transaction {
+        if self.is_lost() && !self.in_transaction {
             self.reconnect()?;
         }
         Ok(())
     }
 
+    fn is_lost(&self) -> bool {
+        self.lost || self.client.is_closed()
+    }
+
     fn reconnect(&mut self) -> Result<()> {
         self.statements.clear();
         self.client = connect(&self.config)?;
+        self.lost = false;
         tracing::info!("Reconnected to PostgreSQL.");
         Ok(())
     }
 
     /// Maps an error, remembering it when it aborted the open transaction.
     fn fail(&mut self, error: postgres::Error) -> StoreError {
+        self.lost |= ends_connection(&error);
         let error = StoreError::postgres(error);
         if self.in_transaction && self.aborted.is_none() {
             self.aborted = Some(error.clone());
@@ -95,10 +106,12 @@ impl Client {
         let client = &mut self.client;
         let mut failed = None;
         let statement = self.statements.get_or_prepare(sql, |sql| {
-            client.prepare(&numbered_placeholders(sql)).map_err(|error| {
-                failed = Some(error);
-                StoreError::WriterStopped
-            })
+            client
+                .prepare(&numbered_placeholders(sql))
+                .map_err(|error| {
+                    failed = Some(error);
+                    StoreError::WriterStopped
+                })
         });
         match (statement, failed) {
             (Ok(statement), _) => Ok(statement),
@@ -135,12 +148,15 @@ impl Client {
             self.rollback()?;
         }
         self.reconnect_if_closed()?;
-        let mut result = self.client.batch_execute(begin);
-        if result.is_err() && self.client.is_closed() {
+        if let Err(error) = self.client.batch_execute(begin) {
+            if !(ends_connection(&error) || self.client.is_closed()) {
+                return Err(StoreError::postgres(error));
+            }
             self.reconnect()?;
-            result = self.client.batch_execute(begin);
+            self.client
+                .batch_execute(begin)
+                .map_err(|error| self.fail(error))?;
         }
-        result.map_err(StoreError::postgres)?;
         self.in_transaction = true;
         self.aborted = None;
         Ok(())
@@ -163,7 +179,7 @@ impl Client {
     pub(crate) fn rollback(&mut self) -> Result<()> {
         self.in_transaction = false;
         self.aborted = None;
-        if self.client.is_closed() {
+        if self.is_lost() {
             return Ok(());
         }
         self.client
@@ -184,6 +200,16 @@ impl Client {
     }
 }
 
+/// Whether `error` means the server ended the connection: the client closed it, the socket
+/// failed, or the server sent a FATAL error (it was shut down or terminated the backend).
+fn ends_connection(error: &postgres::Error) -> bool {
+    error.is_closed()
+        || error
+            .as_db_error()
+            .is_some_and(|db| db.parsed_severity() == Some(postgres::error::Severity::Fatal))
+        || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+}
+
 /// Connects, with an error that says where and what to check.
 fn connect(config: &postgres::Config) -> Result<postgres::Client> {
     config
@@ -191,7 +217,7 @@ fn connect(config: &postgres::Config) -> Result<postgres::Client> {
         .map_err(|error| StoreError::Connect {
             target: describe(config),
             hint: hint(config, &error),
-            cause: std::sync::Arc::new(error),
+            cause: std::sync::Arc::new(crate::error::PostgresError(error)),
         })
 }
 
@@ -329,6 +355,11 @@ impl ToSql for Value<'_> {
                 _ => Err(format!("a real cannot be bound to a {ty} parameter").into()),
             },
             Value::Text(value) => match *ty {
+                // PostgreSQL text cannot hold NUL, which client input may carry (JSON
+                // allows "\u0000"): it is stored as U+FFFD rather than failing the batch.
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME if value.contains('\0') => {
+                    value.replace('\0', "\u{fffd}").as_str().to_sql(ty, out)
+                }
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => value.to_sql(ty, out),
                 _ => Err(format!("text cannot be bound to a {ty} parameter").into()),
             },
