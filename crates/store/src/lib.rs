@@ -14,16 +14,25 @@ mod config;
 mod connection;
 mod db;
 mod error;
+mod failures;
+mod feedback;
 mod interner;
+mod outbox;
 mod postgres;
+mod prune;
 pub mod records;
+mod responses;
+mod sessions;
 mod sqlite;
 #[cfg(test)]
 mod testing;
 
+#[doc(hidden)]
+pub use codec::decode_strings;
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
+pub use sessions::Direction;
 
 /// Which database engine a store runs on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
