@@ -15,9 +15,14 @@ mod connection;
 mod db;
 mod error;
 mod interner;
+mod notifications;
 mod postgres;
 pub mod records;
 mod sqlite;
+#[cfg(test)]
+mod testing;
+mod triage;
+mod typed;
 
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};

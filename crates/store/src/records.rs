@@ -110,3 +110,6 @@ pub struct Feedback {
     pub user_id: Option<String>,
     pub time_unix_nano: u64,
 }
+
+pub use crate::notifications::Notification;
+pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
