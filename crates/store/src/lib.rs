@@ -17,6 +17,7 @@ mod error;
 mod interner;
 mod notifications;
 mod postgres;
+mod review;
 pub mod records;
 mod sqlite;
 #[cfg(test)]

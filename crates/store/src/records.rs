@@ -113,3 +113,6 @@ pub struct Feedback {
 
 pub use crate::notifications::Notification;
 pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
+pub use crate::review::{
+    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
+};
