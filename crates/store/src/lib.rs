@@ -14,11 +14,13 @@ mod config;
 mod connection;
 mod db;
 mod error;
+mod evalset;
 mod interner;
 mod notifications;
 mod postgres;
-mod review;
 pub mod records;
+mod report;
+mod review;
 mod sqlite;
 #[cfg(test)]
 mod testing;

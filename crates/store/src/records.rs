@@ -111,8 +111,10 @@ pub struct Feedback {
     pub time_unix_nano: u64,
 }
 
+pub use crate::evalset::EvalsetRecord;
 pub use crate::notifications::Notification;
-pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
+pub use crate::report::{ReportResponse, SignalCount};
 pub use crate::review::{
     ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
 };
+pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};

@@ -294,8 +294,11 @@ impl Connection {
 
     /// The queue item `id`.
     pub fn review_item(&mut self, id: i64) -> Result<Option<ReviewRow>> {
-        self.db
-            .query_opt(&format!("{ITEM_COLUMNS} WHERE q.id = ?1"), values![id], item)
+        self.db.query_opt(
+            &format!("{ITEM_COLUMNS} WHERE q.id = ?1"),
+            values![id],
+            item,
+        )
     }
 
     /// The response span of queue item `id`.
@@ -454,8 +457,14 @@ pub(crate) mod tests {
         let unlabelled = conn.review_items(None, true).unwrap();
         assert_eq!(unlabelled.len(), 1);
         assert_eq!(unlabelled[0].id, first.id);
-        assert_eq!(conn.review_items(Some("2026-01-02"), false).unwrap().len(), 1);
-        assert!(conn.review_items(Some("2026-01-02"), true).unwrap().is_empty());
+        assert_eq!(
+            conn.review_items(Some("2026-01-02"), false).unwrap().len(),
+            1
+        );
+        assert!(conn
+            .review_items(Some("2026-01-02"), true)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
