@@ -180,4 +180,9 @@ pub(crate) mod tests {
     fn records_with_response_and_latest_label_on_sqlite() {
         on_sqlite(records_with_response_and_latest_label);
     }
+
+    #[test]
+    fn records_with_response_and_latest_label_on_postgres() {
+        crate::testing::on_postgres(records_with_response_and_latest_label);
+    }
 }

@@ -122,8 +122,37 @@ pub(crate) mod tests {
         assert_eq!(ids(&expired), vec![first[2].id, second[0].id, second[1].id]);
     }
 
+    /// Two receivers: rows one is claiming are skipped by the other, never sent twice.
+    pub(crate) fn receivers_claim_distinct_rows(first: &mut Connection, second: &mut Connection) {
+        for n in 0..3 {
+            first
+                .queue_notification(100, "sla_breach", &n.to_string())
+                .unwrap();
+        }
+        let mut tx = first.transaction().unwrap();
+        let mine = tx.claim_notifications(100, 160, 2).unwrap();
+        assert_eq!(mine.len(), 2);
+        // The first receiver's claim is not committed yet: its rows are locked and skipped.
+        let theirs = second.claim_notifications(100, 160, 10).unwrap();
+        assert_eq!(theirs.len(), 1);
+        assert!(!ids(&mine).contains(&theirs[0].id));
+        tx.commit().unwrap();
+        assert!(second.claim_notifications(100, 160, 10).unwrap().is_empty());
+        assert!(first.claim_notifications(100, 160, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn receivers_claim_distinct_rows_on_postgres() {
+        crate::testing::on_postgres_pair(receivers_claim_distinct_rows);
+    }
+
     #[test]
     fn claims_lease_rows_on_sqlite() {
         on_sqlite(claims_lease_rows);
+    }
+
+    #[test]
+    fn claims_lease_rows_on_postgres() {
+        crate::testing::on_postgres(claims_lease_rows);
     }
 }

@@ -205,4 +205,9 @@ pub(crate) mod tests {
     fn responses_and_counts_on_sqlite() {
         on_sqlite(responses_and_counts);
     }
+
+    #[test]
+    fn responses_and_counts_on_postgres() {
+        crate::testing::on_postgres(responses_and_counts);
+    }
 }

@@ -467,9 +467,47 @@ pub(crate) mod tests {
             .is_empty());
     }
 
+    /// Two receivers drawing the same day at once: the second claim waits for the first
+    /// transaction and loses, so the day is drawn once.
+    pub(crate) fn receivers_draw_a_day_once(first: &mut Connection, second: &mut Connection) {
+        let mut tx = first.transaction().unwrap();
+        assert!(tx.claim_review_day(&day("2026-01-02", 1)).unwrap());
+        tx.queue_review_item("2026-01-02", key(1), ReviewStratum::Uniform, 1_000)
+            .unwrap();
+        let claimed = std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                let mut tx = second.transaction().unwrap();
+                let claimed = tx.claim_review_day(&day("2026-01-02", 2)).unwrap();
+                if claimed {
+                    tx.queue_review_item("2026-01-02", key(2), ReviewStratum::Uniform, 1_000)
+                        .unwrap();
+                    tx.commit().unwrap();
+                }
+                claimed
+            });
+            tx.commit().unwrap();
+            other.join().unwrap()
+        });
+        assert!(!claimed);
+        assert_eq!(first.review_day_seed("2026-01-02").unwrap(), Some(1));
+        let items = first.review_items(Some("2026-01-02"), false).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].key, key(1));
+    }
+
+    #[test]
+    fn receivers_draw_a_day_once_on_postgres() {
+        crate::testing::on_postgres_pair(receivers_draw_a_day_once);
+    }
+
     #[test]
     fn candidates_of_a_day_on_sqlite() {
         on_sqlite(candidates_of_a_day);
+    }
+
+    #[test]
+    fn candidates_of_a_day_on_postgres() {
+        crate::testing::on_postgres(candidates_of_a_day);
     }
 
     #[test]
@@ -478,7 +516,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_day_is_claimed_once_on_postgres() {
+        crate::testing::on_postgres(a_day_is_claimed_once);
+    }
+
+    #[test]
     fn items_and_labels_on_sqlite() {
         on_sqlite(items_and_labels);
+    }
+
+    #[test]
+    fn items_and_labels_on_postgres() {
+        crate::testing::on_postgres(items_and_labels);
     }
 }

@@ -165,3 +165,54 @@ pub(crate) fn insert_feedback(
         )
         .unwrap();
 }
+
+/// Runs `test` on two connections to a fresh schema of the PostgreSQL database that
+/// `CLOSEDLOOP_TEST_POSTGRES_URL` names (as `scripts/postgres.sh` starts it): two receivers
+/// on one store. Without the variable the test is skipped, unless
+/// `CLOSEDLOOP_TEST_REQUIRE_POSTGRES` is set.
+pub(crate) fn on_postgres_pair(test: impl FnOnce(&mut Connection, &mut Connection)) {
+    let Some(config) = postgres_schema() else {
+        return;
+    };
+    let mut first = Connection::open(&config, Access::Writer).unwrap();
+    let mut second = Connection::open(&config, Access::Writer).unwrap();
+    test(&mut first, &mut second);
+}
+
+/// Runs `test` on a fresh schema of the PostgreSQL test database (see [`on_postgres_pair`]).
+pub(crate) fn on_postgres(test: impl FnOnce(&mut Connection)) {
+    let Some(config) = postgres_schema() else {
+        return;
+    };
+    test(&mut Connection::open(&config, Access::Writer).unwrap());
+}
+
+/// Store settings naming a new, empty schema of the test database.
+fn postgres_schema() -> Option<StoreConfig> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SCHEMAS: AtomicU64 = AtomicU64::new(0);
+    let Ok(url) = std::env::var("CLOSEDLOOP_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CLOSEDLOOP_TEST_REQUIRE_POSTGRES").is_none(),
+            "CLOSEDLOOP_TEST_REQUIRE_POSTGRES is set but CLOSEDLOOP_TEST_POSTGRES_URL is not"
+        );
+        return None;
+    };
+    let schema = format!(
+        "test_{}_{}",
+        std::process::id(),
+        SCHEMAS.fetch_add(1, Ordering::Relaxed)
+    );
+    postgres::Client::connect(&url, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Some(StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(crate::StoreUrl::new(format!(
+            "{url}{separator}options=-csearch_path%3D{schema}"
+        ))),
+        ..StoreConfig::default()
+    })
+}

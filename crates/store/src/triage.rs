@@ -338,9 +338,41 @@ pub(crate) mod tests {
         assert_eq!(later[0].key, key(5));
     }
 
+    /// Two receivers checking at once: each breach is claimed by one of them.
+    pub(crate) fn receivers_claim_each_breach_once(
+        first: &mut Connection,
+        second: &mut Connection,
+    ) {
+        for n in 1..=3 {
+            let mut failure = Failure::new(key(n), 10);
+            failure.due_s = Some(100);
+            insert_failure(first, &failure);
+        }
+        let mut tx = first.transaction().unwrap();
+        let mine = tx.claim_sla_breaches(300).unwrap();
+        assert_eq!(mine.len(), 3);
+        let theirs = std::thread::scope(|scope| {
+            // Waits for the first receiver's row locks, then finds the breaches claimed.
+            let other = scope.spawn(|| second.claim_sla_breaches(300).unwrap());
+            tx.commit().unwrap();
+            other.join().unwrap()
+        });
+        assert!(theirs.is_empty(), "{theirs:?}");
+    }
+
+    #[test]
+    fn receivers_claim_each_breach_once_on_postgres() {
+        crate::testing::on_postgres_pair(receivers_claim_each_breach_once);
+    }
+
     #[test]
     fn assignment_and_status_on_sqlite() {
         on_sqlite(assignment_and_status);
+    }
+
+    #[test]
+    fn assignment_and_status_on_postgres() {
+        crate::testing::on_postgres(assignment_and_status);
     }
 
     #[test]
@@ -349,7 +381,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn records_most_urgent_first_on_postgres() {
+        crate::testing::on_postgres(records_most_urgent_first);
+    }
+
+    #[test]
     fn each_breach_is_claimed_once_on_sqlite() {
         on_sqlite(each_breach_is_claimed_once);
+    }
+
+    #[test]
+    fn each_breach_is_claimed_once_on_postgres() {
+        crate::testing::on_postgres(each_breach_is_claimed_once);
     }
 }
