@@ -14,18 +14,24 @@ mod config;
 mod connection;
 mod db;
 mod error;
+mod evalset;
 mod failures;
 mod feedback;
 mod interner;
+mod notifications;
 mod outbox;
 mod postgres;
 mod prune;
 pub mod records;
+mod report;
 mod responses;
+mod review;
 mod sessions;
 mod sqlite;
 #[cfg(test)]
 mod testing;
+mod triage;
+mod typed;
 
 #[doc(hidden)]
 pub use codec::decode_strings;

@@ -301,3 +301,10 @@ impl PruneReport {
         self.responses + self.feedback + self.failures + self.outbox + self.notifications
     }
 }
+pub use crate::evalset::EvalsetRecord;
+pub use crate::notifications::Notification;
+pub use crate::report::{ReportResponse, SignalCount};
+pub use crate::review::{
+    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
+};
+pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};

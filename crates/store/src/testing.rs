@@ -1,4 +1,6 @@
-//! Test stores on both engines: a SQLite file in a temporary directory, and a fresh
+//! Test stores on both engines, and rows written the way the receiver writes them.
+//!
+//! The stores: a SQLite file in a temporary directory, and a fresh
 //! PostgreSQL database per test on the server `CLOSEDLOOP_TEST_POSTGRES_URL` names (so tests
 //! run in parallel), dropped afterwards.
 //!
@@ -23,6 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{StoreConfig, StoreUrl};
 use crate::connection::{Access, Connection};
+use crate::db::values;
+use crate::records::SpanRef;
 use crate::Engine;
 
 /// The server the PostgreSQL tests use.
@@ -179,19 +183,181 @@ pub(crate) fn with_database(url: &str, database: &str) -> String {
 }
 
 /// Runs `body` on a new SQLite store.
-pub(crate) fn on_sqlite(body: fn(&mut Connection)) {
+pub(crate) fn on_sqlite(body: impl FnOnce(&mut Connection)) {
     let store = TestStore::sqlite();
     body(&mut store.open(Access::Writer));
 }
 
-/// Runs `body` on a new PostgreSQL database, or skips (see [`TestStore::postgres`]).
-pub(crate) fn on_postgres(test: &str, body: fn(&mut Connection)) {
+/// Runs `body` on a new PostgreSQL database, or skips (see [`TestStore::postgres`]); `test`
+/// names the test in the line that says so.
+pub(crate) fn on_postgres(test: &str, body: impl FnOnce(&mut Connection)) {
     let Some(store) = TestStore::postgres(test) else {
         return;
     };
     let mut conn = store.open(Access::Writer);
     body(&mut conn);
     drop(conn);
+}
+
+/// Runs `body` on two connections to a new PostgreSQL database: two receivers on one store.
+/// Skipped like [`on_postgres`].
+pub(crate) fn on_postgres_pair(test: &str, body: impl FnOnce(&mut Connection, &mut Connection)) {
+    let Some(store) = TestStore::postgres(test) else {
+        return;
+    };
+    let mut first = store.open(Access::Writer);
+    let mut second = store.open(Access::Writer);
+    body(&mut first, &mut second);
+}
+
+/// A distinct valid span for each `n`.
+pub(crate) fn key(n: u8) -> SpanRef {
+    SpanRef::new([n; 16], [n; 8]).unwrap()
+}
+
+/// A failure record's row.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    pub(crate) key: SpanRef,
+    pub(crate) created_s: i64,
+    pub(crate) category: &'static str,
+    pub(crate) stage: &'static str,
+    pub(crate) severity: &'static str,
+    pub(crate) signals: &'static str,
+    pub(crate) revision: i64,
+    pub(crate) triage_status: &'static str,
+    pub(crate) owner: Option<&'static str>,
+    pub(crate) due_s: Option<i64>,
+}
+
+impl Failure {
+    pub(crate) fn new(key: SpanRef, created_s: i64) -> Self {
+        Self {
+            key,
+            created_s,
+            category: "other",
+            stage: "unknown",
+            severity: "medium",
+            signals: "thumbs_down",
+            revision: 1,
+            triage_status: "open",
+            owner: None,
+            due_s: None,
+        }
+    }
+}
+
+pub(crate) fn insert_failure(conn: &mut Connection, failure: &Failure) {
+    conn.db
+        .execute(
+            "INSERT INTO failures (trace_id, span_id, created_s, updated_s, category, stage,
+                severity, signals, feedback_count, revision, enriched, triage_status, owner,
+                due_s, breach_notified)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 1, ?8, 1, ?9, ?10, ?11, 0)",
+            values![
+                &failure.key.trace_id,
+                &failure.key.span_id,
+                failure.created_s,
+                failure.category,
+                failure.stage,
+                failure.severity,
+                failure.signals,
+                failure.revision,
+                failure.triage_status,
+                failure.owner,
+                failure.due_s,
+            ],
+        )
+        .unwrap();
+}
+
+/// An indexed response's row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Response {
+    pub(crate) received_s: i64,
+    pub(crate) template_id: Option<&'static str>,
+    pub(crate) template_version: Option<&'static str>,
+    pub(crate) model: Option<&'static str>,
+    pub(crate) data_source: Option<&'static str>,
+    pub(crate) chunk_ids: Option<Vec<String>>,
+    pub(crate) fingerprint: Option<&'static str>,
+    pub(crate) query: Option<&'static str>,
+    pub(crate) output: Option<&'static str>,
+}
+
+/// Inserts the response of `key`; its row id.
+pub(crate) fn insert_response(conn: &mut Connection, key: SpanRef, response: &Response) -> i64 {
+    let mut ids = Vec::new();
+    for value in [
+        response.template_id,
+        response.template_version,
+        response.model,
+        response.data_source,
+    ] {
+        ids.push(conn.interner.id(&mut conn.db, value).unwrap());
+    }
+    let chunk_ids = response
+        .chunk_ids
+        .as_deref()
+        .map(crate::codec::encode_strings);
+    let id = conn
+        .db
+        .query_value::<i64>(
+            "INSERT INTO responses (trace_id, span_id, received_s, start_ns, duration_us,
+                template_id, template_version, model, data_source, chunk_ids, fingerprint)
+             VALUES (?1, ?2, ?3, 0, 0, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+            values![
+                &key.trace_id,
+                &key.span_id,
+                response.received_s,
+                ids[0],
+                ids[1],
+                ids[2],
+                ids[3],
+                chunk_ids.as_ref(),
+                response.fingerprint,
+            ],
+        )
+        .unwrap()
+        .unwrap();
+    if response.query.is_some() || response.output.is_some() {
+        conn.db
+            .execute(
+                "INSERT INTO response_content (response, query, output) VALUES (?1, ?2, ?3)",
+                values![id, response.query, response.output],
+            )
+            .unwrap();
+    }
+    id
+}
+
+/// Inserts feedback on `target` (`state` as in the schema: 0 waiting, 1 joined, 2 recorded
+/// without its response, 3 not negative).
+pub(crate) fn insert_feedback(
+    conn: &mut Connection,
+    feedback_id: &str,
+    target: SpanRef,
+    kind: &str,
+    signal: &str,
+    state: i64,
+    received_s: i64,
+) {
+    conn.db
+        .execute(
+            "INSERT INTO feedback (feedback_id, received_s, time_ns, target_trace_id,
+                target_span_id, link_trace_id, link_span_id, state, signal, kind, source)
+             VALUES (?1, ?2, 0, ?3, ?4, ?3, ?4, ?5, ?6, ?7, 'user')",
+            values![
+                feedback_id,
+                received_s,
+                &target.trace_id,
+                &target.span_id,
+                state,
+                signal,
+                kind,
+            ],
+        )
+        .unwrap();
 }
 
 /// One test per engine for each body `fn(&mut Connection)` named: `name::sqlite` and
