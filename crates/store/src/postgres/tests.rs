@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::db::{values, Value};
 use crate::error::StoreError;
 use crate::testing::TestStore;
-use crate::{Access, Connection, StoreConfig, StoreUrl};
+use crate::{Access, Connection, LockKey, StoreConfig, StoreUrl};
 
 macro_rules! postgres_store {
     () => {
@@ -76,11 +76,13 @@ fn lock_keys_makes_a_second_transaction_on_the_same_key_wait_for_the_first() {
     let mut observer = store.open(Access::Reader);
     let second_pid = backend_pid(&mut second);
 
+    let session = LockKey::session("session-1");
     let mut tx = first.transaction().unwrap();
-    tx.db.lock_keys(&mut vec![42, 7, 42]).unwrap();
+    tx.lock([session, LockKey::response_id("r-1"), session])
+        .unwrap();
     let waiter = thread::spawn(move || {
         let mut tx = second.transaction().unwrap();
-        tx.db.lock_keys(&mut vec![42]).unwrap();
+        tx.lock([session]).unwrap();
         // Holding the key, this transaction sees what the first one committed.
         let seen = outbox_rows(&mut tx);
         insert_outbox(&mut tx, 2);
@@ -421,4 +423,19 @@ fn a_missing_database_is_a_connect_error_that_says_to_create_it() {
         .to_string();
     assert!(message.contains(&missing), "{message}");
     assert!(message.contains("create the database"), "{message}");
+}
+
+#[test]
+fn a_url_that_requires_tls_is_a_connect_error_that_says_closedloop_has_none() {
+    let store = postgres_store!();
+    let url = store.postgres_url().unwrap();
+    let config = StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(StoreUrl::new(format!("{url}?sslmode=require"))),
+        ..StoreConfig::default()
+    };
+    let error = Connection::open(&config, Access::Writer).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, StoreError::Connect { .. }), "{message}");
+    assert!(message.contains("without TLS"), "{message}");
 }
