@@ -24,6 +24,8 @@ pub mod records;
 mod responses;
 mod sessions;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 #[doc(hidden)]
 pub use codec::decode_strings;
