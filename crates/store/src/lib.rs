@@ -44,6 +44,8 @@ mod sessions;
 mod sqlite;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 mod triage;
 mod typed;
 
