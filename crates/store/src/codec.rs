@@ -20,7 +20,7 @@ pub(crate) fn encode_strings(items: &[String]) -> Vec<u8> {
     out
 }
 
-/// Decodes [`encode_strings`]; a malformed tail (never written by this receiver) ends the list.
+/// Decodes `encode_strings`; a malformed tail (never written by this receiver) ends the list.
 pub fn decode_strings(mut bytes: &[u8]) -> Vec<String> {
     let mut items = Vec::new();
     while !bytes.is_empty() {
