@@ -439,3 +439,96 @@ fn a_url_that_requires_tls_is_a_connect_error_that_says_closedloop_has_none() {
     assert!(matches!(error, StoreError::Connect { .. }), "{message}");
     assert!(message.contains("without TLS"), "{message}");
 }
+
+/// Table, column, type and nullability of every column, and the names of the indexes: what
+/// statements written once for both engines rely on.
+type Shape = (Vec<(String, String, String, bool)>, Vec<String>);
+
+fn sqlite_shape(conn: &mut Connection) -> Shape {
+    let mut columns = conn
+        .db
+        .query(
+            "SELECT m.name, p.name, p.type, p.\"notnull\", p.pk
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table'",
+            &[],
+            |row| {
+                let ty = match row.get::<String>(2)?.as_str() {
+                    "INTEGER" => "bigint",
+                    "REAL" => "double precision",
+                    "BLOB" => "bytea",
+                    "TEXT" => "text",
+                    other => panic!("a SQLite column of type {other}"),
+                };
+                // A primary key is never NULL, whatever SQLite declares for it.
+                let not_null = row.get::<bool>(3)? || row.get::<i64>(4)? > 0;
+                Ok((row.get(0)?, row.get(1)?, ty.to_owned(), not_null))
+            },
+        )
+        .unwrap();
+    columns.sort();
+    let mut indexes: Vec<String> = conn
+        .db
+        .query(
+            "SELECT name FROM sqlite_master
+             WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%'",
+            &[],
+            |row| row.get(0),
+        )
+        .unwrap();
+    indexes.sort();
+    (columns, indexes)
+}
+
+fn postgres_shape(conn: &mut Connection) -> Shape {
+    let columns = conn
+        .db
+        .query(
+            "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT), CAST(data_type AS TEXT),
+                 CAST(is_nullable AS TEXT)
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name <> 'closedloop_schema_version'
+             ORDER BY 1, 2",
+            &[],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<String>(3)? == "NO",
+                ))
+            },
+        )
+        .unwrap();
+    // The indexes of primary keys and UNIQUE constraints are named by PostgreSQL, by SQLite
+    // not at all: only the indexes the schema names are compared.
+    let indexes = conn
+        .db
+        .query(
+            "SELECT CAST(i.relname AS TEXT)
+             FROM pg_index x
+                 JOIN pg_class i ON i.oid = x.indexrelid
+                 JOIN pg_namespace n ON n.oid = i.relnamespace
+             WHERE n.nspname = current_schema()
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+             ORDER BY 1",
+            &[],
+            |row| row.get(0),
+        )
+        .unwrap();
+    (columns, indexes)
+}
+
+#[test]
+fn the_postgres_schema_has_the_shape_of_the_sqlite_schema() {
+    let store = postgres_store!();
+    let sqlite = TestStore::sqlite();
+    let (mut sqlite_columns, sqlite_indexes) = sqlite_shape(&mut sqlite.open(Access::Writer));
+    let (postgres_columns, postgres_indexes) = postgres_shape(&mut store.open(Access::Writer));
+    sqlite_columns.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(
+        postgres_columns, sqlite_columns,
+        "a SQLite migration without its PostgreSQL twin (postgres/schema.rs)?"
+    );
+    assert_eq!(postgres_indexes, sqlite_indexes);
+}
