@@ -16,6 +16,7 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::join::Tx;
+use crate::records::SpanRef;
 use crate::store::queries::Interner;
 use crate::store::writer::{unix_now_s, Effects};
 use crate::store::{Store, StoreError};
@@ -48,6 +49,17 @@ impl DirectSettings {
     }
 }
 
+/// Opens the configured store for a command (on SQLite the file must exist); migrated.
+pub(crate) fn connect(
+    config: &crate::store::StoreConfig,
+) -> Result<closedloop_store::Connection, closedloop_store::StoreError> {
+    let config = closedloop_store::StoreConfig {
+        path: config.path.clone(),
+        ..closedloop_store::StoreConfig::default()
+    };
+    closedloop_store::Connection::open(&config, closedloop_store::Access::Command)
+}
+
 /// Opens (and migrates) an existing store file.
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     Store::direct(path)
@@ -76,4 +88,12 @@ pub(crate) fn write<T>(
     };
     tx.commit()?;
     Ok(value)
+}
+
+/// The receiver's span identity of a store record's.
+pub(crate) fn span_ref(key: closedloop_store::records::SpanRef) -> SpanRef {
+    SpanRef {
+        trace_id: key.trace_id,
+        span_id: key.span_id,
+    }
 }
