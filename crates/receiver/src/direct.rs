@@ -13,11 +13,9 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use closedloop_store::{Access, Connection, StoreConfig};
 
 use crate::join::Tx;
-use crate::records::SpanRef;
-use crate::store::queries::Interner;
 use crate::store::writer::{unix_now_s, Effects};
 use crate::store::{Store, StoreError};
 use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
@@ -49,35 +47,33 @@ impl DirectSettings {
     }
 }
 
-/// Opens the configured store for a command (on SQLite the file must exist); migrated.
-pub(crate) fn connect(
-    config: &crate::store::StoreConfig,
-) -> Result<closedloop_store::Connection, closedloop_store::StoreError> {
-    let config = closedloop_store::StoreConfig {
-        path: config.path.clone(),
-        ..closedloop_store::StoreConfig::default()
-    };
-    closedloop_store::Connection::open(&config, closedloop_store::Access::Command)
+/// Opens the configured store (`[store]`: the SQLite file, which must exist, or the
+/// PostgreSQL database) for a command, migrated.
+pub(crate) fn connect(config: &StoreConfig) -> Result<Connection, StoreError> {
+    Connection::open(config, Access::Command)
 }
 
-/// Opens (and migrates) an existing store file.
-pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+/// Opens (and migrates) an existing store file, for statements run on SQLite itself.
+pub(crate) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     Store::direct(path)
+}
+
+/// Opens (and migrates) an existing store file, for [`write`].
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    Store::command(path)
 }
 
 /// Runs `change` in one immediate transaction.
 pub(crate) fn write<T>(
     conn: &mut Connection,
     settings: &DirectSettings,
-    change: impl FnOnce(&mut Tx<'_>) -> rusqlite::Result<T>,
+    change: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut interner = Interner::default();
+    let mut tx = conn.transaction()?;
     let mut effects = Effects::default();
     let value = {
         let mut w = Tx {
-            conn: &tx,
-            interner: &mut interner,
+            conn: &mut tx,
             now_s: unix_now_s(),
             store_content: settings.store_content,
             export: settings.export,
@@ -88,12 +84,4 @@ pub(crate) fn write<T>(
     };
     tx.commit()?;
     Ok(value)
-}
-
-/// The receiver's span identity of a store record's.
-pub(crate) fn span_ref(key: closedloop_store::records::SpanRef) -> SpanRef {
-    SpanRef {
-        trace_id: key.trace_id,
-        span_id: key.span_id,
-    }
 }

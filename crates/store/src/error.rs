@@ -59,6 +59,17 @@ pub enum StoreError {
     /// The engine's background writer has stopped.
     #[error("store writer stopped")]
     WriterStopped,
+    /// The store's writer thread could not be started.
+    #[error("cannot start store writer thread")]
+    Spawn(#[source] Arc<std::io::Error>),
+}
+
+/// For the statements outside this crate that still run on the SQLite connection itself
+/// ([`Connection::sqlite`](crate::Connection::sqlite)).
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::sqlite(error)
+    }
 }
 
 impl StoreError {

@@ -24,7 +24,6 @@ use closedloop_tracing::Fingerprint;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::direct::span_ref;
 use crate::export::span::failure_id;
 use crate::records::SpanRef;
 use crate::timefmt::format_rfc3339;
@@ -287,7 +286,7 @@ fn build_case(records: &[Record], group: &[usize]) -> EvalCase {
             signals.push(signal.as_str().to_owned());
         }
     }
-    let id = case_id(span_ref(first.key));
+    let id = case_id(first.key);
     EvalCase {
         input,
         expected: members().find_map(|record| record.expected.clone()),
@@ -296,7 +295,7 @@ fn build_case(records: &[Record], group: &[usize]) -> EvalCase {
             count: group.len(),
             input_kind: input_kind.to_owned(),
             query_fingerprint: first.fingerprint.clone(),
-            failure_id: failure_id(span_ref(first.key)),
+            failure_id: failure_id(first.key),
             trace_id: hex::encode(first.key.trace_id),
             span_id: hex::encode(first.key.span_id),
             template_id: first.template_id.clone(),
@@ -314,7 +313,7 @@ fn build_case(records: &[Record], group: &[usize]) -> EvalCase {
             last_seen: format_rfc3339(last.created_s),
             sources: members()
                 .map(|record| CaseSource {
-                    failure_id: failure_id(span_ref(record.key)),
+                    failure_id: failure_id(record.key),
                     trace_id: hex::encode(record.key.trace_id),
                     span_id: hex::encode(record.key.span_id),
                     template_version: record.template_version.clone(),
