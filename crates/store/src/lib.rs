@@ -33,8 +33,6 @@ mod testing;
 mod triage;
 mod typed;
 
-#[doc(hidden)]
-pub use codec::decode_strings;
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
