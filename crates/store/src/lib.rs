@@ -49,8 +49,6 @@ mod tests;
 mod triage;
 mod typed;
 
-#[doc(hidden)]
-pub use codec::decode_strings;
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
