@@ -23,7 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `url` for `access`; writers and commands bring the schema up to date.
 pub(crate) fn open(url: &str, access: Access) -> Result<Client> {
-    let mut client = Client::connect(url)?;
+    let mut client = Client::connect(url, access == Access::Reader)?;
     if access != Access::Reader {
         schema::migrate(&mut client)?;
     }
@@ -49,8 +49,9 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Connects to `url` (a libpq connection string or `postgres://` URL).
-    pub(crate) fn connect(url: &str) -> Result<Self> {
+    /// Connects to `url` (a libpq connection string or `postgres://` URL). The sessions of a
+    /// `read_only` client refuse writes, as a SQLite reader does.
+    pub(crate) fn connect(url: &str, read_only: bool) -> Result<Self> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|error: postgres::Error| StoreError::Config(format!("store.url: {error}")))?;
@@ -59,6 +60,14 @@ impl Client {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if read_only {
+            // A startup option, so a reconnected session is read-only too.
+            let options = match config.get_options() {
+                Some(options) => format!("{options} -c default_transaction_read_only=on"),
+                None => "-c default_transaction_read_only=on".to_owned(),
+            };
+            config.options(&options);
         }
         let client = connect(&config)?;
         Ok(Self {

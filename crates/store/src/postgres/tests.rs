@@ -532,3 +532,21 @@ fn the_postgres_schema_has_the_shape_of_the_sqlite_schema() {
     );
     assert_eq!(postgres_indexes, sqlite_indexes);
 }
+
+#[test]
+fn a_reader_cannot_write() {
+    let store = postgres_store!();
+    let mut writer = store.open(Access::Writer);
+    insert_outbox(&mut writer, 1);
+    let mut reader = store.open(Access::Reader);
+    assert_eq!(outbox_rows(&mut reader), vec![1]);
+    let error = reader
+        .db
+        .execute(
+            "INSERT INTO outbox (created_s, span) VALUES (2, ?1)",
+            values![&[1u8]],
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("read-only"), "{error}");
+    assert_eq!(outbox_rows(&mut writer), vec![1]);
+}
