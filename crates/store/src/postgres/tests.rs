@@ -550,3 +550,40 @@ fn a_reader_cannot_write() {
     assert!(error.to_string().contains("read-only"), "{error}");
     assert_eq!(outbox_rows(&mut writer), vec![1]);
 }
+
+#[test]
+fn sessions_end_idle_transactions_and_probe_silent_clients_unless_the_url_says_otherwise() {
+    let store = postgres_store!();
+    let show = |conn: &mut Connection, setting: &str| {
+        conn.db
+            .query_value::<String>(&format!("SHOW {setting}"), &[])
+            .unwrap()
+            .unwrap()
+    };
+    let mut conn = store.open(Access::Writer);
+    assert_eq!(
+        show(&mut conn, "idle_in_transaction_session_timeout"),
+        "5min"
+    );
+    assert_eq!(show(&mut conn, "tcp_keepalives_idle"), "30");
+    assert_eq!(show(&mut conn, "default_transaction_read_only"), "off");
+    assert_eq!(
+        show(
+            &mut store.open(Access::Reader),
+            "default_transaction_read_only"
+        ),
+        "on"
+    );
+
+    let url = store.postgres_url().unwrap();
+    let config = StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(StoreUrl::new(format!(
+            "{url}?options=-c%20idle_in_transaction_session_timeout%3D7s"
+        ))),
+        ..StoreConfig::default()
+    };
+    let mut conn = Connection::open(&config, Access::Writer).unwrap();
+    assert_eq!(show(&mut conn, "idle_in_transaction_session_timeout"), "7s");
+    assert_eq!(show(&mut conn, "tcp_keepalives_idle"), "30");
+}
