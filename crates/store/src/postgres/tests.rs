@@ -587,3 +587,39 @@ fn sessions_end_idle_transactions_and_probe_silent_clients_unless_the_url_says_o
     assert_eq!(show(&mut conn, "idle_in_transaction_session_timeout"), "7s");
     assert_eq!(show(&mut conn, "tcp_keepalives_idle"), "30");
 }
+
+#[test]
+fn a_role_that_may_only_read_and_write_opens_a_migrated_database() {
+    let store = postgres_store!();
+    let url = store.postgres_url().unwrap().to_owned();
+    let role = format!("closedloop_dml_{}", std::process::id());
+    let mut owner = store.open(Access::Writer);
+    owner
+        .db
+        .batch(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+        ))
+        .unwrap();
+    let as_role = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        as_role, url,
+        "the test server's URL names the postgres user"
+    );
+    let config = StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(StoreUrl::new(as_role)),
+        ..StoreConfig::default()
+    };
+    let opened = Connection::open(&config, Access::Writer).map(|mut conn| {
+        insert_outbox(&mut conn, 1);
+        outbox_rows(&mut conn)
+    });
+    owner
+        .db
+        .batch(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+    assert_eq!(opened.unwrap(), vec![1]);
+}
