@@ -193,7 +193,9 @@ impl Client {
         }
         let result = self.client.batch_execute("COMMIT");
         self.in_transaction = false;
-        result.map_err(StoreError::postgres)
+        // On a connection lost here the outcome is unknown: the caller sees an error, and what
+        // it retries must be idempotent (as ingest is).
+        result.map_err(|error| self.fail(error))
     }
 
     /// Rolls back the open transaction; a no-op on a dropped connection (the server rolled
@@ -204,9 +206,8 @@ impl Client {
         if self.is_lost() {
             return Ok(());
         }
-        self.client
-            .batch_execute("ROLLBACK")
-            .map_err(StoreError::postgres)
+        let result = self.client.batch_execute("ROLLBACK");
+        result.map_err(|error| self.fail(error))
     }
 
     /// Takes transaction-scoped advisory locks on `keys`, which the caller sorted.
