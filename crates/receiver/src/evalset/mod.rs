@@ -40,7 +40,6 @@ pub enum EvalsetError {
     Store(#[from] StoreError),
 }
 
-
 /// Whether to keep labelled or unlabelled records only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -211,7 +210,6 @@ fn matches(a: &Similar, b: &Similar, threshold: f64) -> bool {
         _ => false,
     }
 }
-
 
 fn keep(record: &Record, query: &EvalsetQuery) -> bool {
     query.since_s.is_none_or(|since| record.created_s >= since)

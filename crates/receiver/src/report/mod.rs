@@ -41,7 +41,6 @@ pub enum ReportError {
     UnknownVersion(String),
 }
 
-
 /// A template version, `ID@VERSION`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct TemplateVersion {
@@ -303,7 +302,9 @@ pub fn report(conn: &mut Connection, query: &ReportQuery) -> Result<Report, Repo
         acc.responses += 1;
         acc.failures += failed;
         if let Some(category) = response.failure {
-            *acc.categories.entry(category.as_str().to_owned()).or_default() += 1;
+            *acc.categories
+                .entry(category.as_str().to_owned())
+                .or_default() += 1;
         }
         let mut seen: Vec<&String> = Vec::with_capacity(response.chunk_ids.len());
         for chunk in &response.chunk_ids {

@@ -124,7 +124,6 @@ pub enum ReviewError {
     Store(#[from] StoreError),
 }
 
-
 /// What [`sample_day`] drew.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]

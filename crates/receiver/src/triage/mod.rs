@@ -144,7 +144,8 @@ pub(crate) fn after_upsert(
     }
     if created && w.triage.notify_new {
         let payload = notify::new_failure_payload(key, decision, &assignment, response);
-        w.conn.queue_notification(w.now_s, notify::KIND_NEW, &payload)?;
+        w.conn
+            .queue_notification(w.now_s, notify::KIND_NEW, &payload)?;
         w.effects.notifications_added += 1;
     }
     Ok(assignment)

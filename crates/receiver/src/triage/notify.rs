@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng as _;
 use closedloop_store::records::Notification;
 use closedloop_store::{Connection, StoreConfig};
+use rand::Rng as _;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -262,7 +262,10 @@ fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
 /// if this receiver dies, they are sent by another once the lease ends.
 fn lease_secs(timeout: Duration) -> i64 {
     let batch = timeout.saturating_mul(DELIVERY_BATCH as u32);
-    batch.as_secs().saturating_add(LEASE_MARGIN_SECS).min(i64::MAX as u64) as i64
+    batch
+        .as_secs()
+        .saturating_add(LEASE_MARGIN_SECS)
+        .min(i64::MAX as u64) as i64
 }
 
 /// Added to a lease beyond the sends it covers.
@@ -336,10 +339,7 @@ async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str, lease_secs: i
 /// receiver) takes them at once. If that fails, their leases expire.
 async fn release(db: &mut Db, ids: Vec<i64>) {
     let released = db
-        .run(move |conn| {
-            ids.iter()
-                .try_for_each(|&id| conn.release_notification(id))
-        })
+        .run(move |conn| ids.iter().try_for_each(|&id| conn.release_notification(id)))
         .await;
     if let Err(error) = released {
         warn!(%error, "Cannot release unsent notifications; they wait for their lease to end.");
