@@ -627,16 +627,11 @@ mod tests {
     }
 
     fn a_transaction_dropped_uncommitted_leaves_nothing(conn: &mut Connection) {
-        let count = |conn: &mut Connection| {
+        let count = |conn: &mut Connection, table: &str| {
             conn.db
-                .query_value::<i64>("SELECT COUNT(*) FROM outbox", &[])
+                .query_value::<i64>(&format!("SELECT COUNT(*) FROM {table}"), &[])
                 .unwrap()
                 .unwrap()
-                + conn
-                    .db
-                    .query_value::<i64>("SELECT COUNT(*) FROM strings", &[])
-                    .unwrap()
-                    .unwrap()
         };
         {
             let mut tx = conn.transaction().unwrap();
@@ -653,7 +648,14 @@ mod tests {
                 .unwrap();
             // Dropped here without a commit.
         }
-        assert_eq!(count(conn), 0);
+        assert_eq!(count(conn, "outbox"), 0);
+        // Interned strings are the exception on PostgreSQL, which commits a new one on its
+        // own (see `postgres::Client::intern`).
+        let strings = match conn.engine() {
+            Engine::Sqlite => 0,
+            Engine::Postgres => 1,
+        };
+        assert_eq!(count(conn, "strings"), strings);
         // The interner forgot the id it cached in the rolled-back transaction.
         let id = conn
             .interner
@@ -677,7 +679,7 @@ mod tests {
             )
             .unwrap();
         tx.commit().unwrap();
-        assert_eq!(count(conn), 2);
+        assert_eq!((count(conn, "outbox"), count(conn, "strings")), (1, 1));
     }
 
     both_engines!(

@@ -57,6 +57,8 @@ pub(crate) struct Client {
     aborted: Option<StoreError>,
     /// An error said the server ended the connection (which the client may notice later).
     lost: bool,
+    /// A second session, opened when a string is first interned ([`Client::intern`]).
+    interning: Option<postgres::Client>,
 }
 
 impl Client {
@@ -90,6 +92,7 @@ impl Client {
             in_transaction: false,
             aborted: None,
             lost: false,
+            interning: None,
         })
     }
 
@@ -208,6 +211,36 @@ impl Client {
         }
         let result = self.client.batch_execute("ROLLBACK");
         result.map_err(|error| self.fail(error))
+    }
+
+    /// The id of `value` in `strings`, inserting it when missing, in a transaction of its own
+    /// on a second session: a new string is committed at once, so the group transaction of
+    /// another receiver that meets the same new string neither waits for this one's nor
+    /// deadlocks with it (two receivers each inserting two new strings, in opposite orders).
+    /// A string whose transaction then rolls back stays, unreferenced: strings are few.
+    pub(crate) fn intern(&mut self, value: &str) -> Result<i64> {
+        let side = match &mut self.interning {
+            Some(side) => side,
+            None => self.interning.insert(connect(&self.config)?),
+        };
+        let value = Value::Text(value);
+        let params: [&(dyn ToSql + Sync); 1] = [&value];
+        let result = side
+            .query_opt(
+                "INSERT INTO strings (value) VALUES ($1) ON CONFLICT (value) DO NOTHING RETURNING id",
+                &params,
+            )
+            .and_then(|inserted| match inserted {
+                Some(row) => row.try_get::<_, i64>(0),
+                None => side
+                    .query_one("SELECT id FROM strings WHERE value = $1", &params)?
+                    .try_get::<_, i64>(0),
+            });
+        result.map_err(|error| {
+            // Opened again at the next string, whatever went wrong with it.
+            self.interning = None;
+            StoreError::postgres(error)
+        })
     }
 
     /// Takes transaction-scoped advisory locks on `keys`, which the caller sorted.
