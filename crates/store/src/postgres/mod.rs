@@ -118,8 +118,13 @@ impl Client {
 
     /// Maps an error, remembering it when it aborted the open transaction.
     fn fail(&mut self, error: postgres::Error) -> StoreError {
-        self.lost |= ends_connection(&error);
-        let error = StoreError::postgres(error);
+        let ended = ends_connection(&error);
+        self.note(StoreError::postgres(error), ended)
+    }
+
+    /// Remembers what a mapped error means: a connection `ended`, an aborted transaction.
+    fn note(&mut self, error: StoreError, ended: bool) -> StoreError {
+        self.lost |= ended;
         if self.in_transaction && self.aborted.is_none() {
             self.aborted = Some(error.clone());
         }
@@ -129,20 +134,16 @@ impl Client {
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
         self.reconnect_if_closed()?;
         let client = &mut self.client;
-        let mut failed = None;
+        let mut ended = false;
         let statement = self.statements.get_or_prepare(sql, |sql| {
             client
                 .prepare(&numbered_placeholders(sql))
                 .map_err(|error| {
-                    failed = Some(error);
-                    StoreError::WriterStopped
+                    ended = ends_connection(&error);
+                    StoreError::postgres(error)
                 })
         });
-        match (statement, failed) {
-            (Ok(statement), _) => Ok(statement),
-            (Err(_), Some(error)) => Err(self.fail(error)),
-            (Err(error), None) => Err(error),
-        }
+        statement.map_err(|error| self.note(error, ended))
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
