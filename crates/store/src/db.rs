@@ -682,6 +682,37 @@ mod tests {
         assert_eq!((count(conn, "outbox"), count(conn, "strings")), (1, 1));
     }
 
+    fn a_read_transaction_reads_one_snapshot(store: &crate::testing::TestStore) {
+        use crate::Access;
+        let mut writer = store.open(Access::Writer);
+        let mut reader = store.open(Access::Reader);
+        let insert = |conn: &mut Connection| {
+            conn.db
+                .execute(
+                    "INSERT INTO outbox (created_s, span) VALUES (1, ?1)",
+                    values![&[1u8]],
+                )
+                .unwrap();
+        };
+        let count = |conn: &mut Connection| {
+            conn.db
+                .query_value::<i64>("SELECT COUNT(*) FROM outbox", &[])
+                .unwrap()
+                .unwrap()
+        };
+        insert(&mut writer);
+        let mut tx = reader.read_transaction().unwrap();
+        assert_eq!(count(&mut tx), 1);
+        insert(&mut writer);
+        assert_eq!(count(&mut tx), 1, "a write committed since is not seen");
+        // Nor can it write.
+        assert!(tx.db.execute("DELETE FROM outbox", &[]).is_err());
+        drop(tx);
+        assert_eq!(count(&mut reader), 2);
+    }
+
+    both_engines!(store: a_read_transaction_reads_one_snapshot);
+
     both_engines!(
         every_value_kind_round_trips,
         placeholders_bind_by_number,

@@ -365,8 +365,28 @@ pub(crate) fn insert_feedback(
 }
 
 /// One test per engine for each body `fn(&mut Connection)` named: `name::sqlite` and
-/// `name::postgres`, in a module named after the body.
+/// `name::postgres`, in a module named after the body. With `store:` first, the bodies take
+/// the `&TestStore`, to open several connections.
 macro_rules! both_engines {
+    (store: $($body:ident),+ $(,)?) => {
+        $(
+            mod $body {
+                #[test]
+                fn sqlite() {
+                    super::$body(&$crate::testing::TestStore::sqlite());
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(store) =
+                        $crate::testing::TestStore::postgres(concat!(module_path!(), "::postgres"))
+                    {
+                        super::$body(&store);
+                    }
+                }
+            }
+        )+
+    };
     ($($body:ident),+ $(,)?) => {
         $(
             mod $body {
