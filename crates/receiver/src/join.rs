@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use closedloop_store::records::{FailureRow, FeedbackState};
-use closedloop_store::{Connection, StoreError};
+use closedloop_store::{Connection, LockKey, StoreError};
 use serde::Deserialize;
 
 use crate::detectors::{Detectors, DetectorsConfig};
@@ -83,6 +83,60 @@ impl Default for JoinConfig {
     }
 }
 
+/// How often a receiver on a shared store looks for stored feedback whose window has passed.
+const SHARED_SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// The most expired feedback items one look records.
+const MAX_SHARED_EXPIRIES: usize = 1000;
+
+/// The locks a feedback item's join needs: the span it names or else its response id, and
+/// its session (the detectors' turns).
+fn feedback_keys(
+    link: Option<SpanRef>,
+    response_id: Option<&str>,
+    session_id: Option<&str>,
+    keys: &mut Vec<LockKey>,
+) {
+    match (link, response_id) {
+        (Some(link), _) => keys.push(LockKey::span(&link)),
+        (None, Some(response_id)) => keys.push(LockKey::response_id(response_id)),
+        (None, None) => {}
+    }
+    if let Some(session_id) = session_id {
+        keys.push(LockKey::session(session_id));
+    }
+}
+
+/// The locks an ingest batch's join needs on a store several receivers share, to be taken
+/// together at the start of its transaction (in one call, so in one order): each response's
+/// span, response id and session, and each feedback item's keys (see [`feedback_keys`]). A
+/// receiver that then stores feedback for one of these responses, or a turn of one of these
+/// sessions, waits for this transaction's commit and sees what it wrote.
+pub(crate) fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
+    for response in &batch.responses {
+        let Some(span) = response.span else { continue };
+        keys.push(LockKey::span(&span));
+        if let Some(response_id) = &response.response_id {
+            keys.push(LockKey::response_id(response_id));
+        }
+        if let Some(session_id) = &response.session_id {
+            keys.push(LockKey::session(session_id));
+        }
+    }
+    for feedback in &batch.feedback {
+        item_keys(feedback, keys);
+    }
+}
+
+/// [`feedback_keys`] of one feedback item.
+pub(crate) fn item_keys(feedback: &Feedback, keys: &mut Vec<LockKey>) {
+    feedback_keys(
+        feedback.target,
+        feedback.response_id.as_deref(),
+        feedback.session_id.as_deref(),
+        keys,
+    );
+}
+
 /// The most retrieval steps remembered per trace.
 const MAX_RETRIEVALS_PER_TRACE: usize = 16;
 
@@ -122,6 +176,9 @@ pub(crate) struct Joiner {
     max_retrieval_traces: usize,
     /// The implicit-signal detectors, which feed this join.
     detectors: Detectors,
+    /// On a store several receivers share: when to look for stored feedback whose window
+    /// has passed (`None` until the first transaction says the store is shared).
+    next_shared_scan: Option<Instant>,
 }
 
 impl Joiner {
@@ -136,6 +193,7 @@ impl Joiner {
             retrieval_order: VecDeque::new(),
             max_retrieval_traces: config.max_retrieval_traces,
             detectors: Detectors::new(detectors),
+            next_shared_scan: None,
         }
     }
 
@@ -161,6 +219,11 @@ impl Joiner {
 
     fn rebuild(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
         self.detectors.reload(w.conn)?;
+        if w.conn.engine().is_shared() {
+            // The waiting room is the store: look for expired feedback at once.
+            self.next_shared_scan = Some(Instant::now());
+            return Ok(());
+        }
         let now = Instant::now();
         let mut joined: Vec<(SpanRef, Response)> = Vec::new();
         for row in w.conn.waiting_feedback()? {
@@ -196,6 +259,10 @@ impl Joiner {
     /// detectors must look for quiet sessions, whichever comes first.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let waiting = self.waiting.values().next().map(|waiting| waiting.deadline);
+        let waiting = match (waiting, self.next_shared_scan) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (waiting, self.detectors.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -240,7 +307,9 @@ impl Joiner {
             let inserted = w
                 .conn
                 .insert_response(&response, span, w.now_s, w.store_content)?;
-            if !self.waiting.is_empty() {
+            if w.conn.engine().is_shared() {
+                self.resolve_shared(w, &response, span)?;
+            } else if !self.waiting.is_empty() {
                 self.resolve(w, &response, span)?;
             }
             if inserted {
@@ -253,6 +322,28 @@ impl Joiner {
             self.feedback(w, feedback)?;
         }
         Ok(())
+    }
+
+    /// Joins the feedback that waited for `response` on a store several receivers share, where
+    /// the waiting room is the store itself: the feedback may have reached another receiver.
+    /// The caller holds the locks of the response's span and response id (see
+    /// [`lock_keys`]), so feedback stored at the same moment by another receiver is either
+    /// committed and found here, or finds this response once this transaction commits.
+    fn resolve_shared(
+        &mut self,
+        w: &mut Tx<'_>,
+        response: &Response,
+        span: SpanRef,
+    ) -> Result<(), StoreError> {
+        let rows = w.conn.waiting_for(span, response.response_id.as_deref())?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in rows {
+            w.conn
+                .set_feedback_target(row, span, FeedbackState::Joined)?;
+        }
+        update_failure(w, span, Some(response))
     }
 
     /// Joins the feedback that waited for `response`.
@@ -314,6 +405,11 @@ impl Joiner {
             update_failure(w, span, Some(&response))?;
             return Ok(FeedbackWrite::Recorded);
         }
+        if w.conn.engine().is_shared() {
+            // The stored row (state "waiting") is the waiting room: the response may reach
+            // any receiver, and `expire_shared` ends the wait wherever it is.
+            return Ok(FeedbackWrite::Recorded);
+        }
         self.add_waiting(
             row,
             Waiting {
@@ -335,6 +431,9 @@ impl Joiner {
     /// Records, unenriched, the waiting feedback whose window has passed, and the feedback of
     /// the detectors that run on a timer (abandon).
     pub(crate) fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<(), StoreError> {
+        if w.conn.engine().is_shared() {
+            self.expire_shared(w, now)?;
+        }
         while let Some((&row, waiting)) = self.waiting.iter().next() {
             if waiting.deadline > now {
                 break;
@@ -343,6 +442,54 @@ impl Joiner {
         }
         for detected in self.detectors.due(w, now)? {
             self.feedback(w, detected)?;
+        }
+        Ok(())
+    }
+
+    /// On a store several receivers share: ends the wait of stored feedback whose window has
+    /// passed, whichever receiver stored it (so feedback is recorded even when the receiver
+    /// that got it has stopped). Every receiver looks, at most once a second; the locks and
+    /// the state read under them make one of them record each item. Feedback whose response
+    /// has arrived by now (a race the locks did not cover) is joined, enriched.
+    fn expire_shared(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<(), StoreError> {
+        if self.next_shared_scan.is_some_and(|next| now < next) {
+            return Ok(());
+        }
+        self.next_shared_scan = Some(now + SHARED_SCAN_INTERVAL);
+        let window = self.wait.as_secs().min(i64::MAX as u64) as i64;
+        let due = w
+            .conn
+            .waiting_received_by(w.now_s.saturating_sub(window), MAX_SHARED_EXPIRIES)?;
+        if due.len() == MAX_SHARED_EXPIRIES {
+            // More are due: look again at the next wake-up.
+            self.next_shared_scan = Some(now);
+        }
+        for row in due {
+            let mut keys = Vec::new();
+            feedback_keys(row.link, row.response_id.as_deref(), None, &mut keys);
+            if let Some(span) = row.span {
+                keys.push(LockKey::span(&span));
+            }
+            w.conn.lock(keys)?;
+            if !w.conn.is_waiting(row.row)? {
+                continue;
+            }
+            if let Some((response, span)) =
+                judged_response(w.conn, row.link, row.response_id.as_deref())?
+            {
+                w.conn
+                    .set_feedback_target(row.row, span, FeedbackState::Joined)?;
+                update_failure(w, span, Some(&response))?;
+                continue;
+            }
+            let Some(key) = row.link.or(row.span) else {
+                w.conn
+                    .set_feedback_state(row.row, FeedbackState::Unjoined)?;
+                continue;
+            };
+            w.conn
+                .set_feedback_target(row.row, key, FeedbackState::Unjoined)?;
+            update_failure(w, key, None)?;
         }
         Ok(())
     }
@@ -451,6 +598,10 @@ fn update_failure(
     key: SpanRef,
     response: Option<&Response>,
 ) -> Result<(), StoreError> {
+    if w.conn.engine().is_shared() {
+        // Two receivers must not write the same revision of one record.
+        w.conn.lock([LockKey::span(&key)])?;
+    }
     let negatives = w.conn.negatives(key)?;
     if negatives.is_empty() {
         return Ok(());

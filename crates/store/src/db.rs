@@ -387,6 +387,17 @@ impl Db {
         }
     }
 
+    /// Takes the lock `key` until the end of the open transaction if no other transaction
+    /// holds it; `false` when one does. Always `true` on SQLite, which has one writer.
+    pub(crate) fn try_lock_key(&mut self, key: i64) -> Result<bool> {
+        match self {
+            Db::Sqlite(_) => Ok(true),
+            Db::Postgres(_) => Ok(self
+                .query_value::<bool>("SELECT pg_try_advisory_xact_lock(?1)", values![key])?
+                .unwrap_or(false)),
+        }
+    }
+
     /// Takes, until the end of the open transaction, the locks named by `keys` (64-bit
     /// hashes of what must not be written by two transactions at once: a span, a response
     /// id, a session). Taken in ascending order, so two transactions never wait for each

@@ -117,4 +117,60 @@ impl Connection {
         )?;
         Ok(rows.into_iter().flatten().collect())
     }
+
+    /// The waiting feedback rows that `response` resolves: those linking to its span, and
+    /// those that name no span but its `gen_ai.response.id`. On a store several receivers
+    /// share, this is the waiting room (another receiver may have stored the feedback).
+    pub fn waiting_for(&mut self, span: SpanRef, response_id: Option<&str>) -> Result<Vec<i64>> {
+        let mut rows = self.db.query(
+            "SELECT id FROM feedback
+             WHERE link_trace_id = ?1 AND link_span_id = ?2 AND state = 0",
+            values![&span.trace_id, &span.span_id],
+            |row| row.get::<i64>(0),
+        )?;
+        if let Some(response_id) = response_id {
+            rows.extend(self.db.query(
+                "SELECT id FROM feedback
+                 WHERE state = 0 AND link_trace_id IS NULL AND response_id = ?1",
+                values![response_id],
+                |row| row.get::<i64>(0),
+            )?);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        Ok(rows)
+    }
+
+    /// The feedback rows still waiting that were received at or before `received_by_s`,
+    /// oldest first, at most `limit`: those whose join window has passed.
+    pub fn waiting_received_by(
+        &mut self,
+        received_by_s: i64,
+        limit: usize,
+    ) -> Result<Vec<WaitingRow>> {
+        self.db.query(
+            "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+                response_id
+             FROM feedback WHERE state = 0 AND received_s <= ?1 ORDER BY id LIMIT ?2",
+            values![received_by_s, limit.min(i64::MAX as usize) as i64],
+            |row| {
+                Ok(WaitingRow {
+                    row: row.get(0)?,
+                    received_s: row.get(1)?,
+                    span: span_ref(row.get(2)?, row.get(3)?),
+                    link: span_ref(row.get(4)?, row.get(5)?),
+                    response_id: row.get(6)?,
+                })
+            },
+        )
+    }
+
+    /// Whether feedback row `row` is still waiting (it may have been joined by another
+    /// receiver since it was read).
+    pub fn is_waiting(&mut self, row: i64) -> Result<bool> {
+        self.db.exists(
+            "SELECT 1 FROM feedback WHERE id = ?1 AND state = 0",
+            values![row],
+        )
+    }
 }

@@ -67,6 +67,13 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// Whether several receivers may write the store at once (PostgreSQL): the engine then
+    /// keeps no state of the join in memory that another receiver would need, and takes
+    /// locks ([`Connection::lock`]) around what two receivers could write together.
+    pub fn is_shared(self) -> bool {
+        self == Engine::Postgres
+    }
+
     /// The engine's name, as in `[store] engine`.
     pub fn as_str(self) -> &'static str {
         match self {

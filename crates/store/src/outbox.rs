@@ -4,6 +4,7 @@ use crate::connection::Connection;
 use crate::db::values;
 use crate::error::Result;
 use crate::records::OutboxRow;
+use crate::Engine;
 
 impl Connection {
     /// Queues an encoded failure-record span.
@@ -47,5 +48,59 @@ impl Connection {
                 })
             },
         )
+    }
+
+    /// Claims the oldest rows to deliver, at most `limit`. On PostgreSQL, several receivers
+    /// share the outbox: the rows are leased until `leased_until_s` and skipped by every
+    /// other claim until then (rows another receiver is claiming at the same moment are
+    /// skipped too, `FOR UPDATE SKIP LOCKED`), so each row is sent by one receiver at a time
+    /// and the rows of a receiver that died go to another when their lease expires. On
+    /// SQLite one receiver owns the outbox: the oldest rows, with no lease (and no write, so
+    /// a read-only connection can claim).
+    pub fn claim_outbox(
+        &mut self,
+        now_s: i64,
+        leased_until_s: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let read = |row: &crate::db::Row<'_>| {
+            Ok(OutboxRow {
+                id: row.get(0)?,
+                span: row.get(1)?,
+            })
+        };
+        let mut rows = match self.engine() {
+            Engine::Sqlite => self.db.query(
+                "SELECT id, span FROM outbox ORDER BY id LIMIT ?1",
+                values![limit],
+                read,
+            )?,
+            Engine::Postgres => self.db.query(
+                "UPDATE outbox SET leased_until_s = ?2
+                 WHERE id IN (SELECT id FROM outbox WHERE leased_until_s <= ?1
+                              ORDER BY id LIMIT ?3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, span",
+                values![now_s, leased_until_s, limit],
+                read,
+            )?,
+        };
+        rows.sort_unstable_by_key(|row| row.id);
+        Ok(rows)
+    }
+
+    /// Gives up the lease of claimed rows that were not delivered, so the next claim (of any
+    /// receiver) takes them again at once. A no-op on SQLite.
+    pub fn release_outbox(&mut self, ids: &[i64]) -> Result<()> {
+        if self.engine() == Engine::Sqlite {
+            return Ok(());
+        }
+        for &id in ids {
+            self.db.execute(
+                "UPDATE outbox SET leased_until_s = 0 WHERE id = ?1",
+                values![id],
+            )?;
+        }
+        Ok(())
     }
 }

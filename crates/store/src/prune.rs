@@ -194,6 +194,9 @@ fn prune_by_size(db: &mut Db, max_bytes: u64, report: &mut PruneReport) -> Resul
     Ok(())
 }
 
+/// The advisory lock of pruning (PostgreSQL): "closedloop prune" as bytes.
+const PRUNE_LOCK: i64 = 0x636c_7072_756e_6500;
+
 impl Connection {
     /// Deletes what is older than the retention time (`settings.cutoff_s`): failure records
     /// not updated since, with their feedback and response; responses, feedback and outbox
@@ -215,6 +218,11 @@ impl Connection {
     ///
     /// On PostgreSQL the database's size is the server's business: it prunes by time only.
     pub fn prune(&mut self, settings: &PruneSettings) -> Result<PruneReport> {
+        // Several receivers on one PostgreSQL each run the pruning task; one at a time
+        // prunes, the others find the lock taken and leave it to that one.
+        if !self.db.try_lock_key(PRUNE_LOCK)? {
+            return Ok(PruneReport::default());
+        }
         let mut report = prune_by_time(&mut self.db, settings.cutoff_s)?;
         if self.db.engine() == Engine::Sqlite {
             prune_by_size(&mut self.db, settings.max_bytes, &mut report)?;

@@ -220,7 +220,39 @@ impl Exporter {
         Duration::from_micros(jittered as u64)
     }
 
+    /// Claims the oldest rows to send (on a shared store, leased to this receiver for
+    /// [`lease`](Self::lease): no other receiver sends them meanwhile).
     async fn read(&mut self, limit: usize) -> Result<Vec<OutboxRow>, String> {
+        let lease_secs = self.lease().as_secs() as i64;
+        self.with_reader(move |reader| {
+            let now_s = crate::store::writer::unix_now_s();
+            reader.claim_outbox(now_s, now_s.saturating_add(lease_secs), limit)
+        })
+        .await
+    }
+
+    /// How long claimed rows stay this receiver's on a shared store: long enough for the
+    /// retries of a slow backend, short enough that the rows of a receiver that stopped
+    /// are sent by another soon. Four request timeouts, and at least a minute.
+    fn lease(&self) -> Duration {
+        self.timeout.saturating_mul(4).max(Duration::from_secs(60))
+    }
+
+    /// Gives back the lease of rows that were not delivered and are not kept to retry, so
+    /// the next claim takes them at once.
+    async fn release(&mut self, ids: Vec<i64>) {
+        if let Err(error) = self
+            .with_reader(move |reader| reader.release_outbox(&ids))
+            .await
+        {
+            warn!(%error, "Cannot release the lease of undelivered failure records; they wait for it to expire.");
+        }
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &mut self,
+        run: impl FnOnce(&mut Connection) -> Result<T, closedloop_store::StoreError> + Send + 'static,
+    ) -> Result<T, String> {
         let reader = self.reader.take();
         let store_config = self.store_config.clone();
         // The connection moves to the blocking thread and back, so it is never shared.
@@ -233,16 +265,14 @@ impl Exporter {
                 },
             };
             let mut reader = reader;
-            let rows = reader
-                .read_outbox(0, limit)
-                .map_err(|error| error.to_string());
-            (Some(reader), rows)
+            let result = run(&mut reader).map_err(|error| error.to_string());
+            (Some(reader), result)
         })
         .await;
         match joined {
-            Ok((reader, rows)) => {
+            Ok((reader, result)) => {
                 self.reader = reader;
-                rows
+                result
             }
             Err(error) => Err(error.to_string()),
         }
@@ -315,6 +345,8 @@ impl Exporter {
                 // are read again, as many as the batch size now allows.
                 if part {
                     self.requeue(rows, error.timed_out);
+                } else {
+                    self.release(ids).await;
                 }
                 Pass::Backoff(error.retry_after.unwrap_or_default())
             }

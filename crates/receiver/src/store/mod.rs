@@ -31,7 +31,7 @@ use crate::pipeline::Shared;
 use crate::records::{Feedback, Response, Retrieval};
 
 /// The spans of one ingest request that the store keeps.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct IngestBatch {
     pub(crate) responses: Vec<Response>,
     pub(crate) retrievals: Vec<Retrieval>,

@@ -13,7 +13,7 @@ use closedloop_store::Connection;
 use tracing::{debug, error, info, warn};
 
 use super::{Command, FeedbackWrite, StoreConfig, StoreError};
-use crate::join::{Joiner, Tx};
+use crate::join::{self, Joiner, Tx};
 use crate::pipeline::Shared;
 
 pub(super) struct Writer {
@@ -31,6 +31,12 @@ pub(super) struct Writer {
 /// How long after a failed commit the writer tries again on its own (rebuilding the
 /// joiner's state and expiring what is due), when no request comes first.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// How many times a group commit runs when it keeps conflicting with other receivers'
+/// transactions on a shared store (never on SQLite, which has one writer).
+const MAX_CONFLICT_ATTEMPTS: u32 = 5;
+/// The pause before running a conflicting group commit again, times the attempt.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(20);
 
 /// How long a checkpoint waits for readers on older snapshots.
 const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
@@ -132,7 +138,21 @@ impl Writer {
         if prunes && self.conn.wal_bytes() > max_bytes / 10 {
             self.checkpoint();
         }
-        let result = self.apply(batch, &mut effects);
+        let mut result = self.apply(batch, &mut effects);
+        // On a shared store, two receivers' transactions can deadlock over their locks (or
+        // fail to serialize): PostgreSQL aborts one, which loses nothing, and it runs again.
+        let mut attempt = 1;
+        while attempt < MAX_CONFLICT_ATTEMPTS && result.as_ref().is_err_and(StoreError::is_conflict)
+        {
+            debug!(
+                attempt,
+                "Group commit conflicted with another receiver; running it again."
+            );
+            std::thread::sleep(CONFLICT_PAUSE.saturating_mul(attempt));
+            effects = Effects::default();
+            result = self.apply(batch, &mut effects);
+            attempt += 1;
+        }
         let count = batch.len();
         match result {
             Ok(done) => {
@@ -238,13 +258,32 @@ impl Writer {
                 effects,
                 triage: &self.shared.triage,
             };
+            let shared = w.conn.engine().is_shared();
+            if shared {
+                let mut keys = Vec::new();
+                for command in batch.iter() {
+                    match command {
+                        Command::Ingest { batch, .. } => join::batch_keys(batch, &mut keys),
+                        Command::Feedback { feedback, .. } => join::item_keys(feedback, &mut keys),
+                        Command::OutboxSent { .. } | Command::Prune { .. } => {}
+                    }
+                }
+                w.conn.lock(keys)?;
+            }
             if self.reload_at.is_some() {
                 self.joiner.reload(&mut w)?;
             }
             for command in batch.iter_mut() {
                 done.push(match command {
                     Command::Ingest { batch, .. } => {
-                        self.joiner.ingest(&mut w, std::mem::take(batch))?;
+                        // A shared store's batch may run again (a conflict): it keeps its
+                        // copy. On SQLite it runs once.
+                        let batch = if shared {
+                            batch.clone()
+                        } else {
+                            std::mem::take(batch)
+                        };
+                        self.joiner.ingest(&mut w, batch)?;
                         Done::Unit
                     }
                     Command::Feedback { feedback, .. } => {

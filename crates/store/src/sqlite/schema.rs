@@ -228,6 +228,14 @@ struct Migration {
     backfill: Option<fn(&Connection) -> rusqlite::Result<()>>,
 }
 
+/// Version 7. Export outbox rows get the lease the notifications have (see
+/// `Connection::claim_outbox`): on a store several receivers share, the receiver sending a row
+/// holds it until `leased_until_s`. SQLite has one receiver and does not use it; the column
+/// keeps both engines' schemas one shape.
+const OUTBOX_LEASES: &str = "
+ALTER TABLE outbox ADD COLUMN leased_until_s INTEGER NOT NULL DEFAULT 0;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -249,6 +257,7 @@ const MIGRATIONS: &[Migration] = &[
         backfill: Some(scope_feedback_ids_to_the_judged_response),
     },
     sql(NOTIFICATION_LEASES),
+    sql(OUTBOX_LEASES),
 ];
 
 /// The column constraint that made idempotency ids global.
