@@ -16,6 +16,15 @@ step "Python test peers (OpenTelemetry SDK, rotel)"
 CLOSEDLOOP_TEST_PYTHON=$(scripts/python-env.sh)
 export CLOSEDLOOP_TEST_PYTHON
 
+step "PostgreSQL for the store tests (scripts/postgres.sh)"
+postgres_dir=$(mktemp -d)
+# The server runs as the postgres user when this runs as root: it must reach its directory.
+chmod 755 "$postgres_dir"
+trap 'scripts/postgres.sh stop "$postgres_dir/pg"; rm -rf "$postgres_dir"' EXIT
+eval "$(scripts/postgres.sh start "$postgres_dir/pg")"
+export CLOSEDLOOP_TEST_POSTGRES_URL
+export CLOSEDLOOP_TEST_REQUIRE_POSTGRES=1
+
 step "cargo test --workspace"
 cargo test --workspace
 

@@ -13,10 +13,9 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use closedloop_store::Connection;
 
 use crate::join::Tx;
-use crate::store::queries::Interner;
 use crate::store::writer::{unix_now_s, Effects};
 use crate::store::{Store, StoreError};
 use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
@@ -48,24 +47,27 @@ impl DirectSettings {
     }
 }
 
-/// Opens (and migrates) an existing store file.
-pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+/// Opens (and migrates) an existing store file, for statements run on SQLite itself.
+pub(crate) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     Store::direct(path)
+}
+
+/// Opens (and migrates) an existing store file, for [`write`].
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    Store::command(path)
 }
 
 /// Runs `change` in one immediate transaction.
 pub(crate) fn write<T>(
     conn: &mut Connection,
     settings: &DirectSettings,
-    change: impl FnOnce(&mut Tx<'_>) -> rusqlite::Result<T>,
+    change: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut interner = Interner::default();
+    let mut tx = conn.transaction()?;
     let mut effects = Effects::default();
     let value = {
         let mut w = Tx {
-            conn: &tx,
-            interner: &mut interner,
+            conn: &mut tx,
             now_s: unix_now_s(),
             store_content: settings.store_content,
             export: settings.export,

@@ -28,14 +28,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use closedloop_store::records::{FailureRow, FeedbackState};
+use closedloop_store::{Connection, StoreError};
 use serde::Deserialize;
 
 use crate::detectors::{Detectors, DetectorsConfig};
 use crate::export::span::{failure_span, FailureSpan};
 use crate::records::{Feedback, Response, Retrieval, SpanRef, TraceId};
 use crate::rules::{self, Context};
-use crate::store::queries::{self, FailureRow, FeedbackState, Interner};
 use crate::store::writer::Effects;
 use crate::store::{FeedbackWrite, IngestBatch};
 use crate::triage::{self, TriageShared};
@@ -88,8 +88,8 @@ const MAX_RETRIEVALS_PER_TRACE: usize = 16;
 
 /// The writer's view of the open transaction.
 pub(crate) struct Tx<'a> {
-    pub(crate) conn: &'a Connection,
-    pub(crate) interner: &'a mut Interner,
+    /// The open transaction's connection: every statement of the join runs on it.
+    pub(crate) conn: &'a mut Connection,
     pub(crate) now_s: i64,
     pub(crate) store_content: bool,
     /// Whether failure records go to the outbox.
@@ -146,7 +146,7 @@ impl Joiner {
     /// waits again, and the time already waited (before a restart, too) counts against the
     /// window. The new waiting room replaces the old one only when everything succeeded, so a
     /// failure leaves the joiner as it was and the caller retries.
-    pub(crate) fn reload(&mut self, w: &mut Tx<'_>) -> rusqlite::Result<()> {
+    pub(crate) fn reload(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
         let previous = (
             std::mem::take(&mut self.waiting),
             std::mem::take(&mut self.by_span),
@@ -159,15 +159,16 @@ impl Joiner {
         result
     }
 
-    fn rebuild(&mut self, w: &mut Tx<'_>) -> rusqlite::Result<()> {
+    fn rebuild(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
         self.detectors.reload(w.conn)?;
         let now = Instant::now();
         let mut joined: Vec<(SpanRef, Response)> = Vec::new();
-        for row in queries::waiting_feedback(w.conn)? {
+        for row in w.conn.waiting_feedback()? {
             if let Some((response, span)) =
                 judged_response(w.conn, row.link, row.response_id.as_deref())?
             {
-                queries::set_feedback_target(w.conn, row.row, span, FeedbackState::Joined)?;
+                w.conn
+                    .set_feedback_target(row.row, span, FeedbackState::Joined)?;
                 if !joined.iter().any(|(key, _)| *key == span) {
                     joined.push((span, response));
                 }
@@ -227,7 +228,7 @@ impl Joiner {
     }
 
     /// Indexes the spans of one request and resolves the feedback they were waited for by.
-    pub(crate) fn ingest(&mut self, w: &mut Tx<'_>, batch: IngestBatch) -> rusqlite::Result<()> {
+    pub(crate) fn ingest(&mut self, w: &mut Tx<'_>, batch: IngestBatch) -> Result<(), StoreError> {
         for retrieval in batch.retrievals {
             self.remember(retrieval);
         }
@@ -236,14 +237,9 @@ impl Joiner {
             if response.chunk_ids.is_none() {
                 self.carry_retrieval(&mut response);
             }
-            let inserted = queries::insert_response(
-                w.conn,
-                w.interner,
-                &response,
-                span,
-                w.now_s,
-                w.store_content,
-            )?;
+            let inserted = w
+                .conn
+                .insert_response(&response, span, w.now_s, w.store_content)?;
             if !self.waiting.is_empty() {
                 self.resolve(w, &response, span)?;
             }
@@ -265,7 +261,7 @@ impl Joiner {
         w: &mut Tx<'_>,
         response: &Response,
         span: SpanRef,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), StoreError> {
         let mut rows = self.by_span.get(&span).cloned().unwrap_or_default();
         if let Some(ids) = response
             .response_id
@@ -281,7 +277,8 @@ impl Joiner {
         rows.dedup();
         for row in rows {
             self.take_waiting(row);
-            queries::set_feedback_target(w.conn, row, span, FeedbackState::Joined)?;
+            w.conn
+                .set_feedback_target(row, span, FeedbackState::Joined)?;
         }
         update_failure(w, span, Some(response))
     }
@@ -292,14 +289,14 @@ impl Joiner {
         &mut self,
         w: &mut Tx<'_>,
         feedback: Feedback,
-    ) -> rusqlite::Result<FeedbackWrite> {
+    ) -> Result<FeedbackWrite, StoreError> {
         let negative = self.detectors.is_negative(&feedback);
         let state = if negative {
             FeedbackState::Waiting
         } else {
             FeedbackState::Stored
         };
-        let Some(row) = queries::insert_feedback(w.conn, &feedback, w.now_s, state)? else {
+        let Some(row) = w.conn.insert_feedback(&feedback, w.now_s, state)? else {
             return Ok(FeedbackWrite::Duplicate);
         };
         w.effects
@@ -312,7 +309,8 @@ impl Joiner {
         if let Some((response, span)) =
             judged_response(w.conn, feedback.target, feedback.response_id.as_deref())?
         {
-            queries::set_feedback_target(w.conn, row, span, FeedbackState::Joined)?;
+            w.conn
+                .set_feedback_target(row, span, FeedbackState::Joined)?;
             update_failure(w, span, Some(&response))?;
             return Ok(FeedbackWrite::Recorded);
         }
@@ -336,7 +334,7 @@ impl Joiner {
 
     /// Records, unenriched, the waiting feedback whose window has passed, and the feedback of
     /// the detectors that run on a timer (abandon).
-    pub(crate) fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> rusqlite::Result<()> {
+    pub(crate) fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<(), StoreError> {
         while let Some((&row, waiting)) = self.waiting.iter().next() {
             if waiting.deadline > now {
                 break;
@@ -349,7 +347,7 @@ impl Joiner {
         Ok(())
     }
 
-    fn give_up(&mut self, w: &mut Tx<'_>, row: i64) -> rusqlite::Result<()> {
+    fn give_up(&mut self, w: &mut Tx<'_>, row: i64) -> Result<(), StoreError> {
         let Some(waiting) = self.take_waiting(row) else {
             return Ok(());
         };
@@ -358,9 +356,10 @@ impl Joiner {
         let Some(key) = waiting.link.or(waiting.span) else {
             // Nothing names a trace to put a record in (API feedback with neither ids nor a
             // known response id): the feedback stays stored, without a record.
-            return queries::set_feedback_state(w.conn, row, FeedbackState::Unjoined);
+            return w.conn.set_feedback_state(row, FeedbackState::Unjoined);
         };
-        queries::set_feedback_target(w.conn, row, key, FeedbackState::Unjoined)?;
+        w.conn
+            .set_feedback_target(row, key, FeedbackState::Unjoined)?;
         update_failure(w, key, None)
     }
 
@@ -433,13 +432,13 @@ fn remove_row<K: std::hash::Hash + Eq + ?Sized, Q>(
 /// joins that span's response only; the response id finds the response only for feedback that
 /// names no span, so a token (or a link) for one answer can never reach another.
 fn judged_response(
-    conn: &Connection,
+    conn: &mut Connection,
     link: Option<SpanRef>,
     response_id: Option<&str>,
-) -> rusqlite::Result<Option<(Response, SpanRef)>> {
+) -> Result<Option<(Response, SpanRef)>, StoreError> {
     let found = match (link, response_id) {
-        (Some(link), _) => queries::response_by_span(conn, link)?,
-        (None, Some(response_id)) => queries::response_by_response_id(conn, response_id)?,
+        (Some(link), _) => conn.response_by_span(link)?,
+        (None, Some(response_id)) => conn.response_by_response_id(response_id)?,
         (None, None) => None,
     };
     Ok(found.and_then(|response| response.span.map(|span| (response, span))))
@@ -451,12 +450,12 @@ fn update_failure(
     w: &mut Tx<'_>,
     key: SpanRef,
     response: Option<&Response>,
-) -> rusqlite::Result<()> {
-    let negatives = queries::negatives(w.conn, key)?;
+) -> Result<(), StoreError> {
+    let negatives = w.conn.negatives(key)?;
     if negatives.is_empty() {
         return Ok(());
     }
-    let previous = queries::failure_state(w.conn, key)?;
+    let previous = w.conn.failure_state(key)?;
     let enriched = response.is_some() || previous.is_some_and(|state| state.enriched);
     let context = match response {
         None => Context::Unknown,
@@ -466,7 +465,14 @@ fn update_failure(
             Some(_) => Context::Chunks,
         },
     };
-    let items: Vec<_> = negatives.iter().map(|row| row.item).collect();
+    let items: Vec<_> = negatives
+        .iter()
+        .map(|row| rules::NegativeItem {
+            signal: row.signal,
+            kind: row.kind,
+            category: row.category,
+        })
+        .collect();
     let decision = rules::decide(&items, context);
     let revision = previous.map_or(1, |state| state.revision + 1);
     let signals = decision
@@ -475,21 +481,18 @@ fn update_failure(
         .map(|signal| signal.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    queries::upsert_failure(
-        w.conn,
-        &FailureRow {
-            key,
-            now_s: w.now_s,
-            category: decision.category.as_str(),
-            stage: decision.stage.as_str(),
-            severity: decision.severity.as_str(),
-            signals: &signals,
-            feedback_count: negatives.len() as i64,
-            revision,
-            enriched,
-            triage_status: TriageStatus::Open.as_str(),
-        },
-    )?;
+    w.conn.upsert_failure(&FailureRow {
+        key,
+        now_s: w.now_s,
+        category: decision.category,
+        stage: decision.stage,
+        severity: decision.severity,
+        signals: &signals,
+        feedback_count: negatives.len() as i64,
+        revision,
+        enriched,
+        triage_status: TriageStatus::Open,
+    })?;
     if previous.is_none() {
         w.effects
             .failure_records
@@ -514,7 +517,7 @@ fn update_failure(
             time_unix_nano,
             triage: &assignment,
         });
-        queries::insert_outbox(w.conn, w.now_s, &span)?;
+        w.conn.insert_outbox(w.now_s, &span)?;
         w.effects.outbox_added += 1;
     }
     Ok(())
@@ -524,13 +527,16 @@ fn update_failure(
 /// status change), exported like any other revision. The record's response is used only if
 /// the record was enriched (a late response does not enrich a record retroactively). Returns
 /// the new revision, or 0 when the record has no negative feedback left (pruned).
-pub(crate) fn revise(w: &mut Tx<'_>, key: SpanRef) -> rusqlite::Result<i64> {
-    let enriched = queries::failure_state(w.conn, key)?.is_some_and(|state| state.enriched);
+pub(crate) fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
+    let enriched = w
+        .conn
+        .failure_state(key)?
+        .is_some_and(|state| state.enriched);
     let response = if enriched {
-        queries::response_by_span(w.conn, key)?
+        w.conn.response_by_span(key)?
     } else {
         None
     };
     update_failure(w, key, response.as_ref())?;
-    Ok(queries::failure_state(w.conn, key)?.map_or(0, |state| state.revision))
+    Ok(w.conn.failure_state(key)?.map_or(0, |state| state.revision))
 }

@@ -38,7 +38,7 @@ pub mod fuzzing;
 mod join;
 mod otlp;
 mod pipeline;
-mod records;
+use closedloop_store::records;
 pub mod report;
 pub mod review;
 mod rules;

@@ -199,7 +199,7 @@ impl Pipeline {
                 let exporter = Exporter::new(
                     target,
                     &config.export,
-                    config.store.path.clone(),
+                    config.store.clone(),
                     Arc::clone(&store),
                     Arc::clone(&shared),
                     stop_receiver.clone(),

@@ -40,13 +40,36 @@ impl Connection {
                         "engine = \"postgres\" needs store.url (or CLOSEDLOOP_STORE_URL)".into(),
                     )
                 })?;
-                Db::Postgres(postgres::open(url.expose(), access)?)
+                Db::Postgres(Box::new(postgres::open(url.expose(), access)?))
             }
         };
         Ok(Connection {
             db,
             interner: Interner::default(),
         })
+    }
+
+    /// The SQLite connection underneath, for statements that do not live in this crate yet
+    /// (the receiver's commands); an error on PostgreSQL.
+    #[doc(hidden)]
+    pub fn sqlite(&self) -> Result<&rusqlite::Connection> {
+        match &self.db {
+            Db::Sqlite(conn) => Ok(conn),
+            Db::Postgres(_) => Err(StoreError::Config(
+                "this command is not available on engine = \"postgres\" yet".into(),
+            )),
+        }
+    }
+
+    /// The SQLite connection underneath, owned; see [`Connection::sqlite`].
+    #[doc(hidden)]
+    pub fn into_sqlite(self) -> Result<rusqlite::Connection> {
+        match self.db {
+            Db::Sqlite(conn) => Ok(conn),
+            Db::Postgres(_) => Err(StoreError::Config(
+                "this command is not available on engine = \"postgres\" yet".into(),
+            )),
+        }
     }
 
     /// The engine this connection runs on.

@@ -234,7 +234,8 @@ impl rusqlite::ToSql for Value<'_> {
 /// A connection to either engine.
 pub(crate) enum Db {
     Sqlite(rusqlite::Connection),
-    Postgres(crate::postgres::Client),
+    /// Boxed: the client is several times the size of a SQLite connection.
+    Postgres(Box<crate::postgres::Client>),
 }
 
 impl std::fmt::Debug for Db {
@@ -344,7 +345,7 @@ impl Db {
     pub(crate) fn begin(&mut self) -> Result<()> {
         match self {
             Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),
-            Db::Postgres(_) => self.batch("BEGIN"),
+            Db::Postgres(client) => client.begin("BEGIN"),
         }
     }
 
@@ -352,19 +353,23 @@ impl Db {
     pub(crate) fn begin_read(&mut self) -> Result<()> {
         match self {
             Db::Sqlite(_) => self.batch("BEGIN DEFERRED"),
-            Db::Postgres(_) => self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+            Db::Postgres(client) => client.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
         }
     }
 
     pub(crate) fn commit(&mut self) -> Result<()> {
-        self.batch("COMMIT")
+        match self {
+            Db::Sqlite(_) => self.batch("COMMIT"),
+            Db::Postgres(client) => client.commit(),
+        }
     }
 
     /// Rolls back the open transaction; a no-op when none is open.
     pub(crate) fn rollback(&mut self) -> Result<()> {
         match self {
             Db::Sqlite(conn) if conn.is_autocommit() => Ok(()),
-            _ => self.batch("ROLLBACK"),
+            Db::Sqlite(_) => self.batch("ROLLBACK"),
+            Db::Postgres(client) => client.rollback(),
         }
     }
 
@@ -434,6 +439,238 @@ pub(crate) fn numbered_placeholders(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::both_engines;
+    use crate::Connection;
+
+    /// Inserts a feedback row (a table with integer, real, text and blob columns) from `params`:
+    /// feedback_id, received_s, time_ns, link_trace_id, value, state, comment.
+    fn insert_feedback(db: &mut Db, params: &[Value<'_>]) -> i64 {
+        db.query_value::<i64>(
+            "INSERT INTO feedback (feedback_id, received_s, time_ns, link_trace_id, value, state,
+                 comment, signal, kind, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'thumbs_down', 'explicit', 'user')
+             RETURNING id",
+            params,
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    type FeedbackColumns = (
+        String,
+        i64,
+        i64,
+        Option<Vec<u8>>,
+        Option<f64>,
+        bool,
+        Option<String>,
+    );
+
+    fn read_feedback(db: &mut Db, id: i64) -> FeedbackColumns {
+        db.query_opt(
+            "SELECT feedback_id, received_s, time_ns, link_trace_id, value, state, comment
+             FROM feedback WHERE id = ?1",
+            values![id],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                ))
+            },
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn every_value_kind_round_trips(conn: &mut Connection) {
+        let db = &mut conn.db;
+        let blob = [0u8, 255, 7, 0];
+        let extremes = insert_feedback(
+            db,
+            values![
+                "fb-ünïcode ✓",
+                i64::MIN,
+                i64::MAX,
+                &blob,
+                -1.5e300,
+                true,
+                "a\nb"
+            ],
+        );
+        assert_eq!(
+            read_feedback(db, extremes),
+            (
+                "fb-ünïcode ✓".to_owned(),
+                i64::MIN,
+                i64::MAX,
+                Some(blob.to_vec()),
+                Some(-1.5e300),
+                true,
+                Some("a\nb".to_owned())
+            )
+        );
+        let empty: &[u8] = &[];
+        let nulls = insert_feedback(
+            db,
+            values!["", 0i64, -1i64, empty, None::<f64>, false, None::<&str>],
+        );
+        // An empty blob is not NULL, and an empty string is not NULL, on either engine.
+        assert_eq!(
+            read_feedback(db, nulls),
+            (String::new(), 0, -1, Some(Vec::new()), None, false, None)
+        );
+        let absent = insert_feedback(
+            db,
+            values!["fb-3", 1i64, 2i64, None::<&[u8]>, 0.1, false, ""],
+        );
+        let row = read_feedback(db, absent);
+        assert_eq!(
+            (row.3, row.4, row.6),
+            (None, Some(0.1), Some(String::new()))
+        );
+        // An integer read as a real is widened; text read as an integer is a type error.
+        assert_eq!(
+            db.query_value::<f64>(
+                "SELECT time_ns FROM feedback WHERE id = ?1",
+                values![absent]
+            )
+            .unwrap(),
+            Some(2.0)
+        );
+        let wrong = db
+            .query_value::<i64>(
+                "SELECT feedback_id FROM feedback WHERE id = ?1",
+                values![absent],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                wrong,
+                StoreError::Type {
+                    column: 0,
+                    expected: "an integer",
+                    ..
+                }
+            ),
+            "{wrong}"
+        );
+        // Aggregates read as integers once cast (PostgreSQL's SUM of BIGINT is NUMERIC).
+        assert_eq!(
+            db.query_value::<i64>(
+                "SELECT CAST(SUM(received_s + 1) AS BIGINT) FROM feedback WHERE id <> ?1",
+                values![extremes]
+            )
+            .unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            db.query_value::<i64>("SELECT COUNT(*) FROM feedback", &[])
+                .unwrap(),
+            Some(3)
+        );
+    }
+
+    fn placeholders_bind_by_number(conn: &mut Connection) {
+        let db = &mut conn.db;
+        // Out of order, and one placeholder used twice.
+        db.execute(
+            "INSERT INTO outbox (created_s, span) VALUES (?2, ?1), (?2, ?3)",
+            values![&[1u8], 40i64, &[2u8]],
+        )
+        .unwrap();
+        let spans = db
+            .query(
+                "SELECT span FROM outbox WHERE created_s = ?1 AND id > ?2 ORDER BY id",
+                values![40i64, 0i64],
+                |row| row.get::<Vec<u8>>(0),
+            )
+            .unwrap();
+        assert_eq!(spans, vec![vec![1], vec![2]]);
+        // Ten and more placeholders: ?10 must not be read as ?1 followed by 0.
+        let mut params: Vec<Value<'_>> = (1..=11).map(Value::Int).collect();
+        let count = |db: &mut Db, params: &[Value<'_>]| {
+            db.query_value::<i64>(
+                "SELECT COUNT(*) FROM outbox
+                 WHERE created_s IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params,
+            )
+            .unwrap()
+        };
+        assert_eq!(count(db, &params), Some(0));
+        params[9] = Value::Int(40);
+        assert_eq!(count(db, &params), Some(2));
+        assert!(db
+            .exists("SELECT 1 FROM outbox WHERE span = ?1", values![&[2u8]])
+            .unwrap());
+        assert!(!db
+            .exists("SELECT 1 FROM outbox WHERE span = ?1", values![&[3u8]])
+            .unwrap());
+    }
+
+    fn a_transaction_dropped_uncommitted_leaves_nothing(conn: &mut Connection) {
+        let count = |conn: &mut Connection| {
+            conn.db
+                .query_value::<i64>("SELECT COUNT(*) FROM outbox", &[])
+                .unwrap()
+                .unwrap()
+                + conn
+                    .db
+                    .query_value::<i64>("SELECT COUNT(*) FROM strings", &[])
+                    .unwrap()
+                    .unwrap()
+        };
+        {
+            let mut tx = conn.transaction().unwrap();
+            tx.db
+                .execute(
+                    "INSERT INTO outbox (created_s, span) VALUES (1, ?1)",
+                    values![&[9u8]],
+                )
+                .unwrap();
+            let conn = &mut *tx;
+            conn.interner
+                .id(&mut conn.db, Some("model-a"))
+                .unwrap()
+                .unwrap();
+            // Dropped here without a commit.
+        }
+        assert_eq!(count(conn), 0);
+        // The interner forgot the id it cached in the rolled-back transaction.
+        let id = conn
+            .interner
+            .id(&mut conn.db, Some("model-a"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            conn.db
+                .query_value::<String>("SELECT value FROM strings WHERE id = ?1", values![id])
+                .unwrap()
+                .as_deref(),
+            Some("model-a")
+        );
+        let tx = conn.transaction().unwrap();
+        tx.rollback().unwrap();
+        let mut tx = conn.transaction().unwrap();
+        tx.db
+            .execute(
+                "INSERT INTO outbox (created_s, span) VALUES (1, ?1)",
+                values![&[9u8]],
+            )
+            .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(count(conn), 2);
+    }
+
+    both_engines!(
+        every_value_kind_round_trips,
+        placeholders_bind_by_number,
+        a_transaction_dropped_uncommitted_leaves_nothing,
+    );
 
     #[test]
     fn placeholders_are_renumbered_for_postgres() {

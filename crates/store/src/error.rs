@@ -59,6 +59,28 @@ pub enum StoreError {
     /// The engine's background writer has stopped.
     #[error("store writer stopped")]
     WriterStopped,
+    /// The store's writer thread could not be started.
+    #[error("cannot start store writer thread")]
+    Spawn(#[source] Arc<std::io::Error>),
+    /// The PostgreSQL server could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL at {target}: {cause}; {hint}")]
+    Connect {
+        /// Where (host, port, database and user; never the password).
+        target: String,
+        /// What to check.
+        hint: &'static str,
+        /// What the client said.
+        #[source]
+        cause: Cause,
+    },
+}
+
+/// For the statements outside this crate that still run on the SQLite connection itself
+/// ([`Connection::sqlite`](crate::Connection::sqlite)).
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::sqlite(error)
+    }
 }
 
 impl StoreError {
@@ -91,7 +113,7 @@ impl StoreError {
             *code == postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == postgres::error::SqlState::T_R_DEADLOCK_DETECTED
         });
-        let cause: Cause = Arc::new(error);
+        let cause: Cause = Arc::new(PostgresError(error));
         if conflict {
             StoreError::Conflict {
                 engine: Engine::Postgres,
@@ -105,6 +127,25 @@ impl StoreError {
         }
     }
 }
+
+/// A PostgreSQL client error that shows what the server said: the client's own message names
+/// only the kind ("db error") and keeps the server's message as its source.
+#[derive(Debug)]
+pub(crate) struct PostgresError(pub(crate) postgres::Error);
+
+impl std::fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error as _;
+        write!(f, "{}", self.0)?;
+        if let Some(source) = self.0.source() {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+// The source is part of the message already.
+impl std::error::Error for PostgresError {}
 
 /// The result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

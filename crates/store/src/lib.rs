@@ -14,14 +14,31 @@ mod config;
 mod connection;
 mod db;
 mod error;
+mod evalset;
+mod failures;
+mod feedback;
 mod interner;
+mod notifications;
+mod outbox;
 mod postgres;
+mod prune;
 pub mod records;
+mod report;
+mod responses;
+mod review;
+mod sessions;
 mod sqlite;
+#[cfg(test)]
+mod testing;
+mod triage;
+mod typed;
 
+#[doc(hidden)]
+pub use codec::decode_strings;
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
+pub use sessions::Direction;
 
 /// Which database engine a store runs on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]

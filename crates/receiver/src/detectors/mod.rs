@@ -25,8 +25,8 @@ mod config;
 
 use std::time::{Duration, Instant};
 
+use closedloop_store::{Connection, Direction, StoreError};
 use closedloop_tracing::{query_similarity, Fingerprint};
-use rusqlite::{params, Connection, OptionalExtension};
 
 pub use config::{
     AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,
@@ -109,10 +109,9 @@ impl Detectors {
     /// candidates when the abandon detector is off, so turning it off never fires old ones
     /// later, and looks for due candidates at once, since a rolled-back check may have
     /// taken some.
-    pub(crate) fn reload(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    pub(crate) fn reload(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
         if !self.config.abandon.enabled {
-            conn.execute("DELETE FROM abandon_candidates", [])?;
-            return Ok(());
+            return conn.clear_abandon_candidates();
         }
         self.next_abandon_check = Some(Instant::now());
         Ok(())
@@ -145,7 +144,7 @@ impl Detectors {
         w: &mut Tx<'_>,
         response: &Response,
         span: SpanRef,
-    ) -> rusqlite::Result<Vec<Feedback>> {
+    ) -> Result<Vec<Feedback>, StoreError> {
         let Some(session_id) = response.session_id.as_deref() else {
             return Ok(Vec::new());
         };
@@ -179,10 +178,10 @@ impl Detectors {
     /// Judges the previous turn of a pair: `regenerate`, `rephrase` or nothing.
     fn judge_pair(
         &self,
-        conn: &Connection,
+        conn: &mut Connection,
         previous: &Turn,
         next: &Turn,
-    ) -> rusqlite::Result<Option<Feedback>> {
+    ) -> Result<Option<Feedback>, StoreError> {
         let Some(similarity) = compare(previous, next) else {
             return Ok(None);
         };
@@ -208,7 +207,7 @@ impl Detectors {
         };
         // The application may have reported the same action itself (an explicit regenerate
         // button): one item of a signal per response is enough.
-        if has_signal(conn, previous.span, signal)? {
+        if conn.has_signal(previous.span, signal)? {
             return Ok(None);
         }
         Ok(Some(Feedback {
@@ -235,30 +234,15 @@ impl Detectors {
         w: &mut Tx<'_>,
         session_id: &str,
         turn: &Turn,
-    ) -> rusqlite::Result<()> {
-        if has_feedback(w.conn, turn.span)? {
+    ) -> Result<(), StoreError> {
+        if w.conn.has_feedback(turn.span)? {
             return Ok(());
         }
         let due_s = w
             .now_s
             .saturating_add(self.config.abandon.window_secs.min(i64::MAX as u64) as i64);
         w.conn
-            .prepare_cached(
-                "INSERT INTO abandon_candidates (session_id, trace_id, span_id, start_ns, due_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (session_id) DO UPDATE SET trace_id = excluded.trace_id,
-                    span_id = excluded.span_id, start_ns = excluded.start_ns,
-                    due_s = excluded.due_s
-                 WHERE excluded.start_ns >= abandon_candidates.start_ns",
-            )?
-            .execute(params![
-                session_id,
-                &turn.span.trace_id[..],
-                &turn.span.span_id[..],
-                turn.start_ns,
-                due_s
-            ])?;
-        Ok(())
+            .set_abandon_candidate(session_id, turn.span, turn.start_ns, due_s)
     }
 
     /// A feedback item was recorded: activity in its session, so its response (and the
@@ -267,27 +251,25 @@ impl Detectors {
         &mut self,
         w: &mut Tx<'_>,
         feedback: &Feedback,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), StoreError> {
         if !self.config.abandon.enabled || feedback.source == FeedbackSource::Detector {
             return Ok(());
         }
         if let Some(target) = feedback.target {
-            w.conn
-                .prepare_cached(
-                    "DELETE FROM abandon_candidates WHERE trace_id = ?1 AND span_id = ?2",
-                )?
-                .execute(params![&target.trace_id[..], &target.span_id[..]])?;
+            w.conn.drop_abandon_candidate_span(target)?;
         }
         if let Some(session_id) = &feedback.session_id {
-            w.conn
-                .prepare_cached("DELETE FROM abandon_candidates WHERE session_id = ?1")?
-                .execute([session_id])?;
+            w.conn.drop_abandon_candidate(session_id)?;
         }
         Ok(())
     }
 
     /// Emits `abandon` for the candidates whose window has passed, when a check is due.
-    pub(crate) fn due(&mut self, w: &mut Tx<'_>, now: Instant) -> rusqlite::Result<Vec<Feedback>> {
+    pub(crate) fn due(
+        &mut self,
+        w: &mut Tx<'_>,
+        now: Instant,
+    ) -> Result<Vec<Feedback>, StoreError> {
         let Some(next) = self.next_abandon_check else {
             return Ok(Vec::new());
         };
@@ -296,38 +278,26 @@ impl Detectors {
         }
         let interval = Duration::from_secs(self.config.abandon.check_interval_secs.max(1));
         self.next_abandon_check = Some(now + interval);
-        let candidates: Vec<(String, Option<SpanRef>, i64)> = w
+        let candidates = w
             .conn
-            .prepare_cached(
-                "SELECT session_id, trace_id, span_id, start_ns FROM abandon_candidates
-                 WHERE due_s <= ?1 ORDER BY due_s LIMIT ?2",
-            )?
-            .query_map(params![w.now_s, MAX_ABANDONS_PER_CHECK as i64], |row| {
-                let trace_id: Vec<u8> = row.get(1)?;
-                let span_id: Vec<u8> = row.get(2)?;
-                Ok((
-                    row.get(0)?,
-                    SpanRef::from_bytes(&trace_id, &span_id),
-                    row.get(3)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
+            .due_abandon_candidates(w.now_s, MAX_ABANDONS_PER_CHECK)?;
         if candidates.len() == MAX_ABANDONS_PER_CHECK {
             // More are due: look again at once.
             self.next_abandon_check = Some(now);
         }
         let mut emitted = Vec::new();
-        for (session_id, span, start_ns) in candidates {
-            w.conn
-                .prepare_cached("DELETE FROM abandon_candidates WHERE session_id = ?1")?
-                .execute([&session_id])?;
-            let Some(span) = span else { continue };
+        for candidate in candidates {
+            let session_id = candidate.session_id;
+            w.conn.drop_abandon_candidate(&session_id)?;
+            let Some(span) = candidate.span else { continue };
             // A later response of the session that arrived out of order, or feedback that
             // arrived before its response, means the session was not abandoned here.
-            if has_later_response(w.conn, &session_id, start_ns)? || has_feedback(w.conn, span)? {
+            if w.conn.has_later_response(&session_id, candidate.start_ns)?
+                || w.conn.has_feedback(span)?
+            {
                 continue;
             }
-            let Some(response) = crate::store::queries::response_by_span(w.conn, span)? else {
+            let Some(response) = w.conn.response_by_span(span)? else {
                 // Pruned since: nothing left to judge.
                 continue;
             };
@@ -351,103 +321,26 @@ impl Detectors {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Direction {
-    Previous,
-    Next,
-}
-
 /// The closest earlier (or later) response of the session, in another trace, that carried a
 /// query.
 fn neighbour(
-    conn: &Connection,
+    conn: &mut Connection,
     session_id: &str,
     turn: &Turn,
     direction: Direction,
-) -> rusqlite::Result<Option<Turn>> {
-    let sql = match direction {
-        Direction::Previous => {
-            "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
-                r.response_id, r.user_id, c.query
-             FROM responses r LEFT JOIN response_content c ON c.response = r.id
-             WHERE r.session_id = ?1 AND r.start_ns < ?2 AND r.trace_id != ?3
-                AND (r.fingerprint IS NOT NULL OR c.query IS NOT NULL)
-             ORDER BY r.start_ns DESC LIMIT 1"
-        }
-        Direction::Next => {
-            "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
-                r.response_id, r.user_id, c.query
-             FROM responses r LEFT JOIN response_content c ON c.response = r.id
-             WHERE r.session_id = ?1 AND r.start_ns > ?2 AND r.trace_id != ?3
-                AND (r.fingerprint IS NOT NULL OR c.query IS NOT NULL)
-             ORDER BY r.start_ns ASC LIMIT 1"
-        }
-    };
-    conn.prepare_cached(sql)?
-        .query_row(
-            params![session_id, turn.start_ns, &turn.span.trace_id[..]],
-            |row| {
-                let trace_id: Vec<u8> = row.get(0)?;
-                let span_id: Vec<u8> = row.get(1)?;
-                let start_ns: i64 = row.get(2)?;
-                let duration_us: i64 = row.get(3)?;
-                Ok(SpanRef::from_bytes(&trace_id, &span_id).map(|span| Turn {
-                    span,
-                    start_ns,
-                    end_ns: start_ns.saturating_add(duration_us.saturating_mul(1_000)),
-                    fingerprint: row.get(4).ok().flatten(),
-                    response_id: row.get(5).ok().flatten(),
-                    user_id: row.get(6).ok().flatten(),
-                    text: row.get(7).ok().flatten(),
-                    session_id: Some(session_id.to_owned()),
-                }))
-            },
-        )
-        .optional()
-        .map(Option::flatten)
-}
-
-/// Whether any feedback names this response span (joined, or linking to it).
-fn has_feedback(conn: &Connection, span: SpanRef) -> rusqlite::Result<bool> {
-    let ids = params![&span.trace_id[..], &span.span_id[..]];
-    let joined = conn
-        .prepare_cached(
-            "SELECT 1 FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2 LIMIT 1",
-        )?
-        .exists(ids)?;
-    Ok(joined
-        || conn
-            .prepare_cached(
-                "SELECT 1 FROM feedback WHERE link_trace_id = ?1 AND link_span_id = ?2 LIMIT 1",
-            )?
-            .exists(ids)?)
-}
-
-/// Whether this response span already has feedback with this signal.
-fn has_signal(conn: &Connection, span: SpanRef, signal: FeedbackSignal) -> rusqlite::Result<bool> {
-    let ids = params![&span.trace_id[..], &span.span_id[..], signal.as_str()];
-    let joined = conn
-        .prepare_cached(
-            "SELECT 1 FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2
-                AND signal = ?3 LIMIT 1",
-        )?
-        .exists(ids)?;
-    Ok(joined
-        || conn
-            .prepare_cached(
-                "SELECT 1 FROM feedback WHERE link_trace_id = ?1 AND link_span_id = ?2
-                    AND signal = ?3 LIMIT 1",
-            )?
-            .exists(ids)?)
-}
-
-fn has_later_response(
-    conn: &Connection,
-    session_id: &str,
-    start_ns: i64,
-) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM responses WHERE session_id = ?1 AND start_ns > ?2 LIMIT 1")?
-        .exists(params![session_id, start_ns])
+) -> Result<Option<Turn>, StoreError> {
+    let found =
+        conn.session_neighbour(session_id, turn.start_ns, &turn.span.trace_id, direction)?;
+    Ok(found.map(|found| Turn {
+        span: found.span,
+        start_ns: found.start_ns,
+        end_ns: found.end_ns,
+        fingerprint: found.fingerprint,
+        response_id: found.response_id,
+        user_id: found.user_id,
+        text: found.query,
+        session_id: Some(session_id.to_owned()),
+    }))
 }
 
 #[cfg(test)]

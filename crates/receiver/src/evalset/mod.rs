@@ -46,7 +46,7 @@ pub enum EvalsetError {
 
 impl From<rusqlite::Error> for EvalsetError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::Sqlite(error))
+        Self::Store(StoreError::from(error))
     }
 }
 

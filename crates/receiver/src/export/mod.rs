@@ -52,7 +52,6 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use prost::Message;
 use rand::Rng;
-use rusqlite::Connection;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -60,8 +59,10 @@ pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProto
 pub(crate) use config::{ExportFlags, Resolved};
 
 use crate::pipeline::Shared;
-use crate::store::{queries, OutboxRow, Store};
+use crate::store::{Store, StoreConfig};
 use client::Client;
+use closedloop_store::records::OutboxRow;
+use closedloop_store::{Access, Connection};
 
 /// The `service.name` of the exported failure-record spans.
 pub(crate) const SERVICE_NAME: &str = "closedloop";
@@ -110,7 +111,7 @@ pub(crate) enum Stop {
 pub(crate) struct Exporter {
     client: Client,
     reader: Option<Connection>,
-    path: std::path::PathBuf,
+    store_config: StoreConfig,
     store: Arc<Store>,
     shared: Arc<Shared>,
     max_batch: usize,
@@ -130,7 +131,7 @@ impl std::fmt::Debug for Exporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Exporter")
             .field("client", &self.client)
-            .field("path", &self.path)
+            .field("store", &self.store_config.path)
             .field("max_batch", &self.max_batch)
             .finish_non_exhaustive()
     }
@@ -150,7 +151,7 @@ impl Exporter {
     pub(crate) fn new(
         target: &Resolved,
         config: &ExportConfig,
-        path: std::path::PathBuf,
+        store_config: StoreConfig,
         store: Arc<Store>,
         shared: Arc<Shared>,
         stop: watch::Receiver<Stop>,
@@ -158,7 +159,7 @@ impl Exporter {
         Ok(Exporter {
             client: Client::new(target)?,
             reader: None,
-            path,
+            store_config,
             store,
             shared,
             max_batch: config.max_batch_spans.max(1),
@@ -221,17 +222,20 @@ impl Exporter {
 
     async fn read(&mut self, limit: usize) -> Result<Vec<OutboxRow>, String> {
         let reader = self.reader.take();
-        let path = self.path.clone();
+        let store_config = self.store_config.clone();
         // The connection moves to the blocking thread and back, so it is never shared.
         let joined = tokio::task::spawn_blocking(move || {
             let reader = match reader {
                 Some(reader) => reader,
-                None => match Store::reader(&path) {
+                None => match Connection::open(&store_config, Access::Reader) {
                     Ok(reader) => reader,
                     Err(error) => return (None, Err(error.to_string())),
                 },
             };
-            let rows = queries::read_outbox(&reader, 0, limit).map_err(|error| error.to_string());
+            let mut reader = reader;
+            let rows = reader
+                .read_outbox(0, limit)
+                .map_err(|error| error.to_string());
             (Some(reader), rows)
         })
         .await;

@@ -46,7 +46,7 @@ pub enum ReportError {
 
 impl From<rusqlite::Error> for ReportError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::Sqlite(error))
+        Self::Store(StoreError::from(error))
     }
 }
 

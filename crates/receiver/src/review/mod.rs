@@ -125,7 +125,7 @@ pub enum ReviewError {
 
 impl From<rusqlite::Error> for ReviewError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::Sqlite(error))
+        Self::Store(StoreError::from(error))
     }
 }
 
@@ -287,7 +287,7 @@ pub(crate) fn auto_sample(
     conn: &mut Connection,
     config: &ReviewConfig,
     now_s: i64,
-) -> rusqlite::Result<Vec<(String, usize)>> {
+) -> Result<Vec<(String, usize)>, StoreError> {
     if config.daily_sample_size == 0 {
         return Ok(Vec::new());
     }
@@ -320,7 +320,7 @@ pub(crate) fn auto_sample(
         ) {
             Ok(outcome) => drawn.push((outcome.day, outcome.sampled)),
             Err(ReviewError::AlreadySampled { .. }) => {}
-            Err(ReviewError::Store(StoreError::Sqlite(error))) => return Err(error),
+            Err(ReviewError::Store(error)) => return Err(error),
             Err(_) => {}
         }
     }
@@ -494,10 +494,11 @@ pub fn label(
     id: i64,
     label: &Label,
 ) -> Result<ReviewItem, ReviewError> {
-    let mut conn = direct::open(path)?;
+    let mut conn = direct::open_connection(path)?;
     let found = direct::write(&mut conn, settings, |w| {
         let target: Option<(Vec<u8>, Vec<u8>)> = w
             .conn
+            .sqlite()?
             .prepare_cached("SELECT trace_id, span_id FROM review_queue WHERE id = ?1")?
             .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
@@ -536,6 +537,7 @@ pub fn label(
         joiner.feedback(w, feedback)?;
         joiner.expire(w, Instant::now() + std::time::Duration::from_secs(1))?;
         w.conn
+            .sqlite()?
             .prepare_cached(
                 "UPDATE review_queue SET label = ?2, labelled_s = ?3, category = ?4,
                     expected = ?5, note = ?6, feedback_id = ?7

@@ -12,10 +12,6 @@
 //! so it never races with the writes it depends on. Readers (the exporter reading its
 //! outbox) use their own connections, which WAL lets run beside the writer.
 
-pub(crate) mod codec;
-mod config;
-pub(crate) mod queries;
-mod schema;
 pub(crate) mod writer;
 
 use std::path::Path;
@@ -23,47 +19,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags};
+use closedloop_store::records::PruneReport;
+use closedloop_store::{Access, Connection};
 use tokio::sync::oneshot;
 
-pub use config::{StoreConfig, Synchronous};
-pub(crate) use queries::{OutboxRow, PruneReport};
+pub use closedloop_store::{StoreConfig, StoreError, Synchronous};
 
 use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
 use crate::pipeline::Shared;
 use crate::records::{Feedback, Response, Retrieval};
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// SQLite reported an error.
-    #[error("sqlite error")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A group commit failed; every request in it gets this error.
-    #[error("store write failed")]
-    Write(#[source] Arc<rusqlite::Error>),
-    /// The store directory could not be created.
-    #[error("cannot create store directory")]
-    CreateDir(#[source] std::io::Error),
-    /// The store file was written by a newer receiver.
-    #[error("store schema version {found} is newer than this receiver supports ({supported})")]
-    TooNew {
-        /// The version found in the file.
-        found: i64,
-        /// The newest version this receiver knows.
-        supported: i64,
-    },
-    /// The writer thread could not be started.
-    #[error("cannot start store writer thread")]
-    Spawn(#[source] std::io::Error),
-    /// The writer thread has stopped.
-    #[error("store writer stopped")]
-    WriterStopped,
+/// The list encoding of BLOB columns, for the commands that decode them.
+pub(crate) mod codec {
+    pub(crate) use closedloop_store::decode_strings;
 }
 
 /// The spans of one ingest request that the store keeps.
@@ -131,11 +101,6 @@ pub(crate) enum Rejected {
     Stopped,
 }
 
-/// The writer connection's page cache, in KiB.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
-/// WAL pages after which the writer checkpoints (SQLite's default is 1000).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
-
 /// The most commands (requests) waiting for the writer, whatever their size.
 const MAX_QUEUED_COMMANDS: usize = 4096;
 
@@ -148,22 +113,6 @@ pub(crate) struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// How long a connection waits for a lock another connection holds.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Opens a connection with the settings every connection of the store uses.
-fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // Without the query planner stability guarantee, SQLite (built with STAT4) marks cached
-    // statements whose plan might depend on a bound value (the detectors' range scans over
-    // the session index) for re-preparation at every new binding: parsing and planning the
-    // statement again on every execution cost the writer most of its time. The plans chosen
-    // without statistics are the ones wanted anyway.
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-    Ok(conn)
-}
-
 impl Store {
     /// Opens (creates, migrates) the store and starts its writer thread.
     pub(crate) fn open(
@@ -172,35 +121,8 @@ impl Store {
         detectors: &DetectorsConfig,
         shared: Arc<Shared>,
     ) -> Result<Store, StoreError> {
-        if let Some(dir) = config
-            .path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(StoreError::CreateDir)?;
-        }
-        let mut conn = connect(&config.path, OpenFlags::default())?;
-        // Must precede the first table; a no-op on an existing file.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match config.synchronous {
-                Synchronous::Full => "FULL",
-                Synchronous::Normal => "NORMAL",
-            },
-        )?;
-        conn.pragma_update(None, "foreign_keys", false)?;
-        // Random-keyed indexes (trace and span ids, feedback ids) touch a different page per
-        // row: SQLite's default 2 MiB page cache makes each insert re-read pages it wrote a
-        // moment ago. A bigger cache and fewer, larger checkpoints keep hot pages in memory
-        // and let repeated writes to a page between checkpoints coalesce.
-        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB.wrapping_neg())?;
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-        schema::migrate(&mut conn)?;
-
-        let pending_outbox = queries::outbox_len(&conn)?;
+        let mut conn = Connection::open(config, Access::Writer)?;
+        let pending_outbox = conn.outbox_len()?;
         shared
             .counters
             .export_pending
@@ -217,7 +139,7 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("closedloop-store".into())
             .spawn(move || worker.run(receiver))
-            .map_err(StoreError::Spawn)?;
+            .map_err(|error| StoreError::Spawn(error.into()))?;
         Ok(Store {
             commands: Mutex::new(Some(commands)),
             queued,
@@ -226,21 +148,20 @@ impl Store {
         })
     }
 
-    /// Opens a read-write connection to an existing store file and brings its schema up to
-    /// date, for commands that work on the store beside (or without) a running receiver.
-    pub(crate) fn direct(path: &Path) -> Result<Connection, StoreError> {
-        let mut conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
-        schema::migrate(&mut conn)?;
-        Ok(conn)
+    /// Opens a read-write connection to an existing SQLite store file and brings its schema
+    /// up to date, for the commands that work on the store beside (or without) a running
+    /// receiver and still run their statements on SQLite itself.
+    pub(crate) fn direct(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+        Self::command(path)?.into_sqlite()
     }
 
-    /// Opens a read-only connection, for the exporter.
-    pub(crate) fn reader(path: &Path) -> Result<Connection, StoreError> {
-        connect(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+    /// Opens a connection to an existing store file for a command, migrated.
+    pub(crate) fn command(path: &Path) -> Result<Connection, StoreError> {
+        let config = StoreConfig {
+            path: path.to_owned(),
+            ..StoreConfig::default()
+        };
+        Connection::open(&config, Access::Command)
     }
 
     fn send(&self, command: Command, bounded: bool) -> Result<(), Rejected> {

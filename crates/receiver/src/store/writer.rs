@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use closedloop_semconv::attribute::{
     FailureCategory, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
 };
-use rusqlite::{Connection, TransactionBehavior};
+use closedloop_store::records::{PruneReport, PruneSettings};
+use closedloop_store::Connection;
 use tracing::{debug, error, info, warn};
 
-use super::queries::{self, Interner};
 use super::{Command, FeedbackWrite, StoreConfig, StoreError};
 use crate::join::{Joiner, Tx};
 use crate::pipeline::Shared;
@@ -19,7 +19,6 @@ use crate::pipeline::Shared;
 pub(super) struct Writer {
     conn: Connection,
     joiner: Joiner,
-    interner: Interner,
     shared: Arc<Shared>,
     queued: Arc<AtomicUsize>,
     config: StoreConfig,
@@ -40,7 +39,7 @@ const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 enum Done {
     Unit,
     Feedback(FeedbackWrite),
-    Prune(queries::PruneReport),
+    Prune(PruneReport),
 }
 
 pub(crate) fn unix_now_s() -> i64 {
@@ -60,7 +59,6 @@ impl Writer {
         Self {
             conn,
             joiner,
-            interner: Interner::default(),
             shared,
             queued,
             config,
@@ -131,7 +129,7 @@ impl Writer {
         // The WAL counts against `store.max_size_mib`: once it holds a tenth of the limit, a
         // prune first moves it into the database, so what is measured is data, not old
         // copies of pages.
-        if prunes && queries::wal_bytes(&self.conn) > max_bytes / 10 {
+        if prunes && self.conn.wal_bytes() > max_bytes / 10 {
             self.checkpoint();
         }
         let result = self.apply(batch, &mut effects);
@@ -202,15 +200,13 @@ impl Writer {
             }
             Err(error) => {
                 error!(%error, commands = count, "Group commit failed; rolled back.");
-                // In-memory state may describe rows that were rolled back: the interner
-                // forgets its ids, and the joiner is rebuilt from the store at the start of
-                // the next transaction (which retries until one commits), so waiting feedback
-                // is never forgotten.
-                self.interner.clear();
+                // In-memory state may describe rows that were rolled back: the connection's
+                // interner forgot its ids in the rollback, and the joiner is rebuilt from the
+                // store at the start of the next transaction (which retries until one
+                // commits), so waiting feedback is never forgotten.
                 self.reload_at = Some(Instant::now() + RELOAD_RETRY);
-                let error = Arc::new(error);
                 for command in batch.drain(..) {
-                    answer(command, Err(Arc::clone(&error)));
+                    answer(command, Err(error.clone()));
                 }
             }
         }
@@ -219,28 +215,23 @@ impl Writer {
     /// Checkpoints and truncates the WAL. A reader still on an older snapshot would make it
     /// wait: the writer waits briefly, not the usual busy timeout, and a checkpoint left
     /// undone is tried again at the next prune.
-    fn checkpoint(&self) {
-        let _ = self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT);
-        if let Err(error) = queries::truncate_wal(&self.conn) {
+    fn checkpoint(&mut self) {
+        if let Err(error) = self.conn.checkpoint(CHECKPOINT_BUSY_TIMEOUT) {
             warn!(%error, "Cannot checkpoint the store's WAL.");
         }
-        let _ = self.conn.busy_timeout(super::BUSY_TIMEOUT);
     }
 
     fn apply(
         &mut self,
         batch: &mut [Command],
         effects: &mut Effects,
-    ) -> Result<Vec<Done>, rusqlite::Error> {
+    ) -> Result<Vec<Done>, StoreError> {
         let now_s = unix_now_s();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut tx = self.conn.transaction()?;
         let mut done = Vec::with_capacity(batch.len());
         {
             let mut w = Tx {
-                conn: &tx,
-                interner: &mut self.interner,
+                conn: &mut tx,
                 now_s,
                 store_content: self.config.store_content,
                 export: self.shared.export_enabled,
@@ -261,13 +252,16 @@ impl Writer {
                         Done::Feedback(self.joiner.feedback(&mut w, feedback)?)
                     }
                     Command::OutboxSent { ids, .. } => {
-                        w.effects.outbox_deleted += queries::delete_outbox(w.conn, ids)?;
+                        w.effects.outbox_deleted += w.conn.delete_outbox(ids)?;
                         Done::Unit
                     }
                     Command::Prune { .. } => {
                         let cutoff = now_s.saturating_sub(self.config.retention_secs as i64);
                         let max_bytes = self.config.max_size_mib.saturating_mul(1 << 20);
-                        let report = queries::prune(w.conn, cutoff, max_bytes)?;
+                        let report = w.conn.prune(&PruneSettings {
+                            cutoff_s: cutoff,
+                            max_bytes,
+                        })?;
                         w.effects.outbox_deleted += report.outbox;
                         Done::Prune(report)
                     }
@@ -293,31 +287,23 @@ pub(crate) struct Effects {
     pub(crate) notifications_added: usize,
 }
 
-fn answer(command: Command, result: Result<Done, Arc<rusqlite::Error>>) {
+fn answer(command: Command, result: Result<Done, StoreError>) {
     // A caller that went away (cancelled request) no longer needs the answer.
     match command {
         Command::Ingest { reply, .. } | Command::OutboxSent { reply, .. } => {
-            let _ = reply.send(result.map(|_| ()).map_err(StoreError::Write));
+            let _ = reply.send(result.map(|_| ()));
         }
         Command::Feedback { reply, .. } => {
-            let _ = reply.send(
-                result
-                    .map(|done| match done {
-                        Done::Feedback(write) => write,
-                        _ => FeedbackWrite::Recorded,
-                    })
-                    .map_err(StoreError::Write),
-            );
+            let _ = reply.send(result.map(|done| match done {
+                Done::Feedback(write) => write,
+                _ => FeedbackWrite::Recorded,
+            }));
         }
         Command::Prune { reply, .. } => {
-            let _ = reply.send(
-                result
-                    .map(|done| match done {
-                        Done::Prune(report) => report,
-                        _ => queries::PruneReport::default(),
-                    })
-                    .map_err(StoreError::Write),
-            );
+            let _ = reply.send(result.map(|done| match done {
+                Done::Prune(report) => report,
+                _ => PruneReport::default(),
+            }));
         }
     }
 }

@@ -26,6 +26,7 @@ pub use store::{list, set_status, ListFilter, TriageError, TriageItem, TriageNot
 use crate::join::Tx;
 use crate::records::{Response, SpanRef};
 use crate::rules::Decision;
+use crate::store::StoreError;
 use crate::vocab::TriageStatus;
 
 /// The triage fields of one failure-record revision.
@@ -115,8 +116,8 @@ pub(crate) fn after_upsert(
     decision: &Decision,
     response: Option<&Response>,
     created: bool,
-) -> rusqlite::Result<Assignment> {
-    let current = store::assignment(w.conn, key)?;
+) -> Result<Assignment, StoreError> {
+    let current = store::assignment(w.conn.sqlite()?, key)?;
     let Some((mut assignment, created_s)) = current else {
         return Ok(Assignment {
             owner: None,
@@ -128,14 +129,14 @@ pub(crate) fn after_upsert(
         let (owner, sla) = route(&w.triage.config, decision, response);
         let due_s = sla.map(|sla| created_s.saturating_add(sla.min(i64::MAX as u64) as i64));
         if owner != assignment.owner || due_s != assignment.due_s {
-            store::set_assignment(w.conn, key, owner.as_deref(), due_s)?;
+            store::set_assignment(w.conn.sqlite()?, key, owner.as_deref(), due_s)?;
             assignment.owner = owner;
             assignment.due_s = due_s;
         }
     }
     if created && w.triage.notify_new {
         let payload = notify::new_failure_payload(key, decision, &assignment, response);
-        store::queue_notification(w.conn, w.now_s, notify::KIND_NEW, &payload)?;
+        store::queue_notification(w.conn.sqlite()?, w.now_s, notify::KIND_NEW, &payload)?;
         w.effects.notifications_added += 1;
     }
     Ok(assignment)

@@ -124,9 +124,9 @@ struct Db {
 }
 
 impl Db {
-    async fn run<T: Send + 'static>(
+    async fn run<T: Send + 'static, E: std::fmt::Display>(
         &mut self,
-        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, String> {
         let conn = self.conn.take();
         let path = self.path.clone();
@@ -205,7 +205,7 @@ pub(crate) async fn background(
                     let now_s = unix_now_s();
                     let sla = store::check_sla(conn, now_s, breach)?;
                     let sampled = crate::review::auto_sample(conn, &review, now_s)?;
-                    Ok((sla, sampled))
+                    Ok::<_, crate::store::StoreError>((sla, sampled))
                 })
                 .await;
             match checked {

@@ -196,7 +196,7 @@ pub enum TriageError {
 
 impl From<rusqlite::Error> for TriageError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::Sqlite(error))
+        Self::Store(StoreError::from(error))
     }
 }
 
@@ -379,11 +379,12 @@ pub fn set_status(
     note: Option<&str>,
 ) -> Result<i64, TriageError> {
     let key = parse_failure_id(id).ok_or_else(|| TriageError::BadId(id.to_owned()))?;
-    let mut conn = direct::open(path)?;
+    let mut conn = direct::open_connection(path)?;
     let revision = direct::write(&mut conn, settings, |w| {
         let [trace_id, span_id] = key_params(key);
         let changed = w
             .conn
+            .sqlite()?
             .prepare_cached(
                 "UPDATE failures SET triage_status = ?3 WHERE trace_id = ?1 AND span_id = ?2",
             )?
@@ -392,6 +393,7 @@ pub fn set_status(
             return Ok(None);
         }
         w.conn
+            .sqlite()?
             .prepare_cached(
                 "INSERT INTO triage_notes (trace_id, span_id, time_s, status, note)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

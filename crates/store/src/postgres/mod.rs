@@ -5,7 +5,9 @@
 //! commit after another, on either engine. Statements are prepared once per connection.
 
 use std::error::Error;
+use std::time::Duration;
 
+use postgres::error::SqlState;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use crate::connection::Access;
@@ -13,6 +15,11 @@ use crate::db::{numbered_placeholders, Column, StatementCache, Value};
 use crate::error::{Result, StoreError};
 
 pub(crate) mod schema;
+#[cfg(test)]
+mod tests;
+
+/// How long connecting may take when the connection string sets no `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `url` for `access`; writers and commands bring the schema up to date.
 pub(crate) fn open(url: &str, access: Access) -> Result<Client> {
@@ -24,57 +31,160 @@ pub(crate) fn open(url: &str, access: Access) -> Result<Client> {
 }
 
 /// One PostgreSQL connection with its prepared statements.
+///
+/// A connection the server dropped (a restart, a failover, an idle timeout) is opened again
+/// at the next transaction, or at the next statement outside one: a transaction it was in is
+/// lost with it (the server rolled it back), and its caller saw the error.
 pub(crate) struct Client {
+    config: postgres::Config,
     client: postgres::Client,
     statements: StatementCache<postgres::Statement>,
+    /// Between `BEGIN` and its `COMMIT` or `ROLLBACK`.
+    in_transaction: bool,
+    /// The first error inside the open transaction: PostgreSQL ignores every later statement
+    /// of the transaction and turns its `COMMIT` into a rollback, so the commit reports this.
+    aborted: Option<StoreError>,
+    /// An error said the server ended the connection (which the client may notice later).
+    lost: bool,
 }
 
 impl Client {
     /// Connects to `url` (a libpq connection string or `postgres://` URL).
     pub(crate) fn connect(url: &str) -> Result<Self> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|error: postgres::Error| StoreError::Config(format!("store.url: {error}")))?;
-        let client = config
-            .connect(postgres::NoTls)
-            .map_err(StoreError::postgres)?;
+        if config.get_application_name().is_none() {
+            config.application_name("closedloop");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let client = connect(&config)?;
         Ok(Self {
+            config,
             client,
             statements: StatementCache::default(),
+            in_transaction: false,
+            aborted: None,
+            lost: false,
         })
     }
 
+    /// Opens the connection again when the server dropped it, outside a transaction.
+    fn reconnect_if_closed(&mut self) -> Result<()> {
+        if self.is_lost() && !self.in_transaction {
+            self.reconnect()?;
+        }
+        Ok(())
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost || self.client.is_closed()
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        self.statements.clear();
+        self.client = connect(&self.config)?;
+        self.lost = false;
+        tracing::info!("Reconnected to PostgreSQL.");
+        Ok(())
+    }
+
+    /// Maps an error, remembering it when it aborted the open transaction.
+    fn fail(&mut self, error: postgres::Error) -> StoreError {
+        self.lost |= ends_connection(&error);
+        let error = StoreError::postgres(error);
+        if self.in_transaction && self.aborted.is_none() {
+            self.aborted = Some(error.clone());
+        }
+        error
+    }
+
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
+        self.reconnect_if_closed()?;
         let client = &mut self.client;
-        self.statements.get_or_prepare(sql, |sql| {
+        let mut failed = None;
+        let statement = self.statements.get_or_prepare(sql, |sql| {
             client
                 .prepare(&numbered_placeholders(sql))
-                .map_err(StoreError::postgres)
-        })
+                .map_err(|error| {
+                    failed = Some(error);
+                    StoreError::WriterStopped
+                })
+        });
+        match (statement, failed) {
+            (Ok(statement), _) => Ok(statement),
+            (Err(_), Some(error)) => Err(self.fail(error)),
+            (Err(error), None) => Err(error),
+        }
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
         let statement = self.prepare(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as _).collect();
-        self.client
-            .execute(&statement, &params)
-            .map_err(StoreError::postgres)
+        let result = self.client.execute(&statement, &params);
+        result.map_err(|error| self.fail(error))
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Vec<postgres::Row>> {
         let statement = self.prepare(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as _).collect();
-        self.client
-            .query(&statement, &params)
-            .map_err(StoreError::postgres)
+        let result = self.client.query(&statement, &params);
+        result.map_err(|error| self.fail(error))
     }
 
     pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
-        let result = self.client.batch_execute(sql).map_err(StoreError::postgres);
-        if result.is_err() && self.client.is_closed() {
-            self.statements.clear();
+        self.reconnect_if_closed()?;
+        let result = self.client.batch_execute(sql);
+        result.map_err(|error| self.fail(error))
+    }
+
+    /// Starts a transaction with `begin` (`BEGIN ...`). A connection found dropped here is
+    /// opened again: nothing was in flight on it.
+    pub(crate) fn begin(&mut self, begin: &str) -> Result<()> {
+        if self.in_transaction {
+            // A transaction left open by an error on a dropped connection: it is gone.
+            self.rollback()?;
         }
-        result
+        self.reconnect_if_closed()?;
+        if let Err(error) = self.client.batch_execute(begin) {
+            if !(ends_connection(&error) || self.client.is_closed()) {
+                return Err(StoreError::postgres(error));
+            }
+            self.reconnect()?;
+            self.client
+                .batch_execute(begin)
+                .map_err(|error| self.fail(error))?;
+        }
+        self.in_transaction = true;
+        self.aborted = None;
+        Ok(())
+    }
+
+    /// Commits the open transaction, or reports why PostgreSQL will not (an earlier error
+    /// aborted it; it is rolled back).
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        if let Some(error) = self.aborted.take() {
+            self.rollback()?;
+            return Err(error);
+        }
+        let result = self.client.batch_execute("COMMIT");
+        self.in_transaction = false;
+        result.map_err(StoreError::postgres)
+    }
+
+    /// Rolls back the open transaction; a no-op on a dropped connection (the server rolled
+    /// it back when the connection went).
+    pub(crate) fn rollback(&mut self) -> Result<()> {
+        self.in_transaction = false;
+        self.aborted = None;
+        if self.is_lost() {
+            return Ok(());
+        }
+        self.client
+            .batch_execute("ROLLBACK")
+            .map_err(StoreError::postgres)
     }
 
     /// Takes transaction-scoped advisory locks on `keys`, which the caller sorted.
@@ -85,10 +195,87 @@ impl Client {
         let statement = self.prepare(
             "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(?1::BIGINT[]) AS k ORDER BY k) AS keys",
         )?;
-        self.client
-            .query_one(&statement, &[&keys])
-            .map(|_| ())
-            .map_err(StoreError::postgres)
+        let result = self.client.query_one(&statement, &[&keys]);
+        result.map(|_| ()).map_err(|error| self.fail(error))
+    }
+}
+
+/// Whether `error` means the server ended the connection: the client closed it, the socket
+/// failed, or the server sent a FATAL error (it was shut down or terminated the backend).
+fn ends_connection(error: &postgres::Error) -> bool {
+    error.is_closed()
+        || error
+            .as_db_error()
+            .is_some_and(|db| db.parsed_severity() == Some(postgres::error::Severity::Fatal))
+        || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+}
+
+/// Connects, with an error that says where and what to check.
+fn connect(config: &postgres::Config) -> Result<postgres::Client> {
+    config
+        .connect(postgres::NoTls)
+        .map_err(|error| StoreError::Connect {
+            target: describe(config),
+            hint: hint(config, &error),
+            cause: std::sync::Arc::new(crate::error::PostgresError(error)),
+        })
+}
+
+/// Host, port, database and user of `config`, for errors; never the password.
+fn describe(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let host = match host {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            let port = config
+                .get_ports()
+                .get(index)
+                .or(config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost:5432".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    format!(
+        "{hosts}, database {:?} as user {:?}",
+        config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or_default(),
+        config.get_user().unwrap_or_default()
+    )
+}
+
+/// What to check when connecting failed with `error`.
+fn hint(config: &postgres::Config, error: &postgres::Error) -> &'static str {
+    let code = error.code();
+    if code == Some(&SqlState::INVALID_PASSWORD)
+        || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+    {
+        "check the user and password in store.url (or CLOSEDLOOP_STORE_URL), and that the server's pg_hba.conf admits this client without TLS"
+    } else if code == Some(&SqlState::INVALID_CATALOG_NAME) {
+        "create the database (createdb) or name an existing one in store.url"
+    } else if code == Some(&SqlState::TOO_MANY_CONNECTIONS) {
+        "the server has no connection slot left: raise its max_connections or run fewer receivers"
+    } else if code == Some(&SqlState::CANNOT_CONNECT_NOW) {
+        "the server is starting or stopping; start the receiver again once it is up"
+    } else if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        "closedloop connects without TLS: remove sslmode=require from store.url and reach the server over a trusted network or a local TLS tunnel"
+    } else if code.is_some() {
+        "the server refused the connection; see its log"
+    } else {
+        "check that the server runs and listens on that host and port (listen_addresses, firewalls), and store.url (or CLOSEDLOOP_STORE_URL)"
     }
 }
 
@@ -167,8 +354,19 @@ impl ToSql for Value<'_> {
                 Type::FLOAT4 => (value as f32).to_sql(ty, out),
                 _ => Err(format!("a real cannot be bound to a {ty} parameter").into()),
             },
-            Value::Text(value) => value.to_sql(ty, out),
-            Value::Blob(value) => value.to_sql(ty, out),
+            Value::Text(value) => match *ty {
+                // PostgreSQL text cannot hold NUL, which client input may carry (JSON
+                // allows "\u0000"): it is stored as U+FFFD rather than failing the batch.
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME if value.contains('\0') => {
+                    value.replace('\0', "\u{fffd}").as_str().to_sql(ty, out)
+                }
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => value.to_sql(ty, out),
+                _ => Err(format!("text cannot be bound to a {ty} parameter").into()),
+            },
+            Value::Blob(value) => match *ty {
+                Type::BYTEA => value.to_sql(ty, out),
+                _ => Err(format!("a blob cannot be bound to a {ty} parameter").into()),
+            },
         }
     }
 

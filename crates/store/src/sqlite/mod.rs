@@ -1,6 +1,7 @@
 //! The SQLite engine: one file in WAL mode, embedded, written by one connection at a time.
 
 pub(crate) mod schema;
+pub(crate) mod size;
 
 use std::path::Path;
 use std::time::Duration;

@@ -215,6 +215,13 @@ CREATE UNIQUE INDEX feedback_idempotency ON feedback (
 );
 ";
 
+/// A webhook notification being sent is leased to the receiver sending it until
+/// `leased_until_s` (Unix seconds; 0: not leased), so a receiver that dies mid-delivery lets
+/// the row go when the lease expires.
+const NOTIFICATION_LEASES: &str = "
+ALTER TABLE notifications ADD COLUMN leased_until_s INTEGER NOT NULL DEFAULT 0;
+";
+
 /// One schema step: its SQL, then the rows it rewrites (values only Rust computes).
 struct Migration {
     sql: &'static str,
@@ -241,6 +248,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: "",
         backfill: Some(scope_feedback_ids_to_the_judged_response),
     },
+    sql(NOTIFICATION_LEASES),
 ];
 
 /// The column constraint that made idempotency ids global.

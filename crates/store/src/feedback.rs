@@ -1,0 +1,120 @@
+//! Feedback rows: stored on arrival, then joined to the response they judge.
+
+use closedloop_semconv::attribute::{FailureCategory, FeedbackKind, FeedbackSignal};
+
+use crate::connection::Connection;
+use crate::db::values;
+use crate::error::Result;
+use crate::records::{Feedback, FeedbackState, NegativeRow, SpanRef, WaitingRow};
+use crate::responses::span_ref;
+
+impl Connection {
+    /// Stores a feedback item; `None` when its idempotency id was seen before for the same
+    /// judged response (the span it links to or, without one, its response id; see the
+    /// schema's `feedback_idempotency` index), else the new row.
+    pub fn insert_feedback(
+        &mut self,
+        feedback: &Feedback,
+        received_s: i64,
+        state: FeedbackState,
+    ) -> Result<Option<i64>> {
+        let span = feedback.span;
+        let target = feedback.target;
+        self.db.query_value(
+            "INSERT INTO feedback (feedback_id, received_s, time_ns, span_trace_id,
+                span_span_id, link_trace_id, link_span_id, response_id, state, signal, kind,
+                value, category, source, comment, session_id, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+             ON CONFLICT DO NOTHING RETURNING id",
+            values![
+                &feedback.feedback_id,
+                received_s,
+                feedback.time_unix_nano as i64,
+                span.as_ref().map(|span| &span.trace_id),
+                span.as_ref().map(|span| &span.span_id),
+                target.as_ref().map(|span| &span.trace_id),
+                target.as_ref().map(|span| &span.span_id),
+                feedback.response_id.as_deref(),
+                state as i64,
+                feedback.signal.as_str(),
+                feedback.kind.as_str(),
+                feedback.value,
+                feedback.category.map(|category| category.as_str()),
+                feedback.source.as_str(),
+                feedback.comment.as_deref(),
+                feedback.session_id.as_deref(),
+                feedback.user_id.as_deref(),
+            ],
+        )
+    }
+
+    /// Attaches a feedback row to the failure record (judged span) it belongs to.
+    pub fn set_feedback_target(
+        &mut self,
+        row: i64,
+        target: SpanRef,
+        state: FeedbackState,
+    ) -> Result<()> {
+        self.db.execute(
+            "UPDATE feedback SET target_trace_id = ?2, target_span_id = ?3, state = ?4 WHERE id = ?1",
+            values![row, &target.trace_id, &target.span_id, state as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Changes a feedback row's state only.
+    pub fn set_feedback_state(&mut self, row: i64, state: FeedbackState) -> Result<()> {
+        self.db.execute(
+            "UPDATE feedback SET state = ?2 WHERE id = ?1",
+            values![row, state as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Every feedback row still waiting, oldest first (to rebuild the joiner after a restart).
+    pub fn waiting_feedback(&mut self) -> Result<Vec<WaitingRow>> {
+        self.db.query(
+            "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+                response_id
+             FROM feedback WHERE state = 0 ORDER BY id",
+            values![],
+            |row| {
+                Ok(WaitingRow {
+                    row: row.get(0)?,
+                    received_s: row.get(1)?,
+                    span: span_ref(row.get(2)?, row.get(3)?),
+                    link: span_ref(row.get(4)?, row.get(5)?),
+                    response_id: row.get(6)?,
+                })
+            },
+        )
+    }
+
+    /// The negative feedback of the failure record keyed by `key`, oldest first. A signal
+    /// this closedloop does not know (written by a newer one) is skipped.
+    pub fn negatives(&mut self, key: SpanRef) -> Result<Vec<NegativeRow>> {
+        let rows = self.db.query(
+            "SELECT signal, kind, category, span_trace_id, span_span_id, time_ns FROM feedback
+             WHERE target_trace_id = ?1 AND target_span_id = ?2 AND state IN (1, 2)
+             ORDER BY id",
+            values![&key.trace_id, &key.span_id],
+            |row| {
+                let signal: String = row.get(0)?;
+                let Ok(signal) = signal.parse::<FeedbackSignal>() else {
+                    return Ok(None);
+                };
+                let kind: String = row.get(1)?;
+                let category: Option<String> = row.get(2)?;
+                Ok(Some(NegativeRow {
+                    signal,
+                    kind: kind.parse().unwrap_or(FeedbackKind::Explicit),
+                    category: category
+                        .and_then(|category| category.parse::<FailureCategory>().ok()),
+                    span: span_ref(row.get(3)?, row.get(4)?),
+                    time_ns: row.get(5)?,
+                }))
+            },
+        )?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+}

@@ -1,0 +1,241 @@
+//! Pruning: by retention time on both engines, and by size on SQLite, whose file the
+//! receiver must keep under `store.max_size_mib`.
+
+use crate::connection::Connection;
+use crate::db::{values, Db};
+use crate::error::Result;
+use crate::records::{PruneReport, PruneSettings};
+use crate::{sqlite, Engine};
+
+/// Responses no failure record and no waiting feedback needs, among `{scope}`.
+const UNNEEDED_RESPONSES: &str = "SELECT id FROM responses r WHERE {scope}
+    AND NOT EXISTS (SELECT 1 FROM failures f
+        WHERE f.trace_id = r.trace_id AND f.span_id = r.span_id)
+    AND NOT EXISTS (SELECT 1 FROM feedback w
+        WHERE w.link_trace_id = r.trace_id AND w.link_span_id = r.span_id AND w.state = 0)";
+
+/// Feedback no failure record needs and that waits for nothing, among `{scope}`.
+const UNNEEDED_FEEDBACK: &str = "DELETE FROM feedback WHERE {scope} AND state <> 0
+    AND (target_trace_id IS NULL OR NOT EXISTS (SELECT 1 FROM failures f
+        WHERE f.trace_id = feedback.target_trace_id AND f.span_id = feedback.target_span_id))";
+
+/// Deletes the responses of `scope` (a condition on `r`, with `?1`) that nothing needs, with
+/// their content.
+fn delete_responses(db: &mut Db, scope: &str, bound: i64) -> Result<usize> {
+    let select = UNNEEDED_RESPONSES.replace("{scope}", scope);
+    db.execute(
+        &format!("DELETE FROM response_content WHERE response IN ({select})"),
+        values![bound],
+    )?;
+    Ok(db.execute(
+        &format!("DELETE FROM responses WHERE id IN ({select})"),
+        values![bound],
+    )? as usize)
+}
+
+fn delete_feedback(db: &mut Db, scope: &str, bound: i64) -> Result<usize> {
+    Ok(db.execute(&UNNEEDED_FEEDBACK.replace("{scope}", scope), values![bound])? as usize)
+}
+
+/// Deletes the failure records chosen by `select` (keys, with `?1`), with the feedback and
+/// the response that belong to them alone. Returns (records, feedback, responses).
+fn delete_failures(db: &mut Db, select: &str, param: i64) -> Result<(usize, usize, usize)> {
+    let keys: Vec<(Vec<u8>, Vec<u8>)> =
+        db.query(select, values![param], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let mut deleted = (0, 0, 0);
+    for (trace_id, span_id) in keys {
+        deleted.0 += db.execute(
+            "DELETE FROM failures WHERE trace_id = ?1 AND span_id = ?2",
+            values![&trace_id, &span_id],
+        )? as usize;
+        deleted.1 += db.execute(
+            "DELETE FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2
+                AND state <> 0",
+            values![&trace_id, &span_id],
+        )? as usize;
+        let response = db.query_value::<i64>(
+            "SELECT id FROM responses r WHERE trace_id = ?1 AND span_id = ?2
+                AND NOT EXISTS (SELECT 1 FROM feedback w WHERE w.link_trace_id = r.trace_id
+                    AND w.link_span_id = r.span_id AND w.state = 0)",
+            values![&trace_id, &span_id],
+        )?;
+        if let Some(id) = response {
+            db.execute(
+                "DELETE FROM response_content WHERE response = ?1",
+                values![id],
+            )?;
+            deleted.2 += db.execute("DELETE FROM responses WHERE id = ?1", values![id])? as usize;
+        }
+    }
+    Ok(deleted)
+}
+
+/// The first id of a table whose `column` is at or after `cutoff_s` (rows are appended in
+/// time order, so older rows are a prefix of the table).
+fn first_kept(db: &mut Db, table: &str, column: &str, cutoff_s: i64) -> Result<i64> {
+    Ok(db
+        .query_value::<i64>(
+            &format!("SELECT id FROM {table} WHERE {column} >= ?1 ORDER BY id LIMIT 1"),
+            values![cutoff_s],
+        )?
+        .unwrap_or(i64::MAX))
+}
+
+/// The id below which lie the oldest `fraction` of a table's rows (at least one).
+fn oldest_bound(db: &mut Db, table: &str, fraction: f64) -> Result<Option<i64>> {
+    let bounds = db.query_opt(
+        &format!("SELECT min(id), max(id) FROM {table}"),
+        values![],
+        |row| Ok((row.get::<Option<i64>>(0)?, row.get::<Option<i64>>(1)?)),
+    )?;
+    let Some((Some(min), Some(max))) = bounds else {
+        return Ok(None);
+    };
+    Ok(Some(
+        min + (((max - min + 1) as f64 * fraction).ceil() as i64).max(1),
+    ))
+}
+
+/// Deletes what is older than the retention time. Returns the report of what it deleted.
+fn prune_by_time(db: &mut Db, cutoff_s: i64) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    let (failures, feedback, responses) = delete_failures(
+        db,
+        "SELECT trace_id, span_id FROM failures WHERE updated_s < ?1",
+        cutoff_s,
+    )?;
+    report.failures += failures;
+    report.feedback += feedback;
+    report.responses += responses;
+    let bound = first_kept(db, "responses", "received_s", cutoff_s)?;
+    report.responses += delete_responses(db, "r.id < ?1", bound)?;
+    let bound = first_kept(db, "feedback", "received_s", cutoff_s)?;
+    report.feedback += delete_feedback(db, "id < ?1", bound)?;
+    report.outbox +=
+        db.execute("DELETE FROM outbox WHERE created_s < ?1", values![cutoff_s])? as usize;
+    Ok(report)
+}
+
+/// While the SQLite store (used pages plus WAL) is above `max_bytes`, deletes the oldest
+/// tenth of one kind of row after another, measuring again after each; see
+/// [`Connection::prune`].
+fn prune_by_size(db: &mut Db, max_bytes: u64, report: &mut PruneReport) -> Result<()> {
+    let wal = sqlite::size::wal_bytes(db);
+    let pages_budget = max_bytes.saturating_sub(wal).max(max_bytes / 2);
+    let over =
+        |db: &mut Db| Ok::<_, crate::StoreError>(sqlite::size::page_bytes(db)? > pages_budget);
+    if over(db)? {
+        report.used_bytes = sqlite::size::page_bytes(db)? + wal;
+    }
+    // Each pass frees about a tenth; a bounded number of passes keeps one prune short.
+    'passes: for _ in 0..10 {
+        let mut deleted = 0;
+        for step in 0..4 {
+            if !over(db)? {
+                report.over_size += deleted;
+                break 'passes;
+            }
+            deleted += match step {
+                0 => match oldest_bound(db, "responses", 0.1)? {
+                    Some(bound) => {
+                        let responses = delete_responses(db, "r.id < ?1", bound)?;
+                        report.responses += responses;
+                        responses
+                    }
+                    None => 0,
+                },
+                1 => match oldest_bound(db, "feedback", 0.1)? {
+                    Some(bound) => {
+                        let feedback = delete_feedback(db, "id < ?1", bound)?;
+                        report.feedback += feedback;
+                        feedback
+                    }
+                    None => 0,
+                },
+                2 => {
+                    let mut rows = 0;
+                    if let Some(bound) = oldest_bound(db, "outbox", 0.1)? {
+                        let outbox = db
+                            .execute("DELETE FROM outbox WHERE id < ?1", values![bound])?
+                            as usize;
+                        report.outbox += outbox;
+                        rows += outbox;
+                    }
+                    if let Some(bound) = oldest_bound(db, "notifications", 0.1)? {
+                        let notifications = db
+                            .execute("DELETE FROM notifications WHERE id < ?1", values![bound])?
+                            as usize;
+                        report.notifications += notifications;
+                        rows += notifications;
+                    }
+                    rows
+                }
+                _ => {
+                    let records = db
+                        .query_value::<i64>("SELECT count(*) FROM failures", values![])?
+                        .unwrap_or(0);
+                    let (failures, feedback, responses) = delete_failures(
+                        db,
+                        "SELECT trace_id, span_id FROM failures ORDER BY updated_s LIMIT ?1",
+                        ((records as f64 * 0.1).ceil() as i64).min(records),
+                    )?;
+                    report.failures += failures;
+                    report.feedback += feedback;
+                    report.responses += responses;
+                    failures + feedback + responses
+                }
+            };
+        }
+        report.over_size += deleted;
+        if deleted == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl Connection {
+    /// Deletes what is older than the retention time (`settings.cutoff_s`): failure records
+    /// not updated since, with their feedback and response; responses, feedback and outbox
+    /// rows received before it that nothing newer needs.
+    ///
+    /// On SQLite, then, while the store (used pages plus WAL) is above `settings.max_bytes`,
+    /// the oldest tenth of one kind of row after another, measuring again after each, in this
+    /// order: responses that no failure record and no waiting feedback needs, with their
+    /// content; feedback that no failure record needs; undelivered outbox rows and webhook
+    /// notifications; failure records (oldest update first) with their feedback and their
+    /// response. Feedback still waiting for its response is never deleted by size, nor is
+    /// the response a failure record or waiting feedback needs: it goes with its record.
+    /// Runs at most ten passes. The WAL is measured once, before any deletion (checkpoint it
+    /// first with [`Connection::checkpoint`] when it is large): deleting rows inside this
+    /// transaction cannot shrink it, so the passes aim at used pages of `max_bytes` less the
+    /// WAL, and never below half of `max_bytes`, so a WAL that a reader keeps from being
+    /// checkpointed cannot make a prune delete most of the store. Freed pages go back to the
+    /// file system (incremental vacuum).
+    ///
+    /// On PostgreSQL the database's size is the server's business: it prunes by time only.
+    pub fn prune(&mut self, settings: &PruneSettings) -> Result<PruneReport> {
+        let mut report = prune_by_time(&mut self.db, settings.cutoff_s)?;
+        if self.db.engine() == Engine::Sqlite {
+            prune_by_size(&mut self.db, settings.max_bytes, &mut report)?;
+            if report.deleted() > 0 {
+                sqlite::size::incremental_vacuum(&mut self.db)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The size of the SQLite store's WAL file, in bytes (0 on PostgreSQL, and for a store
+    /// without a WAL file).
+    pub fn wal_bytes(&self) -> u64 {
+        sqlite::size::wal_bytes(&self.db)
+    }
+
+    /// Copies SQLite's WAL into the database and truncates it to zero bytes, so the space it
+    /// held goes back to the file system. A reader still on an older snapshot would make it
+    /// wait: it waits `busy_timeout` at most, and a checkpoint a reader is in the way of is
+    /// left for next time (not an error). A no-op on PostgreSQL.
+    pub fn checkpoint(&mut self, busy_timeout: std::time::Duration) -> Result<()> {
+        sqlite::size::checkpoint(&mut self.db, busy_timeout)
+    }
+}

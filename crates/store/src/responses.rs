@@ -1,0 +1,163 @@
+//! Indexed response spans: what feedback judges.
+
+use crate::codec::{decode_strings, encode_strings, text_key};
+use crate::connection::Connection;
+use crate::db::{values, Row};
+use crate::error::Result;
+use crate::records::{Response, SpanRef, Template};
+
+/// The columns [`response_from_row`] reads, with the interned strings joined in.
+macro_rules! response_columns {
+    () => {
+        "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us,
+            r.response_id, ti.value, tv.value, th.value, r.chunk_ids, m.value, p.value, pa.value,
+            ds.value, iv.value, r.session_id, r.user_id, r.fingerprint
+        FROM responses r
+        LEFT JOIN strings ti ON ti.id = r.template_id
+        LEFT JOIN strings tv ON tv.id = r.template_version
+        LEFT JOIN strings th ON th.id = r.template_hash
+        LEFT JOIN strings m ON m.id = r.model
+        LEFT JOIN strings p ON p.id = r.provider
+        LEFT JOIN strings pa ON pa.id = r.parameters
+        LEFT JOIN strings ds ON ds.id = r.data_source
+        LEFT JOIN strings iv ON iv.id = r.index_version"
+    };
+}
+
+/// The ids of a span read from two BLOB columns; `None` when either is NULL or malformed.
+pub(crate) fn span_ref(trace_id: Option<Vec<u8>>, span_id: Option<Vec<u8>>) -> Option<SpanRef> {
+    SpanRef::from_bytes(&trace_id?, &span_id?)
+}
+
+fn response_from_row(row: &Row<'_>) -> Result<Response> {
+    let start: i64 = row.get(2)?;
+    let duration_us: i64 = row.get(3)?;
+    Ok(Response {
+        span: span_ref(row.get(0)?, row.get(1)?),
+        start_unix_nano: start as u64,
+        end_unix_nano: (start as u64).saturating_add((duration_us as u64).saturating_mul(1_000)),
+        response_id: row.get(4)?,
+        template: Template {
+            id: row.get(5)?,
+            version: row.get(6)?,
+            hash: row.get(7)?,
+            text: None,
+        },
+        chunk_ids: row
+            .get::<Option<Vec<u8>>>(8)?
+            .map(|bytes| decode_strings(&bytes)),
+        model: row.get(9)?,
+        provider: row.get(10)?,
+        parameters: row.get(11)?,
+        data_source: row.get(12)?,
+        index_version: row.get(13)?,
+        session_id: row.get(14)?,
+        user_id: row.get(15)?,
+        fingerprint: row.get(16)?,
+        content: Default::default(),
+    })
+}
+
+impl Connection {
+    /// Indexes one response span under `span`; `false` when it was indexed before (an OTLP
+    /// retry). Its content is stored too when `store_content` and the span carried any.
+    pub fn insert_response(
+        &mut self,
+        response: &Response,
+        span: SpanRef,
+        received_s: i64,
+        store_content: bool,
+    ) -> Result<bool> {
+        let db = &mut self.db;
+        let interner = &mut self.interner;
+        let template_hash = interner.id(db, response.template.hash.as_deref())?;
+        let template_id = interner.id(db, response.template.id.as_deref())?;
+        let template_version = interner.id(db, response.template.version.as_deref())?;
+        let model = interner.id(db, response.model.as_deref())?;
+        let provider = interner.id(db, response.provider.as_deref())?;
+        let parameters = interner.id(db, response.parameters.as_deref())?;
+        let data_source = interner.id(db, response.data_source.as_deref())?;
+        let index_version = interner.id(db, response.index_version.as_deref())?;
+        let duration_us = response
+            .end_unix_nano
+            .saturating_sub(response.start_unix_nano)
+            / 1_000;
+        let chunk_ids = response.chunk_ids.as_deref().map(encode_strings);
+        let row = db.query_value::<i64>(
+            "INSERT INTO responses (trace_id, span_id, received_s, start_ns,
+                duration_us, response_id, template_id, template_version, template_hash,
+                chunk_ids, model, provider, parameters, data_source, index_version, session_id,
+                user_id, fingerprint, response_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18, ?19)
+             ON CONFLICT DO NOTHING RETURNING id",
+            values![
+                &span.trace_id,
+                &span.span_id,
+                received_s,
+                response.start_unix_nano as i64,
+                duration_us as i64,
+                response.response_id.as_deref(),
+                template_id,
+                template_version,
+                template_hash,
+                chunk_ids.as_deref(),
+                model,
+                provider,
+                parameters,
+                data_source,
+                index_version,
+                response.session_id.as_deref(),
+                response.user_id.as_deref(),
+                response.fingerprint.as_deref(),
+                response.response_id.as_deref().map(text_key),
+            ],
+        )?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        if let (Some(hash), Some(text)) = (template_hash, &response.template.text) {
+            db.execute(
+                "INSERT INTO templates (hash, text) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                values![hash, text],
+            )?;
+        }
+        if store_content && !response.content.is_empty() {
+            db.execute(
+                "INSERT INTO response_content (response, input, output, query)
+                 VALUES (?1, ?2, ?3, ?4)",
+                values![
+                    row,
+                    response.content.input.as_deref(),
+                    response.content.output.as_deref(),
+                    response.content.query.as_deref()
+                ],
+            )?;
+        }
+        Ok(true)
+    }
+
+    /// The indexed response span with these ids.
+    pub fn response_by_span(&mut self, span: SpanRef) -> Result<Option<Response>> {
+        self.db.query_opt(
+            concat!(
+                response_columns!(),
+                " WHERE r.trace_id = ?1 AND r.span_id = ?2"
+            ),
+            values![&span.trace_id, &span.span_id],
+            response_from_row,
+        )
+    }
+
+    /// The latest indexed response span with this `gen_ai.response.id`.
+    pub fn response_by_response_id(&mut self, response_id: &str) -> Result<Option<Response>> {
+        self.db.query_opt(
+            concat!(
+                response_columns!(),
+                " WHERE r.response_key = ?1 AND r.response_id = ?2 ORDER BY r.id DESC LIMIT 1"
+            ),
+            values![text_key(response_id), response_id],
+            response_from_row,
+        )
+    }
+}

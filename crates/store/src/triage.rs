@@ -1,0 +1,379 @@
+//! Triage: each failure record's owner, status and due time, the notes of its status
+//! changes, and the SLA check.
+
+use closedloop_semconv::attribute::{
+    FailureCategory, FailureSeverity, FailureStage, FeedbackSignal, TriageStatus,
+};
+
+use crate::db::values;
+use crate::error::Result;
+use crate::records::SpanRef;
+use crate::typed::{parse, parse_list, span};
+use crate::Connection;
+
+/// The triage fields of a failure record, and when it was created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriageState {
+    /// `closedloop.triage.owner`.
+    pub owner: Option<String>,
+    /// `closedloop.triage.status`.
+    pub status: TriageStatus,
+    /// `closedloop.triage.due_time`, in Unix seconds.
+    pub due_s: Option<i64>,
+    /// When the record was created, in Unix seconds.
+    pub created_s: i64,
+}
+
+/// A failure record as the triage list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriageRecord {
+    /// The judged span.
+    pub key: SpanRef,
+    /// `closedloop.failure.category`.
+    pub category: FailureCategory,
+    /// `closedloop.failure.stage`.
+    pub stage: FailureStage,
+    /// `closedloop.failure.severity`.
+    pub severity: FailureSeverity,
+    /// `closedloop.failure.revision`.
+    pub revision: i64,
+    /// `closedloop.failure.signals`, in order of arrival.
+    pub signals: Vec<FeedbackSignal>,
+    /// `closedloop.triage.owner`.
+    pub owner: Option<String>,
+    /// `closedloop.triage.status`.
+    pub status: TriageStatus,
+    /// `closedloop.triage.due_time`, in Unix seconds.
+    pub due_s: Option<i64>,
+    /// When the record was created, in Unix seconds.
+    pub created_s: i64,
+}
+
+/// A note written with a status change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriageNote {
+    /// When, in Unix seconds.
+    pub time_s: i64,
+    /// The status set.
+    pub status: TriageStatus,
+    /// The note, if any.
+    pub note: Option<String>,
+}
+
+/// An open or acknowledged failure record past its due time, claimed for its one breach
+/// notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlaBreach {
+    /// The judged span.
+    pub key: SpanRef,
+    /// `closedloop.triage.owner`.
+    pub owner: Option<String>,
+    /// The due time it passed, in Unix seconds.
+    pub due_s: i64,
+    /// `closedloop.failure.category`.
+    pub category: FailureCategory,
+    /// `closedloop.failure.severity`.
+    pub severity: FailureSeverity,
+}
+
+/// The statuses whose records can be overdue.
+const ACTIVE: &str = "('open', 'acknowledged')";
+
+impl Connection {
+    /// The triage fields of the record `key`, if it exists.
+    pub fn triage_state(&mut self, key: SpanRef) -> Result<Option<TriageState>> {
+        self.db.query_opt(
+            "SELECT owner, triage_status, due_s, created_s FROM failures
+             WHERE trace_id = ?1 AND span_id = ?2",
+            values![&key.trace_id, &key.span_id],
+            |row| {
+                Ok(TriageState {
+                    owner: row.get(0)?,
+                    status: parse(row, 1, "a triage status")?,
+                    due_s: row.get(2)?,
+                    created_s: row.get(3)?,
+                })
+            },
+        )
+    }
+
+    /// Sets the owner and due time of the record `key`.
+    pub fn set_triage_assignment(
+        &mut self,
+        key: SpanRef,
+        owner: Option<&str>,
+        due_s: Option<i64>,
+    ) -> Result<()> {
+        self.db.execute(
+            "UPDATE failures SET owner = ?3, due_s = ?4 WHERE trace_id = ?1 AND span_id = ?2",
+            values![&key.trace_id, &key.span_id, owner, due_s],
+        )?;
+        Ok(())
+    }
+
+    /// Sets the status of the record `key` and keeps the change's note. `false` (and nothing
+    /// written) when there is no such record.
+    pub fn set_triage_status(
+        &mut self,
+        key: SpanRef,
+        status: TriageStatus,
+        now_s: i64,
+        note: Option<&str>,
+    ) -> Result<bool> {
+        let changed = self.db.execute(
+            "UPDATE failures SET triage_status = ?3 WHERE trace_id = ?1 AND span_id = ?2",
+            values![&key.trace_id, &key.span_id, status.as_str()],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.db.execute(
+            "INSERT INTO triage_notes (trace_id, span_id, time_s, status, note)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            values![&key.trace_id, &key.span_id, now_s, status.as_str(), note],
+        )?;
+        Ok(true)
+    }
+
+    /// Every failure record, the most urgent first (by due time, records without one last,
+    /// then by id).
+    pub fn triage_records(&mut self) -> Result<Vec<TriageRecord>> {
+        self.db.query(
+            "SELECT trace_id, span_id, category, stage, severity, revision, owner, triage_status,
+                due_s, created_s, signals
+             FROM failures ORDER BY CASE WHEN due_s IS NULL THEN 1 ELSE 0 END, due_s,
+                trace_id, span_id",
+            values![],
+            |row| {
+                Ok(TriageRecord {
+                    key: span(row, 0)?,
+                    category: parse(row, 2, "a failure category")?,
+                    stage: parse(row, 3, "a failure stage")?,
+                    severity: parse(row, 4, "a failure severity")?,
+                    revision: row.get(5)?,
+                    owner: row.get(6)?,
+                    status: parse(row, 7, "a triage status")?,
+                    due_s: row.get(8)?,
+                    created_s: row.get(9)?,
+                    signals: parse_list(row, 10, "feedback signals")?,
+                })
+            },
+        )
+    }
+
+    /// The notes of the record's status changes, oldest first.
+    pub fn triage_notes(&mut self, key: SpanRef) -> Result<Vec<TriageNote>> {
+        self.db.query(
+            "SELECT time_s, status, note FROM triage_notes WHERE trace_id = ?1 AND span_id = ?2
+             ORDER BY id",
+            values![&key.trace_id, &key.span_id],
+            |row| {
+                Ok(TriageNote {
+                    time_s: row.get(0)?,
+                    status: parse(row, 1, "a triage status")?,
+                    note: row.get(2)?,
+                })
+            },
+        )
+    }
+
+    /// The open and acknowledged records past their due time at `now_s`, counted by owner
+    /// (`None`: no owner), in owner order.
+    pub fn overdue_by_owner(&mut self, now_s: i64) -> Result<Vec<(Option<String>, u64)>> {
+        self.db.query(
+            &format!(
+                "SELECT owner, count(*) FROM failures
+                 WHERE triage_status IN {ACTIVE} AND due_s IS NOT NULL AND due_s <= ?1
+                 GROUP BY owner ORDER BY CASE WHEN owner IS NULL THEN 0 ELSE 1 END, owner"
+            ),
+            values![now_s],
+            |row| Ok((row.get(0)?, row.get::<i64>(1)?.max(0) as u64)),
+        )
+    }
+
+    /// Claims the breaches not claimed before: marks every open or acknowledged record past
+    /// its due time at `now_s` as notified and returns them, by due time then id. One
+    /// conditional update claims them, so with several receivers on one store each breach
+    /// is claimed (and notified) once.
+    pub fn claim_sla_breaches(&mut self, now_s: i64) -> Result<Vec<SlaBreach>> {
+        let mut breaches = self.db.query(
+            &format!(
+                "UPDATE failures SET breach_notified = 1
+                 WHERE triage_status IN {ACTIVE} AND due_s IS NOT NULL AND due_s <= ?1
+                   AND breach_notified = 0
+                 RETURNING trace_id, span_id, owner, due_s, category, severity"
+            ),
+            values![now_s],
+            |row| {
+                Ok(SlaBreach {
+                    key: span(row, 0)?,
+                    owner: row.get(2)?,
+                    due_s: row.get(3)?,
+                    category: parse(row, 4, "a failure category")?,
+                    severity: parse(row, 5, "a failure severity")?,
+                })
+            },
+        )?;
+        // RETURNING gives no order.
+        breaches.sort_by_key(|breach| (breach.due_s, breach.key));
+        Ok(breaches)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::testing::{both_engines, insert_failure, key, Failure};
+
+    pub(crate) fn assignment_and_status(conn: &mut Connection) {
+        let record = key(1);
+        assert_eq!(conn.triage_state(record).unwrap(), None);
+        assert!(!conn
+            .set_triage_status(record, TriageStatus::Resolved, 10, None)
+            .unwrap());
+        insert_failure(conn, &Failure::new(record, 100));
+        assert_eq!(
+            conn.triage_state(record).unwrap(),
+            Some(TriageState {
+                owner: None,
+                status: TriageStatus::Open,
+                due_s: None,
+                created_s: 100,
+            })
+        );
+        conn.set_triage_assignment(record, Some("search-team"), Some(200))
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        drop(tx);
+        let mut tx = conn.transaction().unwrap();
+        assert!(tx
+            .set_triage_status(record, TriageStatus::Acknowledged, 150, Some("looking"))
+            .unwrap());
+        tx.commit().unwrap();
+        // A transaction dropped without commit keeps nothing.
+        let mut tx = conn.transaction().unwrap();
+        tx.set_triage_status(record, TriageStatus::WontFix, 160, None)
+            .unwrap();
+        drop(tx);
+        assert!(conn
+            .set_triage_status(record, TriageStatus::Resolved, 170, None)
+            .unwrap());
+        let state = conn.triage_state(record).unwrap().unwrap();
+        assert_eq!(state.owner.as_deref(), Some("search-team"));
+        assert_eq!(state.status, TriageStatus::Resolved);
+        assert_eq!(state.due_s, Some(200));
+        assert_eq!(
+            conn.triage_notes(record).unwrap(),
+            vec![
+                TriageNote {
+                    time_s: 150,
+                    status: TriageStatus::Acknowledged,
+                    note: Some("looking".into()),
+                },
+                TriageNote {
+                    time_s: 170,
+                    status: TriageStatus::Resolved,
+                    note: None,
+                },
+            ]
+        );
+        assert!(conn.triage_notes(key(2)).unwrap().is_empty());
+    }
+
+    pub(crate) fn records_most_urgent_first(conn: &mut Connection) {
+        let mut late = Failure::new(key(1), 100);
+        late.due_s = Some(500);
+        late.signals = "thumbs_down,rephrase";
+        let mut soon = Failure::new(key(2), 100);
+        soon.due_s = Some(300);
+        soon.category = "missing_context";
+        soon.stage = "retrieval";
+        soon.severity = "high";
+        let never = Failure::new(key(3), 100);
+        for failure in [&never, &late, &soon] {
+            insert_failure(conn, failure);
+        }
+        let records = conn.triage_records().unwrap();
+        let keys: Vec<SpanRef> = records.iter().map(|record| record.key).collect();
+        assert_eq!(keys, vec![key(2), key(1), key(3)]);
+        assert_eq!(records[0].category, FailureCategory::MissingContext);
+        assert_eq!(records[0].stage, FailureStage::Retrieval);
+        assert_eq!(records[0].severity, FailureSeverity::High);
+        assert_eq!(
+            records[1].signals,
+            vec![FeedbackSignal::ThumbsDown, FeedbackSignal::Rephrase]
+        );
+        assert_eq!(records[2].due_s, None);
+    }
+
+    pub(crate) fn each_breach_is_claimed_once(conn: &mut Connection) {
+        let mut due = |n: u8, due_s: i64, owner: Option<&'static str>, status: &'static str| {
+            let mut failure = Failure::new(key(n), 10);
+            failure.due_s = Some(due_s);
+            failure.owner = owner;
+            failure.triage_status = status;
+            insert_failure(conn, &failure);
+        };
+        due(1, 200, Some("a"), "open");
+        due(2, 100, Some("a"), "acknowledged");
+        due(3, 150, None, "open");
+        due(4, 100, Some("b"), "resolved");
+        due(5, 900, Some("b"), "open");
+        assert_eq!(
+            conn.overdue_by_owner(300).unwrap(),
+            vec![(None, 1), (Some("a".into()), 2)]
+        );
+        let claimed = conn.claim_sla_breaches(300).unwrap();
+        let keys: Vec<SpanRef> = claimed.iter().map(|breach| breach.key).collect();
+        assert_eq!(keys, vec![key(2), key(3), key(1)]);
+        assert_eq!(claimed[0].owner.as_deref(), Some("a"));
+        assert_eq!(claimed[0].due_s, 100);
+        assert_eq!(claimed[0].category, FailureCategory::Other);
+        assert_eq!(claimed[0].severity, FailureSeverity::Medium);
+        // Claimed once: the next check finds nothing new, though the records stay overdue.
+        assert!(conn.claim_sla_breaches(300).unwrap().is_empty());
+        assert_eq!(conn.overdue_by_owner(300).unwrap().len(), 2);
+        let later = conn.claim_sla_breaches(1000).unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].key, key(5));
+    }
+
+    /// Two receivers checking at once: each breach is claimed by one of them.
+    pub(crate) fn receivers_claim_each_breach_once(
+        first: &mut Connection,
+        second: &mut Connection,
+    ) {
+        for n in 1..=3 {
+            let mut failure = Failure::new(key(n), 10);
+            failure.due_s = Some(100);
+            insert_failure(first, &failure);
+        }
+        let mut tx = first.transaction().unwrap();
+        let mine = tx.claim_sla_breaches(300).unwrap();
+        assert_eq!(mine.len(), 3);
+        let theirs = std::thread::scope(|scope| {
+            // Waits for the first receiver's row locks, then finds the breaches claimed.
+            let other = scope.spawn(|| second.claim_sla_breaches(300).unwrap());
+            tx.commit().unwrap();
+            other.join().unwrap()
+        });
+        assert!(theirs.is_empty(), "{theirs:?}");
+    }
+
+    #[test]
+    fn receivers_claim_each_breach_once_on_postgres() {
+        crate::testing::on_postgres_pair(
+            concat!(
+                module_path!(),
+                "::receivers_claim_each_breach_once_on_postgres"
+            ),
+            receivers_claim_each_breach_once,
+        );
+    }
+
+    both_engines!(
+        assignment_and_status,
+        records_most_urgent_first,
+        each_breach_is_claimed_once,
+    );
+}
