@@ -221,6 +221,10 @@ pub(crate) const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SE
 /// flag, for the same reason.
 pub(crate) const INGEST_TOKEN_ENV: &str = "CLOSEDLOOP_INGEST_TOKEN";
 
+/// The environment variable holding the PostgreSQL connection string (`store.url`), which
+/// may hold a password; never a flag, for the same reason.
+pub(crate) const STORE_URL_ENV: &str = "CLOSEDLOOP_STORE_URL";
+
 impl Config {
     /// Lays the environment (read through `env`) and then the command-line `flags` over this
     /// configuration (the file's, or the defaults), by the one precedence rule of this module:
@@ -253,6 +257,9 @@ impl Config {
                 source: error.into(),
             })?;
             self.server.ingest_token = Some(token);
+        }
+        if let Some(url) = env(STORE_URL_ENV) {
+            self.store.url = Some(closedloop_store::StoreUrl::new(url));
         }
         // Settings with a flag, variables and the file.
         let export_flags = ExportFlags {
@@ -455,7 +462,13 @@ fn validate_store(store: &StoreConfig) -> Result<(), ConfigError> {
     positive("store.max_size_mib", store.max_size_mib)?;
     positive("store.prune_interval_secs", store.prune_interval_secs)?;
     positive("store.max_queued_records", store.max_queued_records)?;
-    positive("store.max_batch_records", store.max_batch_records)
+    positive("store.max_batch_records", store.max_batch_records)?;
+    if store.engine == closedloop_store::Engine::Postgres
+        && store.url.as_ref().is_none_or(|url| url.expose().is_empty())
+    {
+        return Err(invalid("store.url", InvalidSetting::Empty));
+    }
+    Ok(())
 }
 
 fn validate_join(join: &JoinConfig) -> Result<(), ConfigError> {
@@ -1038,6 +1051,8 @@ mod tests {
                 "[detectors.edit]\nmax_changed_fraction = 1.5",
                 "detectors.edit.max_changed_fraction",
             ),
+            ("[store]\nengine = \"postgres\"", "store.url"),
+            ("[store]\nengine = \"postgres\"\nurl = \"\"", "store.url"),
         ] {
             let config = Config::from_toml(text).unwrap();
             match config.validate() {
@@ -1064,5 +1079,27 @@ mod tests {
         assert!(config.server.ingest_token.is_some());
         assert!(!format!("{config:?}").contains("s3cr3t-ingest"));
         assert!(Config::from_toml("[server]\ningest_token = \"\"\n").is_err());
+    }
+
+    /// `CLOSEDLOOP_STORE_URL` gives `store.url` over the file's, and a PostgreSQL store with
+    /// it is valid; the password in it is not printed.
+    #[test]
+    fn store_url_comes_from_the_environment() {
+        let mut config = Config::from_toml(
+            "[store]\nengine = \"postgres\"\nurl = \"postgres://file@db/closedloop\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| {
+            (name == STORE_URL_ENV).then(|| "postgres://closedloop:pa55word@db/closedloop".into())
+        };
+        config
+            .layer(&crate::cli::ServeArgs::default(), &env)
+            .unwrap();
+        assert_eq!(
+            config.store.url.as_ref().map(|url| url.expose()),
+            Some("postgres://closedloop:pa55word@db/closedloop")
+        );
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("pa55word"));
     }
 }

@@ -19,6 +19,7 @@ pub struct StoreConfig {
     pub url: Option<StoreUrl>,
     /// The SQLite database file (created with its directory if missing; WAL mode, so the
     /// `-wal` and `-shm` files beside it belong to it). Default `closedloop-data/closedloop.db`.
+    /// Not used on PostgreSQL.
     #[serde(default = "default_path")]
     pub path: PathBuf,
     /// How long indexed responses, feedback and failure records are kept, in seconds.
@@ -39,7 +40,9 @@ pub struct StoreConfig {
     /// response a record needs goes only with its record, and triage notes and review
     /// labels are kept. Each run makes at most ten passes, logs a warning with the counts
     /// deleted, and checkpoints and truncates the WAL afterwards; deleted outbox rows also
-    /// leave the pending-exports count. Default 1024.
+    /// leave the pending-exports count. Default 1024. SQLite only: on PostgreSQL the
+    /// database's size is the server's business, and the store is pruned by
+    /// `retention_secs` only.
     #[serde(default = "default_max_size_mib")]
     pub max_size_mib: u64,
     /// How often the pruning task runs, in seconds. Default 60.
@@ -54,7 +57,8 @@ pub struct StoreConfig {
     #[serde(default = "default_max_batch_records")]
     pub max_batch_records: usize,
     /// SQLite's `synchronous` setting: `full` survives power loss, `normal` survives a
-    /// process crash but may lose the last commits on power loss. Default `full`.
+    /// process crash but may lose the last commits on power loss. Default `full`. Not used
+    /// on PostgreSQL (its server decides durability).
     #[serde(default)]
     pub synchronous: Synchronous,
     /// Whether content attributes (prompt messages, output messages, query text) carried by a

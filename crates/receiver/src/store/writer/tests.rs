@@ -5,7 +5,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use closedloop_store::records::FeedbackState;
+use closedloop_store::{Access, Connection};
 use tokio::sync::oneshot;
 
 use super::Writer;
@@ -13,8 +14,7 @@ use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
 use crate::pipeline::Shared;
 use crate::records::{Content, Feedback, Response, SpanRef};
-use crate::store::queries::{self, FeedbackState, Interner};
-use crate::store::{connect, schema, Command, IngestBatch, StoreConfig, StoreError};
+use crate::store::{Command, IngestBatch, StoreConfig, StoreError};
 use crate::vocab::{FeedbackKind, FeedbackSignal, FeedbackSource};
 
 fn span(n: u8) -> SpanRef {
@@ -22,14 +22,16 @@ fn span(n: u8) -> SpanRef {
 }
 
 fn open(path: &Path) -> Connection {
-    let mut conn = connect(path, OpenFlags::default()).unwrap();
-    // As `Store::open` does.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-        .unwrap();
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-        .unwrap();
-    schema::migrate(&mut conn).unwrap();
-    conn
+    let config = StoreConfig {
+        path: path.to_owned(),
+        ..StoreConfig::default()
+    };
+    Connection::open(&config, Access::Writer).unwrap()
+}
+
+/// The SQLite connection under `conn`, for what these tests do to the file itself.
+fn raw(conn: &Connection) -> &rusqlite::Connection {
+    conn.sqlite().unwrap()
 }
 
 fn writer(conn: Connection) -> Writer {
@@ -82,7 +84,7 @@ fn prune(writer: &mut Writer) {
 }
 
 fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    raw(conn).query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
 /// What the store takes on disk: the database file and its WAL.
@@ -129,17 +131,15 @@ fn feedback(writer: &mut Writer, feedback: Feedback) {
 }
 
 /// (state, target) of a feedback row, and the record's `enriched` flag.
-fn joined(conn: &Connection, feedback_id: &str, key: SpanRef) -> (i64, Option<bool>) {
-    let state: i64 = conn
+fn joined(conn: &mut Connection, feedback_id: &str, key: SpanRef) -> (i64, Option<bool>) {
+    let state: i64 = raw(conn)
         .query_row(
             "SELECT state FROM feedback WHERE feedback_id = ?1",
             [feedback_id],
             |row| row.get(0),
         )
         .unwrap();
-    let enriched = queries::failure_state(conn, key)
-        .unwrap()
-        .map(|state| state.enriched);
+    let enriched = conn.failure_state(key).unwrap().map(|state| state.enriched);
     (state, enriched)
 }
 
@@ -152,19 +152,23 @@ fn waiting_feedback_survives_a_commit_that_failed_on_a_locked_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let conn = open(&path);
-    conn.busy_timeout(Duration::from_millis(20)).unwrap();
+    raw(&conn).busy_timeout(Duration::from_millis(20)).unwrap();
     let mut writer = writer(conn);
     feedback(&mut writer, thumbs_down("fb-1", span(1)));
-    assert_eq!(joined(&writer.conn, "fb-1", span(1)), (0, None), "waits");
+    assert_eq!(
+        joined(&mut writer.conn, "fb-1", span(1)),
+        (0, None),
+        "waits"
+    );
 
-    let other = open(&path);
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut other = open(&path);
+    let lock = other.transaction().unwrap();
     assert!(ingest(&mut writer, vec![response(1)]).is_err());
-    other.execute_batch("ROLLBACK").unwrap();
+    lock.rollback().unwrap();
 
     ingest(&mut writer, vec![response(1)]).unwrap();
     assert_eq!(
-        joined(&writer.conn, "fb-1", span(1)),
+        joined(&mut writer.conn, "fb-1", span(1)),
         (FeedbackState::Joined as i64, Some(true)),
         "the retried response joins the waiting feedback, enriched"
     );
@@ -178,31 +182,30 @@ fn waiting_feedback_survives_a_commit_that_failed_on_a_full_disk() {
     let conn = open(&dir.path().join("store.db"));
     let mut writer = writer(conn);
     feedback(&mut writer, thumbs_down("fb-1", span(1)));
-    let pages: i64 = writer
-        .conn
+    let pages: i64 = raw(&writer.conn)
         .query_row("PRAGMA page_count", [], |row| row.get(0))
         .unwrap();
-    writer
-        .conn
+    raw(&writer.conn)
         .pragma_update(None, "max_page_count", pages)
         .unwrap();
 
     let error = ingest(&mut writer, vec![response(1)]).unwrap_err();
-    let StoreError::Write(error) = error else {
+    let StoreError::Engine { cause, .. } = error else {
         panic!("{error}")
     };
     assert_eq!(
-        error.sqlite_error_code(),
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code),
         Some(rusqlite::ErrorCode::DiskFull)
     );
 
-    writer
-        .conn
+    raw(&writer.conn)
         .pragma_update(None, "max_page_count", 1 << 30)
         .unwrap();
     ingest(&mut writer, vec![response(1)]).unwrap();
     assert_eq!(
-        joined(&writer.conn, "fb-1", span(1)),
+        joined(&mut writer.conn, "fb-1", span(1)),
         (FeedbackState::Joined as i64, Some(true))
     );
 }
@@ -213,24 +216,18 @@ fn waiting_feedback_survives_a_commit_that_failed_on_a_full_disk() {
 #[test]
 fn waiting_feedback_whose_response_is_stored_is_joined_on_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("store.db"));
-    let mut interner = Interner::default();
-    assert!(
-        queries::insert_response(&conn, &mut interner, &response(1), span(1), 1_000, true).unwrap()
-    );
-    queries::insert_feedback(
-        &conn,
-        &thumbs_down("fb-1", span(1)),
-        1_000,
-        FeedbackState::Waiting,
-    )
-    .unwrap()
-    .unwrap();
+    let mut conn = open(&dir.path().join("store.db"));
+    assert!(conn
+        .insert_response(&response(1), span(1), 1_000, true)
+        .unwrap());
+    conn.insert_feedback(&thumbs_down("fb-1", span(1)), 1_000, FeedbackState::Waiting)
+        .unwrap()
+        .unwrap();
 
     let mut writer = writer(conn);
     ingest(&mut writer, Vec::new()).unwrap();
     assert_eq!(
-        joined(&writer.conn, "fb-1", span(1)),
+        joined(&mut writer.conn, "fb-1", span(1)),
         (FeedbackState::Joined as i64, Some(true))
     );
     assert!(writer.joiner.next_deadline().is_none(), "nothing waits");
@@ -291,7 +288,9 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
         "every remaining record keeps its response"
     );
     assert!(
-        queries::failure_state(&writer.conn, wide_span(records - 1))
+        writer
+            .conn
+            .failure_state(wide_span(records - 1))
             .unwrap()
             .is_some(),
         "the newest record stays"
@@ -314,8 +313,7 @@ fn one_mib_store(path: &Path, responses: u16) -> Writer {
 /// Grows the WAL: `rounds` commits rewriting every response's content.
 fn rewrite_content(writer: &Writer, rounds: usize) {
     for round in 0..rounds {
-        writer
-            .conn
+        raw(&writer.conn)
             .execute(
                 "UPDATE response_content SET output = ?1",
                 [format!("{round}").repeat(24 * 1024)],
@@ -367,7 +365,7 @@ fn a_wal_a_reader_keeps_does_not_make_pruning_empty_the_store() {
         .query_row("SELECT count(*) FROM responses", [], |row| row.get(0))
         .unwrap();
     rewrite_content(&writer, 8);
-    assert!(queries::wal_bytes(&writer.conn) > 2 * MIB);
+    assert!(writer.conn.wal_bytes() > 2 * MIB);
 
     prune(&mut writer);
 
