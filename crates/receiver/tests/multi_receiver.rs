@@ -25,7 +25,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use closedloop_semconv::attribute as attr;
+use closedloop_semconv::attribute::{self as attr, FeedbackSignal};
+use closedloop_store::records::SpanRef;
+use closedloop_store::{Access, Connection, Engine, StoreConfig, StoreUrl};
 use closedloop_tracing::issue_feedback_token;
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
@@ -179,7 +181,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// Three `closedloop serve` processes on one database, exporting to one sink.
 struct Cluster {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     store_url: String,
     receivers: Vec<Option<Serving>>,
     addrs: Vec<SocketAddr>,
@@ -201,7 +203,7 @@ impl Cluster {
             receivers.push(Some(serving));
         }
         Cluster {
-            dir,
+            _dir: dir,
             store_url,
             receivers,
             addrs,
@@ -221,41 +223,47 @@ impl Cluster {
         serving.child.wait().unwrap();
     }
 
-    /// `closedloop triage list --json` on the shared store: the failure records by id.
-    fn records(&self) -> BTreeMap<String, Item> {
-        let config = self.dir.path().join("receiver-0.toml");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_closedloop"));
-        command
-            .args(["--config"])
-            .arg(&config)
-            .args(["triage", "list", "--json"]);
-        let output = receiver_command(command, &self.store_url)
-            .output()
-            .expect("run closedloop triage list");
-        assert!(
-            output.status.success(),
-            "closedloop triage list: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let mut records = BTreeMap::new();
-        for line in String::from_utf8(output.stdout).unwrap().lines() {
-            let item: serde_json::Value = serde_json::from_str(line).unwrap();
-            let id = item["id"].as_str().unwrap().to_owned();
-            let item = Item {
-                revision: item["revision"].as_i64().unwrap(),
-                signals: item["signals"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|signal| signal.as_str().unwrap().to_owned())
-                    .collect(),
-            };
-            assert!(
-                records.insert(id.clone(), item).is_none(),
-                "{id} listed twice"
-            );
-        }
-        records
+    /// The failure records in the shared store, by id.
+    async fn records(&self) -> BTreeMap<String, Item> {
+        self.with_store(|conn| {
+            let mut records = BTreeMap::new();
+            for record in conn.triage_records().unwrap() {
+                let id = record_id((record.key.trace_id, record.key.span_id));
+                let item = Item {
+                    revision: record.revision,
+                    signals: record
+                        .signals
+                        .iter()
+                        .map(|signal| signal.as_str().to_owned())
+                        .collect(),
+                };
+                assert!(
+                    records.insert(id.clone(), item).is_none(),
+                    "{id} listed twice"
+                );
+            }
+            records
+        })
+        .await
+    }
+
+    /// Runs `read` on a connection of its own to the shared store (the client blocks, so on
+    /// a blocking thread).
+    async fn with_store<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> T + Send + 'static,
+    ) -> T {
+        let config = StoreConfig {
+            engine: Engine::Postgres,
+            url: Some(StoreUrl::new(self.store_url.clone())),
+            ..StoreConfig::default()
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&config, Access::Reader).expect("open the store");
+            read(&mut conn)
+        })
+        .await
+        .unwrap()
     }
 }
 
@@ -374,6 +382,23 @@ async fn post_feedback(
         Ok(())
     } else {
         Err(Refused::Status(status))
+    }
+}
+
+/// `send` again while the receiver sheds load (503, as a client honouring `Retry-After`
+/// does), up to a limit; any other refusal at once.
+async fn patiently<F: std::future::Future<Output = Result<(), Refused>>>(
+    mut send: impl FnMut() -> F,
+) -> Result<(), Refused> {
+    let mut attempts = 0;
+    loop {
+        match send().await {
+            Err(Refused::Status(status)) if status == 503 && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
     }
 }
 
@@ -517,7 +542,7 @@ async fn settle(
 ) -> BTreeMap<String, Item> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let records = cluster.records();
+        let records = cluster.records().await;
         let arrived = arrived(sink);
         let missing: Vec<&String> = expected
             .iter()
@@ -622,14 +647,16 @@ async fn run_session(
         let send = |addr: usize, spans: Vec<Span>| {
             let client = client.clone();
             let addr = addrs[addr];
-            async move { post_spans(&client, addr, spans).await }
+            async move { patiently(|| post_spans(&client, addr, spans.clone())).await }
         };
 
         match plan {
             Plan::ApiBefore => {
                 let body = feedback_body(ids, "thumbs_down", &feedback_id);
                 let to = pick_live(&dead, None);
-                post_feedback(&client, addrs[to], &body).await.unwrap();
+                patiently(|| post_feedback(&client, addrs[to], &body))
+                    .await
+                    .unwrap();
             }
             Plan::SpanBefore => send(pick_live(&dead, None), vec![negative_span()])
                 .await
@@ -651,7 +678,8 @@ async fn run_session(
                     "thumbs_down"
                 };
                 let body = feedback_body(ids, signal, &feedback_id);
-                post_feedback(&client, addrs[pick_live(&dead, None)], &body)
+                let to = addrs[pick_live(&dead, None)];
+                patiently(|| post_feedback(&client, to, &body))
                     .await
                     .unwrap();
             }
@@ -866,6 +894,19 @@ async fn three_receivers_share_one_postgres_store() {
         records, expected_items,
         "one record per judged response, a revision per negative feedback, nothing else"
     );
+    let responses: Vec<Ids> = turns.iter().flatten().map(|turn| turn.ids).collect();
+    let unstored = cluster
+        .with_store(move |conn| {
+            responses
+                .into_iter()
+                .filter(|&(trace_id, span_id)| {
+                    let key = SpanRef { trace_id, span_id };
+                    conn.response_by_span(key).unwrap().is_none()
+                })
+                .count()
+        })
+        .await;
+    assert_eq!(unstored, 0, "every acknowledged response is in the store");
     let rephrased = records
         .values()
         .filter(|item| item.signals.contains("rephrase"))
@@ -937,7 +978,6 @@ async fn three_receivers_share_one_postgres_store() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cluster.kill(0);
-    let killed_at = Instant::now();
     assert!(
         !queue.lock().unwrap().is_empty(),
         "the kill came after the whole stream; nothing was tested mid-stream"
@@ -990,24 +1030,58 @@ async fn three_receivers_share_one_postgres_store() {
         );
     }
 
-    // What the killed receiver did not acknowledge is all there or not there: once feedback
-    // of it could have waited out the join, no record of it is unenriched.
-    let join_window = Duration::from_secs(JOIN_WAIT_SECS + 5);
-    tokio::time::sleep(join_window.saturating_sub(killed_at.elapsed())).await;
-    let records = settle(&cluster, &sink, &expected_after).await;
-    let at_sink = arrived(&sink);
-    let mut abandoned_recorded = 0;
-    for (id, item) in &abandoned {
-        let Some(record) = records.get(id) else {
-            continue;
-        };
-        abandoned_recorded += 1;
-        assert_eq!(record.revision, 1, "{id}");
-        assert_enriched_record(
-            at_sink.latest(id),
-            item.ids(),
-            &stream_generation(item.number()),
+    // In the store: every acknowledged response and feedback, and of each request the
+    // killed receiver did not acknowledge, all of it or nothing.
+    let acknowledged: Vec<StreamItem> = outcomes
+        .acknowledged
+        .iter()
+        .map(|(item, _)| *item)
+        .collect();
+    let abandoned_items = outcomes.abandoned.clone();
+    let (stored, abandoned_stored) = cluster
+        .with_store(move |conn| {
+            let mut stored = |item: &StreamItem| {
+                let (trace_id, span_id) = item.ids();
+                let key = SpanRef { trace_id, span_id };
+                let response = conn.response_by_span(key).unwrap().is_some();
+                let feedback = conn.has_signal(key, FeedbackSignal::ThumbsDown).unwrap();
+                let enriched = conn.failure_state(key).unwrap().map(|state| state.enriched);
+                (*item, response, feedback, enriched)
+            };
+            let acknowledged: Vec<_> = acknowledged.iter().map(&mut stored).collect();
+            let abandoned: Vec<_> = abandoned_items.iter().map(&mut stored).collect();
+            (acknowledged, abandoned)
+        })
+        .await;
+    for (item, response, feedback, enriched) in stored {
+        assert!(
+            response && feedback,
+            "{item:?} acknowledged but lost: response {response}, feedback {feedback}"
         );
+        assert_eq!(enriched, Some(true), "{item:?}");
+    }
+    let mut abandoned_recorded = 0;
+    for (item, response, feedback, enriched) in abandoned_stored {
+        match item {
+            StreamItem::Bundle(..) => assert_eq!(
+                response, feedback,
+                "{item:?} half-written: response {response}, feedback {feedback}"
+            ),
+            StreamItem::Api(..) => assert!(response, "{item:?}: indexed before the stream"),
+        }
+        if feedback {
+            abandoned_recorded += 1;
+            assert_eq!(enriched, Some(true), "{item:?}");
+            let id = record_id(item.ids());
+            assert_eq!(records[&id].revision, 1, "{id}");
+            assert_enriched_record(
+                at_sink.latest(&id),
+                item.ids(),
+                &stream_generation(item.number()),
+            );
+        } else {
+            assert_eq!(enriched, None, "{item:?}: a record without its feedback");
+        }
     }
     assert!(
         at_sink.duplicates <= MAX_BATCH_SPANS,
