@@ -620,7 +620,7 @@ async fn run_session(
     session_start_ns: u64,
 ) -> Vec<Turn> {
     let session_id = leak(format!("multi-session-{s}"));
-    let rephrases = s % REPHRASE_EVERY == 0;
+    let rephrases = s.is_multiple_of(REPHRASE_EVERY);
     let mut turns = Vec::new();
     let mut previous_receiver = None;
     for t in 0..TURNS {
@@ -633,7 +633,7 @@ async fn run_session(
             (true, 1) => REPHRASED.1,
             _ => QUESTIONS[n % QUESTIONS.len()],
         };
-        let with_text = rephrases && s % 2 == 0;
+        let with_text = rephrases && s.is_multiple_of(2);
         let response = turn_span(
             ids,
             &generation,
@@ -710,7 +710,7 @@ fn expected_records(sessions: &[Vec<Turn>]) -> BTreeMap<String, (Item, Generatio
             ) {
                 signals.insert("thumbs_down".to_owned());
             }
-            if s % REPHRASE_EVERY == 0 && t == 0 {
+            if s.is_multiple_of(REPHRASE_EVERY) && t == 0 {
                 signals.insert("rephrase".to_owned());
             }
             if !signals.is_empty() {
