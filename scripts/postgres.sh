@@ -76,6 +76,10 @@ start() {
     install_postgres
     mkdir -p "$dir"
     if [[ $EUID -eq 0 ]]; then
+        # Debian's package creates the user; a machine that has the binaries without it gets
+        # one the same way.
+        id -u postgres >/dev/null 2>&1 ||
+            useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
         chown postgres: "$dir"
         runuser -u postgres -- test -w "$dir" ||
             die "the postgres user cannot write $dir (a parent directory is closed to it); use a directory it can reach, e.g. under /tmp with mode 755"

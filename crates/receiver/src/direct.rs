@@ -1,23 +1,21 @@
 //! Writes to the store from outside the receiver's writer thread: the `closedloop review
 //! label` and `closedloop triage ack|resolve` commands.
 //!
-//! The CLI works on the store file whether a receiver is serving it or not. Rather than
-//! starting a second pipeline (whose writer and join state would race the server's), a
-//! command opens its own connection and makes its change in one `BEGIN IMMEDIATE`
-//! transaction, running the same join and failure-rule code the writer thread runs, and
-//! queues the resulting failure-record revision in the export outbox. SQLite serialises the
-//! transaction with the server's group commits (WAL, busy timeout), the server keeps no
-//! in-memory copy of what the command changes, and the server's exporter picks up outbox rows
-//! written by other connections on its next pass (a stopped receiver exports them at its
-//! next start).
+//! The CLI works on the configured store (`[store]`: the SQLite file or the PostgreSQL
+//! database) whether a receiver is serving it or not. Rather than starting a second pipeline
+//! (whose writer and join state would race the server's), a command opens its own
+//! connection and makes its change in one write transaction, running the same join and
+//! failure-rule code the writer thread runs, and queues the resulting failure-record revision
+//! in the export outbox. The store serialises the transaction with the receivers' group
+//! commits (on SQLite one writer at a time, with a busy timeout), no receiver keeps an
+//! in-memory copy of what the command changes, and the exporters pick up outbox rows written by other connections on their next
+//! pass (a stopped receiver exports them at its next start).
 
-use std::path::Path;
-
-use closedloop_store::Connection;
+use closedloop_store::{Access, Connection, StoreConfig};
 
 use crate::join::Tx;
 use crate::store::writer::{unix_now_s, Effects};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
 
 /// What a direct write needs to know of the receiver's configuration.
@@ -47,14 +45,10 @@ impl DirectSettings {
     }
 }
 
-/// Opens (and migrates) an existing store file, for statements run on SQLite itself.
-pub(crate) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
-    Store::direct(path)
-}
-
-/// Opens (and migrates) an existing store file, for [`write`].
-pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    Store::command(path)
+/// Opens the configured store (`[store]`: the SQLite file, which must exist, or the
+/// PostgreSQL database) for a command, migrated.
+pub(crate) fn connect(config: &StoreConfig) -> Result<Connection, StoreError> {
+    Connection::open(config, Access::Command)
 }
 
 /// Runs `change` in one immediate transaction.

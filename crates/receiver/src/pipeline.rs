@@ -210,7 +210,7 @@ impl Pipeline {
             None => None,
         };
         let triage = tokio::spawn(crate::triage::background(
-            config.store.path.clone(),
+            config.store.clone(),
             config.triage.clone(),
             config.notify.clone(),
             config.review.clone(),

@@ -21,7 +21,7 @@ pub(crate) fn encode_strings(items: &[String]) -> Vec<u8> {
 }
 
 /// Decodes [`encode_strings`]; a malformed tail (never written by this receiver) ends the list.
-pub fn decode_strings(mut bytes: &[u8]) -> Vec<String> {
+pub(crate) fn decode_strings(mut bytes: &[u8]) -> Vec<String> {
     let mut items = Vec::new();
     while !bytes.is_empty() {
         let mut len = 0usize;

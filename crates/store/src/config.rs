@@ -15,6 +15,11 @@ pub struct StoreConfig {
     /// The PostgreSQL connection string (`postgres://user:password@host:port/database` or
     /// libpq's `key=value` form), for `engine = "postgres"`; `CLOSEDLOOP_STORE_URL` sets it
     /// from the environment, which keeps the password out of the file. Ignored by SQLite.
+    /// closedloop connects without TLS (`sslmode=require` is refused): reach the server over
+    /// a trusted network, a local socket or a TLS tunnel.
+    /// Sessions end a transaction idle for five minutes and probe a silent peer after 30 s
+    /// (`idle_in_transaction_session_timeout`, `tcp_keepalives_*`), so a hung receiver
+    /// cannot hold the others' locks; `options=-c ...` in the string overrides them.
     #[serde(default)]
     pub url: Option<StoreUrl>,
     /// The SQLite database file (created with its directory if missing; WAL mode, so the

@@ -8,6 +8,20 @@
 //! the engine modules.
 //!
 //! Both engines cache prepared statements per connection, keyed by the statement's text.
+//!
+//! What PostgreSQL holds a statement to that SQLite does not:
+//! - Every placeholder needs a type it can infer: `WHERE id = ?1` and `VALUES (?1)` give one,
+//!   a bare `SELECT ?1` or `?1 + ?2` does not (write `CAST(?1 AS BIGINT)`). A value of the
+//!   wrong kind for its placeholder's type is an error, not a conversion.
+//! - `SUM` and `AVG` of integers are NUMERIC, and integer literals INTEGER: cast aggregates
+//!   to BIGINT; an INTEGER column reads as an integer.
+//! - Text cannot hold NUL: such characters are stored as U+FFFD (the same text finds the
+//!   row again).
+//! - An error inside a transaction aborts it: every later statement fails, and its commit
+//!   reports that first error. So a statement expected to fail is no way to test for a row
+//!   (use `ON CONFLICT`, `EXISTS`).
+//! - `ON CONFLICT (columns)` names a unique index by its exact columns or expressions (or
+//!   omit the target with `DO NOTHING`).
 
 use std::collections::HashMap;
 

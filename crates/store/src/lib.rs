@@ -6,6 +6,19 @@
 //! All of closedloop's SQL lives in this crate. Statements are written once, in the SQL both
 //! engines accept ([`db`](self) module docs say how), and no engine type appears in the
 //! interface: errors are [`StoreError`].
+//!
+//! # Tests
+//!
+//! The store's behaviour tests run on both engines: SQLite in a temporary directory, and
+//! PostgreSQL in a fresh database per test on the server `CLOSEDLOOP_TEST_POSTGRES_URL`
+//! names. Without it the PostgreSQL half is skipped (with a line on stderr), unless
+//! `CLOSEDLOOP_TEST_REQUIRE_POSTGRES=1`, as in `scripts/test.sh`. To run them locally with a
+//! throwaway server (PostgreSQL 15 from Debian):
+//!
+//! ```sh
+//! eval "$(scripts/postgres.sh start /tmp/pg)"; cargo test -p closedloop-store
+//! scripts/postgres.sh stop /tmp/pg
+//! ```
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
@@ -18,6 +31,7 @@ mod evalset;
 mod failures;
 mod feedback;
 mod interner;
+mod locks;
 mod notifications;
 mod outbox;
 mod postgres;
@@ -30,14 +44,15 @@ mod sessions;
 mod sqlite;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 mod triage;
 mod typed;
 
-#[doc(hidden)]
-pub use codec::decode_strings;
 pub use config::{StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
+pub use locks::LockKey;
 pub use sessions::Direction;
 
 /// Which database engine a store runs on.

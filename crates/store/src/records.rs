@@ -148,6 +148,14 @@ pub struct Feedback {
     pub time_unix_nano: u64,
 }
 
+pub use crate::evalset::EvalsetRecord;
+pub use crate::notifications::Notification;
+pub use crate::report::{ReportResponse, SignalCount};
+pub use crate::review::{
+    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
+};
+pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
+
 /// The state of a feedback row, as stored (`feedback.state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeedbackState {
@@ -301,10 +309,3 @@ impl PruneReport {
         self.responses + self.feedback + self.failures + self.outbox + self.notifications
     }
 }
-pub use crate::evalset::EvalsetRecord;
-pub use crate::notifications::Notification;
-pub use crate::report::{ReportResponse, SignalCount};
-pub use crate::review::{
-    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
-};
-pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};

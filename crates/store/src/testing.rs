@@ -21,6 +21,7 @@
 //! // tests `interns_once::sqlite` and `interns_once::postgres`
 //! ```
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{StoreConfig, StoreUrl};
@@ -69,7 +70,10 @@ impl TestStore {
                      eval \"$(scripts/postgres.sh start /tmp/pg)\" first"
                 );
             }
-            eprintln!(
+            // Written to stderr itself, past the test harness's capture, so a run shows what
+            // it skipped.
+            let _ = writeln!(
+                std::io::stderr(),
                 "{test}: PostgreSQL half skipped: {URL_VAR} is not set \
                  (eval \"$(scripts/postgres.sh start /tmp/pg)\" to run it)"
             );

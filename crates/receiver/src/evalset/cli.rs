@@ -86,7 +86,8 @@ pub(crate) fn run(
     if let Some(template) = &args.template {
         query = query.with_template(template);
     }
-    let cases = cases(&config.store.path, &query).context("cannot read the failure records")?;
+    let mut conn = crate::direct::connect(&config.store).context("cannot open the store")?;
+    let cases = cases(&mut conn, &query).context("cannot read the failure records")?;
     let text = match args.format {
         Format::Jsonl => to_jsonl(&cases),
         Format::Csv => to_csv(&cases),

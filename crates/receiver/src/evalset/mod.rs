@@ -18,18 +18,14 @@
 
 pub mod cli;
 
-use std::path::Path;
-
+use closedloop_store::records::EvalsetRecord;
+use closedloop_store::{Connection, StoreError};
 use closedloop_tracing::Fingerprint;
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::direct;
 use crate::export::span::failure_id;
 use crate::records::SpanRef;
-use crate::store::codec::decode_strings;
-use crate::store::StoreError;
 use crate::timefmt::format_rfc3339;
 
 /// The similarity at or above which two queries are the same eval case.
@@ -42,12 +38,6 @@ pub enum EvalsetError {
     /// The store failed.
     #[error("store failed")]
     Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for EvalsetError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::from(error))
-    }
 }
 
 /// Whether to keep labelled or unlabelled records only.
@@ -179,24 +169,7 @@ pub struct EvalCase {
     pub metadata: CaseMetadata,
 }
 
-struct Record {
-    key: SpanRef,
-    created_s: i64,
-    category: String,
-    stage: String,
-    severity: String,
-    signals: String,
-    template_id: Option<String>,
-    template_version: Option<String>,
-    model: Option<String>,
-    data_source: Option<String>,
-    chunk_ids: Option<Vec<String>>,
-    fingerprint: Option<String>,
-    query: Option<String>,
-    output: Option<String>,
-    label: Option<String>,
-    expected: Option<String>,
-}
+type Record = EvalsetRecord;
 
 /// How two records' queries compare.
 enum Similar {
@@ -206,15 +179,15 @@ enum Similar {
     None,
 }
 
-impl Record {
-    fn similar(&self) -> Similar {
-        if let Some(text) = &self.fingerprint {
+fn similar(record: &Record) -> Similar {
+    {
+        if let Some(text) = &record.fingerprint {
             return match text.parse::<Fingerprint>() {
                 Ok(fingerprint) if !fingerprint.is_empty() => Similar::Fingerprint(fingerprint),
                 _ => Similar::Opaque(text.clone()),
             };
         }
-        match &self.query {
+        match &record.query {
             Some(query) => {
                 let fingerprint = closedloop_tracing::fingerprint(query);
                 if fingerprint.is_empty() {
@@ -238,66 +211,6 @@ fn matches(a: &Similar, b: &Similar, threshold: f64) -> bool {
     }
 }
 
-fn read_records(path: &Path) -> Result<Vec<Record>, EvalsetError> {
-    let conn = direct::open(path)?;
-    let mut statement = conn.prepare(
-        "SELECT f.trace_id, f.span_id, f.created_s, f.category, f.stage, f.severity, f.signals,
-            ti.value, tv.value, m.value, ds.value, r.chunk_ids, r.fingerprint, c.query, c.output,
-            (SELECT q.label FROM review_queue q
-             WHERE q.trace_id = f.trace_id AND q.span_id = f.span_id AND q.label IS NOT NULL
-             ORDER BY q.labelled_s DESC, q.id DESC LIMIT 1),
-            (SELECT q.expected FROM review_queue q
-             WHERE q.trace_id = f.trace_id AND q.span_id = f.span_id AND q.expected IS NOT NULL
-             ORDER BY q.labelled_s DESC, q.id DESC LIMIT 1)
-         FROM failures f
-         LEFT JOIN responses r ON r.trace_id = f.trace_id AND r.span_id = f.span_id
-         LEFT JOIN strings ti ON ti.id = r.template_id
-         LEFT JOIN strings tv ON tv.id = r.template_version
-         LEFT JOIN strings m ON m.id = r.model
-         LEFT JOIN strings ds ON ds.id = r.data_source
-         LEFT JOIN response_content c ON c.response = r.id",
-    )?;
-    let rows = statement.query_map(params![], |row| {
-        let trace_id: Vec<u8> = row.get(0)?;
-        let span_id: Vec<u8> = row.get(1)?;
-        Ok((
-            SpanRef::from_bytes(&trace_id, &span_id),
-            Record {
-                key: SpanRef {
-                    trace_id: [0; 16],
-                    span_id: [0; 8],
-                },
-                created_s: row.get(2)?,
-                category: row.get(3)?,
-                stage: row.get(4)?,
-                severity: row.get(5)?,
-                signals: row.get(6)?,
-                template_id: row.get(7)?,
-                template_version: row.get(8)?,
-                model: row.get(9)?,
-                data_source: row.get(10)?,
-                chunk_ids: row
-                    .get::<_, Option<Vec<u8>>>(11)?
-                    .map(|bytes| decode_strings(&bytes)),
-                fingerprint: row.get(12)?,
-                query: row.get(13)?,
-                output: row.get(14)?,
-                label: row.get(15)?,
-                expected: row.get(16)?,
-            },
-        ))
-    })?;
-    let mut records = Vec::new();
-    for row in rows {
-        let (key, mut record) = row?;
-        if let Some(key) = key {
-            record.key = key;
-            records.push(record);
-        }
-    }
-    Ok(records)
-}
-
 fn keep(record: &Record, query: &EvalsetQuery) -> bool {
     query.since_s.is_none_or(|since| record.created_s >= since)
         && query
@@ -311,7 +224,7 @@ fn keep(record: &Record, query: &EvalsetQuery) -> bool {
         && query
             .category
             .as_ref()
-            .is_none_or(|category| &record.category == category)
+            .is_none_or(|category| record.category.as_str() == category)
         && match query.labels {
             LabelFilter::Any => true,
             LabelFilter::Labelled => record.label.is_some(),
@@ -325,8 +238,9 @@ fn case_id(first: SpanRef) -> String {
 }
 
 /// The eval cases of the store, oldest first.
-pub fn cases(path: &Path, query: &EvalsetQuery) -> Result<Vec<EvalCase>, EvalsetError> {
-    let mut records: Vec<Record> = read_records(path)?
+pub fn cases(conn: &mut Connection, query: &EvalsetQuery) -> Result<Vec<EvalCase>, EvalsetError> {
+    let mut records: Vec<Record> = conn
+        .evalset_records()?
         .into_iter()
         .filter(|record| keep(record, query))
         .collect();
@@ -338,7 +252,7 @@ pub fn cases(path: &Path, query: &EvalsetQuery) -> Result<Vec<EvalCase>, Evalset
         ))
     });
     // Groups of record indices; each group compares by its first record.
-    let similar: Vec<Similar> = records.iter().map(Record::similar).collect();
+    let similar: Vec<Similar> = records.iter().map(similar).collect();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for index in 0..records.len() {
         let joined = groups
@@ -365,9 +279,9 @@ fn build_case(records: &[Record], group: &[usize]) -> EvalCase {
     };
     let members = || group.iter().map(|&index| &records[index]);
     let mut signals: Vec<String> = Vec::new();
-    for signal in members().flat_map(|record| record.signals.split(',')) {
-        if !signal.is_empty() && !signals.iter().any(|known| known == signal) {
-            signals.push(signal.to_owned());
+    for signal in members().flat_map(|record| &record.signals) {
+        if !signals.iter().any(|known| known == signal.as_str()) {
+            signals.push(signal.as_str().to_owned());
         }
     }
     let id = case_id(first.key);
@@ -389,10 +303,10 @@ fn build_case(records: &[Record], group: &[usize]) -> EvalCase {
             chunk_ids: first.chunk_ids.clone(),
             output: first.output.clone(),
             signals,
-            category: first.category.clone(),
-            stage: first.stage.clone(),
-            severity: first.severity.clone(),
-            label: members().find_map(|record| record.label.clone()),
+            category: first.category.as_str().to_owned(),
+            stage: first.stage.as_str().to_owned(),
+            severity: first.severity.as_str().to_owned(),
+            label: members().find_map(|record| record.label.map(|label| label.as_str().to_owned())),
             first_seen: format_rfc3339(first.created_s),
             last_seen: format_rfc3339(last.created_s),
             sources: members()

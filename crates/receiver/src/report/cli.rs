@@ -78,7 +78,8 @@ pub(crate) fn run(
         compare,
         min_chunk_responses: args.min_chunk_responses,
     };
-    let report = report(&config.store.path, &query).context("cannot build the report")?;
+    let mut conn = crate::direct::connect(&config.store).context("cannot open the store")?;
+    let report = report(&mut conn, &query).context("cannot build the report")?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
         std::fs::write(path, json + "\n")

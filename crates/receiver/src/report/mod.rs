@@ -13,13 +13,10 @@ pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
 
+use closedloop_store::{Connection, StoreError};
 use serde::Serialize;
 
-use crate::direct;
-use crate::store::codec::decode_strings;
-use crate::store::StoreError;
 use crate::timefmt::{format_day, format_rfc3339, DAY_SECS};
 use crate::vocab::FailureCategory;
 
@@ -42,12 +39,6 @@ pub enum ReportError {
     /// A `--compare` version has no responses in the window.
     #[error("template version {0} has no responses in the window")]
     UnknownVersion(String),
-}
-
-impl From<rusqlite::Error> for ReportError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::from(error))
-    }
 }
 
 /// A template version, `ID@VERSION`.
@@ -288,74 +279,51 @@ fn compare(old: &VersionStats, new: &VersionStats) -> Comparison {
 }
 
 /// Builds the report from the store.
-pub fn report(path: &Path, query: &ReportQuery) -> Result<Report, ReportError> {
-    let conn = direct::open(path)?;
+pub fn report(conn: &mut Connection, query: &ReportQuery) -> Result<Report, ReportError> {
     let since = query.since_s.unwrap_or(i64::MIN);
     let mut versions: HashMap<TemplateVersion, VersionAcc> = HashMap::new();
     let mut chunks: HashMap<String, (u64, u64)> = HashMap::new();
     let mut days: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     let (mut responses, mut failures) = (0u64, 0u64);
-    {
-        let mut statement = conn.prepare(
-            "SELECT r.id, r.received_s, ti.value, tv.value, r.chunk_ids, f.category
-             FROM responses r
-             LEFT JOIN strings ti ON ti.id = r.template_id
-             LEFT JOIN strings tv ON tv.id = r.template_version
-             LEFT JOIN failures f ON f.trace_id = r.trace_id AND f.span_id = r.span_id
-             WHERE r.received_s >= ?1
-             ORDER BY r.id",
-        )?;
-        let mut rows = statement.query([since])?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            let received_s: i64 = row.get(1)?;
-            let version = TemplateVersion {
-                template_id: row
-                    .get::<_, Option<String>>(2)?
-                    .unwrap_or_else(|| NO_TEMPLATE.into()),
-                template_version: row
-                    .get::<_, Option<String>>(3)?
-                    .unwrap_or_else(|| NO_TEMPLATE.into()),
-            };
-            let chunk_ids = row
-                .get::<_, Option<Vec<u8>>>(4)?
-                .map(|bytes| decode_strings(&bytes))
-                .unwrap_or_default();
-            let category: Option<String> = row.get(5)?;
-            let failed = u64::from(category.is_some());
-            responses += 1;
-            failures += failed;
-            let acc = versions.entry(version).or_insert_with(|| VersionAcc {
-                first_row: id,
-                ..VersionAcc::default()
-            });
-            acc.responses += 1;
-            acc.failures += failed;
-            if let Some(category) = category {
-                *acc.categories.entry(category).or_default() += 1;
-            }
-            let mut seen: Vec<&String> = Vec::with_capacity(chunk_ids.len());
-            for chunk in &chunk_ids {
-                // A chunk placed twice in one prompt counts once.
-                if seen.contains(&chunk) {
-                    continue;
-                }
-                seen.push(chunk);
-                let entry = chunks.entry(chunk.clone()).or_default();
-                entry.0 += 1;
-                entry.1 += failed;
-            }
-            let day = days.entry(received_s.div_euclid(DAY_SECS)).or_default();
-            day.0 += 1;
-            day.1 += failed;
+    conn.report_responses(since, |response| {
+        let version = TemplateVersion {
+            template_id: response.template_id.unwrap_or_else(|| NO_TEMPLATE.into()),
+            template_version: response
+                .template_version
+                .unwrap_or_else(|| NO_TEMPLATE.into()),
+        };
+        let failed = u64::from(response.failure.is_some());
+        responses += 1;
+        failures += failed;
+        let acc = versions.entry(version).or_insert_with(|| VersionAcc {
+            first_row: response.row,
+            ..VersionAcc::default()
+        });
+        acc.responses += 1;
+        acc.failures += failed;
+        if let Some(category) = response.failure {
+            *acc.categories
+                .entry(category.as_str().to_owned())
+                .or_default() += 1;
         }
-    }
-    let unattributed_failures: i64 = conn.query_row(
-        "SELECT count(*) FROM failures f WHERE f.created_s >= ?1 AND NOT EXISTS (
-             SELECT 1 FROM responses r WHERE r.trace_id = f.trace_id AND r.span_id = f.span_id)",
-        [since],
-        |row| row.get(0),
-    )?;
+        let mut seen: Vec<&String> = Vec::with_capacity(response.chunk_ids.len());
+        for chunk in &response.chunk_ids {
+            // A chunk placed twice in one prompt counts once.
+            if seen.contains(&chunk) {
+                continue;
+            }
+            seen.push(chunk);
+            let entry = chunks.entry(chunk.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += failed;
+        }
+        let day = days
+            .entry(response.received_s.div_euclid(DAY_SECS))
+            .or_default();
+        day.0 += 1;
+        day.1 += failed;
+    })?;
+    let unattributed_failures = conn.unattributed_failures(since)?;
 
     let mut ordered: Vec<(TemplateVersion, VersionAcc)> = versions.into_iter().collect();
     ordered.sort_by(|(a, acc_a), (b, acc_b)| {
@@ -434,7 +402,7 @@ pub fn report(path: &Path, query: &ReportQuery) -> Result<Report, ReportError> {
     });
     chunk_lifts.truncate(MAX_CHUNKS);
 
-    let signals = signal_stats(&conn, since)?;
+    let signals = signal_stats(conn, since)?;
     let daily = days
         .into_iter()
         .map(|(day, (n, fails))| DayStats {
@@ -448,7 +416,7 @@ pub fn report(path: &Path, query: &ReportQuery) -> Result<Report, ReportError> {
         since: query.since_s.map(format_rfc3339),
         responses,
         failures,
-        unattributed_failures: unattributed_failures.max(0) as u64,
+        unattributed_failures,
         baseline_rate,
         versions: version_stats,
         comparisons,
@@ -461,34 +429,26 @@ pub fn report(path: &Path, query: &ReportQuery) -> Result<Report, ReportError> {
     })
 }
 
-fn signal_stats(conn: &rusqlite::Connection, since: i64) -> rusqlite::Result<Vec<SignalStats>> {
+fn signal_stats(conn: &mut Connection, since: i64) -> Result<Vec<SignalStats>, StoreError> {
     let mut by_signal: BTreeMap<String, SignalStats> = BTreeMap::new();
-    let mut statement = conn.prepare(
-        "SELECT signal, count(*), sum(state IN (0, 1, 2)) FROM feedback WHERE received_s >= ?1
-         GROUP BY signal",
-    )?;
-    let mut rows = statement.query([since])?;
-    while let Some(row) = rows.next()? {
-        let signal: String = row.get(0)?;
+    for count in conn.feedback_by_signal(since)? {
+        let signal = count.signal.as_str().to_owned();
         by_signal.insert(
             signal.clone(),
             SignalStats {
                 signal,
-                feedback: row.get::<_, i64>(1)?.max(0) as u64,
-                negative: row.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64,
+                feedback: count.feedback,
+                negative: count.negative,
                 failure_records: 0,
             },
         );
     }
-    let mut statement = conn.prepare("SELECT signals FROM failures WHERE created_s >= ?1")?;
-    let mut rows = statement.query([since])?;
-    while let Some(row) = rows.next()? {
-        let signals: String = row.get(0)?;
-        for signal in signals.split(',').filter(|signal| !signal.is_empty()) {
+    for signals in conn.failure_signals(since)? {
+        for signal in signals {
             by_signal
-                .entry(signal.to_owned())
+                .entry(signal.as_str().to_owned())
                 .or_insert_with(|| SignalStats {
-                    signal: signal.to_owned(),
+                    signal: signal.as_str().to_owned(),
                     feedback: 0,
                     negative: 0,
                     failure_records: 0,

@@ -137,7 +137,7 @@ pub(crate) fn run(
     config: &Config,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let path = &config.store.path;
+    let conn = &mut crate::direct::connect(&config.store).context("cannot open the store")?;
     match command {
         ReviewCommand::Sample(args) => {
             let day = match &args.day {
@@ -146,7 +146,7 @@ pub(crate) fn run(
                 }
                 None => crate::store::writer::unix_now_s().div_euclid(DAY_SECS) - 1,
             };
-            let outcome = sample_day(path, &config.review, day, args.seed)?;
+            let outcome = sample_day(conn, &config.review, day, args.seed)?;
             writeln!(
                 out,
                 "Sampled {} of {} responses of {} (seed {}).",
@@ -158,12 +158,12 @@ pub(crate) fn run(
                 day: args.day.clone(),
                 unlabelled: args.unlabelled,
             };
-            for item in list(path, &filter)? {
+            for item in list(conn, &filter)? {
                 print_item(out, &item, args.json)?;
             }
         }
         ReviewCommand::Show(args) => {
-            let item = show(path, args.id)?;
+            let item = show(conn, args.id)?;
             print_item(out, &item, args.json)?;
             if !args.json {
                 print_details(out, &item)?;
@@ -183,7 +183,7 @@ pub(crate) fn run(
                 .with_category(category)
                 .with_expected(args.expected.clone())
                 .with_note(args.note.clone());
-            let item = label(path, &direct_settings(config)?, args.id, &verdict)?;
+            let item = label(conn, &direct_settings(config)?, args.id, &verdict)?;
             print_item(out, &item, false)?;
         }
     }

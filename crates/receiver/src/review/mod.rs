@@ -17,10 +17,12 @@
 pub mod cli;
 mod config;
 
-use std::path::Path;
 use std::time::Instant;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use closedloop_store::records::{
+    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
+};
+use closedloop_store::Connection;
 
 pub use config::ReviewConfig;
 
@@ -28,8 +30,7 @@ use crate::detectors::DetectorsConfig;
 use crate::direct::{self, DirectSettings};
 use crate::export::span::failure_id;
 use crate::join::{JoinConfig, Joiner};
-use crate::records::{Feedback, SpanRef};
-use crate::store::codec::decode_strings;
+use crate::records::Feedback;
 use crate::store::StoreError;
 use crate::timefmt::{format_day, format_rfc3339, DAY_SECS};
 use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
@@ -123,12 +124,6 @@ pub enum ReviewError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for ReviewError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Store(StoreError::from(error))
-    }
-}
-
 /// What [`sample_day`] drew.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -143,14 +138,9 @@ pub struct SampleOutcome {
     pub sampled: usize,
 }
 
-struct Candidate {
-    row: i64,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    implicit: bool,
-}
-
-/// Draws the sample of `day` (days since the Unix epoch) into the queue, in one transaction.
+/// Draws the sample of `day` (days since the Unix epoch) into the queue, in one transaction
+/// that first claims the day: with several receivers on one store, the one whose claim
+/// succeeds draws, and the others find the day sampled.
 fn draw(
     conn: &mut Connection,
     day: i64,
@@ -159,92 +149,67 @@ fn draw(
     seed: u64,
     now_s: i64,
 ) -> Result<SampleOutcome, ReviewError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let day_text = format_day(day);
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT seed FROM review_days WHERE day = ?1")?
-        .query_row([&day_text], |row| row.get(0))
-        .optional()?;
-    if let Some(seed) = existing {
+    let mut tx = conn.transaction()?;
+    if let Some(seed) = tx.review_day_seed(&day_text)? {
         return Err(ReviewError::AlreadySampled {
             day: day_text,
-            seed: seed as u64,
+            seed,
         });
     }
-    let candidates: Vec<Candidate> = tx
-        .prepare_cached(
-            "SELECT r.id, r.trace_id, r.span_id, EXISTS (
-                 SELECT 1 FROM feedback f
-                 WHERE f.target_trace_id = r.trace_id AND f.target_span_id = r.span_id
-                   AND f.kind = 'implicit' AND f.state IN (1, 2))
-             FROM responses r WHERE r.received_s >= ?1 AND r.received_s < ?2 ORDER BY r.id",
-        )?
-        .query_map(params![day * DAY_SECS, (day + 1) * DAY_SECS], |row| {
-            Ok(Candidate {
-                row: row.get(0)?,
-                trace_id: row.get(1)?,
-                span_id: row.get(2)?,
-                implicit: row.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let candidates = tx.review_candidates(day * DAY_SECS, (day + 1) * DAY_SECS)?;
     let population = candidates.len() as u64;
     let share = if implicit_share.is_finite() {
         implicit_share.clamp(0.0, 1.0)
     } else {
         0.0
     };
+    let claimed = tx.claim_review_day(&ReviewDay {
+        day: day_text.clone(),
+        seed,
+        sample_size: size as u64,
+        implicit_share: share,
+        population,
+        created_s: now_s,
+    })?;
+    if !claimed {
+        // Another receiver drew the day since the check above.
+        let seed = tx.review_day_seed(&day_text)?.unwrap_or(seed);
+        return Err(ReviewError::AlreadySampled {
+            day: day_text,
+            seed,
+        });
+    }
     let mut rng = SplitMix64::new(seed);
-    let mut chosen: Vec<(Candidate, &str)> = if share > 0.0 {
+    let mut chosen: Vec<(ReviewCandidate, ReviewStratum)> = if share > 0.0 {
         let quota = (size as f64 * share).round() as usize;
         let (implicit, other): (Vec<_>, Vec<_>) = candidates
             .into_iter()
             .partition(|candidate| candidate.implicit);
         let mut chosen: Vec<_> = reservoir_sample(implicit, quota, &mut rng)
             .into_iter()
-            .map(|candidate| (candidate, "implicit_negative"))
+            .map(|candidate| (candidate, ReviewStratum::ImplicitNegative))
             .collect();
         let rest = size.saturating_sub(chosen.len());
         chosen.extend(
             reservoir_sample(other, rest, &mut rng)
                 .into_iter()
-                .map(|candidate| (candidate, "other")),
+                .map(|candidate| (candidate, ReviewStratum::Other)),
         );
         chosen
     } else {
         reservoir_sample(candidates, size, &mut rng)
             .into_iter()
-            .map(|candidate| (candidate, "uniform"))
+            .map(|candidate| (candidate, ReviewStratum::Uniform))
             .collect()
     };
     chosen.sort_by_key(|(candidate, _)| candidate.row);
     let mut sampled = 0;
     for (candidate, stratum) in &chosen {
-        sampled += tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO review_queue (day, trace_id, span_id, stratum, created_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                day_text,
-                candidate.trace_id,
-                candidate.span_id,
-                stratum,
-                now_s
-            ])?;
+        if tx.queue_review_item(&day_text, candidate.key, *stratum, now_s)? {
+            sampled += 1;
+        }
     }
-    tx.prepare_cached(
-        "INSERT INTO review_days (day, seed, sample_size, implicit_share, population, created_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        day_text,
-        seed as i64,
-        size as i64,
-        share,
-        population as i64,
-        now_s
-    ])?;
     tx.commit()?;
     Ok(SampleOutcome {
         day: day_text,
@@ -259,17 +224,16 @@ fn draw(
 /// recorded. A day is sampled once; sampling it again is an error naming the recorded seed.
 /// The current day can be sampled too (from the responses received so far).
 pub fn sample_day(
-    path: &Path,
+    conn: &mut Connection,
     config: &ReviewConfig,
     day: i64,
     seed: Option<u64>,
 ) -> Result<SampleOutcome, ReviewError> {
-    let mut conn = direct::open(path)?;
     let seed = seed
         .or_else(|| config.seed.map(|seed| day_seed(seed, day)))
         .unwrap_or_else(rand::random);
     draw(
-        &mut conn,
+        conn,
         day,
         config.daily_sample_size,
         config.implicit_negative_share,
@@ -296,15 +260,8 @@ pub(crate) fn auto_sample(
     let last = ripe.div_euclid(DAY_SECS) - 1;
     let mut drawn = Vec::new();
     for day in (last - CATCH_UP_DAYS + 1)..=last {
-        let sampled: bool = conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM review_days WHERE day = ?1)")?
-            .query_row([format_day(day)], |row| row.get(0))?;
-        let has_responses: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM responses WHERE received_s >= ?1 AND received_s < ?2)",
-            )?
-            .query_row(params![day * DAY_SECS, (day + 1) * DAY_SECS], |row| row.get(0))?;
-        if sampled || !has_responses {
+        let sampled = conn.review_day_seed(&format_day(day))?.is_some();
+        if sampled || !conn.has_responses_between(day * DAY_SECS, (day + 1) * DAY_SECS)? {
             continue;
         }
         let seed = config
@@ -378,68 +335,43 @@ pub struct ReviewFilter {
     pub unlabelled: bool,
 }
 
-const ITEM_COLUMNS: &str = "SELECT q.id, q.day, q.stratum, q.trace_id, q.span_id, r.received_s,
-        ti.value, tv.value, m.value, r.chunk_ids, r.fingerprint, c.query, c.output, q.label,
-        q.category, q.expected, q.note, f.revision
-    FROM review_queue q
-    LEFT JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
-    LEFT JOIN strings ti ON ti.id = r.template_id
-    LEFT JOIN strings tv ON tv.id = r.template_version
-    LEFT JOIN strings m ON m.id = r.model
-    LEFT JOIN response_content c ON c.response = r.id
-    LEFT JOIN failures f ON f.trace_id = q.trace_id AND f.span_id = q.span_id";
-
-fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewItem> {
-    let trace_id: Vec<u8> = row.get(3)?;
-    let span_id: Vec<u8> = row.get(4)?;
-    let has_failure = row.get::<_, Option<i64>>(17)?.is_some();
-    Ok(ReviewItem {
-        id: row.get(0)?,
-        day: row.get(1)?,
-        stratum: row.get(2)?,
-        failure_id: SpanRef::from_bytes(&trace_id, &span_id)
-            .filter(|_| has_failure)
-            .map(failure_id),
-        trace_id: hex::encode(&trace_id),
-        span_id: hex::encode(&span_id),
-        received: row.get::<_, Option<i64>>(5)?.map(format_rfc3339),
-        template_id: row.get(6)?,
-        template_version: row.get(7)?,
-        model: row.get(8)?,
-        chunk_ids: row
-            .get::<_, Option<Vec<u8>>>(9)?
-            .map(|bytes| decode_strings(&bytes)),
-        fingerprint: row.get(10)?,
-        query: row.get(11)?,
-        output: row.get(12)?,
-        label: row.get(13)?,
-        category: row.get(14)?,
-        expected: row.get(15)?,
-        note: row.get(16)?,
-    })
+fn item(row: ReviewRow) -> ReviewItem {
+    ReviewItem {
+        id: row.id,
+        day: row.day,
+        stratum: row.stratum.as_str().to_owned(),
+        failure_id: row.has_failure.then(|| failure_id(row.key)),
+        trace_id: hex::encode(row.key.trace_id),
+        span_id: hex::encode(row.key.span_id),
+        received: row.received_s.map(format_rfc3339),
+        template_id: row.template_id,
+        template_version: row.template_version,
+        model: row.model,
+        chunk_ids: row.chunk_ids,
+        fingerprint: row.fingerprint,
+        query: row.query,
+        output: row.output,
+        label: row.label.map(|label| label.as_str().to_owned()),
+        category: row.category.map(|category| category.as_str().to_owned()),
+        expected: row.expected,
+        note: row.note,
+    }
 }
 
 /// The queue items matching `filter`, oldest first.
-pub fn list(path: &Path, filter: &ReviewFilter) -> Result<Vec<ReviewItem>, ReviewError> {
-    let conn = direct::open(path)?;
-    let items = conn
-        .prepare(&format!(
-            "{ITEM_COLUMNS} WHERE (?1 IS NULL OR q.day = ?1) AND (?2 = 0 OR q.label IS NULL)
-             ORDER BY q.id"
-        ))?
-        .query_map(params![filter.day, filter.unlabelled], item)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(items)
+pub fn list(conn: &mut Connection, filter: &ReviewFilter) -> Result<Vec<ReviewItem>, ReviewError> {
+    Ok(conn
+        .review_items(filter.day.as_deref(), filter.unlabelled)?
+        .into_iter()
+        .map(item)
+        .collect())
 }
 
 /// One queue item.
-pub fn show(path: &Path, id: i64) -> Result<ReviewItem, ReviewError> {
-    let conn = direct::open(path)?;
-    let found = conn
-        .prepare(&format!("{ITEM_COLUMNS} WHERE q.id = ?1"))?
-        .query_row([id], item)
-        .optional()?;
-    found.ok_or(ReviewError::NotFound(id))
+pub fn show(conn: &mut Connection, id: i64) -> Result<ReviewItem, ReviewError> {
+    conn.review_item(id)?
+        .map(item)
+        .ok_or(ReviewError::NotFound(id))
 }
 
 /// A reviewer's label.
@@ -489,27 +421,20 @@ impl Label {
 /// Labels queue item `id`: stores the reviewer feedback and joins it like any other feedback
 /// (see the module docs), in one transaction. Returns the item as labelled.
 pub fn label(
-    path: &Path,
+    conn: &mut Connection,
     settings: &DirectSettings,
     id: i64,
     label: &Label,
 ) -> Result<ReviewItem, ReviewError> {
-    let mut conn = direct::open_connection(path)?;
-    let found = direct::write(&mut conn, settings, |w| {
-        let target: Option<(Vec<u8>, Vec<u8>)> = w
-            .conn
-            .sqlite()?
-            .prepare_cached("SELECT trace_id, span_id FROM review_queue WHERE id = ?1")?
-            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        let Some((trace_id, span_id)) = target else {
+    let found = direct::write(conn, settings, |w| {
+        let Some(target) = w.conn.review_target(id)? else {
             return Ok(false);
         };
         let feedback_id = format!("fb_review_{}", hex::encode(rand::random::<[u8; 16]>()));
         let feedback = Feedback {
             feedback_id: feedback_id.clone(),
             span: None,
-            target: SpanRef::from_bytes(&trace_id, &span_id),
+            target: Some(target),
             response_id: None,
             signal: FeedbackSignal::Label,
             kind: FeedbackKind::Explicit,
@@ -536,26 +461,25 @@ pub fn label(
         );
         joiner.feedback(w, feedback)?;
         joiner.expire(w, Instant::now() + std::time::Duration::from_secs(1))?;
-        w.conn
-            .sqlite()?
-            .prepare_cached(
-                "UPDATE review_queue SET label = ?2, labelled_s = ?3, category = ?4,
-                    expected = ?5, note = ?6, feedback_id = ?7
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                if label.good { "good" } else { "bad" },
-                w.now_s,
-                label.category.map(|category| category.as_str()),
-                label.expected,
-                label.note,
-                feedback_id,
-            ])?;
+        w.conn.set_review_label(
+            id,
+            &ReviewLabelUpdate {
+                label: if label.good {
+                    ReviewLabel::Good
+                } else {
+                    ReviewLabel::Bad
+                },
+                labelled_s: w.now_s,
+                category: label.category,
+                expected: label.expected.as_deref(),
+                note: label.note.as_deref(),
+                feedback_id: &feedback_id,
+            },
+        )?;
         Ok(true)
     })?;
     if !found {
         return Err(ReviewError::NotFound(id));
     }
-    show(path, id)
+    show(conn, id)
 }

@@ -14,7 +14,6 @@
 
 pub(crate) mod writer;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -30,11 +29,6 @@ use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
 use crate::pipeline::Shared;
 use crate::records::{Feedback, Response, Retrieval};
-
-/// The list encoding of BLOB columns, for the commands that decode them.
-pub(crate) mod codec {
-    pub(crate) use closedloop_store::decode_strings;
-}
 
 /// The spans of one ingest request that the store keeps.
 #[derive(Debug, Default)]
@@ -146,22 +140,6 @@ impl Store {
             max_queued: config.max_queued_records.max(1),
             thread: Mutex::new(Some(thread)),
         })
-    }
-
-    /// Opens a read-write connection to an existing SQLite store file and brings its schema
-    /// up to date, for the commands that work on the store beside (or without) a running
-    /// receiver and still run their statements on SQLite itself.
-    pub(crate) fn direct(path: &Path) -> Result<rusqlite::Connection, StoreError> {
-        Self::command(path)?.into_sqlite()
-    }
-
-    /// Opens a connection to an existing store file for a command, migrated.
-    pub(crate) fn command(path: &Path) -> Result<Connection, StoreError> {
-        let config = StoreConfig {
-            path: path.to_owned(),
-            ..StoreConfig::default()
-        };
-        Connection::open(&config, Access::Command)
     }
 
     fn send(&self, command: Command, bounded: bool) -> Result<(), Rejected> {

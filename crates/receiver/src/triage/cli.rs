@@ -91,7 +91,7 @@ pub(crate) fn run(
     config: &Config,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let path = &config.store.path;
+    let conn = &mut crate::direct::connect(&config.store).context("cannot open the store")?;
     let (change, status) = match command {
         TriageCommand::List(args) => {
             let mut filter = ListFilter::new(crate::store::writer::unix_now_s());
@@ -106,7 +106,7 @@ pub(crate) fn run(
                         .map_err(|_| anyhow::anyhow!("unknown status {status:?}"))
                 })
                 .transpose()?;
-            for item in list(path, &filter)? {
+            for item in list(conn, &filter)? {
                 if args.json {
                     writeln!(out, "{}", serde_json::to_string(&item)?)?;
                 } else {
@@ -120,7 +120,7 @@ pub(crate) fn run(
         TriageCommand::Resolve(args) => (&args.change, TriageStatus::Resolved),
     };
     let revision = set_status(
-        path,
+        conn,
         &direct_settings(config)?,
         &change.id,
         status,

@@ -117,26 +117,35 @@ pub(crate) fn after_upsert(
     response: Option<&Response>,
     created: bool,
 ) -> Result<Assignment, StoreError> {
-    let current = store::assignment(w.conn.sqlite()?, key)?;
-    let Some((mut assignment, created_s)) = current else {
+    let Some(state) = w.conn.triage_state(key)? else {
         return Ok(Assignment {
             owner: None,
             status: TriageStatus::Open,
             due_s: None,
         });
     };
+    let mut assignment = Assignment {
+        owner: state.owner,
+        status: state.status,
+        due_s: state.due_s,
+    };
     if assignment.status == TriageStatus::Open {
         let (owner, sla) = route(&w.triage.config, decision, response);
-        let due_s = sla.map(|sla| created_s.saturating_add(sla.min(i64::MAX as u64) as i64));
+        let due_s = sla.map(|sla| {
+            state
+                .created_s
+                .saturating_add(sla.min(i64::MAX as u64) as i64)
+        });
         if owner != assignment.owner || due_s != assignment.due_s {
-            store::set_assignment(w.conn.sqlite()?, key, owner.as_deref(), due_s)?;
+            w.conn.set_triage_assignment(key, owner.as_deref(), due_s)?;
             assignment.owner = owner;
             assignment.due_s = due_s;
         }
     }
     if created && w.triage.notify_new {
         let payload = notify::new_failure_payload(key, decision, &assignment, response);
-        store::queue_notification(w.conn.sqlite()?, w.now_s, notify::KIND_NEW, &payload)?;
+        w.conn
+            .queue_notification(w.now_s, notify::KIND_NEW, &payload)?;
         w.effects.notifications_added += 1;
     }
     Ok(assignment)

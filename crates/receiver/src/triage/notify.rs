@@ -1,18 +1,18 @@
 //! The background task of the running receiver that keeps triage moving: SLA checks, the
 //! overdue gauge, daily review sampling, and webhook delivery.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use closedloop_store::records::Notification;
+use closedloop_store::{Connection, StoreConfig};
 use rand::Rng as _;
-use rusqlite::Connection;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::store::{self, Notification};
+use super::store;
 use super::{Assignment, NotifyConfig, TriageConfig};
 use crate::export::span::failure_id;
 use crate::export::Stop;
@@ -116,10 +116,10 @@ pub(crate) fn breach_payload(
     )
 }
 
-/// The task's connection, moved to a blocking thread for each use and back, so SQLite never
-/// runs on the async reactor.
+/// The task's connection, moved to a blocking thread for each use and back, so the store
+/// never runs on the async reactor. Opened (again) when needed.
 struct Db {
-    path: PathBuf,
+    config: Arc<StoreConfig>,
     conn: Option<Connection>,
 }
 
@@ -129,11 +129,11 @@ impl Db {
         work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, String> {
         let conn = self.conn.take();
-        let path = self.path.clone();
+        let config = Arc::clone(&self.config);
         let joined = tokio::task::spawn_blocking(move || {
             let mut conn = match conn {
                 Some(conn) => conn,
-                None => match crate::direct::open(&path) {
+                None => match crate::direct::connect(&config) {
                     Ok(conn) => conn,
                     Err(error) => return (None, Err(error.to_string())),
                 },
@@ -164,14 +164,17 @@ enum Delivery {
 /// sampling of completed days), and delivery of queued notifications whenever the writer
 /// queues some or a retry is due.
 pub(crate) async fn background(
-    path: PathBuf,
+    store: StoreConfig,
     triage: TriageConfig,
     notify: NotifyConfig,
     review: ReviewConfig,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<Stop>,
 ) {
-    let mut db = Db { path, conn: None };
+    let mut db = Db {
+        config: Arc::new(store),
+        conn: None,
+    };
     let client = match &notify.webhook_url {
         Some(_) => match reqwest::Client::builder()
             .timeout(Duration::from_millis(notify.timeout_millis.max(1)))
@@ -186,6 +189,7 @@ pub(crate) async fn background(
         None => None,
     };
     let interval = Duration::from_secs(triage.check_interval_secs.max(1));
+    let lease = lease_secs(Duration::from_millis(notify.timeout_millis.max(1)));
     let initial_backoff = Duration::from_millis(notify.initial_backoff_millis.max(1));
     let max_backoff = Duration::from_secs(notify.max_backoff_secs.max(1));
     let mut next_check = Instant::now();
@@ -223,7 +227,7 @@ pub(crate) async fn background(
         }
         if let (Some(client), Some(url)) = (&client, &notify.webhook_url) {
             if retry_at.is_none_or(|at| now >= at) {
-                match deliver(&mut db, client, url).await {
+                match deliver(&mut db, client, url, lease).await {
                     Delivery::Done => {
                         failures = 0;
                         retry_at = None;
@@ -253,10 +257,27 @@ fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     Duration::from_micros(rand::rng().random_range(low.as_micros()..=ceiling.as_micros()) as u64)
 }
 
-async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str) -> Delivery {
+/// How long a claimed batch of notifications stays leased to this receiver: long enough to
+/// send every one of them at the webhook timeout, so no other receiver sends them meanwhile;
+/// if this receiver dies, they are sent by another once the lease ends.
+fn lease_secs(timeout: Duration) -> i64 {
+    let batch = timeout.saturating_mul(DELIVERY_BATCH as u32);
+    batch
+        .as_secs()
+        .saturating_add(LEASE_MARGIN_SECS)
+        .min(i64::MAX as u64) as i64
+}
+
+/// Added to a lease beyond the sends it covers.
+const LEASE_MARGIN_SECS: u64 = 60;
+
+async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str, lease_secs: i64) -> Delivery {
     loop {
         let batch = match db
-            .run(|conn| store::read_notifications(conn, DELIVERY_BATCH))
+            .run(move |conn| {
+                let now_s = unix_now_s();
+                conn.claim_notifications(now_s, now_s.saturating_add(lease_secs), DELIVERY_BATCH)
+            })
             .await
         {
             Ok(batch) => batch,
@@ -268,6 +289,7 @@ async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str) -> Delivery {
         if batch.is_empty() {
             return Delivery::Done;
         }
+        let mut unsent: Vec<i64> = batch.iter().map(|notification| notification.id).collect();
         for Notification { id, kind, payload } in batch {
             let sent = client
                 .post(url)
@@ -275,9 +297,10 @@ async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str) -> Delivery {
                 .body(payload)
                 .send()
                 .await;
-            match sent {
+            let delivered = match sent {
                 Ok(response) if response.status().is_success() => {
                     debug!(%kind, "Webhook notification delivered.");
+                    true
                 }
                 Ok(response)
                     if response.status().is_client_error()
@@ -285,25 +308,40 @@ async fn deliver(db: &mut Db, client: &reqwest::Client, url: &str) -> Delivery {
                         && response.status() != http::StatusCode::REQUEST_TIMEOUT =>
                 {
                     error!(%kind, status = %response.status(), "Webhook refused a notification; dropping it.");
+                    true
                 }
                 Ok(response) => {
                     warn!(%kind, status = %response.status(), "Webhook notification failed; will retry.");
-                    return Delivery::Retry;
+                    false
                 }
                 Err(error) => {
                     // The webhook URL is a secret; reqwest's error would show it.
                     let error = error.without_url();
                     warn!(%kind, %error, "Webhook notification failed; will retry.");
-                    return Delivery::Retry;
+                    false
                 }
+            };
+            if !delivered {
+                release(db, unsent).await;
+                return Delivery::Retry;
             }
-            if let Err(error) = db
-                .run(move |conn| store::delete_notification(conn, id))
-                .await
-            {
+            unsent.retain(|&unsent| unsent != id);
+            if let Err(error) = db.run(move |conn| conn.delete_notification(id)).await {
                 warn!(%error, "Cannot delete a delivered notification.");
+                release(db, unsent).await;
                 return Delivery::Retry;
             }
         }
+    }
+}
+
+/// Gives up the leases of notifications not sent, so the retry (here or on another
+/// receiver) takes them at once. If that fails, their leases expire.
+async fn release(db: &mut Db, ids: Vec<i64>) {
+    let released = db
+        .run(move |conn| ids.iter().try_for_each(|&id| conn.release_notification(id)))
+        .await;
+    if let Err(error) = released {
+        warn!(%error, "Cannot release unsent notifications; they wait for their lease to end.");
     }
 }

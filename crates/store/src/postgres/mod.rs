@@ -21,9 +21,20 @@ mod tests;
 /// How long connecting may take when the connection string sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Session settings of every connection, before those the connection string sets (which
+/// win). A receiver that stops answering in the middle of a transaction (a hung process, a
+/// network partition: no connection reset reaches the server) would hold its row and
+/// advisory locks, and so stall every other receiver, until TCP gave up hours later: the
+/// server ends a transaction idle for five minutes, and probes a silent client after 30 s.
+const SESSION_OPTIONS: &str = "-c idle_in_transaction_session_timeout=300000 \
+     -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
+
+/// How often the client probes a silent server.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
 /// Connects to `url` for `access`; writers and commands bring the schema up to date.
 pub(crate) fn open(url: &str, access: Access) -> Result<Client> {
-    let mut client = Client::connect(url)?;
+    let mut client = Client::connect(url, access == Access::Reader)?;
     if access != Access::Reader {
         schema::migrate(&mut client)?;
     }
@@ -49,8 +60,9 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Connects to `url` (a libpq connection string or `postgres://` URL).
-    pub(crate) fn connect(url: &str) -> Result<Self> {
+    /// Connects to `url` (a libpq connection string or `postgres://` URL). The sessions of a
+    /// `read_only` client refuse writes, as a SQLite reader does.
+    pub(crate) fn connect(url: &str, read_only: bool) -> Result<Self> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|error: postgres::Error| StoreError::Config(format!("store.url: {error}")))?;
@@ -60,6 +72,16 @@ impl Client {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        config.keepalives_idle(KEEPALIVE_IDLE);
+        // Startup options, so a reconnected session has them too.
+        let mut options = SESSION_OPTIONS.to_owned();
+        if read_only {
+            options.push_str(" -c default_transaction_read_only=on");
+        }
+        if let Some(theirs) = config.get_options() {
+            options = format!("{options} {theirs}");
+        }
+        config.options(&options);
         let client = connect(&config)?;
         Ok(Self {
             config,

@@ -218,12 +218,25 @@ pub(crate) fn migrate(client: &mut Client) -> Result<()> {
 fn migrate_in_transaction(client: &mut Client) -> Result<()> {
     let (class, object) = MIGRATION_LOCK;
     client.batch(&format!("SELECT pg_advisory_xact_lock({class}, {object})"))?;
-    client.batch(
-        "CREATE TABLE IF NOT EXISTS closedloop_schema_version (
-            version BIGINT PRIMARY KEY,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-        )",
+    // Looked up rather than `CREATE TABLE IF NOT EXISTS`, which needs the CREATE privilege
+    // even when the table is there: a role that may only read and write the tables opens a
+    // database already at this version.
+    let exists = client.query(
+        "SELECT to_regclass('closedloop_schema_version') IS NOT NULL",
+        &[],
     )?;
+    let exists = match exists.first() {
+        Some(row) => row.try_get::<_, bool>(0).map_err(StoreError::postgres)?,
+        None => false,
+    };
+    if !exists {
+        client.batch(
+            "CREATE TABLE closedloop_schema_version (
+                version BIGINT PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+        )?;
+    }
     let found = current_version(client)?;
     if found > VERSION {
         return Err(StoreError::TooNew {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::db::{values, Value};
 use crate::error::StoreError;
 use crate::testing::TestStore;
-use crate::{Access, Connection, StoreConfig, StoreUrl};
+use crate::{Access, Connection, LockKey, StoreConfig, StoreUrl};
 
 macro_rules! postgres_store {
     () => {
@@ -76,11 +76,13 @@ fn lock_keys_makes_a_second_transaction_on_the_same_key_wait_for_the_first() {
     let mut observer = store.open(Access::Reader);
     let second_pid = backend_pid(&mut second);
 
+    let session = LockKey::session("session-1");
     let mut tx = first.transaction().unwrap();
-    tx.db.lock_keys(&mut vec![42, 7, 42]).unwrap();
+    tx.lock([session, LockKey::response_id("r-1"), session])
+        .unwrap();
     let waiter = thread::spawn(move || {
         let mut tx = second.transaction().unwrap();
-        tx.db.lock_keys(&mut vec![42]).unwrap();
+        tx.lock([session]).unwrap();
         // Holding the key, this transaction sees what the first one committed.
         let seen = outbox_rows(&mut tx);
         insert_outbox(&mut tx, 2);
@@ -421,4 +423,203 @@ fn a_missing_database_is_a_connect_error_that_says_to_create_it() {
         .to_string();
     assert!(message.contains(&missing), "{message}");
     assert!(message.contains("create the database"), "{message}");
+}
+
+#[test]
+fn a_url_that_requires_tls_is_a_connect_error_that_says_closedloop_has_none() {
+    let store = postgres_store!();
+    let url = store.postgres_url().unwrap();
+    let config = StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(StoreUrl::new(format!("{url}?sslmode=require"))),
+        ..StoreConfig::default()
+    };
+    let error = Connection::open(&config, Access::Writer).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, StoreError::Connect { .. }), "{message}");
+    assert!(message.contains("without TLS"), "{message}");
+}
+
+/// Table, column, type and nullability of every column, and the names of the indexes: what
+/// statements written once for both engines rely on.
+type Shape = (Vec<(String, String, String, bool)>, Vec<String>);
+
+fn sqlite_shape(conn: &mut Connection) -> Shape {
+    let mut columns = conn
+        .db
+        .query(
+            "SELECT m.name, p.name, p.type, p.\"notnull\", p.pk
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table'",
+            &[],
+            |row| {
+                let ty = match row.get::<String>(2)?.as_str() {
+                    "INTEGER" => "bigint",
+                    "REAL" => "double precision",
+                    "BLOB" => "bytea",
+                    "TEXT" => "text",
+                    other => panic!("a SQLite column of type {other}"),
+                };
+                // A primary key is never NULL, whatever SQLite declares for it.
+                let not_null = row.get::<bool>(3)? || row.get::<i64>(4)? > 0;
+                Ok((row.get(0)?, row.get(1)?, ty.to_owned(), not_null))
+            },
+        )
+        .unwrap();
+    columns.sort();
+    let mut indexes: Vec<String> = conn
+        .db
+        .query(
+            "SELECT name FROM sqlite_master
+             WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%'",
+            &[],
+            |row| row.get(0),
+        )
+        .unwrap();
+    indexes.sort();
+    (columns, indexes)
+}
+
+fn postgres_shape(conn: &mut Connection) -> Shape {
+    let columns = conn
+        .db
+        .query(
+            "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT), CAST(data_type AS TEXT),
+                 CAST(is_nullable AS TEXT)
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name <> 'closedloop_schema_version'
+             ORDER BY 1, 2",
+            &[],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<String>(3)? == "NO",
+                ))
+            },
+        )
+        .unwrap();
+    // The indexes of primary keys and UNIQUE constraints are named by PostgreSQL, by SQLite
+    // not at all: only the indexes the schema names are compared.
+    let indexes = conn
+        .db
+        .query(
+            "SELECT CAST(i.relname AS TEXT)
+             FROM pg_index x
+                 JOIN pg_class i ON i.oid = x.indexrelid
+                 JOIN pg_namespace n ON n.oid = i.relnamespace
+             WHERE n.nspname = current_schema()
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+             ORDER BY 1",
+            &[],
+            |row| row.get(0),
+        )
+        .unwrap();
+    (columns, indexes)
+}
+
+#[test]
+fn the_postgres_schema_has_the_shape_of_the_sqlite_schema() {
+    let store = postgres_store!();
+    let sqlite = TestStore::sqlite();
+    let (mut sqlite_columns, sqlite_indexes) = sqlite_shape(&mut sqlite.open(Access::Writer));
+    let (postgres_columns, postgres_indexes) = postgres_shape(&mut store.open(Access::Writer));
+    sqlite_columns.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(
+        postgres_columns, sqlite_columns,
+        "a SQLite migration without its PostgreSQL twin (postgres/schema.rs)?"
+    );
+    assert_eq!(postgres_indexes, sqlite_indexes);
+}
+
+#[test]
+fn a_reader_cannot_write() {
+    let store = postgres_store!();
+    let mut writer = store.open(Access::Writer);
+    insert_outbox(&mut writer, 1);
+    let mut reader = store.open(Access::Reader);
+    assert_eq!(outbox_rows(&mut reader), vec![1]);
+    let error = reader
+        .db
+        .execute(
+            "INSERT INTO outbox (created_s, span) VALUES (2, ?1)",
+            values![&[1u8]],
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("read-only"), "{error}");
+    assert_eq!(outbox_rows(&mut writer), vec![1]);
+}
+
+#[test]
+fn sessions_end_idle_transactions_and_probe_silent_clients_unless_the_url_says_otherwise() {
+    let store = postgres_store!();
+    let show = |conn: &mut Connection, setting: &str| {
+        conn.db
+            .query_value::<String>(&format!("SHOW {setting}"), &[])
+            .unwrap()
+            .unwrap()
+    };
+    let mut conn = store.open(Access::Writer);
+    assert_eq!(
+        show(&mut conn, "idle_in_transaction_session_timeout"),
+        "5min"
+    );
+    assert_eq!(show(&mut conn, "tcp_keepalives_idle"), "30");
+    assert_eq!(show(&mut conn, "default_transaction_read_only"), "off");
+    assert_eq!(
+        show(
+            &mut store.open(Access::Reader),
+            "default_transaction_read_only"
+        ),
+        "on"
+    );
+
+    let url = store.postgres_url().unwrap();
+    let config = StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(StoreUrl::new(format!(
+            "{url}?options=-c%20idle_in_transaction_session_timeout%3D7s"
+        ))),
+        ..StoreConfig::default()
+    };
+    let mut conn = Connection::open(&config, Access::Writer).unwrap();
+    assert_eq!(show(&mut conn, "idle_in_transaction_session_timeout"), "7s");
+    assert_eq!(show(&mut conn, "tcp_keepalives_idle"), "30");
+}
+
+#[test]
+fn a_role_that_may_only_read_and_write_opens_a_migrated_database() {
+    let store = postgres_store!();
+    let url = store.postgres_url().unwrap().to_owned();
+    let role = format!("closedloop_dml_{}", std::process::id());
+    let mut owner = store.open(Access::Writer);
+    owner
+        .db
+        .batch(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+        ))
+        .unwrap();
+    let as_role = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        as_role, url,
+        "the test server's URL names the postgres user"
+    );
+    let config = StoreConfig {
+        engine: crate::Engine::Postgres,
+        url: Some(StoreUrl::new(as_role)),
+        ..StoreConfig::default()
+    };
+    let opened = Connection::open(&config, Access::Writer).map(|mut conn| {
+        insert_outbox(&mut conn, 1);
+        outbox_rows(&mut conn)
+    });
+    owner
+        .db
+        .batch(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+    assert_eq!(opened.unwrap(), vec![1]);
 }
