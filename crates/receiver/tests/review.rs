@@ -111,14 +111,21 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     other.shutdown().await.unwrap();
     let store = dir_a.path().join("closedloop.db");
     let other_store = dir_b.path().join("closedloop.db");
-    let outcome = review::sample_day(&store, &config_10, today(), Some(42)).unwrap();
+    let outcome =
+        review::sample_day(&mut command_store(&store), &config_10, today(), Some(42)).unwrap();
     assert_eq!(
         (outcome.population, outcome.sampled, outcome.seed),
         (30, 10, 42)
     );
-    review::sample_day(&other_store, &config_10, today(), Some(42)).unwrap();
+    review::sample_day(
+        &mut command_store(&other_store),
+        &config_10,
+        today(),
+        Some(42),
+    )
+    .unwrap();
     let positions = |store: &std::path::Path, responses: &[Ids]| -> Vec<usize> {
-        review::list(store, &ReviewFilter::default())
+        review::list(&mut command_store(store), &ReviewFilter::default())
             .unwrap()
             .iter()
             .map(|item| {
@@ -133,13 +140,13 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     assert_eq!(picked.len(), 10);
     assert_eq!(picked, positions(&other_store, &other_responses));
     // A day is sampled once; the error names the recorded seed.
-    match review::sample_day(&store, &config_10, today(), None) {
+    match review::sample_day(&mut command_store(&store), &config_10, today(), None) {
         Err(ReviewError::AlreadySampled { seed, .. }) => assert_eq!(seed, 42),
         other => panic!("expected AlreadySampled, got {other:?}"),
     }
 
     // Label one item bad (with the expected answer) and one good, while the receiver runs.
-    let items = review::list(&store, &ReviewFilter::default()).unwrap();
+    let items = review::list(&mut command_store(&store), &ReviewFilter::default()).unwrap();
     let (bad, good) = (&items[0], &items[1]);
     assert_eq!(bad.template_id.as_deref(), Some("answer_with_context"));
     assert_eq!(bad.query, None, "content capture is off");
@@ -153,7 +160,7 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
         &NotifyConfig::default(),
     );
     let labelled = review::label(
-        &store,
+        &mut command_store(&store),
         &settings,
         bad.id,
         &Label::new(false)
@@ -167,11 +174,22 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
         .failure_id
         .clone()
         .expect("a bad label makes a record");
-    review::label(&store, &settings, good.id, &Label::new(true)).unwrap();
-    assert_eq!(review::show(&store, good.id).unwrap().failure_id, None);
+    review::label(
+        &mut command_store(&store),
+        &settings,
+        good.id,
+        &Label::new(true),
+    )
+    .unwrap();
+    assert_eq!(
+        review::show(&mut command_store(&store), good.id)
+            .unwrap()
+            .failure_id,
+        None
+    );
     assert_eq!(
         review::list(
-            &store,
+            &mut command_store(&store),
             &ReviewFilter {
                 unlabelled: true,
                 ..Default::default()
@@ -203,12 +221,12 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     );
     assert_eq!(record.bool(attr::CLOSEDLOOP_FAILURE_ENRICHED), Some(true));
     assert_eq!(record.str(attr::CLOSEDLOOP_TRIAGE_OWNER), Some("reviewers"));
-    let records = triage::list(&store, &ListFilter::new(0)).unwrap();
+    let records = triage::list(&mut command_store(&store), &ListFilter::new(0)).unwrap();
     assert_eq!(records.len(), 1);
 
     // And it is in the eval set, with the reviewer's label and expected answer.
     let cases = evalset::cases(
-        &store,
+        &mut command_store(&store),
         &EvalsetQuery {
             labels: evalset::LabelFilter::Labelled,
             ..Default::default()
@@ -233,7 +251,7 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     ])
     .await
     .unwrap();
-    assert!(review::show(&store, items[2].id)
+    assert!(review::show(&mut command_store(&store), items[2].id)
         .unwrap()
         .failure_id
         .is_some());

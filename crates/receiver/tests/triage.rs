@@ -136,7 +136,7 @@ async fn rules_route_records_and_status_changes_are_exported_revisions() {
 
     // The same on the record in the store.
     let store = dir.path().join("closedloop.db");
-    let records = triage::list(&store, &ListFilter::new(now_s())).unwrap();
+    let records = triage::list(&mut command_store(&store), &ListFilter::new(now_s())).unwrap();
     assert_eq!(records.len(), 3);
     let id = format!(
         "fr_{}_{}",
@@ -152,7 +152,12 @@ async fn rules_route_records_and_status_changes_are_exported_revisions() {
     );
     let mut filter = ListFilter::new(now_s());
     filter.owner = Some("prompt-team".into());
-    assert_eq!(triage::list(&store, &filter).unwrap().len(), 1);
+    assert_eq!(
+        triage::list(&mut command_store(&store), &filter)
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Status changes from the command line while the receiver runs: new revisions, exported.
     let (endpoint, _) = sink.endpoint();
@@ -211,7 +216,7 @@ async fn rules_route_records_and_status_changes_are_exported_revisions() {
         .expect("revision 3 exported");
     assert_eq!(closed.str(attr::CLOSEDLOOP_TRIAGE_STATUS), Some("wont_fix"));
 
-    let stored = triage::list(&store, &ListFilter::new(now_s()))
+    let stored = triage::list(&mut command_store(&store), &ListFilter::new(now_s()))
         .unwrap()
         .into_iter()
         .find(|record| record.id == id)
@@ -378,7 +383,7 @@ async fn sla_breach_reaches_the_webhook_exactly_once() {
     // The overdue record is on the overdue list; the resolved one is not.
     let mut filter = ListFilter::new(now_s());
     filter.overdue = true;
-    let overdue = triage::list(&store, &filter).unwrap();
+    let overdue = triage::list(&mut command_store(&store), &filter).unwrap();
     assert_eq!(
         overdue
             .iter()

@@ -42,6 +42,16 @@ use tonic::codec::CompressionEncoding;
 /// The OpenTelemetry resource attribute naming a service (not part of closedloop's registry).
 pub const SERVICE_NAME: &str = "service.name";
 
+/// A command's connection to the store file at `path`, as `closedloop review|triage|report|
+/// evalset` open it.
+pub fn command_store(path: &Path) -> closedloop_store::Connection {
+    let config = StoreConfig {
+        path: path.to_owned(),
+        ..StoreConfig::default()
+    };
+    closedloop_store::Connection::open(&config, closedloop_store::Access::Command).unwrap()
+}
+
 /// `data` gzip-compressed (best compression, so compression bombs stay small on the wire).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
