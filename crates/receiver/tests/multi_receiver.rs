@@ -920,13 +920,19 @@ async fn three_receivers_share_one_postgres_store() {
     );
     for (id, (_, generation)) in &expected {
         let latest = at_sink.latest(id);
-        let ids = turns
+        let turn = turns
             .iter()
             .flatten()
             .find(|turn| record_id(turn.ids) == *id)
-            .unwrap()
-            .ids;
-        assert_enriched_record(latest, ids, generation);
+            .unwrap();
+        assert_eq!(
+            latest.bool(attr::CLOSEDLOOP_FAILURE_ENRICHED),
+            Some(true),
+            "{id} ({:?}, revision {:?}) is not enriched",
+            turn.plan,
+            latest.int(attr::CLOSEDLOOP_FAILURE_REVISION)
+        );
+        assert_enriched_record(latest, turn.ids, generation);
     }
     assert_eq!(
         at_sink.duplicates, 0,
