@@ -72,6 +72,16 @@ pg_config() {
   psql -X -q -v ON_ERROR_STOP=1 -d "$postgres" -c "CREATE DATABASE $2" >&2
   printf '[store]\nengine = "postgres"\nurl = "%s/%s"\n' "${postgres%/*}" "$2" >"$1"
 }
+# user+sys clock ticks of the PostgreSQL server (postmaster and its backends), 0 without one.
+db_ticks() {
+  local postmaster pid total=0
+  [ -n "$postgres" ] || { echo 0; return; }
+  postmaster=$(head -n1 "$work/postgres/data/postmaster.pid")
+  for pid in "$postmaster" $(pgrep -P "$postmaster"); do
+    total=$(( total + $(cpu_ticks "$pid" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -121,27 +131,32 @@ ingest() {
   esac
   server_pid=$!
   wait_port "$grpc"
-  local before after started ended
+  local before after started ended db_before db_after
   before=$(cpu_ticks "$server_pid")
+  db_before=$(db_ticks)
   started=$(date +%s.%N)
   "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc" \
     --duration-secs "$duration" --warmup-secs 0 --concurrency "$concurrency" \
     --batch-size "$batch" >"$work/load.json"
   ended=$(date +%s.%N)
   after=$(cpu_ticks "$server_pid")
+  db_after=$(db_ticks)
   local rss
   rss=$(peak_rss_kib "$server_pid")
   stop_server
   python3 - "$work/load.json" "$out/ingest-$name-$run.json" "$name" "$run" \
-    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" <<'EOF'
+    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" "$(( db_after - db_before ))" <<'EOF'
 import json, sys
-src, dst, name, run, ticks, hz, started, ended, rss = sys.argv[1:]
+src, dst, name, run, ticks, hz, started, ended, rss, db_ticks = sys.argv[1:]
 report = json.load(open(src))
 cpu = int(ticks) / int(hz)
 wall = float(ended) - float(started)
 report.update(server=name, run=int(run), server_cpu_secs=cpu, server_wall_secs=wall,
               server_cores=cpu / wall, server_peak_rss_mib=int(rss) / 1024,
               spans_per_core_sec=report["spans_accepted"] / cpu if cpu else None)
+if name.startswith("closedloop-postgres"):
+    # The database server's CPU, which the receivers' own does not include.
+    report.update(database_cores=int(db_ticks) / int(hz) / wall)
 json.dump(report, open(dst, "w"), indent=2)
 print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f} cores, "
       f"{report['spans_accepted'] / cpu if cpu else 0:.0f} spans/s per core, "
@@ -168,8 +183,9 @@ ingest_pair() {
   second_pid=$!
   wait_port "$grpc_a"
   wait_port "$grpc_b"
-  local before after started ended load_a load_b
+  local before after started ended load_a load_b db_before db_after
   before=$(( $(cpu_ticks "$server_pid") + $(cpu_ticks "$second_pid") ))
+  db_before=$(db_ticks)
   started=$(date +%s.%N)
   "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc_a" \
     --duration-secs "$duration" --warmup-secs 0 --concurrency "$half" \
@@ -183,14 +199,15 @@ ingest_pair() {
   wait "$load_b"
   ended=$(date +%s.%N)
   after=$(( $(cpu_ticks "$server_pid") + $(cpu_ticks "$second_pid") ))
+  db_after=$(db_ticks)
   local rss
   rss=$(( $(peak_rss_kib "$server_pid") + $(peak_rss_kib "$second_pid") ))
   stop_server
   stop_second
   python3 - "$work/load-a.json" "$work/load-b.json" "$out/ingest-$name-$run.json" "$name" "$run" \
-    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" <<'EOF'
+    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" "$(( db_after - db_before ))" <<'EOF'
 import json, sys
-src_a, src_b, dst, name, run, ticks, hz, started, ended, rss = sys.argv[1:]
+src_a, src_b, dst, name, run, ticks, hz, started, ended, rss, db_ticks = sys.argv[1:]
 a, b = json.load(open(src_a)), json.load(open(src_b))
 report = dict(a)
 for key in ("spans_sent", "spans_accepted", "spans_per_sec", "requests_failed", "generator_cpu_secs"):
@@ -203,6 +220,9 @@ wall = float(ended) - float(started)
 report.update(server=name, run=int(run), receivers=2, server_cpu_secs=cpu, server_wall_secs=wall,
               server_cores=cpu / wall, server_peak_rss_mib=int(rss) / 1024,
               spans_per_core_sec=report["spans_accepted"] / cpu if cpu else None)
+if name.startswith("closedloop-postgres"):
+    # The database server's CPU, which the receivers' own does not include.
+    report.update(database_cores=int(db_ticks) / int(hz) / wall)
 json.dump(report, open(dst, "w"), indent=2)
 print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f} cores (both), "
       f"{report['spans_accepted'] / cpu if cpu else 0:.0f} spans/s per core, "

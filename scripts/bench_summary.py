@@ -89,6 +89,9 @@ if pg or pg2:
     print(f"| PostgreSQL, 2 receivers / 1 receiver, spans/s | {pg2_rate / pg_rate:.2f}x |")
     print(f"| PostgreSQL, 1 receiver / SQLite, spans/s per receiver core | {pg_core / cl_core:.2f}x |")
     print(f"| PostgreSQL, 2 receivers / SQLite, spans/s per receiver core | {pg2_core / cl_core:.2f}x |")
+    for label, reports in (("1 receiver", pg), ("2 receivers", pg2)):
+        cores = median([r["database_cores"] for r in reports if "database_cores" in r])
+        print(f"| PostgreSQL server's CPU cores used, {label} | {cores:.2f} |")
 
 
 def latency_table(title, report):
