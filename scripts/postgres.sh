@@ -56,9 +56,21 @@ install_postgres() {
         die "cannot install postgresql-$PG_VERSION"
 }
 
-# A TCP port nothing listens on now.
+# A TCP port nothing listens on now: the kernel's pick, or without python3 a random one
+# that refuses a connection.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    if command -v python3 >/dev/null; then
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+        return
+    fi
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            printf '%s\n' "$port"
+            return
+        fi
+    done
 }
 
 running() {

@@ -16,7 +16,7 @@ step "Python test peers (OpenTelemetry SDK, rotel)"
 CLOSEDLOOP_TEST_PYTHON=$(scripts/python-env.sh)
 export CLOSEDLOOP_TEST_PYTHON
 
-step "PostgreSQL for the store tests (scripts/postgres.sh)"
+step "PostgreSQL for the tests (scripts/postgres.sh)"
 postgres_dir=$(mktemp -d)
 # The server runs as the postgres user when this runs as root: it must reach its directory.
 chmod 755 "$postgres_dir"

@@ -28,22 +28,27 @@ impl Interner {
         if let Some(&id) = self.cache.get(value) {
             return Ok(Some(id));
         }
-        // Another receiver may insert the same string at the same moment: the insert that
-        // loses does nothing, and the select after it finds the winner's row.
-        let id = match db.query_value::<i64>("SELECT id FROM strings WHERE value = ?1", values![value])? {
-            Some(id) => id,
-            None => db
-                .query_value::<i64>(
-                    "INSERT INTO strings (value) VALUES (?1) ON CONFLICT (value) DO NOTHING RETURNING id",
-                    values![value],
-                )?
-                .map_or_else(
-                    || {
-                        db.query_value::<i64>("SELECT id FROM strings WHERE value = ?1", values![value])?
-                            .ok_or(StoreError::Type { column: 0, found: "nothing", expected: "an interned string" })
-                    },
-                    Ok,
-                )?,
+        let found =
+            db.query_value::<i64>("SELECT id FROM strings WHERE value = ?1", values![value])?;
+        let id = match (found, db) {
+            (Some(id), _) => id,
+            // Inserted apart from the open transaction, so receivers never wait for each
+            // other's transactions over a new string (see `postgres::Client::intern`).
+            (None, Db::Postgres(client)) => client.intern(value)?,
+            // One writer at a time: inserted in the open transaction.
+            (None, db) => match db.query_value::<i64>(
+                "INSERT INTO strings (value) VALUES (?1) ON CONFLICT (value) DO NOTHING RETURNING id",
+                values![value],
+            )? {
+                Some(id) => id,
+                None => db
+                    .query_value::<i64>("SELECT id FROM strings WHERE value = ?1", values![value])?
+                    .ok_or(StoreError::Type {
+                        column: 0,
+                        found: "nothing",
+                        expected: "an interned string",
+                    })?,
+            },
         };
         if self.cache.len() >= INTERNER_CACHE {
             self.cache.clear();

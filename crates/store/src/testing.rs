@@ -38,11 +38,12 @@ const REQUIRE_VAR: &str = "CLOSEDLOOP_TEST_REQUIRE_POSTGRES";
 /// A store for one test, removed when dropped.
 pub(crate) struct TestStore {
     config: StoreConfig,
-    _guard: Guard,
+    guard: Guard,
 }
 
 enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir), // held for its Drop
+    // Held for its Drop, which removes the directory; never read.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres(PostgresDatabase),
 }
 
@@ -56,7 +57,7 @@ impl TestStore {
         };
         TestStore {
             config,
-            _guard: Guard::Sqlite(dir),
+            guard: Guard::Sqlite(dir),
         }
     }
 
@@ -87,7 +88,7 @@ impl TestStore {
         };
         Some(TestStore {
             config,
-            _guard: Guard::Postgres(database),
+            guard: Guard::Postgres(database),
         })
     }
 
@@ -104,7 +105,7 @@ impl TestStore {
 
     /// The connection string of the PostgreSQL database (`None` on SQLite).
     pub(crate) fn postgres_url(&self) -> Option<&str> {
-        match &self._guard {
+        match &self.guard {
             Guard::Postgres(database) => Some(&database.url),
             Guard::Sqlite(_) => None,
         }
@@ -365,8 +366,28 @@ pub(crate) fn insert_feedback(
 }
 
 /// One test per engine for each body `fn(&mut Connection)` named: `name::sqlite` and
-/// `name::postgres`, in a module named after the body.
+/// `name::postgres`, in a module named after the body. With `store:` first, the bodies take
+/// the `&TestStore`, to open several connections.
 macro_rules! both_engines {
+    (store: $($body:ident),+ $(,)?) => {
+        $(
+            mod $body {
+                #[test]
+                fn sqlite() {
+                    super::$body(&$crate::testing::TestStore::sqlite());
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(store) =
+                        $crate::testing::TestStore::postgres(concat!(module_path!(), "::postgres"))
+                    {
+                        super::$body(&store);
+                    }
+                }
+            }
+        )+
+    };
     ($($body:ident),+ $(,)?) => {
         $(
             mod $body {

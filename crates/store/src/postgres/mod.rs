@@ -57,6 +57,9 @@ pub(crate) struct Client {
     aborted: Option<StoreError>,
     /// An error said the server ended the connection (which the client may notice later).
     lost: bool,
+    /// A second session, for what is committed apart from the open transaction
+    /// ([`Client::intern`]); opened when first needed.
+    side: Option<postgres::Client>,
 }
 
 impl Client {
@@ -90,6 +93,7 @@ impl Client {
             in_transaction: false,
             aborted: None,
             lost: false,
+            side: None,
         })
     }
 
@@ -115,8 +119,13 @@ impl Client {
 
     /// Maps an error, remembering it when it aborted the open transaction.
     fn fail(&mut self, error: postgres::Error) -> StoreError {
-        self.lost |= ends_connection(&error);
-        let error = StoreError::postgres(error);
+        let ended = ends_connection(&error);
+        self.note(StoreError::postgres(error), ended)
+    }
+
+    /// Remembers what a mapped error means: a connection `ended`, an aborted transaction.
+    fn note(&mut self, error: StoreError, ended: bool) -> StoreError {
+        self.lost |= ended;
         if self.in_transaction && self.aborted.is_none() {
             self.aborted = Some(error.clone());
         }
@@ -126,20 +135,16 @@ impl Client {
     fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
         self.reconnect_if_closed()?;
         let client = &mut self.client;
-        let mut failed = None;
+        let mut ended = false;
         let statement = self.statements.get_or_prepare(sql, |sql| {
             client
                 .prepare(&numbered_placeholders(sql))
                 .map_err(|error| {
-                    failed = Some(error);
-                    StoreError::WriterStopped
+                    ended = ends_connection(&error);
+                    StoreError::postgres(error)
                 })
         });
-        match (statement, failed) {
-            (Ok(statement), _) => Ok(statement),
-            (Err(_), Some(error)) => Err(self.fail(error)),
-            (Err(error), None) => Err(error),
-        }
+        statement.map_err(|error| self.note(error, ended))
     }
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
@@ -193,7 +198,9 @@ impl Client {
         }
         let result = self.client.batch_execute("COMMIT");
         self.in_transaction = false;
-        result.map_err(StoreError::postgres)
+        // On a connection lost here the outcome is unknown: the caller sees an error, and what
+        // it retries must be idempotent (as ingest is).
+        result.map_err(|error| self.fail(error))
     }
 
     /// Rolls back the open transaction; a no-op on a dropped connection (the server rolled
@@ -204,9 +211,56 @@ impl Client {
         if self.is_lost() {
             return Ok(());
         }
-        self.client
-            .batch_execute("ROLLBACK")
-            .map_err(StoreError::postgres)
+        let result = self.client.batch_execute("ROLLBACK");
+        result.map_err(|error| self.fail(error))
+    }
+
+    /// The second session ([`Client::intern`], [`Client::execute_apart`]), opened when first
+    /// needed.
+    fn side(&mut self) -> Result<&mut postgres::Client> {
+        let side = match self.side.take() {
+            Some(side) => side,
+            None => connect(&self.config)?,
+        };
+        Ok(self.side.insert(side))
+    }
+
+    /// Maps an error of the second session, which is opened again at its next use.
+    fn side_failed(&mut self, error: postgres::Error) -> StoreError {
+        self.side = None;
+        StoreError::postgres(error)
+    }
+
+    /// The id of `value` in `strings`, inserting it when missing, in a transaction of its own
+    /// on a second session: a new string is committed at once, so the group transaction of
+    /// another receiver that meets the same new string neither waits for this one's nor
+    /// deadlocks with it (two receivers each inserting two new strings, in opposite orders).
+    /// A string whose transaction then rolls back stays, unreferenced: strings are few.
+    pub(crate) fn intern(&mut self, value: &str) -> Result<i64> {
+        let side = self.side()?;
+        let value = Value::Text(value);
+        let params: [&(dyn ToSql + Sync); 1] = [&value];
+        let result = side
+            .query_opt(
+                "INSERT INTO strings (value) VALUES ($1) ON CONFLICT (value) DO NOTHING RETURNING id",
+                &params,
+            )
+            .and_then(|inserted| match inserted {
+                Some(row) => row.try_get::<_, i64>(0),
+                None => side
+                    .query_one("SELECT id FROM strings WHERE value = $1", &params)?
+                    .try_get::<_, i64>(0),
+            });
+        result.map_err(|error| self.side_failed(error))
+    }
+
+    /// Runs `sql` on the second session, committed at once: for idempotent inserts of data
+    /// several receivers share (template text), for the reason [`Client::intern`] gives.
+    pub(crate) fn execute_apart(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        let side = self.side()?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as _).collect();
+        let result = side.execute(&numbered_placeholders(sql), &params);
+        result.map_err(|error| self.side_failed(error))
     }
 
     /// Takes transaction-scoped advisory locks on `keys`, which the caller sorted.

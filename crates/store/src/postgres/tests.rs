@@ -239,44 +239,51 @@ fn a_database_of_a_newer_version_is_refused() {
 }
 
 #[test]
-fn strings_interned_by_two_connections_at_once_get_one_id() {
+fn strings_interned_by_two_connections_at_once_get_one_id_without_waiting() {
     let store = postgres_store!();
     let mut first = store.open(Access::Writer);
     let mut second = store.open(Access::Writer);
-    let mut observer = store.open(Access::Reader);
-    let second_pid = backend_pid(&mut second);
 
-    let mut tx = first.transaction().unwrap();
-    let conn = &mut *tx;
+    let mut first_tx = first.transaction().unwrap();
+    let conn = &mut *first_tx;
     let id = conn
         .interner
         .id(&mut conn.db, Some("gpt-x"))
         .unwrap()
         .unwrap();
-    let racer = thread::spawn(move || {
-        let mut tx = second.transaction().unwrap();
-        let conn = &mut *tx;
-        // Waits on the first transaction's uncommitted row, then finds it.
-        let id = conn
-            .interner
-            .id(&mut conn.db, Some("gpt-x"))
-            .unwrap()
-            .unwrap();
-        tx.commit().unwrap();
-        id
-    });
-    wait_until_blocked(&mut observer, second_pid);
-    tx.commit().unwrap();
-    assert_eq!(racer.join().unwrap(), id);
+    // The first transaction is still open: a string inserted inside it would make this
+    // wait for it (or deadlock, with two strings in opposite orders). Each connection
+    // interns in its own short transaction, so this finds the string at once.
+    let mut second_tx = second.transaction().unwrap();
+    let conn = &mut *second_tx;
+    conn.db.batch("SET LOCAL lock_timeout = '1s'").unwrap();
+    assert_eq!(
+        conn.interner.id(&mut conn.db, Some("gpt-x")).unwrap(),
+        Some(id)
+    );
+    let other = conn
+        .interner
+        .id(&mut conn.db, Some("gpt-y"))
+        .unwrap()
+        .unwrap();
+    let conn = &mut *first_tx;
+    assert_eq!(
+        conn.interner.id(&mut conn.db, Some("gpt-y")).unwrap(),
+        Some(other)
+    );
+    second_tx.commit().unwrap();
+    // Rolling back leaves the string the other connection's rows refer to.
+    first_tx.rollback().unwrap();
     assert_eq!(
         first
             .db
-            .query_value::<i64>(
-                "SELECT COUNT(*) FROM strings WHERE value = ?1",
-                values!["gpt-x"]
+            .query(
+                "SELECT id FROM strings WHERE value IN (?1, ?2) ORDER BY id",
+                values!["gpt-x", "gpt-y"],
+                |row| row.get::<i64>(0),
             )
             .unwrap(),
-        Some(1)
+        vec![id, other]
     );
 }
 
@@ -622,4 +629,58 @@ fn a_role_that_may_only_read_and_write_opens_a_migrated_database() {
         .batch(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .unwrap();
     assert_eq!(opened.unwrap(), vec![1]);
+}
+
+#[test]
+fn receivers_indexing_the_same_new_template_do_not_wait_for_each_other() {
+    use crate::records::{Response, SpanRef, Template};
+    let store = postgres_store!();
+    let mut first = store.open(Access::Writer);
+    let mut second = store.open(Access::Writer);
+    let response = |n: u8| Response {
+        span: SpanRef::new([n; 16], [n; 8]),
+        template: Template {
+            id: Some("support".into()),
+            version: Some("4".into()),
+            hash: Some(format!("sha256:{}", "cd".repeat(32))),
+            text: Some("You help, briefly.".into()),
+        },
+        model: Some("gpt-5".into()),
+        ..Response::default()
+    };
+    let index = |conn: &mut Connection, n: u8| {
+        let response = response(n);
+        assert!(conn
+            .insert_response(&response, response.span.unwrap(), 100, true)
+            .unwrap());
+    };
+
+    let mut first_tx = first.transaction().unwrap();
+    index(&mut first_tx, 1);
+    // Another receiver meets the same new template (and strings) while the first
+    // transaction is open: it neither waits (a wait would end at the lock timeout) nor
+    // deadlocks.
+    let mut second_tx = second.transaction().unwrap();
+    second_tx.db.batch("SET LOCAL lock_timeout = '1s'").unwrap();
+    index(&mut second_tx, 2);
+    second_tx.commit().unwrap();
+    first_tx.rollback().unwrap();
+
+    let found = first
+        .response_by_span(SpanRef::new([2; 16], [2; 8]).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.template.version.as_deref(), Some("4"));
+    assert_eq!(
+        first
+            .db
+            .query("SELECT text FROM templates", &[], |row| row
+                .get::<String>(0))
+            .unwrap(),
+        vec!["You help, briefly.".to_owned()]
+    );
+    assert!(first
+        .response_by_span(SpanRef::new([1; 16], [1; 8]).unwrap())
+        .unwrap()
+        .is_none());
 }
