@@ -325,7 +325,7 @@ fn receiver_command(mut command: Command, store_url: &str) -> Command {
     command
 }
 
-/// A failure record as `closedloop triage list --json` shows it.
+/// What the store says of a failure record (as `closedloop triage list` shows it).
 #[derive(Clone, Debug, PartialEq)]
 struct Item {
     revision: i64,
