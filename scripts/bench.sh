@@ -8,16 +8,20 @@
 # Measures, with the same generated load (closedloop-loadgen: realistic LLM traces over
 # OTLP/gRPC, pre-encoded) and the same duration:
 #   1. the closedloop receiver (release, indexing and join on, temporary store), twice;
+#      beside each SQLite run the same on PostgreSQL (scripts/postgres.sh, a fresh database
+#      per run): one receiver, then two receivers on one database with one loadgen each
+#      (half the requests in flight each);
 #   2. rotel-agent with --exporter blackhole (installed from PyPI by scripts/python-env.sh), twice;
 #   3. the decode-only ceiling: prost decoding the same requests on one thread, twice;
 #   4. feedback accepted -> failure record at a local OTLP sink, p50/p99, idle and under 50%
-#      of closedloop's measured maximum ingest rate;
+#      of closedloop's measured maximum ingest rate, on SQLite and on PostgreSQL;
 #   5. store scaling: join latency and bytes on disk per indexed response at 100K and 10M
 #      indexed responses (stops early, and says so, when the time budget runs out).
 # Servers' CPU is user+sys time from /proc/<pid>/stat over the run, peak RSS is VmHWM.
 #
 # Settings (environment): BENCH_DURATION_SECS (20), BENCH_CONCURRENCY (64), BENCH_BATCH (100),
-# BENCH_SCALE_CHECKPOINTS (100000,10000000), BENCH_SCALE_BUDGET_SECS (540), BENCH_SKIP_SCALE=1.
+# BENCH_SCALE_CHECKPOINTS (100000,10000000), BENCH_SCALE_BUDGET_SECS (540), BENCH_SKIP_SCALE=1,
+# BENCH_SKIP_POSTGRES=1 (SQLite only).
 # All traffic stays on 127.0.0.1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,12 +49,39 @@ out="$target_dir/bench"
 mkdir -p "$out"
 rm -f "$out"/*.json
 work=$(mktemp -d)
+# The PostgreSQL server's directory lies in it: the `postgres` user must reach it.
+chmod 755 "$work"
 server_pid=
+second_pid=
+postgres=
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$second_pid" ]; then kill "$second_pid" 2>/dev/null || true; fi
+  if [ -n "$postgres" ]; then "$root/scripts/postgres.sh" stop "$work/postgres" || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [ "${BENCH_SKIP_POSTGRES:-0}" != 1 ]; then
+  step "PostgreSQL (scripts/postgres.sh)"
+  eval "$("$root/scripts/postgres.sh" start "$work/postgres")"
+  postgres=$CLOSEDLOOP_TEST_POSTGRES_URL
+fi
+# pg_config FILE NAME: a receiver configuration on a fresh PostgreSQL database NAME.
+pg_config() {
+  psql -X -q -v ON_ERROR_STOP=1 -d "$postgres" -c "CREATE DATABASE $2" >&2
+  printf '[store]\nengine = "postgres"\nurl = "%s/%s"\n' "${postgres%/*}" "$2" >"$1"
+}
+# user+sys clock ticks of the PostgreSQL server (postmaster and its backends), 0 without one.
+db_ticks() {
+  local postmaster pid total=0
+  [ -n "$postgres" ] || { echo 0; return; }
+  postmaster=$(head -n1 "$work/postgres/data/postmaster.pid")
+  for pid in "$postmaster" $(pgrep -P "$postmaster"); do
+    total=$(( total + $(cpu_ticks "$pid" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -72,6 +103,11 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
   server_pid=
 }
+stop_second() {
+  kill -TERM "$second_pid" 2>/dev/null || true
+  wait "$second_pid" 2>/dev/null || true
+  second_pid=
+}
 
 # ingest NAME RUN: one server under the load; writes $out/ingest-NAME-RUN.json.
 ingest() {
@@ -83,6 +119,11 @@ ingest() {
       "$bin/closedloop" serve --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" \
         --store-path "$work/$name-$run/closedloop.db" >"$work/$name-$run.log" 2>&1 &
       ;;
+    closedloop-postgres)
+      pg_config "$work/$name-$run.toml" "bench_ingest_$run"
+      "$bin/closedloop" --config "$work/$name-$run.toml" serve --grpc-addr "127.0.0.1:$grpc" \
+        --http-addr "127.0.0.1:$http" >"$work/$name-$run.log" 2>&1 &
+      ;;
     rotel)
       "$rotel" start --otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$http" \
         --exporter blackhole --pid-file "$work/rotel-$run.pid" >"$work/$name-$run.log" 2>&1 &
@@ -90,31 +131,102 @@ ingest() {
   esac
   server_pid=$!
   wait_port "$grpc"
-  local before after started ended
+  local before after started ended db_before db_after
   before=$(cpu_ticks "$server_pid")
+  db_before=$(db_ticks)
   started=$(date +%s.%N)
   "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc" \
     --duration-secs "$duration" --warmup-secs 0 --concurrency "$concurrency" \
     --batch-size "$batch" >"$work/load.json"
   ended=$(date +%s.%N)
   after=$(cpu_ticks "$server_pid")
+  db_after=$(db_ticks)
   local rss
   rss=$(peak_rss_kib "$server_pid")
   stop_server
   python3 - "$work/load.json" "$out/ingest-$name-$run.json" "$name" "$run" \
-    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" <<'EOF'
+    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" "$(( db_after - db_before ))" <<'EOF'
 import json, sys
-src, dst, name, run, ticks, hz, started, ended, rss = sys.argv[1:]
+src, dst, name, run, ticks, hz, started, ended, rss, db_ticks = sys.argv[1:]
 report = json.load(open(src))
 cpu = int(ticks) / int(hz)
 wall = float(ended) - float(started)
 report.update(server=name, run=int(run), server_cpu_secs=cpu, server_wall_secs=wall,
               server_cores=cpu / wall, server_peak_rss_mib=int(rss) / 1024,
               spans_per_core_sec=report["spans_accepted"] / cpu if cpu else None)
+if name.startswith("closedloop-postgres"):
+    # The database server's CPU, which the receivers' own does not include.
+    report.update(database_cores=int(db_ticks) / int(hz) / wall)
 json.dump(report, open(dst, "w"), indent=2)
 print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f} cores, "
       f"{report['spans_accepted'] / cpu if cpu else 0:.0f} spans/s per core, "
       f"peak RSS {int(rss) / 1024:.0f} MiB, p99 {report['latency']['p99_ms']:.1f} ms, "
+      f"failed requests {report['requests_failed']}", file=sys.stderr)
+EOF
+}
+
+# ingest_pair RUN: two receivers on one PostgreSQL database, one loadgen each with half the
+# requests in flight; writes $out/ingest-closedloop-postgres-x2-RUN.json (spans and CPU summed).
+ingest_pair() {
+  local run=$1 name=closedloop-postgres-x2 grpc_a http_a grpc_b http_b half
+  half=$(( (concurrency + 1) / 2 ))
+  grpc_a=$(free_port)
+  http_a=$(free_port)
+  grpc_b=$(free_port)
+  http_b=$(free_port)
+  pg_config "$work/$name-$run.toml" "bench_pair_$run"
+  "$bin/closedloop" --config "$work/$name-$run.toml" serve --grpc-addr "127.0.0.1:$grpc_a" \
+    --http-addr "127.0.0.1:$http_a" >"$work/$name-$run-a.log" 2>&1 &
+  server_pid=$!
+  "$bin/closedloop" --config "$work/$name-$run.toml" serve --grpc-addr "127.0.0.1:$grpc_b" \
+    --http-addr "127.0.0.1:$http_b" >"$work/$name-$run-b.log" 2>&1 &
+  second_pid=$!
+  wait_port "$grpc_a"
+  wait_port "$grpc_b"
+  local before after started ended load_a load_b db_before db_after
+  before=$(( $(cpu_ticks "$server_pid") + $(cpu_ticks "$second_pid") ))
+  db_before=$(db_ticks)
+  started=$(date +%s.%N)
+  "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc_a" \
+    --duration-secs "$duration" --warmup-secs 0 --concurrency "$half" \
+    --batch-size "$batch" >"$work/load-a.json" &
+  load_a=$!
+  "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc_b" \
+    --duration-secs "$duration" --warmup-secs 0 --concurrency "$half" \
+    --batch-size "$batch" --seed 43 >"$work/load-b.json" &
+  load_b=$!
+  wait "$load_a"
+  wait "$load_b"
+  ended=$(date +%s.%N)
+  after=$(( $(cpu_ticks "$server_pid") + $(cpu_ticks "$second_pid") ))
+  db_after=$(db_ticks)
+  local rss
+  rss=$(( $(peak_rss_kib "$server_pid") + $(peak_rss_kib "$second_pid") ))
+  stop_server
+  stop_second
+  python3 - "$work/load-a.json" "$work/load-b.json" "$out/ingest-$name-$run.json" "$name" "$run" \
+    "$(( after - before ))" "$clock_ticks" "$started" "$ended" "$rss" "$(( db_after - db_before ))" <<'EOF'
+import json, sys
+src_a, src_b, dst, name, run, ticks, hz, started, ended, rss, db_ticks = sys.argv[1:]
+a, b = json.load(open(src_a)), json.load(open(src_b))
+report = dict(a)
+for key in ("spans_sent", "spans_accepted", "spans_per_sec", "requests_failed", "generator_cpu_secs"):
+    if a.get(key) is not None and b.get(key) is not None:
+        report[key] = a[key] + b[key]
+# Each loadgen's percentiles cover its half of the requests: the worse of the two is kept.
+report["latency"] = {key: max(a["latency"][key], b["latency"][key]) for key in a["latency"]}
+cpu = int(ticks) / int(hz)
+wall = float(ended) - float(started)
+report.update(server=name, run=int(run), receivers=2, server_cpu_secs=cpu, server_wall_secs=wall,
+              server_cores=cpu / wall, server_peak_rss_mib=int(rss) / 1024,
+              spans_per_core_sec=report["spans_accepted"] / cpu if cpu else None)
+if name.startswith("closedloop-postgres"):
+    # The database server's CPU, which the receivers' own does not include.
+    report.update(database_cores=int(db_ticks) / int(hz) / wall)
+json.dump(report, open(dst, "w"), indent=2)
+print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f} cores (both), "
+      f"{report['spans_accepted'] / cpu if cpu else 0:.0f} spans/s per core, "
+      f"peak RSS {int(rss) / 1024:.0f} MiB (sum), p99 {report['latency']['p99_ms']:.1f} ms, "
       f"failed requests {report['requests_failed']}", file=sys.stderr)
 EOF
 }
@@ -131,6 +243,12 @@ for run in 1 2; do
     step "ingest: $name, run $run ($duration s, $concurrency requests in flight, $batch spans each)"
     ingest "$name" "$run"
   done
+  if [ -n "$postgres" ]; then
+    step "ingest: closedloop on PostgreSQL, run $run ($duration s, $concurrency requests in flight, $batch spans each)"
+    ingest closedloop-postgres "$run"
+    step "ingest: two closedloop receivers on one PostgreSQL, run $run ($duration s, $concurrency requests in flight in all)"
+    ingest_pair "$run"
+  fi
 done
 ceiling 2
 
@@ -138,7 +256,7 @@ step "feedback -> failure record latency, idle and under 50% of closedloop's max
 rate=$(python3 -c '
 import json, sys
 print(0.5 * max(json.load(open(path))["spans_per_sec"] for path in sys.argv[1:]))
-' "$out"/ingest-closedloop-*.json)
+' "$out"/ingest-closedloop-[0-9]*.json)
 grpc=$(free_port)
 http=$(free_port)
 sink=$(free_port)
@@ -152,6 +270,27 @@ wait_port "$grpc"
   --sink-addr "127.0.0.1:$sink" --probes 200 --interval-ms 20 --load-rate "$rate" \
   --load-concurrency "$concurrency" --batch-size "$batch" >"$out/latency.json"
 stop_server
+if [ -n "$postgres" ]; then
+  step "feedback -> failure record latency on PostgreSQL, idle and under 50% of its maximum"
+  rate=$(python3 -c '
+import json, sys
+print(0.5 * max(json.load(open(path))["spans_per_sec"] for path in sys.argv[1:]))
+' "$out"/ingest-closedloop-postgres-[0-9]*.json)
+  grpc=$(free_port)
+  http=$(free_port)
+  sink=$(free_port)
+  pg_config "$work/latency-postgres.toml" bench_latency
+  printf '\n[export]\nprotocol = "grpc"\n' >>"$work/latency-postgres.toml"
+  "$bin/closedloop" --config "$work/latency-postgres.toml" serve --grpc-addr "127.0.0.1:$grpc" \
+    --http-addr "127.0.0.1:$http" --export-endpoint "http://127.0.0.1:$sink" \
+    >"$work/latency-postgres.log" 2>&1 &
+  server_pid=$!
+  wait_port "$grpc"
+  "$bin/closedloop-loadgen" --json feedback-latency --endpoint "http://127.0.0.1:$grpc" \
+    --sink-addr "127.0.0.1:$sink" --probes 200 --interval-ms 20 --load-rate "$rate" \
+    --load-concurrency "$concurrency" --batch-size "$batch" >"$out/latency-postgres.json"
+  stop_server
+fi
 
 if [ "${BENCH_SKIP_SCALE:-0}" != 1 ]; then
   step "store scaling: $checkpoints indexed responses (budget $budget s)"

@@ -73,12 +73,31 @@ if generator:
     spans_per_cpu = median([r["spans_sent"] / r["generator_cpu_secs"] for r in generator])
     print(f"| generator's own cost, spans/s per core it uses | {spans_per_cpu:.0f} |")
 
-latency = load("latency.json")
-if latency:
-    l = latency[0]
-    print("\n| feedback -> failure record at the sink | p50 ms | p99 ms | max ms | probes | lost |")
+pg = by_server.get("closedloop-postgres", [])
+pg2 = by_server.get("closedloop-postgres-x2", [])
+if pg or pg2:
+    pg_rate = median([r["spans_per_sec"] for r in pg])
+    pg2_rate = median([r["spans_per_sec"] for r in pg2])
+    pg_core = median([r["spans_per_core_sec"] for r in pg])
+    pg2_core = median([r["spans_per_core_sec"] for r in pg2])
+    print("\nPostgreSQL (scripts/postgres.sh: one local server with the test settings, fsync and "
+          "synchronous_commit off) against SQLite (synchronous = full), same run, medians:\n")
+    print("| ratio | value |")
+    print("|---|---|")
+    print(f"| PostgreSQL, 1 receiver / SQLite, spans/s | {pg_rate / cl_rate:.2f}x |")
+    print(f"| PostgreSQL, 2 receivers / SQLite, spans/s | {pg2_rate / cl_rate:.2f}x |")
+    print(f"| PostgreSQL, 2 receivers / 1 receiver, spans/s | {pg2_rate / pg_rate:.2f}x |")
+    print(f"| PostgreSQL, 1 receiver / SQLite, spans/s per receiver core | {pg_core / cl_core:.2f}x |")
+    print(f"| PostgreSQL, 2 receivers / SQLite, spans/s per receiver core | {pg2_core / cl_core:.2f}x |")
+    for label, reports in (("1 receiver", pg), ("2 receivers", pg2)):
+        cores = median([r["database_cores"] for r in reports if "database_cores" in r])
+        print(f"| PostgreSQL server's CPU cores used, {label} | {cores:.2f} |")
+
+
+def latency_table(title, report):
+    print(f"\n| {title} | p50 ms | p99 ms | max ms | probes | lost |")
     print("|---|---|---|---|---|---|")
-    for label, phase in (("idle", l["idle"]), ("under load", l.get("loaded"))):
+    for label, phase in (("idle", report["idle"]), ("under load", report.get("loaded"))):
         if not phase:
             continue
         if phase.get("load"):
@@ -88,6 +107,22 @@ if latency:
         p = phase["latency"]
         print(f"| {label} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['max_ms']:.2f} | "
               f"{p['count']} | {phase['lost']} |")
+
+
+latency = load("latency.json")
+if latency:
+    latency_table("feedback -> failure record at the sink", latency[0])
+latency_pg = load("latency-postgres.json")
+if latency_pg:
+    latency_table("feedback -> failure record at the sink, PostgreSQL", latency_pg[0])
+if latency and latency_pg:
+    print("\n| PostgreSQL / SQLite, join latency | p50 | p99 |")
+    print("|---|---|---|")
+    for label, key in (("idle", "idle"), ("under 50% of each engine's maximum", "loaded")):
+        a, b = latency[0].get(key), latency_pg[0].get(key)
+        if a and b:
+            print(f"| {label} | {b['latency']['p50_ms'] / a['latency']['p50_ms']:.2f}x | "
+                  f"{b['latency']['p99_ms'] / a['latency']['p99_ms']:.2f}x |")
 
 scale = load("scale.json")
 if scale:

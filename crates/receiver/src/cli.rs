@@ -205,6 +205,7 @@ fn environment() -> Result<HashMap<String, String>, ConfigError> {
             let name = name.into_string().ok()?;
             (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV
                 || name == crate::config::INGEST_TOKEN_ENV
+                || name == crate::config::STORE_URL_ENV
                 || name.starts_with("OTEL_EXPORTER_OTLP_"))
             .then_some((name, value))
         })

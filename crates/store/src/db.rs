@@ -278,6 +278,17 @@ impl Db {
         }
     }
 
+    /// Runs an idempotent insert of data that several receivers share and nothing rolls
+    /// back (template text), committed at once: on PostgreSQL on a second session, so
+    /// receivers' transactions never wait for each other over it; on SQLite, which has one
+    /// writer, in the open transaction.
+    pub(crate) fn execute_apart(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        match self {
+            Db::Sqlite(_) => self.execute(sql, params),
+            Db::Postgres(client) => client.execute_apart(sql, params),
+        }
+    }
+
     /// Runs a query and maps every row.
     pub(crate) fn query<T>(
         &mut self,

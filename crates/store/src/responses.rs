@@ -117,7 +117,7 @@ impl Connection {
             return Ok(false);
         };
         if let (Some(hash), Some(text)) = (template_hash, &response.template.text) {
-            db.execute(
+            db.execute_apart(
                 "INSERT INTO templates (hash, text) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 values![hash, text],
             )?;

@@ -57,8 +57,9 @@ pub(crate) struct Client {
     aborted: Option<StoreError>,
     /// An error said the server ended the connection (which the client may notice later).
     lost: bool,
-    /// A second session, opened when a string is first interned ([`Client::intern`]).
-    interning: Option<postgres::Client>,
+    /// A second session, for what is committed apart from the open transaction
+    /// ([`Client::intern`]); opened when first needed.
+    side: Option<postgres::Client>,
 }
 
 impl Client {
@@ -92,7 +93,7 @@ impl Client {
             in_transaction: false,
             aborted: None,
             lost: false,
-            interning: None,
+            side: None,
         })
     }
 
@@ -214,16 +215,29 @@ impl Client {
         result.map_err(|error| self.fail(error))
     }
 
+    /// The second session ([`Client::intern`], [`Client::execute_apart`]), opened when first
+    /// needed.
+    fn side(&mut self) -> Result<&mut postgres::Client> {
+        let side = match self.side.take() {
+            Some(side) => side,
+            None => connect(&self.config)?,
+        };
+        Ok(self.side.insert(side))
+    }
+
+    /// Maps an error of the second session, which is opened again at its next use.
+    fn side_failed(&mut self, error: postgres::Error) -> StoreError {
+        self.side = None;
+        StoreError::postgres(error)
+    }
+
     /// The id of `value` in `strings`, inserting it when missing, in a transaction of its own
     /// on a second session: a new string is committed at once, so the group transaction of
     /// another receiver that meets the same new string neither waits for this one's nor
     /// deadlocks with it (two receivers each inserting two new strings, in opposite orders).
     /// A string whose transaction then rolls back stays, unreferenced: strings are few.
     pub(crate) fn intern(&mut self, value: &str) -> Result<i64> {
-        let side = match &mut self.interning {
-            Some(side) => side,
-            None => self.interning.insert(connect(&self.config)?),
-        };
+        let side = self.side()?;
         let value = Value::Text(value);
         let params: [&(dyn ToSql + Sync); 1] = [&value];
         let result = side
@@ -237,11 +251,16 @@ impl Client {
                     .query_one("SELECT id FROM strings WHERE value = $1", &params)?
                     .try_get::<_, i64>(0),
             });
-        result.map_err(|error| {
-            // Opened again at the next string, whatever went wrong with it.
-            self.interning = None;
-            StoreError::postgres(error)
-        })
+        result.map_err(|error| self.side_failed(error))
+    }
+
+    /// Runs `sql` on the second session, committed at once: for idempotent inserts of data
+    /// several receivers share (template text), for the reason [`Client::intern`] gives.
+    pub(crate) fn execute_apart(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+        let side = self.side()?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as _).collect();
+        let result = side.execute(&numbered_placeholders(sql), &params);
+        result.map_err(|error| self.side_failed(error))
     }
 
     /// Takes transaction-scoped advisory locks on `keys`, which the caller sorted.

@@ -630,3 +630,57 @@ fn a_role_that_may_only_read_and_write_opens_a_migrated_database() {
         .unwrap();
     assert_eq!(opened.unwrap(), vec![1]);
 }
+
+#[test]
+fn receivers_indexing_the_same_new_template_do_not_wait_for_each_other() {
+    use crate::records::{Response, SpanRef, Template};
+    let store = postgres_store!();
+    let mut first = store.open(Access::Writer);
+    let mut second = store.open(Access::Writer);
+    let response = |n: u8| Response {
+        span: SpanRef::new([n; 16], [n; 8]),
+        template: Template {
+            id: Some("support".into()),
+            version: Some("4".into()),
+            hash: Some(format!("sha256:{}", "cd".repeat(32))),
+            text: Some("You help, briefly.".into()),
+        },
+        model: Some("gpt-5".into()),
+        ..Response::default()
+    };
+    let index = |conn: &mut Connection, n: u8| {
+        let response = response(n);
+        assert!(conn
+            .insert_response(&response, response.span.unwrap(), 100, true)
+            .unwrap());
+    };
+
+    let mut first_tx = first.transaction().unwrap();
+    index(&mut first_tx, 1);
+    // Another receiver meets the same new template (and strings) while the first
+    // transaction is open: it neither waits (a wait would end at the lock timeout) nor
+    // deadlocks.
+    let mut second_tx = second.transaction().unwrap();
+    second_tx.db.batch("SET LOCAL lock_timeout = '1s'").unwrap();
+    index(&mut second_tx, 2);
+    second_tx.commit().unwrap();
+    first_tx.rollback().unwrap();
+
+    let found = first
+        .response_by_span(SpanRef::new([2; 16], [2; 8]).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.template.version.as_deref(), Some("4"));
+    assert_eq!(
+        first
+            .db
+            .query("SELECT text FROM templates", &[], |row| row
+                .get::<String>(0))
+            .unwrap(),
+        vec!["You help, briefly.".to_owned()]
+    );
+    assert!(first
+        .response_by_span(SpanRef::new([1; 16], [1; 8]).unwrap())
+        .unwrap()
+        .is_none());
+}
