@@ -13,6 +13,7 @@
 
 use closedloop_store::{Access, Connection, StoreConfig};
 
+use crate::detectors::DetectorsConfig;
 use crate::join::Tx;
 use crate::store::writer::{unix_now_s, Effects};
 use crate::store::StoreError;
@@ -27,6 +28,9 @@ pub struct DirectSettings {
     /// Whether content attributes are stored.
     pub store_content: bool,
     triage: TriageShared,
+    /// The configured detectors (`[detectors]`), whose thresholds judge the feedback a
+    /// command writes.
+    pub(crate) detectors: DetectorsConfig,
 }
 
 impl DirectSettings {
@@ -41,7 +45,14 @@ impl DirectSettings {
             export,
             store_content,
             triage: TriageShared::new(triage, notify),
+            detectors: DetectorsConfig::default(),
         }
+    }
+
+    /// With the configured detectors (default: the defaults).
+    pub fn with_detectors(mut self, detectors: &DetectorsConfig) -> Self {
+        self.detectors = detectors.clone();
+        self
     }
 }
 

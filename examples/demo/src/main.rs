@@ -206,7 +206,14 @@ fn print_outcome(args: &Args) -> anyhow::Result<()> {
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let records = triage::list(store, &triage::ListFilter::new(now_s))
+    let store_config = closedloop_store::StoreConfig {
+        path: store.clone(),
+        ..closedloop_store::StoreConfig::default()
+    };
+    let conn =
+        &mut closedloop_store::Connection::open(&store_config, closedloop_store::Access::Command)
+            .context("opening the store")?;
+    let records = triage::list(conn, &triage::ListFilter::new(now_s))
         .context("listing the failure records")?;
 
     println!("\nFailure records by signal");
@@ -243,15 +250,15 @@ fn print_outcome(args: &Args) -> anyhow::Result<()> {
             .zip(report::TemplateVersion::parse("help_center_answer@v2")),
         ..report::ReportQuery::default()
     };
-    let report = report::report(store, &query).context("computing the report")?;
+    let report = report::report(conn, &query).context("computing the report")?;
     println!("\n{}", report::render(&report));
 
     let dir = store.parent().unwrap_or_else(|| Path::new("."));
     let report_path = dir.join("demo-report.json");
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", report_path.display()))?;
-    let cases = evalset::cases(store, &evalset::EvalsetQuery::default())
-        .context("building the eval set")?;
+    let cases =
+        evalset::cases(conn, &evalset::EvalsetQuery::default()).context("building the eval set")?;
     let evalset_path = dir.join("demo-evalset.jsonl");
     std::fs::write(&evalset_path, evalset::to_jsonl(&cases))
         .with_context(|| format!("writing {}", evalset_path.display()))?;

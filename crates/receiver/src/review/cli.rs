@@ -202,5 +202,6 @@ pub(crate) fn direct_settings(config: &Config) -> anyhow::Result<DirectSettings>
         config.store.store_content,
         &config.triage,
         &config.notify,
-    ))
+    )
+    .with_detectors(&config.detectors))
 }

@@ -26,7 +26,6 @@ use closedloop_store::Connection;
 
 pub use config::ReviewConfig;
 
-use crate::detectors::DetectorsConfig;
 use crate::direct::{self, DirectSettings};
 use crate::export::span::failure_id;
 use crate::join::{JoinConfig, Joiner};
@@ -448,9 +447,9 @@ pub fn label(
         };
         // The response of a queued item is normally stored, so the join is immediate; if it
         // was pruned, the record is written unenriched at once rather than waiting.
-        // The detectors that run on a timer (abandon) are the receiver's business, not this
-        // command's: they are off in this joiner.
-        let mut detectors = DetectorsConfig::default();
+        // The detectors judge the label with the configured thresholds; those that run on a
+        // timer (abandon) are the receiver's business, not this command's: off here.
+        let mut detectors = settings.detectors.clone();
         detectors.abandon.enabled = false;
         let mut joiner = Joiner::new(
             &JoinConfig {
