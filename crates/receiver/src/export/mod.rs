@@ -259,7 +259,15 @@ impl Exporter {
         let joined = tokio::task::spawn_blocking(move || {
             let reader = match reader {
                 Some(reader) => reader,
-                None => match Connection::open(&store_config, Access::Reader) {
+                // On a shared store claiming rows writes their lease: not a read-only session.
+                None => match Connection::open(
+                    &store_config,
+                    if store_config.engine.is_shared() {
+                        Access::Command
+                    } else {
+                        Access::Reader
+                    },
+                ) {
                     Ok(reader) => reader,
                     Err(error) => return (None, Err(error.to_string())),
                 },
