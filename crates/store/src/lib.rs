@@ -30,6 +30,8 @@ mod sessions;
 mod sqlite;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 mod triage;
 mod typed;
 

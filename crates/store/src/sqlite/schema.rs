@@ -344,3 +344,142 @@ fn migrate_sqlite(conn: &mut Connection) -> Result<(), MigrateError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::Connection as StoreConnection;
+    use crate::db::Db;
+    use crate::interner::Interner;
+
+    fn store(conn: rusqlite::Connection) -> StoreConnection {
+        StoreConnection {
+            db: Db::Sqlite(conn),
+            interner: Interner::default(),
+        }
+    }
+
+    /// A file written by a version-3 receiver opens, and its responses are still found by
+    /// `gen_ai.response.id` after the move to `response_key`.
+    #[test]
+    fn version_3_store_migrates_and_keeps_response_id_lookups() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..3] {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute(
+            "INSERT INTO responses (trace_id, span_id, received_s, start_ns, duration_us,
+                response_id)
+             VALUES (?1, ?2, 0, 0, 0, 'chatcmpl-old')",
+            rusqlite::params![&[1u8; 16][..], &[2u8; 8][..]],
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        let key: i64 = conn
+            .query_row("SELECT response_key FROM responses", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(key, text_key("chatcmpl-old"));
+        let mut conn = store(conn);
+        let found = conn.response_by_response_id("chatcmpl-old").unwrap();
+        assert_eq!(
+            found.and_then(|response| response.response_id).as_deref(),
+            Some("chatcmpl-old")
+        );
+        assert!(conn
+            .response_by_response_id("chatcmpl-new")
+            .unwrap()
+            .is_none());
+    }
+
+    fn insert(conn: &Connection, feedback_id: &str, link: Option<u8>, response_id: Option<&str>) {
+        conn.execute(
+            "INSERT INTO feedback (feedback_id, received_s, time_ns, link_trace_id, link_span_id,
+                response_id, state, signal, kind, source)
+             VALUES (?1, 0, 0, ?2, ?3, ?4, 3, 'thumbs_up', 'explicit', 'user')",
+            rusqlite::params![
+                feedback_id,
+                link.map(|n| vec![n; 16]),
+                link.map(|n| vec![n; 8]),
+                response_id
+            ],
+        )
+        .unwrap();
+    }
+
+    /// A file written by a version-4 receiver keeps its feedback and the feedback table's
+    /// indexes, and from then on an idempotency id is unique per judged response only.
+    #[test]
+    fn version_4_store_migrates_to_idempotency_per_judged_response() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..4] {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        insert(&conn, "fb-old", Some(1), None);
+        assert!(conn
+            .execute_batch(
+                "INSERT INTO feedback (feedback_id, received_s, time_ns, link_trace_id,
+                    link_span_id, state, signal, kind, source)
+                 VALUES ('fb-old', 0, 0, x'02', x'02', 3, 'thumbs_up', 'explicit', 'user')"
+            )
+            .is_err());
+
+        migrate(&mut conn).unwrap();
+
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        let kept: String = conn
+            .query_row("SELECT feedback_id FROM feedback", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(kept, "fb-old");
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'feedback' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "feedback_idempotency",
+                "feedback_link",
+                "feedback_target",
+                "feedback_waiting"
+            ]
+        );
+
+        let insert_or_ignore = |feedback_id: &str, link: Option<u8>, response_id: Option<&str>| {
+            conn.execute(
+                "INSERT OR IGNORE INTO feedback (feedback_id, received_s, time_ns,
+                    link_trace_id, link_span_id, response_id, state, signal, kind, source)
+                 VALUES (?1, 0, 0, ?2, ?3, ?4, 3, 'thumbs_up', 'explicit', 'user')",
+                rusqlite::params![
+                    feedback_id,
+                    link.map(|n| vec![n; 16]),
+                    link.map(|n| vec![n; 8]),
+                    response_id
+                ],
+            )
+            .unwrap()
+        };
+        // The same id on another judged span, or on a response id without a span: new.
+        assert_eq!(insert_or_ignore("fb-old", Some(2), None), 1);
+        assert_eq!(insert_or_ignore("fb-old", None, Some("chatcmpl-1")), 1);
+        assert_eq!(insert_or_ignore("fb-old", None, Some("chatcmpl-2")), 1);
+        // The same id for the same judged response: a duplicate. With a span, the response id
+        // does not matter.
+        assert_eq!(insert_or_ignore("fb-old", Some(1), None), 0);
+        assert_eq!(insert_or_ignore("fb-old", Some(2), Some("chatcmpl-1")), 0);
+        assert_eq!(insert_or_ignore("fb-old", None, Some("chatcmpl-1")), 0);
+    }
+}

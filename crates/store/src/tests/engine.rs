@@ -1,0 +1,419 @@
+//! Responses, feedback, failure records, the outbox and the session queries.
+
+use closedloop_semconv::attribute::{
+    FailureCategory, FailureSeverity, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
+    TriageStatus,
+};
+
+use super::{count, span, sqlite_store};
+use crate::connection::Connection;
+use crate::db::values;
+use crate::records::{
+    Content, FailureRow, FailureState, Feedback, FeedbackState, Response, SpanRef, Template,
+};
+use crate::Direction;
+
+fn full_response(span: SpanRef) -> Response {
+    Response {
+        span: Some(span),
+        start_unix_nano: 1_000_000_000,
+        end_unix_nano: 1_250_000_000,
+        response_id: Some("chatcmpl-1".into()),
+        template: Template {
+            id: Some("support".into()),
+            version: Some("3".into()),
+            hash: Some(format!("sha256:{}", "ab".repeat(32))),
+            text: Some("You help.".into()),
+        },
+        chunk_ids: Some(vec!["kb-1#2".into(), String::new()]),
+        model: Some("gpt-4o".into()),
+        provider: Some("openai".into()),
+        parameters: Some(r#"{"temperature":0.2}"#.into()),
+        data_source: Some("kb".into()),
+        index_version: Some("2024-06".into()),
+        session_id: Some("session-1".into()),
+        user_id: Some("user-1".into()),
+        fingerprint: Some("fp".into()),
+        content: Content {
+            input: Some("in".into()),
+            output: Some("out".into()),
+            query: Some("how?".into()),
+        },
+    }
+}
+
+fn feedback(id: &str, target: Option<SpanRef>, signal: FeedbackSignal) -> Feedback {
+    Feedback {
+        feedback_id: id.into(),
+        span: None,
+        target,
+        response_id: None,
+        signal,
+        kind: FeedbackKind::Explicit,
+        value: Some(0.0),
+        category: Some(FailureCategory::Hallucination),
+        source: FeedbackSource::User,
+        comment: Some("wrong".into()),
+        session_id: None,
+        user_id: None,
+        time_unix_nano: 7,
+    }
+}
+
+/// A response reads back as written (content and template text aside, which are stored
+/// apart), by its span and by its response id; indexing it again (an OTLP retry) is a no-op.
+pub(crate) fn responses_round_trip(conn: &mut Connection) {
+    let response = full_response(span(1));
+    assert!(conn.insert_response(&response, span(1), 100, true).unwrap());
+    assert!(!conn.insert_response(&response, span(1), 101, true).unwrap());
+    assert_eq!(count(conn, "responses"), 1);
+    assert_eq!(count(conn, "response_content"), 1);
+    assert_eq!(count(conn, "templates"), 1);
+
+    let expected = Response {
+        template: Template {
+            text: None,
+            ..response.template.clone()
+        },
+        content: Content::default(),
+        ..response.clone()
+    };
+    assert_eq!(
+        conn.response_by_span(span(1)).unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        conn.response_by_response_id("chatcmpl-1").unwrap(),
+        Some(expected)
+    );
+    assert_eq!(conn.response_by_span(span(2)).unwrap(), None);
+    assert_eq!(conn.response_by_response_id("chatcmpl-2").unwrap(), None);
+
+    // The latest response with an id wins; without content, none is stored.
+    let later = Response {
+        chunk_ids: Some(Vec::new()),
+        ..full_response(span(2))
+    };
+    assert!(conn.insert_response(&later, span(2), 102, false).unwrap());
+    assert_eq!(count(conn, "response_content"), 1);
+    let found = conn.response_by_response_id("chatcmpl-1").unwrap().unwrap();
+    assert_eq!(found.span, Some(span(2)));
+    assert_eq!(
+        found.chunk_ids,
+        Some(Vec::new()),
+        "empty context is not missing context"
+    );
+}
+
+#[test]
+fn sqlite_responses_round_trip() {
+    responses_round_trip(&mut sqlite_store());
+}
+
+/// Feedback is stored once per idempotency id and judged span, waits, joins, and reads back
+/// as the negatives of its record; a signal this closedloop does not know is skipped.
+pub(crate) fn feedback_waits_joins_and_reads_back(conn: &mut Connection) {
+    let first = feedback("fb-1", Some(span(1)), FeedbackSignal::ThumbsDown);
+    let row = conn
+        .insert_feedback(&first, 100, FeedbackState::Waiting)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        conn.insert_feedback(&first, 101, FeedbackState::Waiting)
+            .unwrap(),
+        None,
+        "a duplicate"
+    );
+    let other_span = feedback("fb-1", Some(span(2)), FeedbackSignal::ThumbsDown);
+    let other = conn
+        .insert_feedback(&other_span, 101, FeedbackState::Stored)
+        .unwrap()
+        .unwrap();
+    assert_ne!(row, other, "the same id on another judged span is new");
+
+    let waiting = conn.waiting_feedback().unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].row, row);
+    assert_eq!(waiting[0].received_s, 100);
+    assert_eq!(waiting[0].link, Some(span(1)));
+    assert_eq!(waiting[0].span, None);
+
+    assert!(
+        conn.negatives(span(1)).unwrap().is_empty(),
+        "waiting is not joined"
+    );
+    conn.set_feedback_target(row, span(1), FeedbackState::Joined)
+        .unwrap();
+    assert!(conn.waiting_feedback().unwrap().is_empty());
+    let negatives = conn.negatives(span(1)).unwrap();
+    assert_eq!(negatives.len(), 1);
+    assert_eq!(negatives[0].signal, FeedbackSignal::ThumbsDown);
+    assert_eq!(negatives[0].kind, FeedbackKind::Explicit);
+    assert_eq!(negatives[0].category, Some(FailureCategory::Hallucination));
+    assert_eq!(negatives[0].time_ns, 7);
+
+    // A row of a newer closedloop's signal, joined to the same record, is skipped.
+    let newer = conn
+        .insert_feedback(
+            &feedback("fb-2", Some(span(1)), FeedbackSignal::ThumbsDown),
+            102,
+            FeedbackState::Joined,
+        )
+        .unwrap()
+        .unwrap();
+    conn.set_feedback_target(newer, span(1), FeedbackState::Joined)
+        .unwrap();
+    conn.db
+        .execute(
+            "UPDATE feedback SET signal = 'telepathy' WHERE id = ?1",
+            values![newer],
+        )
+        .unwrap();
+    assert_eq!(conn.negatives(span(1)).unwrap().len(), 1);
+
+    conn.set_feedback_state(row, FeedbackState::Unjoined)
+        .unwrap();
+    assert_eq!(conn.negatives(span(1)).unwrap().len(), 1, "unjoined counts");
+    conn.set_feedback_state(row, FeedbackState::Stored).unwrap();
+    assert!(conn.negatives(span(1)).unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_feedback_waits_joins_and_reads_back() {
+    feedback_waits_joins_and_reads_back(&mut sqlite_store());
+}
+
+fn failure(key: SpanRef, revision: i64, enriched: bool) -> FailureRow<'static> {
+    FailureRow {
+        key,
+        now_s: 100 + revision,
+        category: FailureCategory::Hallucination,
+        stage: FailureStage::Generation,
+        severity: FailureSeverity::Medium,
+        signals: "thumbs_down",
+        feedback_count: revision,
+        revision,
+        enriched,
+        triage_status: TriageStatus::Open,
+    }
+}
+
+/// A failure record's revisions update one row, which keeps its creation time.
+pub(crate) fn failure_revisions_update_one_record(conn: &mut Connection) {
+    assert_eq!(conn.failure_state(span(1)).unwrap(), None);
+    conn.upsert_failure(&failure(span(1), 1, false)).unwrap();
+    conn.upsert_failure(&failure(span(1), 2, true)).unwrap();
+    assert_eq!(
+        conn.failure_state(span(1)).unwrap(),
+        Some(FailureState {
+            revision: 2,
+            enriched: true
+        })
+    );
+    assert_eq!(count(conn, "failures"), 1);
+    let times = conn
+        .db
+        .query_opt(
+            "SELECT created_s, updated_s, category FROM failures",
+            values![],
+            |row| {
+                Ok((
+                    row.get::<i64>(0)?,
+                    row.get::<i64>(1)?,
+                    row.get::<String>(2)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(times, Some((101, 102, "hallucination".to_owned())));
+}
+
+#[test]
+fn sqlite_failure_revisions_update_one_record() {
+    failure_revisions_update_one_record(&mut sqlite_store());
+}
+
+/// Outbox rows read back in order, after a given id, and are deleted once.
+pub(crate) fn outbox_reads_in_order_and_deletes_once(conn: &mut Connection) {
+    for n in 0..5u8 {
+        conn.insert_outbox(100, &[n; 3]).unwrap();
+    }
+    assert_eq!(conn.outbox_len().unwrap(), 5);
+    let rows = conn.read_outbox(0, 3).unwrap();
+    assert_eq!(
+        rows.iter().map(|row| row.span[0]).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    let rest = conn.read_outbox(rows[2].id, 10).unwrap();
+    assert_eq!(rest.len(), 2);
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    assert_eq!(conn.delete_outbox(&ids).unwrap(), 3);
+    assert_eq!(conn.delete_outbox(&ids).unwrap(), 0);
+    assert_eq!(conn.outbox_len().unwrap(), 2);
+}
+
+#[test]
+fn sqlite_outbox_reads_in_order_and_deletes_once() {
+    outbox_reads_in_order_and_deletes_once(&mut sqlite_store());
+}
+
+fn turn(n: u16, start_s: u64, query: bool) -> Response {
+    Response {
+        span: Some(span(n)),
+        start_unix_nano: start_s * 1_000_000_000,
+        end_unix_nano: start_s * 1_000_000_000 + 2_000_000,
+        response_id: Some(format!("chatcmpl-{n}")),
+        session_id: Some("session-1".into()),
+        user_id: Some("user-1".into()),
+        fingerprint: None,
+        content: Content {
+            query: query.then(|| format!("query {n}")),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A response's neighbours are the closest responses of its session in other traces that
+/// carried a query; feedback and later responses are found.
+pub(crate) fn session_neighbours_and_activity(conn: &mut Connection) {
+    for (n, start_s, query) in [(1, 10, true), (2, 20, false), (3, 30, true), (4, 40, true)] {
+        conn.insert_response(&turn(n, start_s, query), span(n), 100, true)
+            .unwrap();
+    }
+    let start_ns = 30 * 1_000_000_000;
+    let previous = conn
+        .session_neighbour(
+            "session-1",
+            start_ns,
+            &span(3).trace_id,
+            Direction::Previous,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        previous.span,
+        span(1),
+        "the turn without a query is passed over"
+    );
+    assert_eq!(previous.query.as_deref(), Some("query 1"));
+    assert_eq!(previous.end_ns, 10 * 1_000_000_000 + 2_000_000);
+    assert_eq!(previous.response_id.as_deref(), Some("chatcmpl-1"));
+    let next = conn
+        .session_neighbour("session-1", start_ns, &span(3).trace_id, Direction::Next)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.span, span(4));
+    assert!(
+        conn.session_neighbour("session-1", start_ns, &span(4).trace_id, Direction::Next)
+            .unwrap()
+            .is_none(),
+        "a response of the turn's own trace is no neighbour"
+    );
+    assert!(conn
+        .session_neighbour("session-2", start_ns, &span(3).trace_id, Direction::Next)
+        .unwrap()
+        .is_none());
+
+    assert!(conn.has_later_response("session-1", start_ns).unwrap());
+    assert!(!conn
+        .has_later_response("session-1", 40 * 1_000_000_000)
+        .unwrap());
+
+    assert!(!conn.has_feedback(span(3)).unwrap());
+    conn.insert_feedback(
+        &feedback("fb-1", Some(span(3)), FeedbackSignal::Regenerate),
+        100,
+        FeedbackState::Waiting,
+    )
+    .unwrap();
+    assert!(
+        conn.has_feedback(span(3)).unwrap(),
+        "linking feedback counts"
+    );
+    assert!(conn
+        .has_signal(span(3), FeedbackSignal::Regenerate)
+        .unwrap());
+    assert!(!conn.has_signal(span(3), FeedbackSignal::Rephrase).unwrap());
+    let joined = conn
+        .insert_feedback(
+            &feedback("fb-2", None, FeedbackSignal::Rephrase),
+            100,
+            FeedbackState::Waiting,
+        )
+        .unwrap()
+        .unwrap();
+    assert!(!conn.has_signal(span(1), FeedbackSignal::Rephrase).unwrap());
+    conn.set_feedback_target(joined, span(1), FeedbackState::Joined)
+        .unwrap();
+    assert!(
+        conn.has_feedback(span(1)).unwrap(),
+        "joined feedback counts"
+    );
+    assert!(conn.has_signal(span(1), FeedbackSignal::Rephrase).unwrap());
+}
+
+#[test]
+fn sqlite_session_neighbours_and_activity() {
+    session_neighbours_and_activity(&mut sqlite_store());
+}
+
+/// A session's abandon candidate is its latest response; it comes due at its time, and is
+/// dropped by session, by span, or all at once.
+pub(crate) fn abandon_candidates_keep_the_latest_response(conn: &mut Connection) {
+    conn.set_abandon_candidate("s-1", span(2), 20, 200).unwrap();
+    conn.set_abandon_candidate("s-1", span(1), 10, 300).unwrap();
+    conn.set_abandon_candidate("s-2", span(3), 30, 100).unwrap();
+    assert_eq!(count(conn, "abandon_candidates"), 2);
+    assert!(conn.due_abandon_candidates(99, 10).unwrap().is_empty());
+    let due = conn.due_abandon_candidates(200, 10).unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|candidate| (
+                candidate.session_id.as_str(),
+                candidate.span,
+                candidate.start_ns
+            ))
+            .collect::<Vec<_>>(),
+        [("s-2", Some(span(3)), 30), ("s-1", Some(span(2)), 20)],
+        "earliest due first; an earlier response does not replace a later one"
+    );
+    assert_eq!(conn.due_abandon_candidates(200, 1).unwrap().len(), 1);
+
+    conn.drop_abandon_candidate_span(span(3)).unwrap();
+    assert_eq!(count(conn, "abandon_candidates"), 1);
+    conn.drop_abandon_candidate("s-1").unwrap();
+    assert_eq!(count(conn, "abandon_candidates"), 0);
+    conn.set_abandon_candidate("s-3", span(4), 40, 100).unwrap();
+    conn.clear_abandon_candidates().unwrap();
+    assert_eq!(count(conn, "abandon_candidates"), 0);
+}
+
+#[test]
+fn sqlite_abandon_candidates_keep_the_latest_response() {
+    abandon_candidates_keep_the_latest_response(&mut sqlite_store());
+}
+
+/// A rolled-back transaction leaves nothing, and the interner does not hand out the ids of
+/// strings it rolled back.
+pub(crate) fn rollback_forgets_interned_strings(conn: &mut Connection) {
+    {
+        let mut tx = conn.transaction().unwrap();
+        tx.insert_response(&full_response(span(1)), span(1), 100, true)
+            .unwrap();
+    }
+    assert_eq!(count(conn, "responses"), 0);
+    assert_eq!(count(conn, "strings"), 0);
+    let mut tx = conn.transaction().unwrap();
+    tx.insert_response(&full_response(span(1)), span(1), 100, true)
+        .unwrap();
+    tx.commit().unwrap();
+    let found = conn.response_by_span(span(1)).unwrap().unwrap();
+    assert_eq!(found.model.as_deref(), Some("gpt-4o"));
+    assert_eq!(found.template.id.as_deref(), Some("support"));
+}
+
+#[test]
+fn sqlite_rollback_forgets_interned_strings() {
+    rollback_forgets_interned_strings(&mut sqlite_store());
+}
