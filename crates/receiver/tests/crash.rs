@@ -244,16 +244,11 @@ fn assert_none_lost(store: &Path, acknowledged: &[String]) {
 
 /// The feedback ids in the store, read with SQLite directly.
 fn stored_feedback_ids(store: &Path) -> HashSet<String> {
-    let connection =
-        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut statement = connection
-        .prepare("SELECT feedback_id FROM feedback")
-        .unwrap();
-    let ids = statement
-        .query_map([], |row| row.get::<_, String>(0))
+    let mut connection = closedloop_store::Connection::inspect_sqlite_file(store, false).unwrap();
+    connection
+        .inspect_rows("SELECT feedback_id FROM feedback", &[], 1)
         .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    ids
+        .into_iter()
+        .map(|row| row[0].text().unwrap().to_owned())
+        .collect()
 }

@@ -71,25 +71,27 @@ type FeedbackRow = (String, String, String, String, Option<Vec<u8>>);
 
 /// The stored feedback, oldest first.
 fn feedback_rows(dir: &Path) -> Vec<FeedbackRow> {
-    let conn = rusqlite::Connection::open(dir.join("closedloop.db")).unwrap();
-    let mut statement = conn
-        .prepare(
-            "SELECT feedback_id, signal, kind, source, target_span_id FROM feedback ORDER BY id",
+    let mut conn =
+        closedloop_store::Connection::inspect_sqlite_file(&dir.join("closedloop.db"), false)
+            .unwrap();
+    let text = |cell: &closedloop_store::inspect::Cell| cell.text().unwrap().to_owned();
+    conn.inspect_rows(
+        "SELECT feedback_id, signal, kind, source, target_span_id FROM feedback ORDER BY id",
+        &[],
+        5,
+    )
+    .unwrap()
+    .iter()
+    .map(|row| {
+        (
+            text(&row[0]),
+            text(&row[1]),
+            text(&row[2]),
+            text(&row[3]),
+            row[4].blob().map(<[u8]>::to_vec),
         )
-        .unwrap();
-    statement
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    })
+    .collect()
 }
 
 fn detector_id(signal: &str, ids: Ids) -> String {

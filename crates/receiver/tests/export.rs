@@ -63,12 +63,12 @@ async fn without_an_endpoint_records_are_stored_and_the_outbox_stays_empty() {
     assert_eq!(pipeline.stats().failure_records, 1);
     assert_eq!(pipeline.stats().export_pending, 0);
 
-    let conn = rusqlite::Connection::open(dir.path().join("closedloop.db")).unwrap();
-    let count = |table: &str| -> i64 {
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
+    let mut conn =
+        closedloop_store::Connection::inspect_sqlite_file(&dir.path().join("closedloop.db"), false)
+            .unwrap();
+    let mut count = |table: &str| -> i64 {
+        conn.inspect_int(&format!("SELECT count(*) FROM {table}"), &[])
+            .unwrap()
     };
     assert_eq!(count("failures"), 1);
     assert_eq!(count("outbox"), 0);

@@ -289,16 +289,15 @@ fn generation(response_id: &'static str) -> support::Generation {
     }
 }
 
-fn count(conn: &rusqlite::Connection, sql: &str, ids: support::Ids) -> i64 {
-    conn.query_row(sql, rusqlite::params![&ids.0[..], &ids.1[..]], |row| {
-        row.get(0)
-    })
-    .unwrap()
+fn count(mut conn: closedloop_store::Connection, sql: &str, ids: support::Ids) -> i64 {
+    use closedloop_store::inspect::Param;
+    conn.inspect_int(sql, &[Param::Blob(&ids.0), Param::Blob(&ids.1)])
+        .unwrap()
 }
 
 fn failures_on(receiver: &TestReceiver, ids: support::Ids) -> i64 {
     count(
-        &receiver.read_store(),
+        receiver.read_store(),
         "SELECT count(*) FROM failures WHERE trace_id = ?1 AND span_id = ?2",
         ids,
     )
@@ -306,7 +305,7 @@ fn failures_on(receiver: &TestReceiver, ids: support::Ids) -> i64 {
 
 fn feedback_targeting(receiver: &TestReceiver, ids: support::Ids) -> i64 {
     count(
-        &receiver.read_store(),
+        receiver.read_store(),
         "SELECT count(*) FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2",
         ids,
     )
@@ -381,12 +380,11 @@ async fn idempotency_ids_are_scoped_to_the_judged_answer() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["duplicate"], true);
 
-    let stored: i64 = receiver
+    let stored = receiver
         .read_store()
-        .query_row(
+        .inspect_int(
             "SELECT count(*) FROM feedback WHERE feedback_id = 'fb-shared'",
-            [],
-            |row| row.get(0),
+            &[],
         )
         .unwrap();
     assert_eq!(stored, 2);

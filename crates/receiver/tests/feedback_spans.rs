@@ -28,12 +28,11 @@ fn commented_feedback(
 fn stored_comments(receiver: &TestReceiver) -> Vec<Option<String>> {
     receiver
         .read_store()
-        .prepare("SELECT comment FROM feedback ORDER BY id")
+        .inspect_rows("SELECT comment FROM feedback ORDER BY id", &[], 1)
         .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        .into_iter()
+        .map(|row| row[0].text().map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test]
@@ -82,14 +81,15 @@ async fn feedback_span_ids_are_unique_per_judged_response() {
         .await;
     let targets: Vec<Vec<u8>> = receiver
         .read_store()
-        .prepare(
+        .inspect_rows(
             "SELECT link_span_id FROM feedback WHERE feedback_id = 'fb-span-shared' ORDER BY id",
+            &[],
+            1,
         )
         .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .into_iter()
+        .map(|row| row[0].blob().unwrap().to_vec())
+        .collect();
     assert_eq!(targets, vec![a.1.to_vec(), b.1.to_vec()]);
     receiver.stop().await.unwrap();
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use closedloop_receiver::Pipeline;
 use closedloop_semconv::attribute as attr;
+use closedloop_store::inspect::Param;
 use opentelemetry_proto::tonic::trace::v1::span::Link;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use sha2::{Digest, Sha256};
@@ -28,17 +29,21 @@ async fn openinference_spans_are_indexed_and_annotations_joined() {
     assert_eq!(pipeline.stats().spans_accepted, 3);
 
     // The index has the chunk ids carried over from the RETRIEVER span and the template.
-    let conn = rusqlite::Connection::open(dir.path().join("closedloop.db")).unwrap();
-    let (version, model, session): (String, String, String) = conn
-        .query_row(
+    let mut conn =
+        closedloop_store::Connection::inspect_sqlite_file(&dir.path().join("closedloop.db"), false)
+            .unwrap();
+    let row = conn
+        .inspect_rows(
             "SELECT tv.value, m.value, r.session_id FROM responses r
              JOIN strings tv ON tv.id = r.template_version
              JOIN strings m ON m.id = r.model
              WHERE r.trace_id = ?1 AND r.span_id = ?2",
-            rusqlite::params![&llm.0[..], &llm.1[..]],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            &[Param::Blob(&llm.0), Param::Blob(&llm.1)],
+            3,
         )
-        .unwrap();
+        .unwrap()
+        .remove(0);
+    let [version, model, session] = [0, 1, 2].map(|i| row[i].text().unwrap().to_owned());
     assert_eq!(
         (version.as_str(), model.as_str(), session.as_str()),
         ("support-v7", "gpt-4o-mini", "sess-42")

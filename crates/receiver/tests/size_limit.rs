@@ -62,9 +62,8 @@ async fn with_the_backend_down_the_store_stays_within_its_size_limit() {
 
     eventually(WAIT, || disk_bytes(&db) <= MIB).await;
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let count =
-        |sql: &str| -> u64 { conn.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap() as u64 };
+    let mut conn = closedloop_store::Connection::inspect_sqlite_file(&db, false).unwrap();
+    let mut count = |sql: &str| -> u64 { conn.inspect_int(sql, &[]).unwrap() as u64 };
     let outbox = count("SELECT count(*) FROM outbox");
     let failures = count("SELECT count(*) FROM failures");
     assert!(0 < outbox && outbox < records / 2, "{outbox} outbox rows");

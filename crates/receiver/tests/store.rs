@@ -67,16 +67,12 @@ async fn schema_is_versioned_and_a_newer_file_is_refused() {
     let pipeline = Pipeline::start(config(dir.path(), None)).await.unwrap();
     pipeline.shutdown().await.unwrap();
     let path = dir.path().join("closedloop.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .unwrap();
+    let mut conn = closedloop_store::Connection::inspect_sqlite_file(&path, true).unwrap();
+    let version = conn.inspect_int("PRAGMA user_version", &[]).unwrap();
     assert!(version >= 2, "schema version {version}");
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
-    conn.pragma_update(None, "user_version", 99).unwrap();
+    let mode = conn.inspect_rows("PRAGMA journal_mode", &[], 1).unwrap();
+    assert_eq!(mode[0][0].text(), Some("wal"));
+    conn.inspect_batch("PRAGMA user_version = 99").unwrap();
     drop(conn);
     let error = Pipeline::start(config(dir.path(), None)).await.unwrap_err();
     assert!(matches!(error, PipelineError::Store(_)), "{error:?}");
@@ -99,11 +95,9 @@ async fn retention_prunes_old_rows() {
         .unwrap();
     let path = dir.path().join("closedloop.db");
     let count = |table: &str| -> i64 {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
+        let mut conn = closedloop_store::Connection::inspect_sqlite_file(&path, false).unwrap();
+        conn.inspect_int(&format!("SELECT count(*) FROM {table}"), &[])
+            .unwrap()
     };
     assert_eq!(count("responses"), 1);
     assert_eq!(count("failures"), 1);
@@ -120,16 +114,11 @@ async fn an_indexed_response_takes_under_400_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Pipeline::start(config(dir.path(), None)).await.unwrap();
     let used = |path: &std::path::Path| -> i64 {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        let pages: i64 = conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .unwrap();
-        let free: i64 = conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-            .unwrap();
-        let size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
+        let mut conn = closedloop_store::Connection::inspect_sqlite_file(path, false).unwrap();
+        let mut pragma = |name: &str| conn.inspect_int(&format!("PRAGMA {name}"), &[]).unwrap();
+        let pages = pragma("page_count");
+        let free = pragma("freelist_count");
+        let size = pragma("page_size");
         (pages - free) * size
     };
     let path = dir.path().join("closedloop.db");

@@ -49,29 +49,6 @@ impl Connection {
         })
     }
 
-    /// The SQLite connection underneath, for statements that do not live in this crate yet
-    /// (the receiver's commands); an error on PostgreSQL.
-    #[doc(hidden)]
-    pub fn sqlite(&self) -> Result<&rusqlite::Connection> {
-        match &self.db {
-            Db::Sqlite(conn) => Ok(conn),
-            Db::Postgres(_) => Err(StoreError::Config(
-                "this command is not available on engine = \"postgres\" yet".into(),
-            )),
-        }
-    }
-
-    /// The SQLite connection underneath, owned; see [`Connection::sqlite`].
-    #[doc(hidden)]
-    pub fn into_sqlite(self) -> Result<rusqlite::Connection> {
-        match self.db {
-            Db::Sqlite(conn) => Ok(conn),
-            Db::Postgres(_) => Err(StoreError::Config(
-                "this command is not available on engine = \"postgres\" yet".into(),
-            )),
-        }
-    }
-
     /// The engine this connection runs on.
     pub fn engine(&self) -> Engine {
         self.db.engine()

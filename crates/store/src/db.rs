@@ -197,6 +197,16 @@ pub(crate) enum Row<'a> {
 }
 
 impl Row<'_> {
+    /// The column at `index` (from 0), owned.
+    pub(crate) fn cell(&self, index: usize) -> Result<crate::inspect::Cell> {
+        match self {
+            Row::Sqlite(row) => {
+                Ok(sqlite_column(row.get_ref(index).map_err(StoreError::sqlite)?).into())
+            }
+            Row::Postgres(row) => Ok(crate::postgres::column(row, index)?.into()),
+        }
+    }
+
     /// The column at `index` (from 0) as `T`.
     pub(crate) fn get<T: FromColumn>(&self, index: usize) -> Result<T> {
         let mismatch = |found: &'static str| StoreError::Type {

@@ -75,15 +75,19 @@ pub enum StoreError {
     },
 }
 
-/// For the statements outside this crate that still run on the SQLite connection itself
-/// ([`Connection::sqlite`](crate::Connection::sqlite)).
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        StoreError::sqlite(error)
-    }
-}
-
 impl StoreError {
+    /// Whether the engine refused a write for want of space (SQLite: the disk, or the file's
+    /// page limit, is full).
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Engine { cause, .. } = self else {
+            return false;
+        };
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::DiskFull)
+    }
+
     /// Whether running the same transaction again may succeed.
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })

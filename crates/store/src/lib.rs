@@ -30,6 +30,8 @@ mod error;
 mod evalset;
 mod failures;
 mod feedback;
+#[doc(hidden)]
+pub mod inspect;
 mod interner;
 mod locks;
 mod notifications;

@@ -115,12 +115,9 @@ impl TestReceiver {
     }
 
     /// A read-only connection to the receiver's store.
-    pub fn read_store(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(
-            &self.store_path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open store")
+    pub fn read_store(&self) -> closedloop_store::Connection {
+        closedloop_store::Connection::inspect_sqlite_file(&self.store_path, false)
+            .expect("open store")
     }
 
     /// Shuts the receiver down and returns how `serve` ended.

@@ -33,6 +33,16 @@ fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the file at `path` as it is (for inspection): read-only unless `writable`.
+pub(crate) fn open_file(path: &Path, writable: bool) -> Result<Connection> {
+    let flags = if writable {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    };
+    connect(path, flags).map_err(StoreError::sqlite)
+}
+
 /// Opens the store file at `config.path` for `access`.
 pub(crate) fn open(config: &StoreConfig, access: Access) -> Result<Connection> {
     match access {

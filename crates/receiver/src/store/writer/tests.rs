@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
+use closedloop_store::inspect::Param;
 use closedloop_store::records::FeedbackState;
 use closedloop_store::{Access, Connection};
 use tokio::sync::oneshot;
@@ -27,11 +27,6 @@ fn open(path: &Path) -> Connection {
         ..StoreConfig::default()
     };
     Connection::open(&config, Access::Writer).unwrap()
-}
-
-/// The SQLite connection under `conn`, for what these tests do to the file itself.
-fn raw(conn: &Connection) -> &rusqlite::Connection {
-    conn.sqlite().unwrap()
 }
 
 fn writer(conn: Connection) -> Writer {
@@ -83,8 +78,8 @@ fn prune(writer: &mut Writer) {
     answer.try_recv().unwrap().unwrap();
 }
 
-fn count(conn: &Connection, sql: &str) -> i64 {
-    raw(conn).query_row(sql, [], |row| row.get(0)).unwrap()
+fn count(conn: &mut Connection, sql: &str) -> i64 {
+    conn.inspect_int(sql, &[]).unwrap()
 }
 
 /// What the store takes on disk: the database file and its WAL.
@@ -132,11 +127,10 @@ fn feedback(writer: &mut Writer, feedback: Feedback) {
 
 /// (state, target) of a feedback row, and the record's `enriched` flag.
 fn joined(conn: &mut Connection, feedback_id: &str, key: SpanRef) -> (i64, Option<bool>) {
-    let state: i64 = raw(conn)
-        .query_row(
+    let state = conn
+        .inspect_int(
             "SELECT state FROM feedback WHERE feedback_id = ?1",
-            [feedback_id],
-            |row| row.get(0),
+            &[Param::Text(feedback_id)],
         )
         .unwrap();
     let enriched = conn.failure_state(key).unwrap().map(|state| state.enriched);
@@ -151,8 +145,8 @@ fn joined(conn: &mut Connection, feedback_id: &str, key: SpanRef) -> (i64, Optio
 fn waiting_feedback_survives_a_commit_that_failed_on_a_locked_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let conn = open(&path);
-    raw(&conn).busy_timeout(Duration::from_millis(20)).unwrap();
+    let mut conn = open(&path);
+    conn.inspect_batch("PRAGMA busy_timeout = 20").unwrap();
     let mut writer = writer(conn);
     feedback(&mut writer, thumbs_down("fb-1", span(1)));
     assert_eq!(
@@ -182,26 +176,18 @@ fn waiting_feedback_survives_a_commit_that_failed_on_a_full_disk() {
     let conn = open(&dir.path().join("store.db"));
     let mut writer = writer(conn);
     feedback(&mut writer, thumbs_down("fb-1", span(1)));
-    let pages: i64 = raw(&writer.conn)
-        .query_row("PRAGMA page_count", [], |row| row.get(0))
-        .unwrap();
-    raw(&writer.conn)
-        .pragma_update(None, "max_page_count", pages)
+    let pages = count(&mut writer.conn, "PRAGMA page_count");
+    writer
+        .conn
+        .inspect_batch(&format!("PRAGMA max_page_count = {pages}"))
         .unwrap();
 
     let error = ingest(&mut writer, vec![response(1)]).unwrap_err();
-    let StoreError::Engine { cause, .. } = error else {
-        panic!("{error}")
-    };
-    assert_eq!(
-        cause
-            .downcast_ref::<rusqlite::Error>()
-            .and_then(rusqlite::Error::sqlite_error_code),
-        Some(rusqlite::ErrorCode::DiskFull)
-    );
+    assert!(error.is_disk_full(), "{error}");
 
-    raw(&writer.conn)
-        .pragma_update(None, "max_page_count", 1 << 30)
+    writer
+        .conn
+        .inspect_batch(&format!("PRAGMA max_page_count = {}", 1 << 30))
         .unwrap();
     ingest(&mut writer, vec![response(1)]).unwrap();
     assert_eq!(
@@ -258,8 +244,14 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
         feedback(&mut writer, thumbs_down(&format!("fb-{n}"), judged));
     }
     let total = i64::from(records);
-    assert_eq!(count(&writer.conn, "SELECT count(*) FROM failures"), total);
-    assert_eq!(count(&writer.conn, "SELECT count(*) FROM outbox"), total);
+    assert_eq!(
+        count(&mut writer.conn, "SELECT count(*) FROM failures"),
+        total
+    );
+    assert_eq!(
+        count(&mut writer.conn, "SELECT count(*) FROM outbox"),
+        total
+    );
     assert!(disk_bytes(&path) > 2 * MIB);
 
     for _ in 0..3 {
@@ -271,8 +263,8 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
         "{} bytes on disk",
         disk_bytes(&path)
     );
-    let failures = count(&writer.conn, "SELECT count(*) FROM failures");
-    let outbox = count(&writer.conn, "SELECT count(*) FROM outbox");
+    let failures = count(&mut writer.conn, "SELECT count(*) FROM failures");
+    let outbox = count(&mut writer.conn, "SELECT count(*) FROM outbox");
     assert!(
         0 < failures && failures < total,
         "{failures} failure records"
@@ -280,7 +272,7 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
     assert!(0 < outbox && outbox < total, "{outbox} outbox rows");
     assert_eq!(
         count(
-            &writer.conn,
+            &mut writer.conn,
             "SELECT count(*) FROM failures f WHERE NOT EXISTS (SELECT 1 FROM responses r
                 WHERE r.trace_id = f.trace_id AND r.span_id = f.span_id)"
         ),
@@ -311,12 +303,13 @@ fn one_mib_store(path: &Path, responses: u16) -> Writer {
 }
 
 /// Grows the WAL: `rounds` commits rewriting every response's content.
-fn rewrite_content(writer: &Writer, rounds: usize) {
+fn rewrite_content(writer: &mut Writer, rounds: usize) {
     for round in 0..rounds {
-        raw(&writer.conn)
-            .execute(
+        writer
+            .conn
+            .inspect_execute(
                 "UPDATE response_content SET output = ?1",
-                [format!("{round}").repeat(24 * 1024)],
+                &[Param::Text(&format!("{round}").repeat(24 * 1024))],
             )
             .unwrap();
     }
@@ -329,7 +322,7 @@ fn size_limit_counts_and_truncates_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let mut writer = one_mib_store(&path, 20);
-    rewrite_content(&writer, 6);
+    rewrite_content(&mut writer, 6);
     assert!(
         disk_bytes(&path) > 2 * MIB,
         "{} bytes on disk",
@@ -344,7 +337,7 @@ fn size_limit_counts_and_truncates_the_wal() {
         disk_bytes(&path)
     );
     assert_eq!(
-        count(&writer.conn, "SELECT count(*) FROM responses"),
+        count(&mut writer.conn, "SELECT count(*) FROM responses"),
         20,
         "the data itself fits"
     );
@@ -359,20 +352,18 @@ fn a_wal_a_reader_keeps_does_not_make_pruning_empty_the_store() {
     let path = dir.path().join("store.db");
     let mut writer = one_mib_store(&path, 12);
     // A reader in a read transaction holds the WAL: no checkpoint can truncate it.
-    let reader = rusqlite::Connection::open(&path).unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM responses", [], |row| row.get(0))
-        .unwrap();
-    rewrite_content(&writer, 8);
+    let mut reader = Connection::inspect_sqlite_file(&path, false).unwrap();
+    reader.inspect_batch("BEGIN").unwrap();
+    count(&mut reader, "SELECT count(*) FROM responses");
+    rewrite_content(&mut writer, 8);
     assert!(writer.conn.wal_bytes() > 2 * MIB);
 
     prune(&mut writer);
 
     assert_eq!(
-        count(&writer.conn, "SELECT count(*) FROM responses"),
+        count(&mut writer.conn, "SELECT count(*) FROM responses"),
         12,
         "data under half the limit is kept whatever the WAL holds"
     );
-    reader.execute_batch("COMMIT").unwrap();
+    reader.inspect_batch("COMMIT").unwrap();
 }
