@@ -13,7 +13,7 @@ use closedloop_semconv::attribute::{
 
 /// Feedback recorded, by signal, kind and source.
 #[derive(Debug)]
-pub(crate) struct FeedbackCounts(Box<[AtomicU64]>);
+pub struct FeedbackCounts(Box<[AtomicU64]>);
 
 impl Default for FeedbackCounts {
     fn default() -> Self {
@@ -24,7 +24,7 @@ impl Default for FeedbackCounts {
 
 impl FeedbackCounts {
     /// Counts one feedback item.
-    pub(crate) fn add(&self, signal: FeedbackSignal, kind: FeedbackKind, source: FeedbackSource) {
+    pub fn add(&self, signal: FeedbackSignal, kind: FeedbackKind, source: FeedbackSource) {
         let cell = (position(FeedbackSignal::ALL, signal) * FeedbackKind::ALL.len()
             + position(FeedbackKind::ALL, kind))
             * FeedbackSource::ALL.len()
@@ -33,7 +33,7 @@ impl FeedbackCounts {
     }
 
     /// The combinations counted so far, with their counts.
-    pub(crate) fn snapshot(&self) -> Vec<((FeedbackSignal, FeedbackKind, FeedbackSource), u64)> {
+    pub fn snapshot(&self) -> Vec<((FeedbackSignal, FeedbackKind, FeedbackSource), u64)> {
         let mut counts = Vec::new();
         let mut cells = self.0.iter();
         for &signal in FeedbackSignal::ALL {
@@ -52,7 +52,7 @@ impl FeedbackCounts {
 
 /// Failure records created, by category and stage.
 #[derive(Debug)]
-pub(crate) struct FailureCounts(Box<[AtomicU64]>);
+pub struct FailureCounts(Box<[AtomicU64]>);
 
 impl Default for FailureCounts {
     fn default() -> Self {
@@ -64,14 +64,14 @@ impl Default for FailureCounts {
 
 impl FailureCounts {
     /// Counts one new failure record.
-    pub(crate) fn add(&self, category: FailureCategory, stage: FailureStage) {
+    pub fn add(&self, category: FailureCategory, stage: FailureStage) {
         let cell = position(FailureCategory::ALL, category) * FailureStage::ALL.len()
             + position(FailureStage::ALL, stage);
         self.0[cell].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The combinations counted so far, with their counts.
-    pub(crate) fn snapshot(&self) -> Vec<((FailureCategory, FailureStage), u64)> {
+    pub fn snapshot(&self) -> Vec<((FailureCategory, FailureStage), u64)> {
         let mut counts = Vec::new();
         let mut cells = self.0.iter();
         for &category in FailureCategory::ALL {

@@ -30,7 +30,7 @@ pub struct DirectSettings {
     triage: TriageShared,
     /// The configured detectors (`[detectors]`), whose thresholds judge the feedback a
     /// command writes.
-    pub(crate) detectors: DetectorsConfig,
+    pub detectors: DetectorsConfig,
 }
 
 impl DirectSettings {
@@ -58,12 +58,12 @@ impl DirectSettings {
 
 /// Opens the configured store (`[store]`: the SQLite file, which must exist, or the
 /// PostgreSQL database) for a command, migrated.
-pub(crate) fn connect(config: &StoreConfig) -> Result<Connection, StoreError> {
+pub fn connect(config: &StoreConfig) -> Result<Connection, StoreError> {
     Connection::open(config, Access::Command)
 }
 
 /// Runs `change` in one immediate transaction.
-pub(crate) fn write<T>(
+pub fn write<T>(
     conn: &mut Connection,
     settings: &DirectSettings,
     change: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,

@@ -16,25 +16,29 @@ use crate::vocab::LinkType;
 
 /// One revision of a failure record, as the exporter needs it.
 #[derive(Debug)]
-pub(crate) struct FailureSpan<'a> {
+pub struct FailureSpan<'a> {
     /// The judged response span: the record's key and the failure span's parent.
-    pub(crate) key: SpanRef,
-    pub(crate) revision: i64,
-    pub(crate) decision: &'a Decision,
-    pub(crate) feedback_count: usize,
-    pub(crate) enriched: bool,
+    pub key: SpanRef,
+    /// The record's revision (1 for the first, one more for each change).
+    pub revision: i64,
+    /// The failure rules' decision.
+    pub decision: &'a Decision,
+    /// How many feedback items judge the response.
+    pub feedback_count: usize,
+    /// Whether the record carries what the response was made of (the response was seen).
+    pub enriched: bool,
     /// The judged response, when it was seen.
-    pub(crate) response: Option<&'a Response>,
+    pub response: Option<&'a Response>,
     /// The feedback spans that contributed (feedback from the API has none).
-    pub(crate) feedback_spans: &'a [SpanRef],
+    pub feedback_spans: &'a [SpanRef],
     /// When the latest feedback was given.
-    pub(crate) time_unix_nano: u64,
+    pub time_unix_nano: u64,
     /// The record's owner, status and due time.
-    pub(crate) triage: &'a Assignment,
+    pub triage: &'a Assignment,
 }
 
 /// The record's stable id: one per failing response.
-pub(crate) fn failure_id(key: SpanRef) -> String {
+pub fn failure_id(key: SpanRef) -> String {
     format!(
         "fr_{}_{}",
         hex::encode(key.trace_id),
@@ -94,11 +98,12 @@ fn link(span: SpanRef, link_type: LinkType) -> Link {
 }
 
 /// Builds the span of one failure-record revision, encoded as protobuf for the outbox.
-pub(crate) fn failure_span(record: &FailureSpan<'_>) -> Vec<u8> {
+pub fn failure_span(record: &FailureSpan<'_>) -> Vec<u8> {
     build(record).encode_to_vec()
 }
 
-pub(crate) fn build(record: &FailureSpan<'_>) -> Span {
+/// The OTLP span of one failure-record revision.
+pub fn build(record: &FailureSpan<'_>) -> Span {
     let decision = record.decision;
     let mut attributes = vec![
         string(attr::CLOSEDLOOP_FAILURE_ID, failure_id(record.key)),

@@ -33,7 +33,7 @@ use closedloop_store::{Connection, LockKey, StoreError};
 use serde::Deserialize;
 
 use crate::detectors::{Detectors, DetectorsConfig};
-use crate::export::span::{failure_span, FailureSpan};
+use crate::failure_span::{failure_span, FailureSpan};
 use crate::records::{Feedback, Response, Retrieval, SpanRef, TraceId};
 use crate::rules::{self, Context};
 use crate::store::writer::Effects;
@@ -111,7 +111,7 @@ fn feedback_keys(
 /// span, response id and session, and each feedback item's keys (see [`feedback_keys`]). A
 /// receiver that then stores feedback for one of these responses, or a turn of one of these
 /// sessions, waits for this transaction's commit and sees what it wrote.
-pub(crate) fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
+pub fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
     for response in &batch.responses {
         let Some(span) = response.span else { continue };
         keys.push(LockKey::span(&span));
@@ -128,7 +128,7 @@ pub(crate) fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
 }
 
 /// [`feedback_keys`] of one feedback item.
-pub(crate) fn item_keys(feedback: &Feedback, keys: &mut Vec<LockKey>) {
+pub fn item_keys(feedback: &Feedback, keys: &mut Vec<LockKey>) {
     feedback_keys(
         feedback.target,
         feedback.response_id.as_deref(),
@@ -141,16 +141,20 @@ pub(crate) fn item_keys(feedback: &Feedback, keys: &mut Vec<LockKey>) {
 const MAX_RETRIEVALS_PER_TRACE: usize = 16;
 
 /// The writer's view of the open transaction.
-pub(crate) struct Tx<'a> {
+#[derive(Debug)]
+pub struct Tx<'a> {
     /// The open transaction's connection: every statement of the join runs on it.
-    pub(crate) conn: &'a mut Connection,
-    pub(crate) now_s: i64,
-    pub(crate) store_content: bool,
+    pub conn: &'a mut Connection,
+    /// The transaction's time, in seconds since the Unix epoch.
+    pub now_s: i64,
+    /// Whether content attributes are stored (`store.store_content`).
+    pub store_content: bool,
     /// Whether failure records go to the outbox.
-    pub(crate) export: bool,
-    pub(crate) effects: &'a mut Effects,
+    pub export: bool,
+    /// What the transaction did, for the counters, answered after the commit.
+    pub effects: &'a mut Effects,
     /// Routing rules and the notification switch (see `crate::triage`).
-    pub(crate) triage: &'a TriageShared,
+    pub triage: &'a TriageShared,
 }
 
 #[derive(Debug)]
@@ -164,7 +168,7 @@ struct Waiting {
 /// The join state kept by the writer thread: feedback waiting for its response, and recent
 /// retrieval steps.
 #[derive(Debug)]
-pub(crate) struct Joiner {
+pub struct Joiner {
     wait: Duration,
     max_pending: usize,
     /// Keyed by feedback row id, which grows with arrival: the first entry expires first.
@@ -182,7 +186,9 @@ pub(crate) struct Joiner {
 }
 
 impl Joiner {
-    pub(crate) fn new(config: &JoinConfig, detectors: &DetectorsConfig) -> Self {
+    /// A joiner with the `[join]` and `[detectors]` settings; its state is loaded from the
+    /// store in the writer's first transaction.
+    pub fn new(config: &JoinConfig, detectors: &DetectorsConfig) -> Self {
         Self {
             wait: Duration::from_secs(config.wait_secs),
             max_pending: config.max_pending.max(1),
@@ -204,7 +210,7 @@ impl Joiner {
     /// waits again, and the time already waited (before a restart, too) counts against the
     /// window. The new waiting room replaces the old one only when everything succeeded, so a
     /// failure leaves the joiner as it was and the caller retries.
-    pub(crate) fn reload(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
+    pub fn reload(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
         let previous = (
             std::mem::take(&mut self.waiting),
             std::mem::take(&mut self.by_span),
@@ -257,7 +263,7 @@ impl Joiner {
 
     /// When the oldest waiting feedback must be recorded without its response, or the
     /// detectors must look for quiet sessions, whichever comes first.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         let waiting = self.waiting.values().next().map(|waiting| waiting.deadline);
         let waiting = match (waiting, self.next_shared_scan) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -295,7 +301,7 @@ impl Joiner {
     }
 
     /// Indexes the spans of one request and resolves the feedback they were waited for by.
-    pub(crate) fn ingest(&mut self, w: &mut Tx<'_>, batch: IngestBatch) -> Result<(), StoreError> {
+    pub fn ingest(&mut self, w: &mut Tx<'_>, batch: IngestBatch) -> Result<(), StoreError> {
         for retrieval in batch.retrievals {
             self.remember(retrieval);
         }
@@ -376,7 +382,7 @@ impl Joiner {
 
     /// Stores one feedback item and, when it is negative, updates its failure record or lets
     /// it wait for its response.
-    pub(crate) fn feedback(
+    pub fn feedback(
         &mut self,
         w: &mut Tx<'_>,
         feedback: Feedback,
@@ -430,7 +436,7 @@ impl Joiner {
 
     /// Records, unenriched, the waiting feedback whose window has passed, and the feedback of
     /// the detectors that run on a timer (abandon).
-    pub(crate) fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<(), StoreError> {
+    pub fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<(), StoreError> {
         if w.conn.engine().is_shared() {
             self.expire_shared(w, now)?;
         }
@@ -678,7 +684,7 @@ fn update_failure(
 /// status change), exported like any other revision. The record's response is used only if
 /// the record was enriched (a late response does not enrich a record retroactively). Returns
 /// the new revision, or 0 when the record has no negative feedback left (pruned).
-pub(crate) fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
+pub fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
     let enriched = w
         .conn
         .failure_state(key)?

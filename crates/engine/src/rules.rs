@@ -19,7 +19,7 @@ const SEVERAL_NEGATIVES: usize = 3;
 // The join uses `is_negative_with` and the configured edit threshold; this is the rule table
 // as documented, for callers without a configuration.
 #[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn is_negative(
+pub fn is_negative(
     signal: FeedbackSignal,
     value: Option<f64>,
     category: Option<FailureCategory>,
@@ -30,7 +30,7 @@ pub(crate) fn is_negative(
 /// Whether a piece of feedback is negative, with the threshold below which an `edit` value
 /// (the fraction of the answer kept) is negative; `None`: edits are never negative (the edit
 /// detector is off).
-pub(crate) fn is_negative_with(
+pub fn is_negative_with(
     signal: FeedbackSignal,
     value: Option<f64>,
     category: Option<FailureCategory>,
@@ -61,7 +61,7 @@ pub(crate) fn is_negative_with(
 }
 
 /// The kind of a signal when the feedback does not say.
-pub(crate) fn default_kind(signal: FeedbackSignal) -> FeedbackKind {
+pub fn default_kind(signal: FeedbackSignal) -> FeedbackKind {
     match signal {
         FeedbackSignal::Rephrase
         | FeedbackSignal::Regenerate
@@ -74,15 +74,18 @@ pub(crate) fn default_kind(signal: FeedbackSignal) -> FeedbackKind {
 
 /// One negative feedback item of a record, as the rules see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct NegativeItem {
-    pub(crate) signal: FeedbackSignal,
-    pub(crate) kind: FeedbackKind,
-    pub(crate) category: Option<FailureCategory>,
+pub struct NegativeItem {
+    /// The feedback signal.
+    pub signal: FeedbackSignal,
+    /// Explicit or implicit.
+    pub kind: FeedbackKind,
+    /// The category the feedback names, if any.
+    pub category: Option<FailureCategory>,
 }
 
 /// What the judged response was given, as far as the receiver knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Context {
+pub enum Context {
     /// The response span was not seen within the join window.
     Unknown,
     /// The response span was seen and carried no chunk ids.
@@ -95,16 +98,19 @@ pub(crate) enum Context {
 
 /// The decided fields of a failure record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Decision {
-    pub(crate) category: FailureCategory,
-    pub(crate) stage: FailureStage,
-    pub(crate) severity: FailureSeverity,
+pub struct Decision {
+    /// The failure category.
+    pub category: FailureCategory,
+    /// The stage of the application that failed.
+    pub stage: FailureStage,
+    /// How bad the failure is.
+    pub severity: FailureSeverity,
     /// The distinct signals, in order of first arrival.
-    pub(crate) signals: Vec<FeedbackSignal>,
+    pub signals: Vec<FeedbackSignal>,
 }
 
 /// Decides a record from its negative feedback, oldest first.
-pub(crate) fn decide(items: &[NegativeItem], context: Context) -> Decision {
+pub fn decide(items: &[NegativeItem], context: Context) -> Decision {
     let category = category(items);
     Decision {
         category,

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use serde::Deserialize;
 
 /// What a redacted value prints as.
-pub(crate) const REDACTED: &str = "<redacted>";
+pub const REDACTED: &str = "<redacted>";
 
 /// A credential-bearing configuration value: a signing secret, a header value, a webhook URL
 /// (a Slack incoming-webhook URL is itself a bearer secret).

@@ -4,10 +4,10 @@
 //! Unix epoch to and from `YYYY-MM-DDTHH:MM:SSZ`, and days as `YYYY-MM-DD`.
 
 /// Seconds in a day.
-pub(crate) const DAY_SECS: i64 = 86_400;
+pub const DAY_SECS: i64 = 86_400;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
@@ -19,7 +19,7 @@ pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The date of a day number (inverse of [`days_from_civil`]).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
@@ -34,7 +34,7 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
-pub(crate) fn format_rfc3339(unix_s: i64) -> String {
+pub fn format_rfc3339(unix_s: i64) -> String {
     let days = unix_s.div_euclid(DAY_SECS);
     let secs = unix_s.rem_euclid(DAY_SECS);
     let (year, month, day) = civil_from_days(days);
@@ -47,13 +47,13 @@ pub(crate) fn format_rfc3339(unix_s: i64) -> String {
 }
 
 /// `YYYY-MM-DD` of a day number.
-pub(crate) fn format_day(days: i64) -> String {
+pub fn format_day(days: i64) -> String {
     let (year, month, day) = civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// The day number of a `YYYY-MM-DD` date.
-pub(crate) fn parse_day(text: &str) -> Option<i64> {
+pub fn parse_day(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
@@ -78,7 +78,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 
 /// Parses an RFC 3339 timestamp (`2026-11-23T09:00:00Z`, fractional seconds and numeric
 /// offsets allowed; a bare date means its midnight UTC) to whole Unix seconds.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let text = text.trim();
     let date = parse_day(text.get(0..10)?)?;
     let rest = &text[10..];
@@ -121,6 +121,13 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
         }
     };
     Some(date * DAY_SECS + hour * 3_600 + minute * 60 + second - offset)
+}
+
+/// Nanoseconds since the Unix epoch, now (0 before it).
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
 #[cfg(test)]

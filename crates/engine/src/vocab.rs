@@ -3,6 +3,6 @@
 pub use closedloop_semconv::attribute::{
     FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource,
 };
-pub(crate) use closedloop_semconv::attribute::{
+pub use closedloop_semconv::attribute::{
     FailureSeverity, FailureStage, GenAiOperationName, LinkType, RetrievalStage, TriageStatus,
 };

@@ -24,32 +24,24 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-mod breakdown;
 pub mod cli;
 mod config;
-mod detectors;
-mod direct;
 mod edge;
 pub mod evalset;
 mod export;
 mod feedback_api;
 #[doc(hidden)]
 pub mod fuzzing;
-mod join;
 mod otlp;
 mod pipeline;
+use closedloop_engine::{detectors, direct, join, rules, secret, store, timefmt, vocab};
 use closedloop_store::records;
 pub mod report;
 pub mod review;
-mod rules;
-mod secret;
 mod serve;
 mod spans;
-mod store;
 mod telemetry;
-mod timefmt;
 pub mod triage;
-mod vocab;
 
 pub use config::{
     Config, ConfigError, EnvironmentError, FeedbackApiConfig, InvalidSetting, ServerConfig,

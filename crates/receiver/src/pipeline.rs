@@ -6,15 +6,17 @@
 //! calls [`Pipeline::ingest`] and [`Pipeline::record_feedback`]; both return after the commit
 //! that made their data durable.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde::Deserialize;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+
+pub(crate) use closedloop_engine::counters::Shared;
 
 use crate::detectors::DetectorsConfig;
 use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
@@ -66,33 +68,6 @@ pub struct PipelineConfig {
     /// and `feedback.max_comment_chars`. Default `None`.
     #[serde(skip)]
     pub capture_comments_max_chars: Option<usize>,
-}
-
-/// Counters shared by the pipeline's workers.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) spans_accepted: AtomicU64,
-    pub(crate) spans_rejected: AtomicU64,
-    pub(crate) feedback_recorded: AtomicU64,
-    pub(crate) failure_records: AtomicU64,
-    /// `feedback_recorded` by signal, kind and source.
-    pub(crate) feedback_by: crate::breakdown::FeedbackCounts,
-    /// `failure_records` by category and stage.
-    pub(crate) failure_records_by: crate::breakdown::FailureCounts,
-    pub(crate) export_sent: AtomicU64,
-    pub(crate) export_pending: AtomicUsize,
-}
-
-/// State shared by the pipeline's workers.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub(crate) counters: Counters,
-    /// Wakes the exporter when the writer adds outbox rows.
-    pub(crate) export_wake: Notify,
-    /// Whether an export endpoint is configured (otherwise the outbox is not filled).
-    pub(crate) export_enabled: bool,
-    /// Triage routing, the notification wake-up and the overdue counts.
-    pub(crate) triage: TriageShared,
 }
 
 /// The core pipeline. Cheap to clone; `Send + Sync`.

@@ -26,7 +26,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use closedloop_semconv::attribute as attr;
 use closedloop_semconv::compat;
@@ -38,6 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::records::{Content, Feedback, Response, Retrieval, SpanRef, Template};
 use crate::rules;
 use crate::store::IngestBatch;
+pub(crate) use crate::timefmt::now_unix_nano;
 use crate::vocab::{
     FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource, GenAiOperationName, LinkType,
     RetrievalStage,
@@ -99,12 +99,6 @@ impl Parsed {
         }
         message
     }
-}
-
-pub(crate) fn now_unix_nano() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
 /// Reads a request. Spans that are neither responses, retrieval steps nor feedback are

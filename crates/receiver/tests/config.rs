@@ -42,3 +42,21 @@ fn the_example_and_the_defaults_pass_validation() {
     Config::from_toml(EXAMPLE).unwrap().validate().unwrap();
     Config::default().validate().unwrap();
 }
+
+/// The `[detectors]` sections: empty ones give the defaults, unknown keys and detectors are
+/// refused.
+#[test]
+fn defaults_parse_from_empty_sections() {
+    let config = Config::from_toml("[detectors.rephrase]\n[detectors.abandon]\n").unwrap();
+    assert_eq!(
+        config.detectors,
+        closedloop_receiver::DetectorsConfig::default()
+    );
+    assert!(config.detectors.rephrase.enabled);
+    assert!(config.detectors.regenerate.enabled);
+    assert!(!config.detectors.abandon.enabled);
+    assert!(config.detectors.edit.enabled);
+    assert!(config.detectors.regenerate.threshold > config.detectors.rephrase.threshold);
+    assert!(Config::from_toml("[detectors.rephrase]\nwindow = 3\n").is_err());
+    assert!(Config::from_toml("[detectors.sulk]\n").is_err());
+}

@@ -44,7 +44,7 @@ const MAX_ABANDONS_PER_CHECK: usize = 1_000;
 /// The detectors' state on the writer thread: their configuration and when to look for quiet
 /// sessions next. Everything else lives in the store.
 #[derive(Debug)]
-pub(crate) struct Detectors {
+pub struct Detectors {
     config: DetectorsConfig,
     next_abandon_check: Option<Instant>,
 }
@@ -98,7 +98,8 @@ fn detector_feedback_id(signal: FeedbackSignal, span: SpanRef) -> String {
 }
 
 impl Detectors {
-    pub(crate) fn new(config: &DetectorsConfig) -> Self {
+    /// The detectors the `[detectors]` section turns on, with its thresholds.
+    pub fn new(config: &DetectorsConfig) -> Self {
         Self {
             config: config.clone(),
             next_abandon_check: config.abandon.enabled.then(Instant::now),
@@ -109,7 +110,7 @@ impl Detectors {
     /// candidates when the abandon detector is off, so turning it off never fires old ones
     /// later, and looks for due candidates at once, since a rolled-back check may have
     /// taken some.
-    pub(crate) fn reload(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+    pub fn reload(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
         if !self.config.abandon.enabled {
             return conn.clear_abandon_candidates();
         }
@@ -118,12 +119,12 @@ impl Detectors {
     }
 
     /// When the writer must wake up to look for quiet sessions.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.next_abandon_check
     }
 
     /// Whether a feedback item is negative, with the edit threshold of this configuration.
-    pub(crate) fn is_negative(&self, feedback: &Feedback) -> bool {
+    pub fn is_negative(&self, feedback: &Feedback) -> bool {
         let edit = &self.config.edit;
         let edit_negative_below = edit
             .enabled
@@ -139,7 +140,7 @@ impl Detectors {
     /// A response span was indexed for the first time: pairs it with its session's previous
     /// and next turns and makes it its session's abandon candidate. Returns the feedback to
     /// record.
-    pub(crate) fn on_response(
+    pub fn on_response(
         &mut self,
         w: &mut Tx<'_>,
         response: &Response,
@@ -247,11 +248,7 @@ impl Detectors {
 
     /// A feedback item was recorded: activity in its session, so its response (and the
     /// session's last response) is not abandoned. A detector's own feedback is not activity.
-    pub(crate) fn on_feedback(
-        &mut self,
-        w: &mut Tx<'_>,
-        feedback: &Feedback,
-    ) -> Result<(), StoreError> {
+    pub fn on_feedback(&mut self, w: &mut Tx<'_>, feedback: &Feedback) -> Result<(), StoreError> {
         if !self.config.abandon.enabled || feedback.source == FeedbackSource::Detector {
             return Ok(());
         }
@@ -265,11 +262,7 @@ impl Detectors {
     }
 
     /// Emits `abandon` for the candidates whose window has passed, when a check is due.
-    pub(crate) fn due(
-        &mut self,
-        w: &mut Tx<'_>,
-        now: Instant,
-    ) -> Result<Vec<Feedback>, StoreError> {
+    pub fn due(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<Vec<Feedback>, StoreError> {
         let Some(next) = self.next_abandon_check else {
             return Ok(Vec::new());
         };
@@ -314,7 +307,7 @@ impl Detectors {
                 comment: None,
                 session_id: Some(session_id),
                 user_id: response.user_id,
-                time_unix_nano: crate::spans::now_unix_nano(),
+                time_unix_nano: crate::timefmt::now_unix_nano(),
             });
         }
         Ok(emitted)

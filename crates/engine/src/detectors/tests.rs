@@ -1,5 +1,4 @@
 use super::*;
-use crate::config::Config;
 
 fn span(n: u8) -> SpanRef {
     SpanRef::new([n; 16], [n; 8]).unwrap()
@@ -16,19 +15,6 @@ fn turn(n: u8, query: &str, text: bool) -> Turn {
         session_id: Some("s".into()),
         user_id: None,
     }
-}
-
-#[test]
-fn defaults_parse_from_empty_sections() {
-    let config = Config::from_toml("[detectors.rephrase]\n[detectors.abandon]\n").unwrap();
-    assert_eq!(config.detectors, DetectorsConfig::default());
-    assert!(config.detectors.rephrase.enabled);
-    assert!(config.detectors.regenerate.enabled);
-    assert!(!config.detectors.abandon.enabled);
-    assert!(config.detectors.edit.enabled);
-    assert!(config.detectors.regenerate.threshold > config.detectors.rephrase.threshold);
-    assert!(Config::from_toml("[detectors.rephrase]\nwindow = 3\n").is_err());
-    assert!(Config::from_toml("[detectors.sulk]\n").is_err());
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! so it never races with the writes it depends on. Readers (the exporter reading its
 //! outbox) use their own connections, which WAL lets run beside the writer.
 
-pub(crate) mod writer;
+pub mod writer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -25,21 +25,25 @@ use tokio::sync::oneshot;
 
 pub use closedloop_store::{StoreConfig, StoreError, Synchronous};
 
+use crate::counters::Shared;
 use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
-use crate::pipeline::Shared;
 use crate::records::{Feedback, Response, Retrieval};
 
 /// The spans of one ingest request that the store keeps.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct IngestBatch {
-    pub(crate) responses: Vec<Response>,
-    pub(crate) retrievals: Vec<Retrieval>,
-    pub(crate) feedback: Vec<Feedback>,
+pub struct IngestBatch {
+    /// The LLM response spans.
+    pub responses: Vec<Response>,
+    /// The retrieval spans.
+    pub retrievals: Vec<Retrieval>,
+    /// The feedback spans and events.
+    pub feedback: Vec<Feedback>,
 }
 
 impl IngestBatch {
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether the batch holds nothing to keep.
+    pub fn is_empty(&self) -> bool {
         self.records() == 0
     }
 
@@ -50,8 +54,10 @@ impl IngestBatch {
 
 /// Whether a feedback item was new.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FeedbackWrite {
+pub enum FeedbackWrite {
+    /// The item was new and is stored.
     Recorded,
+    /// An item with its feedback id was stored already.
     Duplicate,
 }
 
@@ -88,7 +94,7 @@ impl Command {
 
 /// Why a command was not queued.
 #[derive(Debug)]
-pub(crate) enum Rejected {
+pub enum Rejected {
     /// The queue holds `store.max_queued_records` records already.
     Full,
     /// The writer has stopped.
@@ -100,7 +106,7 @@ const MAX_QUEUED_COMMANDS: usize = 4096;
 
 /// The handle to the store: cheap to share, sends commands to the writer thread.
 #[derive(Debug)]
-pub(crate) struct Store {
+pub struct Store {
     commands: Mutex<Option<SyncSender<Command>>>,
     queued: Arc<AtomicUsize>,
     max_queued: usize,
@@ -109,7 +115,7 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens (creates, migrates) the store and starts its writer thread.
-    pub(crate) fn open(
+    pub fn open(
         config: &StoreConfig,
         join: &JoinConfig,
         detectors: &DetectorsConfig,
@@ -173,7 +179,7 @@ impl Store {
     }
 
     /// Queues the kept spans of one request; resolves after their commit.
-    pub(crate) fn ingest(
+    pub fn ingest(
         &self,
         batch: IngestBatch,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, Rejected> {
@@ -183,7 +189,7 @@ impl Store {
     }
 
     /// Queues one feedback item; resolves after its commit.
-    pub(crate) fn feedback(
+    pub fn feedback(
         &self,
         feedback: Feedback,
     ) -> Result<oneshot::Receiver<Result<FeedbackWrite, StoreError>>, Rejected> {
@@ -193,7 +199,7 @@ impl Store {
     }
 
     /// Deletes delivered outbox rows. Not subject to the queue bound: it frees space.
-    pub(crate) fn outbox_sent(
+    pub fn outbox_sent(
         &self,
         ids: Vec<i64>,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, Rejected> {
@@ -203,9 +209,7 @@ impl Store {
     }
 
     /// Runs retention pruning.
-    pub(crate) fn prune(
-        &self,
-    ) -> Result<oneshot::Receiver<Result<PruneReport, StoreError>>, Rejected> {
+    pub fn prune(&self) -> Result<oneshot::Receiver<Result<PruneReport, StoreError>>, Rejected> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Prune { reply }, false)?;
         Ok(receiver)
@@ -213,7 +217,7 @@ impl Store {
 
     /// Stops accepting commands; the writer commits what is queued and exits. Blocking: call
     /// from a blocking thread.
-    pub(crate) fn close_blocking(&self) {
+    pub fn close_blocking(&self) {
         drop(
             self.commands
                 .lock()

@@ -13,8 +13,8 @@ use closedloop_store::Connection;
 use tracing::{debug, error, info, warn};
 
 use super::{Command, FeedbackWrite, StoreConfig, StoreError};
+use crate::counters::Shared;
 use crate::join::{self, Joiner, Tx};
-use crate::pipeline::Shared;
 
 pub(super) struct Writer {
     conn: Connection,
@@ -48,7 +48,8 @@ enum Done {
     Prune(PruneReport),
 }
 
-pub(crate) fn unix_now_s() -> i64 {
+/// Seconds since the Unix epoch, now (0 before it).
+pub fn unix_now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
@@ -315,15 +316,17 @@ impl Writer {
 
 /// Side effects of a transaction, applied to the shared counters after its commit.
 #[derive(Debug, Default)]
-pub(crate) struct Effects {
+pub struct Effects {
     /// Feedback stored, as (signal, kind, source).
-    pub(crate) feedback_recorded: Vec<(FeedbackSignal, FeedbackKind, FeedbackSource)>,
+    pub feedback_recorded: Vec<(FeedbackSignal, FeedbackKind, FeedbackSource)>,
     /// Failure records created, as (category, stage).
-    pub(crate) failure_records: Vec<(FailureCategory, FailureStage)>,
-    pub(crate) outbox_added: usize,
-    pub(crate) outbox_deleted: usize,
+    pub failure_records: Vec<(FailureCategory, FailureStage)>,
+    /// Outbox rows added.
+    pub outbox_added: usize,
+    /// Outbox rows deleted (delivered or pruned).
+    pub outbox_deleted: usize,
     /// Webhook notifications queued (see `crate::triage`).
-    pub(crate) notifications_added: usize,
+    pub notifications_added: usize,
 }
 
 fn answer(command: Command, result: Result<Done, StoreError>) {

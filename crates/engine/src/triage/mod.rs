@@ -4,15 +4,13 @@
 //! owner, status (`open`, `acknowledged`, `resolved`, `wont_fix`) and due time live on the
 //! record in the store and on every exported revision (`closedloop.triage.owner`,
 //! `closedloop.triage.status`, `closedloop.triage.due_time`); a status change
-//! ([`set_status`]) is a new revision, exported like the others. A background task of the
-//! running receiver counts records past their due time (the `closedloop.triage.overdue`
-//! gauge), queues one webhook notification per SLA breach, and delivers the notification
-//! queue (see [`NotifyConfig`]).
+//! is a new revision, exported like the others. A background task of the running receiver
+//! counts records past their due time (the `closedloop.triage.overdue` gauge, kept here in
+//! [`TriageShared`]), queues one webhook notification per SLA breach, and delivers the
+//! notification queue (see [`NotifyConfig`]).
 
-pub mod cli;
 mod config;
-mod notify;
-pub(crate) mod store;
+pub mod payload;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -20,8 +18,6 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::Notify;
 
 pub use config::{NotifyConfig, TriageConfig, TriageRule};
-pub(crate) use notify::background;
-pub use store::{list, set_status, ListFilter, TriageError, TriageItem, TriageNote};
 
 use crate::join::Tx;
 use crate::records::{Response, SpanRef};
@@ -31,26 +27,30 @@ use crate::vocab::TriageStatus;
 
 /// The triage fields of one failure-record revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Assignment {
-    pub(crate) owner: Option<String>,
-    pub(crate) status: TriageStatus,
-    pub(crate) due_s: Option<i64>,
+pub struct Assignment {
+    /// The owner (`None`: nobody).
+    pub owner: Option<String>,
+    /// The triage status.
+    pub status: TriageStatus,
+    /// When the record is due, in seconds since the Unix epoch.
+    pub due_s: Option<i64>,
 }
 
 /// Triage state shared by the writer thread, the background task and the metrics callback.
 #[derive(Debug, Default)]
-pub(crate) struct TriageShared {
+pub struct TriageShared {
     config: TriageConfig,
     /// Whether new records queue a webhook notification.
     notify_new: bool,
     /// Wakes the notifier when the writer queued notifications.
-    pub(crate) wake: Notify,
+    pub wake: Notify,
     /// Overdue records by owner ("" for none), as of the last check.
     overdue: Mutex<BTreeMap<String, u64>>,
 }
 
 impl TriageShared {
-    pub(crate) fn new(config: &TriageConfig, notify: &NotifyConfig) -> Self {
+    /// The shared state of the `[triage]` and `[notify]` sections.
+    pub fn new(config: &TriageConfig, notify: &NotifyConfig) -> Self {
         Self {
             config: config.clone(),
             notify_new: notify.webhook_url.is_some() && notify.on_new_failure,
@@ -60,7 +60,7 @@ impl TriageShared {
     }
 
     /// Overdue records by owner (`None`: no owner), as of the last check.
-    pub(crate) fn overdue(&self) -> Vec<(Option<String>, u64)> {
+    pub fn overdue(&self) -> Vec<(Option<String>, u64)> {
         self.overdue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -69,13 +69,14 @@ impl TriageShared {
             .collect()
     }
 
-    fn set_overdue(&self, counts: BTreeMap<String, u64>) {
+    /// Replaces the overdue counts by owner ("" for none) with those of a new check.
+    pub fn set_overdue(&self, counts: BTreeMap<String, u64>) {
         *self.overdue.lock().unwrap_or_else(PoisonError::into_inner) = counts;
     }
 }
 
 /// The owner and SLA the rules give a record.
-pub(crate) fn route(
+pub fn route(
     config: &TriageConfig,
     decision: &Decision,
     response: Option<&Response>,
@@ -110,7 +111,7 @@ pub(crate) fn route(
 /// Runs in the writer's transaction after a revision of the record `key` was upserted:
 /// routes it (new, or still open), stores the assignment, and queues the new-record
 /// notification. Returns the triage fields of the revision.
-pub(crate) fn after_upsert(
+pub fn after_upsert(
     w: &mut Tx<'_>,
     key: SpanRef,
     decision: &Decision,
@@ -143,9 +144,9 @@ pub(crate) fn after_upsert(
         }
     }
     if created && w.triage.notify_new {
-        let payload = notify::new_failure_payload(key, decision, &assignment, response);
+        let payload = payload::new_failure_payload(key, decision, &assignment, response);
         w.conn
-            .queue_notification(w.now_s, notify::KIND_NEW, &payload)?;
+            .queue_notification(w.now_s, payload::KIND_NEW, &payload)?;
         w.effects.notifications_added += 1;
     }
     Ok(assignment)

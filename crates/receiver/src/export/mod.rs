@@ -39,7 +39,7 @@
 
 mod client;
 mod config;
-pub(crate) mod span;
+pub(crate) use closedloop_engine::failure_span as span;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

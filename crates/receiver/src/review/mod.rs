@@ -443,7 +443,7 @@ pub fn label(
             comment: None,
             session_id: None,
             user_id: None,
-            time_unix_nano: crate::spans::now_unix_nano(),
+            time_unix_nano: crate::timefmt::now_unix_nano(),
         };
         // The response of a queued item is normally stored, so the join is immediate; if it
         // was pruned, the record is written unenriched at once rather than waiting.

@@ -33,7 +33,7 @@ pub(crate) fn check_sla(
     let mut queued = 0;
     if notify {
         for breach in &breaches {
-            let payload = super::notify::breach_payload(
+            let payload = super::payload::breach_payload(
                 breach.key,
                 breach.owner.as_deref(),
                 breach.due_s,
@@ -41,7 +41,7 @@ pub(crate) fn check_sla(
                 breach.category.as_str(),
                 breach.severity.as_str(),
             );
-            tx.queue_notification(now_s, super::notify::KIND_BREACH, &payload)?;
+            tx.queue_notification(now_s, super::payload::KIND_BREACH, &payload)?;
             queued += 1;
         }
     }

@@ -10,9 +10,9 @@ use closedloop_store::{Access, Connection};
 use tokio::sync::oneshot;
 
 use super::Writer;
+use crate::counters::Shared;
 use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
-use crate::pipeline::Shared;
 use crate::records::{Content, Feedback, Response, SpanRef};
 use crate::store::{Command, IngestBatch, StoreConfig, StoreError};
 use crate::vocab::{FeedbackKind, FeedbackSignal, FeedbackSource};
