@@ -20,26 +20,60 @@
 //! every emitted item has a deterministic id (`det:<signal>:<trace id>:<span id>` of the judged
 //! response), which the idempotent feedback table deduplicates: a restart, an OTLP retry or
 //! the same pair seen from both of its ends never emits twice.
+//!
+//! Each detector is one file with its configuration section (`rephrase.rs`, `regenerate.rs`,
+//! `abandon.rs`, `edit.rs`); this module holds what they share ([`Detectors`], the
+//! `[detectors]` section, and the pairing of a session's turns). A new detector is a new file
+//! with its `*DetectorConfig`, a field of [`DetectorsConfig`], and the hook of [`Detectors`]
+//! it runs from (`on_response`, `on_feedback`, `due` or `is_negative`).
 
-mod config;
+mod abandon;
+mod edit;
+mod regenerate;
+mod rephrase;
 
 use std::time::{Duration, Instant};
 
 use closedloop_store::{Connection, Direction, StoreError};
 use closedloop_tracing::{query_similarity, Fingerprint};
 
-pub use config::{
-    AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,
-    RephraseDetectorConfig,
-};
+use serde::Deserialize;
+
+pub use abandon::AbandonDetectorConfig;
+pub use edit::EditDetectorConfig;
+pub use regenerate::RegenerateDetectorConfig;
+pub use rephrase::RephraseDetectorConfig;
 
 use crate::join::Tx;
 use crate::records::{Feedback, Response, SpanRef};
 use crate::rules;
 use crate::vocab::{FeedbackKind, FeedbackSignal, FeedbackSource};
 
-/// The most abandon candidates handled in one transaction; the rest wait for the next check.
-const MAX_ABANDONS_PER_CHECK: usize = 1_000;
+/// The `[detectors]` section: implicit signals read from behaviour. Thumbs are rare and
+/// self-selected; these detectors write feedback (`closedloop.feedback.source` = `detector`,
+/// kind `implicit`) that goes through the same join and failure-record rules as explicit
+/// feedback. Everything works with content capture off (query fingerprints only).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorsConfig {
+    /// The next query of a session asks the previous one again in other words
+    /// (`[detectors.rephrase]`).
+    #[serde(default)]
+    pub rephrase: RephraseDetectorConfig,
+    /// The next query of a session is the previous one again (`[detectors.regenerate]`).
+    #[serde(default)]
+    pub regenerate: RegenerateDetectorConfig,
+    /// A session went quiet after its last response (`[detectors.abandon]`).
+    #[serde(default)]
+    pub abandon: AbandonDetectorConfig,
+    /// The user changed much of an answer before using it (`[detectors.edit]`).
+    #[serde(default)]
+    pub edit: EditDetectorConfig,
+}
+
+const fn default_true() -> bool {
+    true
+}
 
 /// The detectors' state on the writer thread: their configuration and when to look for quiet
 /// sessions next. Everything else lives in the store.
@@ -125,15 +159,11 @@ impl Detectors {
 
     /// Whether a feedback item is negative, with the edit threshold of this configuration.
     pub fn is_negative(&self, feedback: &Feedback) -> bool {
-        let edit = &self.config.edit;
-        let edit_negative_below = edit
-            .enabled
-            .then(|| 1.0 - edit.max_changed_fraction.clamp(0.0, 1.0));
         rules::is_negative_with(
             feedback.signal,
             feedback.value,
             feedback.category,
-            edit_negative_below,
+            self.config.edit.negative_below(),
         )
     }
 
@@ -191,17 +221,9 @@ impl Detectors {
             Similarity::Text(value) => (value, self.config.rephrase.text_threshold),
             Similarity::Fingerprint(value) => (value, self.config.rephrase.threshold),
         };
-        let regenerate = &self.config.regenerate;
-        let rephrase = &self.config.rephrase;
-        let signal = if regenerate.enabled
-            && gap <= Duration::from_secs(regenerate.window_secs)
-            && value >= regenerate.threshold
-        {
+        let signal = if self.config.regenerate.judges(gap, value) {
             FeedbackSignal::Regenerate
-        } else if rephrase.enabled
-            && gap <= Duration::from_secs(rephrase.window_secs)
-            && value >= rephrase_threshold
-        {
+        } else if self.config.rephrase.judges(gap, value, rephrase_threshold) {
             FeedbackSignal::Rephrase
         } else {
             return Ok(None);
@@ -226,91 +248,6 @@ impl Detectors {
             user_id: previous.user_id.clone(),
             time_unix_nano: next.start_ns.max(0) as u64,
         }))
-    }
-
-    /// Makes `turn` its session's abandon candidate unless a later response is one already or
-    /// the response already has feedback.
-    fn abandon_candidate(
-        &self,
-        w: &mut Tx<'_>,
-        session_id: &str,
-        turn: &Turn,
-    ) -> Result<(), StoreError> {
-        if w.conn.has_feedback(turn.span)? {
-            return Ok(());
-        }
-        let due_s = w
-            .now_s
-            .saturating_add(self.config.abandon.window_secs.min(i64::MAX as u64) as i64);
-        w.conn
-            .set_abandon_candidate(session_id, turn.span, turn.start_ns, due_s)
-    }
-
-    /// A feedback item was recorded: activity in its session, so its response (and the
-    /// session's last response) is not abandoned. A detector's own feedback is not activity.
-    pub fn on_feedback(&mut self, w: &mut Tx<'_>, feedback: &Feedback) -> Result<(), StoreError> {
-        if !self.config.abandon.enabled || feedback.source == FeedbackSource::Detector {
-            return Ok(());
-        }
-        if let Some(target) = feedback.target {
-            w.conn.drop_abandon_candidate_span(target)?;
-        }
-        if let Some(session_id) = &feedback.session_id {
-            w.conn.drop_abandon_candidate(session_id)?;
-        }
-        Ok(())
-    }
-
-    /// Emits `abandon` for the candidates whose window has passed, when a check is due.
-    pub fn due(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<Vec<Feedback>, StoreError> {
-        let Some(next) = self.next_abandon_check else {
-            return Ok(Vec::new());
-        };
-        if now < next {
-            return Ok(Vec::new());
-        }
-        let interval = Duration::from_secs(self.config.abandon.check_interval_secs.max(1));
-        self.next_abandon_check = Some(now + interval);
-        let candidates = w
-            .conn
-            .due_abandon_candidates(w.now_s, MAX_ABANDONS_PER_CHECK)?;
-        if candidates.len() == MAX_ABANDONS_PER_CHECK {
-            // More are due: look again at once.
-            self.next_abandon_check = Some(now);
-        }
-        let mut emitted = Vec::new();
-        for candidate in candidates {
-            let session_id = candidate.session_id;
-            w.conn.drop_abandon_candidate(&session_id)?;
-            let Some(span) = candidate.span else { continue };
-            // A later response of the session that arrived out of order, or feedback that
-            // arrived before its response, means the session was not abandoned here.
-            if w.conn.has_later_response(&session_id, candidate.start_ns)?
-                || w.conn.has_feedback(span)?
-            {
-                continue;
-            }
-            let Some(response) = w.conn.response_by_span(span)? else {
-                // Pruned since: nothing left to judge.
-                continue;
-            };
-            emitted.push(Feedback {
-                feedback_id: detector_feedback_id(FeedbackSignal::Abandon, span),
-                span: None,
-                target: Some(span),
-                response_id: response.response_id,
-                signal: FeedbackSignal::Abandon,
-                kind: FeedbackKind::Implicit,
-                value: Some(0.0),
-                category: None,
-                source: FeedbackSource::Detector,
-                comment: None,
-                session_id: Some(session_id),
-                user_id: response.user_id,
-                time_unix_nano: crate::timefmt::now_unix_nano(),
-            });
-        }
-        Ok(emitted)
     }
 }
 
