@@ -16,7 +16,7 @@ pub const REDACTED: &str = "<redacted>";
 /// or a log line) never shows it, whichever section or field it is in. It has no `Display`.
 ///
 /// ```
-/// use closedloop_receiver::Secret;
+/// use closedloop_engine::secret::Secret;
 ///
 /// let secret = Secret::from("hunter2");
 /// assert_eq!(&*secret, "hunter2");
