@@ -13,8 +13,11 @@
 
 use closedloop_store::{Access, Connection, StoreConfig};
 
+use std::time::{Duration, Instant};
+
 use crate::detectors::DetectorsConfig;
-use crate::join::Tx;
+use crate::join::{JoinConfig, Joiner, Tx};
+use crate::records::Feedback;
 use crate::store::writer::{unix_now_s, Effects};
 use crate::store::StoreError;
 use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
@@ -31,6 +34,8 @@ pub struct DirectSettings {
     /// The configured detectors (`[detectors]`), whose thresholds judge the feedback a
     /// command writes.
     pub detectors: DetectorsConfig,
+    /// The configured join (`[join]`), whose limits bound the join a command runs.
+    pub join: JoinConfig,
 }
 
 impl DirectSettings {
@@ -46,12 +51,19 @@ impl DirectSettings {
             store_content,
             triage: TriageShared::new(triage, notify),
             detectors: DetectorsConfig::default(),
+            join: JoinConfig::default(),
         }
     }
 
     /// With the configured detectors (default: the defaults).
     pub fn with_detectors(mut self, detectors: &DetectorsConfig) -> Self {
         self.detectors = detectors.clone();
+        self
+    }
+
+    /// With the configured join (default: the defaults).
+    pub fn with_join(mut self, join: &JoinConfig) -> Self {
+        self.join = join.clone();
         self
     }
 }
@@ -83,4 +95,26 @@ pub fn write<T>(
     };
     tx.commit()?;
     Ok(value)
+}
+
+/// Judges `feedback`, written by a command, in its transaction `w`: the engine's join with
+/// the configured `[join]` and `[detectors]` settings, so the record it makes or revises is
+/// the one the receiver would make. The record is written at once, enriched when the judged
+/// response is stored (it normally is) and unenriched otherwise, rather than waiting for a
+/// response span the command will not see; the detectors that run on a timer (abandon) are
+/// the receiver's business and do not run here.
+pub fn judge(
+    w: &mut Tx<'_>,
+    settings: &DirectSettings,
+    feedback: Feedback,
+) -> Result<(), StoreError> {
+    let mut detectors = settings.detectors.clone();
+    detectors.abandon.enabled = false;
+    let join = JoinConfig {
+        wait_secs: 0,
+        ..settings.join.clone()
+    };
+    let mut joiner = Joiner::new(&join, &detectors);
+    joiner.feedback(w, feedback)?;
+    joiner.expire(w, Instant::now() + Duration::from_secs(1))
 }

@@ -203,5 +203,6 @@ pub(crate) fn direct_settings(config: &Config) -> anyhow::Result<DirectSettings>
         &config.triage,
         &config.notify,
     )
-    .with_detectors(&config.detectors))
+    .with_detectors(&config.detectors)
+    .with_join(&config.join))
 }

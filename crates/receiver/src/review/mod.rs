@@ -17,8 +17,6 @@
 pub mod cli;
 mod config;
 
-use std::time::Instant;
-
 use closedloop_store::records::{
     ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
 };
@@ -28,7 +26,6 @@ pub use config::ReviewConfig;
 
 use crate::direct::{self, DirectSettings};
 use crate::export::span::failure_id;
-use crate::join::{JoinConfig, Joiner};
 use crate::records::Feedback;
 use crate::store::StoreError;
 use crate::timefmt::{format_day, format_rfc3339, DAY_SECS};
@@ -447,19 +444,7 @@ pub fn label(
         };
         // The response of a queued item is normally stored, so the join is immediate; if it
         // was pruned, the record is written unenriched at once rather than waiting.
-        // The detectors judge the label with the configured thresholds; those that run on a
-        // timer (abandon) are the receiver's business, not this command's: off here.
-        let mut detectors = settings.detectors.clone();
-        detectors.abandon.enabled = false;
-        let mut joiner = Joiner::new(
-            &JoinConfig {
-                wait_secs: 0,
-                ..JoinConfig::default()
-            },
-            &detectors,
-        );
-        joiner.feedback(w, feedback)?;
-        joiner.expire(w, Instant::now() + std::time::Duration::from_secs(1))?;
+        direct::judge(w, settings, feedback)?;
         w.conn.set_review_label(
             id,
             &ReviewLabelUpdate {
