@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, EnvironmentError};
@@ -138,7 +139,13 @@ pub struct ServeArgs {
     pub export_endpoint: Option<String>,
     /// The OTLP transport failure records are exported with (`export.protocol`; default
     /// http/protobuf).
-    #[arg(long, env = "CLOSEDLOOP_EXPORT_PROTOCOL", value_name = "PROTOCOL")]
+    #[arg(
+        long,
+        env = "CLOSEDLOOP_EXPORT_PROTOCOL",
+        value_name = "PROTOCOL",
+        value_parser = PossibleValuesParser::new(["grpc", "http/protobuf"])
+            .try_map(|text| text.parse::<ExportProtocol>())
+    )]
     pub export_protocol: Option<ExportProtocol>,
     /// The OTLP/gRPC endpoint the receiver's own metrics go to (`telemetry.metrics_endpoint`).
     #[arg(long, env = "CLOSEDLOOP_METRICS_ENDPOINT", value_name = "URL")]

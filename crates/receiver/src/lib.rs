@@ -28,12 +28,12 @@ pub mod cli;
 mod config;
 mod edge;
 pub mod evalset;
-mod export;
 mod feedback_api;
 #[doc(hidden)]
 pub mod fuzzing;
 mod otlp;
 mod pipeline;
+use closedloop_delivery::export;
 use closedloop_engine::{detectors, direct, join, rules, secret, store, timefmt, vocab};
 use closedloop_store::records;
 pub mod report;

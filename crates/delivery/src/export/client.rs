@@ -83,7 +83,7 @@ pub(crate) enum Client {
     Http {
         client: reqwest::Client,
         url: String,
-        headers: Vec<(String, crate::secret::Secret)>,
+        headers: Vec<(String, closedloop_engine::secret::Secret)>,
         gzip: bool,
     },
 }

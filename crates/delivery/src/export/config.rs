@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use closedloop_engine::secret::Secret;
 
 /// The `[export]` section: where failure-record spans are sent.
 ///
@@ -56,15 +56,13 @@ pub struct ExportConfig {
 }
 
 /// The OTLP transport of the exporter.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub enum ExportProtocol {
     /// OTLP/gRPC.
     #[serde(rename = "grpc")]
-    #[value(name = "grpc")]
     Grpc,
     /// OTLP/HTTP with protobuf bodies.
     #[serde(rename = "http/protobuf")]
-    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 
@@ -124,13 +122,17 @@ const TRACES_PATH: &str = "/v1/traces";
 
 /// An export target, from the effective `[export]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Resolved {
+pub struct Resolved {
     /// For HTTP the full URL of the traces endpoint; for gRPC the server URI.
-    pub(crate) endpoint: String,
-    pub(crate) protocol: ExportProtocol,
-    pub(crate) headers: Vec<(String, Secret)>,
-    pub(crate) timeout: std::time::Duration,
-    pub(crate) gzip: bool,
+    pub endpoint: String,
+    /// The transport.
+    pub protocol: ExportProtocol,
+    /// Headers sent with every request.
+    pub headers: Vec<(String, Secret)>,
+    /// How long one request may take.
+    pub timeout: std::time::Duration,
+    /// Whether request bodies are gzip-compressed.
+    pub gzip: bool,
 }
 
 /// Why the export settings cannot be used.
@@ -249,11 +251,11 @@ fn is_http_url(url: &str) -> bool {
 
 /// The export settings given on the command line (or their `CLOSEDLOOP_*` variables).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ExportFlags<'a> {
+pub struct ExportFlags<'a> {
     /// `--export-endpoint`: means what `export.endpoint` means in the file.
-    pub(crate) endpoint: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
     /// `--export-protocol`.
-    pub(crate) protocol: Option<ExportProtocol>,
+    pub protocol: Option<ExportProtocol>,
 }
 
 impl ExportConfig {
@@ -263,7 +265,7 @@ impl ExportConfig {
     /// one and [`ExportConfig::resolve`] reads nothing else.
     ///
     /// `Err` names the variable whose value cannot be used.
-    pub(crate) fn layer(
+    pub fn layer(
         &mut self,
         flags: ExportFlags<'_>,
         env: &dyn Fn(&str) -> Option<String>,
@@ -342,7 +344,7 @@ impl ExportConfig {
 
     /// The export target this section describes. `Ok(None)`: no endpoint, export disabled.
     /// Reads no environment: [`ExportConfig::layer`] has put it in already.
-    pub(crate) fn resolve(&self) -> Result<Option<Resolved>, ExportConfigError> {
+    pub fn resolve(&self) -> Result<Option<Resolved>, ExportConfigError> {
         let protocol = self.protocol.unwrap_or(ExportProtocol::HttpProtobuf);
         let (url, as_is) = match (&self.traces_endpoint, &self.endpoint) {
             (Some(url), _) => (url.trim(), true),

@@ -39,7 +39,7 @@
 
 mod client;
 mod config;
-pub(crate) use closedloop_engine::failure_span as span;
+pub use closedloop_engine::failure_span as span;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,18 +56,18 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
-pub(crate) use config::{ExportFlags, Resolved};
+pub use config::{ExportFlags, Resolved};
 
-use crate::pipeline::Shared;
-use crate::store::{Store, StoreConfig};
 use client::Client;
+use closedloop_engine::counters::Shared;
+use closedloop_engine::store::{Store, StoreConfig};
 use closedloop_store::records::OutboxRow;
 use closedloop_store::{Access, Connection};
 
 /// The `service.name` of the exported failure-record spans.
-pub(crate) const SERVICE_NAME: &str = "closedloop";
+pub const SERVICE_NAME: &str = "closedloop";
 /// The instrumentation scope of the exported failure-record spans.
-pub(crate) const SCOPE_NAME: &str = "closedloop-receiver";
+pub const SCOPE_NAME: &str = "closedloop-receiver";
 
 /// The resource and scope around exported spans.
 fn envelope(spans: Vec<Span>) -> ExportTraceServiceRequest {
@@ -100,7 +100,7 @@ const OUTBOX_POLL: Duration = Duration::from_secs(2);
 
 /// What makes the exporter stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
+pub enum Stop {
     /// Keep running.
     Run,
     /// Make one last pass over the outbox, then stop.
@@ -108,7 +108,7 @@ pub(crate) enum Stop {
 }
 
 /// The exporter task.
-pub(crate) struct Exporter {
+pub struct Exporter {
     client: Client,
     reader: Option<Connection>,
     store_config: StoreConfig,
@@ -148,7 +148,9 @@ enum Pass {
 }
 
 impl Exporter {
-    pub(crate) fn new(
+    /// An exporter to `target`, draining the outbox of the store `store_config` names (its
+    /// deliveries handed to the writer `store`) until `stop` says so.
+    pub fn new(
         target: &Resolved,
         config: &ExportConfig,
         store_config: StoreConfig,
@@ -173,7 +175,7 @@ impl Exporter {
     }
 
     /// Runs until told to drain, then makes one last pass.
-    pub(crate) async fn run(mut self) {
+    pub async fn run(mut self) {
         let mut failures: u32 = 0;
         loop {
             if *self.stop.borrow() == Stop::Drain {
@@ -225,7 +227,7 @@ impl Exporter {
     async fn read(&mut self, limit: usize) -> Result<Vec<OutboxRow>, String> {
         let lease_secs = self.lease().as_secs() as i64;
         self.with_reader(move |reader| {
-            let now_s = crate::store::writer::unix_now_s();
+            let now_s = closedloop_engine::store::writer::unix_now_s();
             reader.claim_outbox(now_s, now_s.saturating_add(lease_secs), limit)
         })
         .await
@@ -385,7 +387,7 @@ impl Exporter {
 }
 
 /// Logs, once at startup, where failure records go.
-pub(crate) fn log_target(target: Option<&Resolved>) {
+pub fn log_target(target: Option<&Resolved>) {
     match target {
         Some(target) => info!(
             endpoint = %target.endpoint,
