@@ -7,4 +7,5 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod backoff;
 pub mod export;

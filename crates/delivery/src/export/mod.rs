@@ -51,13 +51,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use prost::Message;
-use rand::Rng;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use config::{ExportFlags, Resolved};
 
+use crate::backoff::Backoff;
 use client::Client;
 use closedloop_engine::counters::Shared;
 use closedloop_engine::store::{Store, StoreConfig};
@@ -115,8 +115,7 @@ pub struct Exporter {
     store: Arc<Store>,
     shared: Arc<Shared>,
     max_batch: usize,
-    initial_backoff: Duration,
-    max_backoff: Duration,
+    backoff: Backoff,
     stop: watch::Receiver<Stop>,
     /// The request timeout (`export.timeout_millis`).
     timeout: Duration,
@@ -165,8 +164,7 @@ impl Exporter {
             store,
             shared,
             max_batch: config.max_batch_spans.max(1),
-            initial_backoff: Duration::from_millis(config.initial_backoff_millis.max(1)),
-            max_backoff: Duration::from_secs(config.max_backoff_secs.max(1)),
+            backoff: Backoff::new(config.initial_backoff_millis, config.max_backoff_secs),
             stop,
             timeout: target.timeout,
             batch: config.max_batch_spans.max(1),
@@ -197,8 +195,9 @@ impl Exporter {
                 Pass::Backoff(server_hint) => {
                     failures = failures.saturating_add(1);
                     let delay = self
-                        .backoff(failures)
-                        .max(server_hint.min(self.max_backoff));
+                        .backoff
+                        .delay(failures)
+                        .max(server_hint.min(self.backoff.max()));
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         _ = self.stop.changed() => {}
@@ -209,17 +208,6 @@ impl Exporter {
         // Shutdown: deliver what the backend takes now; the rest stays for the next start.
         while let Pass::Progress = self.pass().await {}
         debug!("Exporter stopped.");
-    }
-
-    /// Exponential backoff with full jitter: uniform in [initial, min(max, initial·2ⁿ)].
-    fn backoff(&self, failures: u32) -> Duration {
-        let ceiling = self
-            .initial_backoff
-            .saturating_mul(1u32 << failures.min(20))
-            .min(self.max_backoff);
-        let low = self.initial_backoff.min(ceiling);
-        let jittered = rand::rng().random_range(low.as_micros()..=ceiling.as_micros());
-        Duration::from_micros(jittered as u64)
     }
 
     /// Claims the oldest rows to send (on a shared store, leased to this receiver for

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use closedloop_delivery::backoff::Backoff;
 use closedloop_store::records::Notification;
 use closedloop_store::{Connection, StoreConfig};
-use rand::Rng as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -95,8 +95,7 @@ pub(crate) async fn background(
     };
     let interval = Duration::from_secs(triage.check_interval_secs.max(1));
     let lease = lease_secs(Duration::from_millis(notify.timeout_millis.max(1)));
-    let initial_backoff = Duration::from_millis(notify.initial_backoff_millis.max(1));
-    let max_backoff = Duration::from_secs(notify.max_backoff_secs.max(1));
+    let backoff = Backoff::new(notify.initial_backoff_millis, notify.max_backoff_secs);
     let mut next_check = Instant::now();
     let mut retry_at: Option<Instant> = None;
     let mut failures: u32 = 0;
@@ -139,7 +138,7 @@ pub(crate) async fn background(
                     }
                     Delivery::Retry => {
                         failures = failures.saturating_add(1);
-                        let delay = backoff(initial_backoff, max_backoff, failures);
+                        let delay = backoff.delay(failures);
                         retry_at = Some(Instant::now() + delay);
                     }
                 }
@@ -153,13 +152,6 @@ pub(crate) async fn background(
         }
     }
     debug!("Triage task stopped.");
-}
-
-/// Exponential backoff with full jitter: uniform in [initial, min(max, initial·2ⁿ)].
-fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
-    let ceiling = initial.saturating_mul(1u32 << failures.min(20)).min(max);
-    let low = initial.min(ceiling);
-    Duration::from_micros(rand::rng().random_range(low.as_micros()..=ceiling.as_micros()) as u64)
 }
 
 /// How long a claimed batch of notifications stays leased to this receiver: long enough to
