@@ -939,6 +939,15 @@ async fn three_receivers_share_one_postgres_store() {
             turn.plan,
             latest.int(attr::CLOSEDLOOP_FAILURE_REVISION)
         );
+        assert_eq!(
+            (
+                latest.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID),
+                latest.str(attr::GEN_AI_REQUEST_MODEL)
+            ),
+            (Some(generation.template_id), Some(generation.model)),
+            "{id} ({:?}): enriched from its response span",
+            turn.plan
+        );
         assert_enriched_record(latest, turn.ids, generation);
     }
     assert_eq!(
