@@ -425,6 +425,12 @@ fn feedback_body(response: Ids, signal: &str, idempotency_id: &str) -> serde_jso
     })
 }
 
+/// The ids of the feedback span of a stream item that judges `ids`: in the judged trace, and
+/// the same on every send of the item.
+fn feedback_ids(ids: Ids) -> Ids {
+    (ids.0, ids.1.map(|byte| byte ^ 0x5a))
+}
+
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -827,7 +833,9 @@ async fn stream_worker(
             StreamItem::Bundle(ids, n) => {
                 let spans = vec![
                     stream_span(ids, n),
-                    feedback_span(child(ids), Some(ids), "thumbs_down", vec![]),
+                    // The same feedback span every time the item is sent: a retry after the
+                    // kill repeats the request, it is not new feedback.
+                    feedback_span(feedback_ids(ids), Some(ids), "thumbs_down", vec![]),
                 ];
                 post_spans(&client, addrs[to], spans).await
             }
@@ -938,6 +946,15 @@ async fn three_receivers_share_one_postgres_store() {
             "{id} ({:?}, revision {:?}) is not enriched",
             turn.plan,
             latest.int(attr::CLOSEDLOOP_FAILURE_REVISION)
+        );
+        assert_eq!(
+            (
+                latest.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID),
+                latest.str(attr::GEN_AI_REQUEST_MODEL)
+            ),
+            (Some(generation.template_id), Some(generation.model)),
+            "{id} ({:?}): enriched from its response span",
+            turn.plan
         );
         assert_enriched_record(latest, turn.ids, generation);
     }

@@ -102,6 +102,14 @@ macro_rules! values {
 }
 pub(crate) use values;
 
+/// [`Db::insert_id`] with the `RETURNING id` form of `$sql` written out at compile time.
+macro_rules! insert_id {
+    ($db:expr, $sql:expr, $params:expr $(,)?) => {
+        $db.insert_id($sql, concat!($sql, " RETURNING id"), $params)
+    };
+}
+pub(crate) use insert_id;
+
 /// A column of a result row, borrowed from the row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Column<'a> {
@@ -358,6 +366,28 @@ impl Db {
         params: &[Value<'_>],
     ) -> Result<Option<T>> {
         self.query_opt(sql, params, |row| row.get(0))
+    }
+
+    /// Runs an `INSERT ... ON CONFLICT DO NOTHING`; the new row's id, or `None` when it
+    /// conflicted. `returning` is the same statement followed by `RETURNING id` (write it
+    /// with [`insert_id!`]). SQLite runs `sql` and reads the rowid, which is cheaper than
+    /// its `RETURNING` (that buffers the returned rows); PostgreSQL runs `returning`.
+    pub(crate) fn insert_id(
+        &mut self,
+        sql: &str,
+        returning: &str,
+        params: &[Value<'_>],
+    ) -> Result<Option<i64>> {
+        match self {
+            Db::Sqlite(conn) => {
+                let changed = conn
+                    .prepare_cached(sql)
+                    .and_then(|mut statement| statement.execute(rusqlite::params_from_iter(params)))
+                    .map_err(StoreError::sqlite)?;
+                Ok((changed == 1).then(|| conn.last_insert_rowid()))
+            }
+            Db::Postgres(_) => self.query_value(returning, params),
+        }
     }
 
     /// Whether the query returns a row.

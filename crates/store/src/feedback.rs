@@ -3,7 +3,7 @@
 use closedloop_semconv::attribute::{FailureCategory, FeedbackKind, FeedbackSignal};
 
 use crate::connection::Connection;
-use crate::db::values;
+use crate::db::{insert_id, values};
 use crate::error::Result;
 use crate::records::{Feedback, FeedbackState, NegativeRow, SpanRef, WaitingRow};
 use crate::responses::span_ref;
@@ -20,12 +20,13 @@ impl Connection {
     ) -> Result<Option<i64>> {
         let span = feedback.span;
         let target = feedback.target;
-        self.db.query_value(
+        insert_id!(
+            self.db,
             "INSERT INTO feedback (feedback_id, received_s, time_ns, span_trace_id,
                 span_span_id, link_trace_id, link_span_id, response_id, state, signal, kind,
                 value, category, source, comment, session_id, user_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-             ON CONFLICT DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING",
             values![
                 &feedback.feedback_id,
                 received_s,

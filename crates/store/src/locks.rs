@@ -11,6 +11,11 @@ use crate::records::SpanRef;
 pub struct LockKey(i64);
 
 impl LockKey {
+    /// The key as the engine takes it.
+    pub(crate) fn raw(self) -> i64 {
+        self.0
+    }
+
     /// The response span `span` (its feedback, its failure record).
     pub fn span(span: &SpanRef) -> Self {
         Self(key(b's', &[&span.trace_id[..], &span.span_id[..]]))

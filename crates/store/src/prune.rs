@@ -4,7 +4,8 @@
 use crate::connection::Connection;
 use crate::db::{values, Db};
 use crate::error::Result;
-use crate::records::{PruneReport, PruneSettings};
+use crate::locks::LockKey;
+use crate::records::{PruneReport, PruneSettings, SpanRef};
 use crate::{sqlite, Engine};
 
 /// Responses no failure record and no waiting feedback needs, among `{scope}`.
@@ -39,15 +40,31 @@ fn delete_feedback(db: &mut Db, scope: &str, bound: i64) -> Result<usize> {
 
 /// Deletes the failure records chosen by `select` (keys, with `?1`), with the feedback and
 /// the response that belong to them alone. Returns (records, feedback, responses).
-fn delete_failures(db: &mut Db, select: &str, param: i64) -> Result<(usize, usize, usize)> {
+///
+/// With `updated_before`, a record goes only if it was still last updated before then once
+/// its lock is held: on a shared store another receiver may have just joined new feedback to
+/// it (a new revision, acknowledged), and that record and its feedback stay.
+fn delete_failures(
+    db: &mut Db,
+    select: &str,
+    param: i64,
+    updated_before: Option<i64>,
+) -> Result<(usize, usize, usize)> {
     let keys: Vec<(Vec<u8>, Vec<u8>)> =
         db.query(select, values![param], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let mut deleted = (0, 0, 0);
     for (trace_id, span_id) in keys {
-        deleted.0 += db.execute(
-            "DELETE FROM failures WHERE trace_id = ?1 AND span_id = ?2",
-            values![&trace_id, &span_id],
+        if let Some(span) = SpanRef::from_bytes(&trace_id, &span_id) {
+            db.lock_keys(&mut vec![LockKey::span(&span).raw()])?;
+        }
+        let records = db.execute(
+            "DELETE FROM failures WHERE trace_id = ?1 AND span_id = ?2 AND updated_s < ?3",
+            values![&trace_id, &span_id, updated_before.unwrap_or(i64::MAX)],
         )? as usize;
+        if records == 0 {
+            continue;
+        }
+        deleted.0 += records;
         deleted.1 += db.execute(
             "DELETE FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2
                 AND state <> 0",
@@ -103,6 +120,7 @@ fn prune_by_time(db: &mut Db, cutoff_s: i64) -> Result<PruneReport> {
         db,
         "SELECT trace_id, span_id FROM failures WHERE updated_s < ?1",
         cutoff_s,
+        Some(cutoff_s),
     )?;
     report.failures += failures;
     report.feedback += feedback;
@@ -178,6 +196,7 @@ fn prune_by_size(db: &mut Db, max_bytes: u64, report: &mut PruneReport) -> Resul
                         db,
                         "SELECT trace_id, span_id FROM failures ORDER BY updated_s LIMIT ?1",
                         ((records as f64 * 0.1).ceil() as i64).min(records),
+                        None,
                     )?;
                     report.failures += failures;
                     report.feedback += feedback;

@@ -2,7 +2,7 @@
 
 use crate::codec::{decode_strings, encode_strings, text_key};
 use crate::connection::Connection;
-use crate::db::{values, Row};
+use crate::db::{insert_id, values, Row};
 use crate::error::Result;
 use crate::records::{Response, SpanRef, Template};
 
@@ -83,14 +83,15 @@ impl Connection {
             .saturating_sub(response.start_unix_nano)
             / 1_000;
         let chunk_ids = response.chunk_ids.as_deref().map(encode_strings);
-        let row = db.query_value::<i64>(
+        let row = insert_id!(
+            db,
             "INSERT INTO responses (trace_id, span_id, received_s, start_ns,
                 duration_us, response_id, template_id, template_version, template_hash,
                 chunk_ids, model, provider, parameters, data_source, index_version, session_id,
                 user_id, fingerprint, response_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                 ?17, ?18, ?19)
-             ON CONFLICT DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING",
             values![
                 &span.trace_id,
                 &span.span_id,

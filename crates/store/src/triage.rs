@@ -178,13 +178,14 @@ impl Connection {
     }
 
     /// The open and acknowledged records past their due time at `now_s`, counted by owner
-    /// (`None`: no owner), in owner order.
+    /// (`None`: no owner, which an empty owner counts as), in owner order.
     pub fn overdue_by_owner(&mut self, now_s: i64) -> Result<Vec<(Option<String>, u64)>> {
         self.db.query(
             &format!(
-                "SELECT owner, count(*) FROM failures
+                "SELECT NULLIF(COALESCE(owner, ''), ''), count(*) FROM failures
                  WHERE triage_status IN {ACTIVE} AND due_s IS NOT NULL AND due_s <= ?1
-                 GROUP BY owner ORDER BY CASE WHEN owner IS NULL THEN 0 ELSE 1 END, owner"
+                 GROUP BY COALESCE(owner, '')
+                 ORDER BY COALESCE(owner, '')"
             ),
             values![now_s],
             |row| Ok((row.get(0)?, row.get::<i64>(1)?.max(0) as u64)),
@@ -371,7 +372,32 @@ pub(crate) mod tests {
         );
     }
 
+    /// Overdue records are counted once per owner, and no owner and an empty owner are one.
+    pub(crate) fn overdue_counts_one_row_per_owner(conn: &mut Connection) {
+        for (n, owner) in [
+            (1, None),
+            (2, Some("")),
+            (3, Some("b")),
+            (4, Some("a")),
+            (5, Some("b")),
+        ] {
+            let mut failure = Failure::new(key(n), 10);
+            failure.due_s = Some(100);
+            failure.owner = owner;
+            insert_failure(conn, &failure);
+        }
+        assert_eq!(
+            conn.overdue_by_owner(300).unwrap(),
+            [
+                (None, 2),
+                (Some("a".to_owned()), 1),
+                (Some("b".to_owned()), 2)
+            ]
+        );
+    }
+
     both_engines!(
+        overdue_counts_one_row_per_owner,
         assignment_and_status,
         records_most_urgent_first,
         each_breach_is_claimed_once,

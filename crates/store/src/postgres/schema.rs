@@ -91,6 +91,8 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_target ON feedback (target_trace_id, target_span_id)
     WHERE target_trace_id IS NOT NULL;
 CREATE INDEX feedback_waiting ON feedback (id) WHERE state = 0;
+CREATE INDEX feedback_waiting_response ON feedback (response_id)
+    WHERE state = 0 AND link_trace_id IS NULL;
 CREATE INDEX feedback_link ON feedback (link_trace_id, link_span_id)
     WHERE link_trace_id IS NOT NULL;
 -- Idempotency ids are unique per judged response: the span the feedback links to or, for

@@ -236,6 +236,14 @@ const OUTBOX_LEASES: &str = "
 ALTER TABLE outbox ADD COLUMN leased_until_s INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 8. Waiting feedback that names no span is found by its response id: on a store
+/// several receivers share, each indexed response looks for it (see
+/// `Connection::waiting_for`).
+const WAITING_BY_RESPONSE_ID: &str = "
+CREATE INDEX feedback_waiting_response ON feedback (response_id)
+    WHERE state = 0 AND link_trace_id IS NULL;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -258,6 +266,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     sql(NOTIFICATION_LEASES),
     sql(OUTBOX_LEASES),
+    sql(WAITING_BY_RESPONSE_ID),
 ];
 
 /// The column constraint that made idempotency ids global.
@@ -463,7 +472,8 @@ mod tests {
                 "feedback_idempotency",
                 "feedback_link",
                 "feedback_target",
-                "feedback_waiting"
+                "feedback_waiting",
+                "feedback_waiting_response"
             ]
         );
 

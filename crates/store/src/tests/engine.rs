@@ -388,8 +388,169 @@ pub(crate) fn rollback_forgets_interned_strings(conn: &mut Connection) {
     assert_eq!(found.template.id.as_deref(), Some("support"));
 }
 
+/// The shared waiting room's queries: the waiting feedback a response resolves (by its span,
+/// or by its response id for feedback that names no span), those whose window has passed,
+/// and whether one is still waiting.
+pub(crate) fn waiting_feedback_is_found_by_its_response(conn: &mut Connection) {
+    let by_span = conn
+        .insert_feedback(
+            &feedback("fb-span", Some(span(1)), FeedbackSignal::ThumbsDown),
+            100,
+            FeedbackState::Waiting,
+        )
+        .unwrap()
+        .unwrap();
+    let mut by_id = feedback("fb-id", None, FeedbackSignal::ThumbsDown);
+    by_id.response_id = Some("chatcmpl-9".into());
+    let by_id = conn
+        .insert_feedback(&by_id, 200, FeedbackState::Waiting)
+        .unwrap()
+        .unwrap();
+    // Feedback that names another span, with the same response id: never this response's.
+    let mut elsewhere = feedback("fb-else", Some(span(2)), FeedbackSignal::ThumbsDown);
+    elsewhere.response_id = Some("chatcmpl-9".into());
+    conn.insert_feedback(&elsewhere, 300, FeedbackState::Waiting)
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(conn.waiting_for(span(1), None).unwrap(), [by_span]);
+    assert_eq!(
+        conn.waiting_for(span(1), Some("chatcmpl-9")).unwrap(),
+        [by_span, by_id]
+    );
+    assert!(conn
+        .waiting_for(span(3), Some("chatcmpl-0"))
+        .unwrap()
+        .is_empty());
+
+    let due: Vec<i64> = conn
+        .waiting_received_by(200, 10)
+        .unwrap()
+        .iter()
+        .map(|row| row.row)
+        .collect();
+    assert_eq!(due, [by_span, by_id], "received by 200, oldest first");
+    assert_eq!(
+        conn.waiting_received_by(300, 1).unwrap().len(),
+        1,
+        "the limit"
+    );
+
+    assert!(conn.is_waiting(by_span).unwrap());
+    conn.set_feedback_target(by_span, span(1), FeedbackState::Joined)
+        .unwrap();
+    assert!(!conn.is_waiting(by_span).unwrap());
+    assert_eq!(
+        conn.waiting_for(span(1), Some("chatcmpl-9")).unwrap(),
+        [by_id]
+    );
+}
+
+/// Claiming outbox rows: the oldest first, at most the limit; on PostgreSQL leased until the
+/// lease ends (and released at once on request), on SQLite read as they are.
+pub(crate) fn outbox_claims_lease_rows(conn: &mut Connection) {
+    for n in 0..3u8 {
+        conn.insert_outbox(10, &[n]).unwrap();
+    }
+    let first = conn.claim_outbox(100, 160, 2).unwrap();
+    assert_eq!(
+        first.iter().map(|row| row.span.clone()).collect::<Vec<_>>(),
+        [vec![0], vec![1]]
+    );
+    let again = conn.claim_outbox(100, 160, 10).unwrap();
+    match conn.engine() {
+        crate::Engine::Postgres => {
+            assert_eq!(again.len(), 1, "leased rows are skipped: {again:?}");
+            assert_eq!(again[0].span, [2]);
+            assert_eq!(
+                conn.claim_outbox(161, 200, 10).unwrap().len(),
+                3,
+                "leases expire"
+            );
+            conn.release_outbox(&[first[0].id]).unwrap();
+            let released = conn.claim_outbox(170, 230, 10).unwrap();
+            assert_eq!(released.len(), 1);
+            assert_eq!(released[0].id, first[0].id);
+        }
+        crate::Engine::Sqlite => assert_eq!(again.len(), 3, "one receiver: no lease"),
+    }
+}
+
+/// Two receivers claiming at once on PostgreSQL: rows another receiver is claiming are
+/// skipped, so each row goes to one of them.
+pub(crate) fn receivers_claim_distinct_outbox_rows(
+    first: &mut Connection,
+    second: &mut Connection,
+) {
+    for n in 0..4u8 {
+        first.insert_outbox(10, &[n]).unwrap();
+    }
+    let mut tx = first.transaction().unwrap();
+    let mine = tx.claim_outbox(100, 200, 2).unwrap();
+    // The first claim's transaction is open: its rows are locked, and skipped.
+    let theirs = second.claim_outbox(100, 200, 10).unwrap();
+    tx.commit().unwrap();
+    let mine: Vec<i64> = mine.iter().map(|row| row.id).collect();
+    let theirs: Vec<i64> = theirs.iter().map(|row| row.id).collect();
+    assert_eq!(mine.len(), 2);
+    assert_eq!(theirs.len(), 2);
+    assert!(
+        mine.iter().all(|id| !theirs.contains(id)),
+        "{mine:?} {theirs:?}"
+    );
+}
+
+/// Two receivers pruning at once on PostgreSQL: while one prunes, the other skips its turn.
+pub(crate) fn one_receiver_prunes_at_a_time(first: &mut Connection, second: &mut Connection) {
+    let settings = crate::records::PruneSettings {
+        cutoff_s: 1_000,
+        max_bytes: u64::MAX,
+    };
+    first.insert_outbox(10, &[1]).unwrap();
+    let mut tx = first.transaction().unwrap();
+    assert_eq!(tx.prune(&settings).unwrap().outbox, 1);
+    second.insert_outbox(10, &[2]).unwrap();
+    let mut other = second.transaction().unwrap();
+    assert_eq!(
+        other.prune(&settings).unwrap().outbox,
+        0,
+        "the other receiver prunes"
+    );
+    other.commit().unwrap();
+    tx.commit().unwrap();
+    assert_eq!(
+        second.prune(&settings).unwrap().outbox,
+        1,
+        "its turn, once the first is done"
+    );
+}
+
+#[test]
+fn receivers_claim_distinct_outbox_rows_on_postgres() {
+    crate::testing::on_postgres_pair(
+        concat!(
+            module_path!(),
+            "::receivers_claim_distinct_outbox_rows_on_postgres"
+        ),
+        receivers_claim_distinct_outbox_rows,
+    );
+}
+
+#[test]
+fn one_receiver_prunes_at_a_time_on_postgres() {
+    crate::testing::on_postgres_pair(
+        concat!(
+            module_path!(),
+            "::one_receiver_prunes_at_a_time_on_postgres"
+        ),
+        one_receiver_prunes_at_a_time,
+    );
+}
+
 both_engines!(
     responses_round_trip,
+    waiting_feedback_is_found_by_its_response,
+    outbox_claims_lease_rows,
     feedback_waits_joins_and_reads_back,
     failure_revisions_update_one_record,
     outbox_reads_in_order_and_deletes_once,
