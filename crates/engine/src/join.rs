@@ -108,7 +108,7 @@ fn feedback_keys(
 
 /// The locks an ingest batch's join needs on a store several receivers share, to be taken
 /// together at the start of its transaction (in one call, so in one order): each response's
-/// span, response id and session, and each feedback item's keys (see [`feedback_keys`]). A
+/// span, response id and session, and each feedback item's keys (see `feedback_keys`). A
 /// receiver that then stores feedback for one of these responses, or a turn of one of these
 /// sessions, waits for this transaction's commit and sees what it wrote.
 pub fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
@@ -127,7 +127,7 @@ pub fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
     }
 }
 
-/// [`feedback_keys`] of one feedback item.
+/// `feedback_keys` of one feedback item.
 pub fn item_keys(feedback: &Feedback, keys: &mut Vec<LockKey>) {
     feedback_keys(
         feedback.target,

@@ -5,8 +5,8 @@
 //! transaction and answers each caller after the commit (group commit): callers await their
 //! batch's commit, and a commit is shared by every request that arrived while the previous
 //! one was being written. The queue is bounded in records (`store.max_queued_records`), so
-//! memory stays bounded whatever the input rate: a full queue answers
-//! [`IngestError::Overloaded`](crate::IngestError::Overloaded).
+//! memory stays bounded whatever the input rate: a full queue answers [`Rejected::Full`]
+//! (the receiver's `IngestError::Overloaded`).
 //!
 //! The join of feedback to responses runs on the same thread, inside the same transactions,
 //! so it never races with the writes it depends on. Readers (the exporter reading its
