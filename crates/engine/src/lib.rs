@@ -14,6 +14,31 @@
 //!
 //! All SQL lives in `closedloop-store`; this crate calls its typed
 //! [`Connection`](closedloop_store::Connection) methods.
+//!
+//! The receiver starts the writer with its configuration sections:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use closedloop_engine::counters::Shared;
+//! use closedloop_engine::detectors::DetectorsConfig;
+//! use closedloop_engine::join::JoinConfig;
+//! use closedloop_engine::store::{IngestBatch, Store, StoreConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let shared = Arc::new(Shared::default());
+//! let store = Store::open(
+//!     &StoreConfig::default(),
+//!     &JoinConfig::default(),
+//!     &DetectorsConfig::default(),
+//!     Arc::clone(&shared),
+//! )?;
+//! // Resolves after the group commit that made the batch durable.
+//! store.ingest(IngestBatch::default()).expect("queued").await??;
+//! store.close_blocking();
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
