@@ -451,13 +451,16 @@ pub fn label(
         // timer (abandon) are the receiver's business, not this command's: off here.
         let mut detectors = settings.detectors.clone();
         detectors.abandon.enabled = false;
+        // The judged record's lock first, as a receiver's join takes it (shared store).
+        w.conn.lock([closedloop_store::LockKey::span(&target)])?;
         let mut joiner = Joiner::new(
             &JoinConfig {
                 wait_secs: 0,
                 ..JoinConfig::default()
             },
             &detectors,
-        );
+        )
+        .for_command();
         joiner.feedback(w, feedback)?;
         joiner.expire(w, Instant::now() + std::time::Duration::from_secs(1))?;
         w.conn.set_review_label(
