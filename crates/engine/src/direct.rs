@@ -101,8 +101,9 @@ pub fn write<T>(
 /// the configured `[join]` and `[detectors]` settings, so the record it makes or revises is
 /// the one the receiver would make. The record is written at once, enriched when the judged
 /// response is stored (it normally is) and unenriched otherwise, rather than waiting for a
-/// response span the command will not see; the detectors that run on a timer (abandon) are
-/// the receiver's business and do not run here.
+/// response span the command will not see. Its waiting room is its own (in memory, on every
+/// engine), so it records this feedback only, never other receivers' waiting feedback; the
+/// detectors that run on a timer (abandon) are the receiver's business and do not run here.
 pub fn judge(
     w: &mut Tx<'_>,
     settings: &DirectSettings,
@@ -114,7 +115,7 @@ pub fn judge(
         wait_secs: 0,
         ..settings.join.clone()
     };
-    let mut joiner = Joiner::new(&join, &detectors);
+    let mut joiner = Joiner::new(&join, &detectors).for_command();
     joiner.feedback(w, feedback)?;
     joiner.expire(w, Instant::now() + Duration::from_secs(1))
 }

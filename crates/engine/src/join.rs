@@ -183,6 +183,9 @@ pub struct Joiner {
     /// On a store several receivers share: when to look for stored feedback whose window
     /// has passed (`None` until the first transaction says the store is shared).
     next_shared_scan: Option<Instant>,
+    /// Keeps the waiting room in memory even on a shared store: for a command's one-off
+    /// join, which must end the wait of its own feedback only, never the other receivers'.
+    waiting_room_in_memory: bool,
 }
 
 impl Joiner {
@@ -200,7 +203,21 @@ impl Joiner {
             max_retrieval_traces: config.max_retrieval_traces,
             detectors: Detectors::new(detectors),
             next_shared_scan: None,
+            waiting_room_in_memory: false,
         }
+    }
+
+    /// A joiner for a command's one-off join (`review label`): its waiting room is in memory
+    /// on every engine, so expiring it records the command's own feedback only.
+    pub(crate) fn for_command(mut self) -> Self {
+        self.waiting_room_in_memory = true;
+        self
+    }
+
+    /// Whether waiting feedback waits in the store (a store several receivers share) rather
+    /// than in this joiner's memory.
+    fn waits_in_store(&self, w: &Tx<'_>) -> bool {
+        !self.waiting_room_in_memory && w.conn.engine().is_shared()
     }
 
     /// Rebuilds the waiting room from the store, inside the open transaction: at startup, and
@@ -225,7 +242,7 @@ impl Joiner {
 
     fn rebuild(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
         self.detectors.reload(w.conn)?;
-        if w.conn.engine().is_shared() {
+        if self.waits_in_store(w) {
             // The waiting room is the store: look for expired feedback at once.
             self.next_shared_scan = Some(Instant::now());
             return Ok(());
@@ -313,7 +330,7 @@ impl Joiner {
             let inserted = w
                 .conn
                 .insert_response(&response, span, w.now_s, w.store_content)?;
-            if w.conn.engine().is_shared() {
+            if self.waits_in_store(w) {
                 self.resolve_shared(w, &response, span)?;
             } else if !self.waiting.is_empty() {
                 self.resolve(w, &response, span)?;
@@ -411,7 +428,7 @@ impl Joiner {
             update_failure(w, span, Some(&response))?;
             return Ok(FeedbackWrite::Recorded);
         }
-        if w.conn.engine().is_shared() {
+        if self.waits_in_store(w) {
             // The stored row (state "waiting") is the waiting room: the response may reach
             // any receiver, and `expire_shared` ends the wait wherever it is.
             return Ok(FeedbackWrite::Recorded);
@@ -437,7 +454,7 @@ impl Joiner {
     /// Records, unenriched, the waiting feedback whose window has passed, and the feedback of
     /// the detectors that run on a timer (abandon).
     pub fn expire(&mut self, w: &mut Tx<'_>, now: Instant) -> Result<(), StoreError> {
-        if w.conn.engine().is_shared() {
+        if self.waits_in_store(w) {
             self.expire_shared(w, now)?;
         }
         while let Some((&row, waiting)) = self.waiting.iter().next() {

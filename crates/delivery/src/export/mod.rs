@@ -341,9 +341,16 @@ impl Exporter {
                 }
                 // A part being isolated is sent again, in halves after a timeout; fresh rows
                 // are read again, as many as the batch size now allows.
-                if part {
+                if part && !self.store_config.engine.is_shared() {
                     self.requeue(rows, error.timed_out);
                 } else {
+                    // On a shared store rows kept in memory through a backoff could outlive
+                    // their lease and reach the backend twice (ours, and another receiver's
+                    // claim): every row waiting here goes back, and is claimed again.
+                    let mut ids = ids;
+                    for part in self.parts.drain(..) {
+                        ids.extend(part.iter().map(|row| row.id));
+                    }
                     self.release(ids).await;
                 }
                 Pass::Backoff(error.retry_after.unwrap_or_default())

@@ -142,8 +142,13 @@ impl Writer {
         let mut result = self.apply(batch, &mut effects);
         // On a shared store, two receivers' transactions can deadlock over their locks (or
         // fail to serialize): PostgreSQL aborts one, which loses nothing, and it runs again.
+        // SQLite has one writer (and its batches are consumed by their first attempt): a busy
+        // store there is an error for the callers, as before.
+        let shared = self.conn.engine().is_shared();
         let mut attempt = 1;
-        while attempt < MAX_CONFLICT_ATTEMPTS && result.as_ref().is_err_and(StoreError::is_conflict)
+        while shared
+            && attempt < MAX_CONFLICT_ATTEMPTS
+            && result.as_ref().is_err_and(StoreError::is_conflict)
         {
             debug!(
                 attempt,

@@ -444,6 +444,8 @@ pub fn label(
         };
         // The response of a queued item is normally stored, so the join is immediate; if it
         // was pruned, the record is written unenriched at once rather than waiting.
+        // The judged record's lock first, as a receiver's join takes it (shared store).
+        w.conn.lock([closedloop_store::LockKey::span(&target)])?;
         direct::judge(w, settings, feedback)?;
         w.conn.set_review_label(
             id,

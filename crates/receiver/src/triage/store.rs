@@ -208,6 +208,9 @@ pub fn set_status(
 ) -> Result<i64, TriageError> {
     let key = parse_failure_id(id).ok_or_else(|| TriageError::BadId(id.to_owned()))?;
     let revision = direct::write(conn, settings, |w| {
+        // The record's lock before its row, in the order a receiver's join takes them, so
+        // the two never wait for each other (several receivers on one store).
+        w.conn.lock([closedloop_store::LockKey::span(&key)])?;
         if !w.conn.set_triage_status(key, status, w.now_s, note)? {
             return Ok(None);
         }
