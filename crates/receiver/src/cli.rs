@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, EnvironmentError};
+use crate::config::{Config, ConfigError, EnvironmentError, Flags};
 use crate::export::ExportProtocol;
 use crate::serve::{Listeners, Receiver};
 
@@ -122,7 +122,8 @@ impl StoreArgs {
 }
 
 /// The settings the command line gives, over the environment and the file (see
-/// `Config::layer`). Each flag's `CLOSEDLOOP_*` variable stands for it when it is absent.
+/// `Config::layer`, which takes them as [`Flags`]). Each flag's `CLOSEDLOOP_*` variable
+/// stands for it when it is absent.
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// The OTLP/gRPC listen address (`server.grpc_addr`).
@@ -150,6 +151,20 @@ pub struct ServeArgs {
     /// The OTLP/gRPC endpoint the receiver's own metrics go to (`telemetry.metrics_endpoint`).
     #[arg(long, env = "CLOSEDLOOP_METRICS_ENDPOINT", value_name = "URL")]
     pub metrics_endpoint: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flags' values, for [`Config::layer`].
+    pub fn flags(&self) -> Flags {
+        Flags {
+            grpc_addr: self.grpc_addr,
+            http_addr: self.http_addr,
+            store_path: self.store_path.clone(),
+            export_endpoint: self.export_endpoint.clone(),
+            export_protocol: self.export_protocol,
+            metrics_endpoint: self.metrics_endpoint.clone(),
+        }
+    }
 }
 
 impl Cli {
@@ -198,7 +213,7 @@ impl Cli {
             None => Config::default(),
         };
         let env = environment()?;
-        config.layer(args, &|name| env.get(name).cloned())?;
+        config.layer(&args.flags(), &|name| env.get(name).cloned())?;
         config.validate()?;
         Ok(config)
     }
@@ -383,7 +398,7 @@ mod tests {
             "[server]\ngrpc_addr = \"0.0.0.0:4317\"\nhttp_addr = \"0.0.0.0:4318\"\n",
         )
         .unwrap();
-        config.layer(&args, &|_| None).unwrap();
+        config.layer(&args.flags(), &|_| None).unwrap();
         assert_eq!(config.server.grpc_addr.to_string(), "127.0.0.1:9317");
         assert_eq!(config.server.http_addr.to_string(), "0.0.0.0:4318");
         assert_eq!(config.store.path, PathBuf::from("/tmp/x.db"));
@@ -409,7 +424,7 @@ mod tests {
             "grpc",
         ]);
         let mut config = Config::default();
-        config.layer(&args, &env).unwrap();
+        config.layer(&args.flags(), &env).unwrap();
         let target = config.export.resolve().unwrap().unwrap();
         assert_eq!(target.endpoint, "http://flag:4317");
         assert_eq!(target.protocol, ExportProtocol::Grpc);
@@ -421,7 +436,7 @@ mod tests {
         let env = |name: &str| {
             (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV).then(|| "from-env".to_owned())
         };
-        config.layer(&ServeArgs::default(), &env).unwrap();
+        config.layer(&Flags::default(), &env).unwrap();
         assert_eq!(config.feedback.token_secret.as_deref(), Some("from-env"));
     }
 

@@ -28,10 +28,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::ServeArgs;
 use crate::detectors::DetectorsConfig;
 use crate::edge::IngestToken;
-use crate::export::{ExportConfig, ExportConfigError, ExportFlags};
+use crate::export::{ExportConfig, ExportConfigError, ExportFlags, ExportProtocol};
 use crate::feedback_api::FeedbackConfigError;
 use crate::join::JoinConfig;
 use crate::otlp::budget::DecodeLimits;
@@ -225,6 +224,25 @@ pub(crate) const INGEST_TOKEN_ENV: &str = "CLOSEDLOOP_INGEST_TOKEN";
 /// may hold a password; never a flag, for the same reason.
 pub(crate) const STORE_URL_ENV: &str = "CLOSEDLOOP_STORE_URL";
 
+/// The settings the command line gives, laid over the environment and the file by
+/// [`Config::layer`]: each is `None` when its flag (and the `CLOSEDLOOP_*` variable bound to
+/// it) is absent, which leaves the setting to the environment, the file and the defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Flags {
+    /// The OTLP/gRPC listen address (`server.grpc_addr`).
+    pub grpc_addr: Option<SocketAddr>,
+    /// The HTTP listen address: OTLP/HTTP, feedback API, health (`server.http_addr`).
+    pub http_addr: Option<SocketAddr>,
+    /// The SQLite store file (`store.path`).
+    pub store_path: Option<PathBuf>,
+    /// The OTLP endpoint failure records are exported to (`export.endpoint`).
+    pub export_endpoint: Option<String>,
+    /// The OTLP transport failure records are exported with (`export.protocol`).
+    pub export_protocol: Option<ExportProtocol>,
+    /// The OTLP/gRPC endpoint the receiver's own metrics go to (`telemetry.metrics_endpoint`).
+    pub metrics_endpoint: Option<String>,
+}
+
 impl Config {
     /// Lays the environment (read through `env`) and then the command-line `flags` over this
     /// configuration (the file's, or the defaults), by the one precedence rule of this module:
@@ -232,10 +250,10 @@ impl Config {
     /// effective configuration: nothing reads the environment after this.
     pub fn layer(
         &mut self,
-        flags: &ServeArgs,
+        flags: &Flags,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        // Settings with a flag only (its `CLOSEDLOOP_*` variable is the flag's, through clap).
+        // Settings with a flag only (its `CLOSEDLOOP_*` variable stands for the flag).
         fn flag<T: Clone>(setting: &mut T, flag: Option<&T>) {
             if let Some(value) = flag {
                 setting.clone_from(value);
@@ -1092,9 +1110,7 @@ mod tests {
         let env = |name: &str| {
             (name == STORE_URL_ENV).then(|| "postgres://closedloop:pa55word@db/closedloop".into())
         };
-        config
-            .layer(&crate::cli::ServeArgs::default(), &env)
-            .unwrap();
+        config.layer(&Flags::default(), &env).unwrap();
         assert_eq!(
             config.store.url.as_ref().map(|url| url.expose()),
             Some("postgres://closedloop:pa55word@db/closedloop")

@@ -44,7 +44,7 @@ mod telemetry;
 pub mod triage;
 
 pub use config::{
-    Config, ConfigError, EnvironmentError, FeedbackApiConfig, InvalidSetting, ServerConfig,
+    Config, ConfigError, EnvironmentError, FeedbackApiConfig, Flags, InvalidSetting, ServerConfig,
     TelemetryConfig,
 };
 pub use detectors::{
