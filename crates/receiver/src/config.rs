@@ -214,15 +214,15 @@ pub enum InvalidSetting {
 
 /// The environment variable holding the feedback token secret (never a flag: flags show up in
 /// process listings).
-pub(crate) const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
+pub const FEEDBACK_TOKEN_SECRET_ENV: &str = "CLOSEDLOOP_FEEDBACK_TOKEN_SECRET";
 
 /// The environment variable holding the OTLP ingest token (`server.ingest_token`); never a
 /// flag, for the same reason.
-pub(crate) const INGEST_TOKEN_ENV: &str = "CLOSEDLOOP_INGEST_TOKEN";
+pub const INGEST_TOKEN_ENV: &str = "CLOSEDLOOP_INGEST_TOKEN";
 
 /// The environment variable holding the PostgreSQL connection string (`store.url`), which
 /// may hold a password; never a flag, for the same reason.
-pub(crate) const STORE_URL_ENV: &str = "CLOSEDLOOP_STORE_URL";
+pub const STORE_URL_ENV: &str = "CLOSEDLOOP_STORE_URL";
 
 /// The settings the command line gives, laid over the environment and the file by
 /// [`Config::layer`]: each is `None` when its flag (and the `CLOSEDLOOP_*` variable bound to

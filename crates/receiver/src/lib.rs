@@ -24,7 +24,6 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-pub mod cli;
 mod config;
 mod edge;
 pub mod evalset;
@@ -45,7 +44,7 @@ pub mod triage;
 
 pub use config::{
     Config, ConfigError, EnvironmentError, FeedbackApiConfig, Flags, InvalidSetting, ServerConfig,
-    TelemetryConfig,
+    TelemetryConfig, FEEDBACK_TOKEN_SECRET_ENV, INGEST_TOKEN_ENV, STORE_URL_ENV,
 };
 pub use detectors::{
     AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,

@@ -16,8 +16,6 @@
 //! differ); CSV has a header row. Output is sorted and carries no export timestamp, so two
 //! exports of an unchanged store are byte-identical.
 
-pub mod cli;
-
 use closedloop_store::records::EvalsetRecord;
 use closedloop_store::{Connection, StoreError};
 use closedloop_tracing::Fingerprint;

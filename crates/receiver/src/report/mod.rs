@@ -8,7 +8,6 @@
 //! most failures (lift over the baseline rate, smoothed); the feedback signals; and a daily
 //! trend. The statistics are in [`stats`], with their choices documented there.
 
-pub mod cli;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};

@@ -14,7 +14,6 @@
 //! rules as any other feedback: a bad label makes or updates the response's failure record,
 //! exported like the others. The expected answer and note stay with the queue item.
 
-pub mod cli;
 mod config;
 
 use closedloop_store::records::{

@@ -6,7 +6,6 @@
 //! (the `closedloop.triage.overdue` gauge), queues one webhook notification per SLA breach,
 //! and delivers the notification queue (see [`NotifyConfig`]).
 
-pub mod cli;
 mod notify;
 pub(crate) mod store;
 

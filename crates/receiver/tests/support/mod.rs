@@ -1,12 +1,11 @@
 //! Shared fixtures of the receiver's integration tests: a real OTLP sink (gRPC and HTTP) on
 //! `127.0.0.1:0` that captures exported spans, builders of realistic OTLP requests, and a
-//! pipeline configuration over a temporary store.
+//! pipeline configuration over a temporary store. The `closedloop` binary's tests
+//! (`crates/cli/tests`) share it, adding what runs the binary.
 
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code, unreachable_pub)]
 
-/// The real `closedloop` binary on ephemeral ports.
-pub mod binary;
 /// The Python peers: the OpenTelemetry Python SDK and rotel.
 pub mod python;
 /// A real receiver on `127.0.0.1:0` (the network edge's fixture).
@@ -695,18 +694,6 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// The command line.
-
-/// Runs `closedloop ARGS...` in process (as the binary would, minus the log setup).
-pub async fn closedloop(args: &[&str]) -> anyhow::Result<()> {
-    use clap::Parser as _;
-    let argv = std::iter::once("closedloop").chain(args.iter().copied());
-    closedloop_receiver::cli::Cli::try_parse_from(argv)?
-        .run()
-        .await
 }
 
 /// Asserts that `record` is the failure record of `response`, enriched from its span.

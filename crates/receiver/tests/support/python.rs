@@ -60,7 +60,8 @@ pub fn rotel_agent() -> PathBuf {
 /// span's (trace id, span id) in hex.
 pub async fn emit_feedback(protocol: &'static str, endpoint: String) -> (String, String) {
     let python = python();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/emit_feedback.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../receiver/tests/python/emit_feedback.py");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)

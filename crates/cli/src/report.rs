@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{render, report, ReportQuery, TemplateVersion};
-use crate::config::Config;
-use crate::timefmt::{parse_rfc3339, DAY_SECS};
+use closedloop_engine::timefmt::{parse_rfc3339, DAY_SECS};
+use closedloop_receiver::report::{render, report, ReportQuery, TemplateVersion};
+use closedloop_receiver::Config;
 
 /// The start of a time window: `--since` or `--since-days`.
 #[derive(Clone, Debug, Default, Args)]
@@ -29,9 +29,9 @@ impl SinceArgs {
                 .map(Some)
                 .with_context(|| format!("--since {text:?} is not an RFC 3339 timestamp"));
         }
-        Ok(self
-            .since_days
-            .map(|days| crate::store::writer::unix_now_s() - i64::from(days) * DAY_SECS))
+        Ok(self.since_days.map(|days| {
+            closedloop_engine::store::writer::unix_now_s() - i64::from(days) * DAY_SECS
+        }))
     }
 }
 
@@ -47,7 +47,7 @@ pub struct ReportArgs {
     #[arg(long, num_args = 2, value_names = ["ID@A", "ID@B"])]
     pub compare: Option<Vec<String>>,
     /// The fewest responses a chunk needs to be ranked by failure lift.
-    #[arg(long, default_value_t = super::DEFAULT_MIN_CHUNK_RESPONSES, value_name = "N")]
+    #[arg(long, default_value_t = closedloop_receiver::report::DEFAULT_MIN_CHUNK_RESPONSES, value_name = "N")]
     pub min_chunk_responses: u64,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -78,7 +78,8 @@ pub(crate) fn run(
         compare,
         min_chunk_responses: args.min_chunk_responses,
     };
-    let mut conn = crate::direct::connect(&config.store).context("cannot open the store")?;
+    let mut conn =
+        closedloop_engine::direct::connect(&config.store).context("cannot open the store")?;
     let report = report(&mut conn, &query).context("cannot build the report")?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;

@@ -9,9 +9,9 @@ use anyhow::Context as _;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, EnvironmentError, Flags};
-use crate::export::ExportProtocol;
-use crate::serve::{Listeners, Receiver};
+use closedloop_receiver::ExportProtocol;
+use closedloop_receiver::{Config, ConfigError, EnvironmentError, Flags};
+use closedloop_receiver::{Listeners, Receiver};
 
 /// How the settings' sources rank, for `--help`; the `config` module documents the rule.
 const PRECEDENCE: &str = "Precedence, for every setting with more than one source: a flag \
@@ -57,7 +57,7 @@ pub enum Command {
         store: StoreArgs,
         /// What to do.
         #[command(subcommand)]
-        command: crate::evalset::cli::EvalsetCommand,
+        command: crate::evalset::EvalsetCommand,
     },
     /// The daily review sample: list, show, label.
     Review {
@@ -66,7 +66,7 @@ pub enum Command {
         store: StoreArgs,
         /// What to do.
         #[command(subcommand)]
-        command: crate::review::cli::ReviewCommand,
+        command: crate::review::ReviewCommand,
     },
     /// Failure-record owners, statuses and due times: list, ack, resolve.
     Triage {
@@ -75,7 +75,7 @@ pub enum Command {
         store: StoreArgs,
         /// What to do.
         #[command(subcommand)]
-        command: crate::triage::cli::TriageCommand,
+        command: crate::triage::TriageCommand,
     },
     /// Failure rates per template version, version comparison, chunk lift, signals, trend.
     Report {
@@ -84,7 +84,7 @@ pub enum Command {
         store: StoreArgs,
         /// The report's options.
         #[command(flatten)]
-        args: crate::report::cli::ReportArgs,
+        args: crate::report::ReportArgs,
     },
 }
 
@@ -182,25 +182,22 @@ impl Cli {
             Command::Evalset { store, command } => {
                 let config = self.load_config(&store.serve_args())?;
                 let command = command.clone();
-                blocking(move || printing(|out| crate::evalset::cli::run(&command, &config, out)))
-                    .await
+                blocking(move || printing(|out| crate::evalset::run(&command, &config, out))).await
             }
             Command::Review { store, command } => {
                 let config = self.load_config(&store.serve_args())?;
                 let command = command.clone();
-                blocking(move || printing(|out| crate::review::cli::run(&command, &config, out)))
-                    .await
+                blocking(move || printing(|out| crate::review::run(&command, &config, out))).await
             }
             Command::Triage { store, command } => {
                 let config = self.load_config(&store.serve_args())?;
                 let command = command.clone();
-                blocking(move || printing(|out| crate::triage::cli::run(&command, &config, out)))
-                    .await
+                blocking(move || printing(|out| crate::triage::run(&command, &config, out))).await
             }
             Command::Report { store, args } => {
                 let config = self.load_config(&store.serve_args())?;
                 let args = args.clone();
-                blocking(move || printing(|out| crate::report::cli::run(&args, &config, out))).await
+                blocking(move || printing(|out| crate::report::run(&args, &config, out))).await
             }
         }
     }
@@ -225,9 +222,9 @@ fn environment() -> Result<HashMap<String, String>, ConfigError> {
     std::env::vars_os()
         .filter_map(|(name, value)| {
             let name = name.into_string().ok()?;
-            (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV
-                || name == crate::config::INGEST_TOKEN_ENV
-                || name == crate::config::STORE_URL_ENV
+            (name == closedloop_receiver::FEEDBACK_TOKEN_SECRET_ENV
+                || name == closedloop_receiver::INGEST_TOKEN_ENV
+                || name == closedloop_receiver::STORE_URL_ENV
                 || name.starts_with("OTEL_EXPORTER_OTLP_"))
             .then_some((name, value))
         })
@@ -434,7 +431,7 @@ mod tests {
     fn the_secret_variable_overrides_the_file() {
         let mut config = Config::from_toml("[feedback]\ntoken_secret = \"from-file\"\n").unwrap();
         let env = |name: &str| {
-            (name == crate::config::FEEDBACK_TOKEN_SECRET_ENV).then(|| "from-env".to_owned())
+            (name == closedloop_receiver::FEEDBACK_TOKEN_SECRET_ENV).then(|| "from-env".to_owned())
         };
         config.layer(&Flags::default(), &env).unwrap();
         assert_eq!(config.feedback.token_secret.as_deref(), Some("from-env"));

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{cases, to_csv, to_jsonl, EvalsetQuery, LabelFilter, DEFAULT_MERGE_SIMILARITY};
-use crate::config::Config;
-use crate::report::cli::SinceArgs;
+use crate::report::SinceArgs;
+use closedloop_receiver::evalset::{
+    cases, to_csv, to_jsonl, EvalsetQuery, LabelFilter, DEFAULT_MERGE_SIMILARITY,
+};
+use closedloop_receiver::Config;
 
 /// `closedloop evalset`: the failure records as an eval set.
 #[derive(Clone, Debug, Subcommand)]
@@ -67,7 +69,7 @@ pub(crate) fn run(
     let EvalsetCommand::Export(args) = command;
     if let Some(category) = &args.category {
         category
-            .parse::<crate::vocab::FailureCategory>()
+            .parse::<closedloop_engine::vocab::FailureCategory>()
             .map_err(|_| anyhow::anyhow!("unknown category {category:?}"))?;
     }
     let mut query = EvalsetQuery {
@@ -86,7 +88,8 @@ pub(crate) fn run(
     if let Some(template) = &args.template {
         query = query.with_template(template);
     }
-    let mut conn = crate::direct::connect(&config.store).context("cannot open the store")?;
+    let mut conn =
+        closedloop_engine::direct::connect(&config.store).context("cannot open the store")?;
     let cases = cases(&mut conn, &query).context("cannot read the failure records")?;
     let text = match args.format {
         Format::Jsonl => to_jsonl(&cases),

@@ -5,11 +5,11 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use super::{label, list, sample_day, show, Label, ReviewFilter, ReviewItem};
-use crate::config::Config;
-use crate::direct::DirectSettings;
-use crate::timefmt::{parse_day, DAY_SECS};
-use crate::vocab::FailureCategory;
+use closedloop_engine::direct::DirectSettings;
+use closedloop_engine::timefmt::{parse_day, DAY_SECS};
+use closedloop_engine::vocab::FailureCategory;
+use closedloop_receiver::review::{label, list, sample_day, show, Label, ReviewFilter, ReviewItem};
+use closedloop_receiver::Config;
 
 /// `closedloop review`: the daily review sample.
 #[derive(Clone, Debug, Subcommand)]
@@ -137,14 +137,15 @@ pub(crate) fn run(
     config: &Config,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let conn = &mut crate::direct::connect(&config.store).context("cannot open the store")?;
+    let conn =
+        &mut closedloop_engine::direct::connect(&config.store).context("cannot open the store")?;
     match command {
         ReviewCommand::Sample(args) => {
             let day = match &args.day {
                 Some(day) => {
                     parse_day(day).with_context(|| format!("--day {day:?} is not YYYY-MM-DD"))?
                 }
-                None => crate::store::writer::unix_now_s().div_euclid(DAY_SECS) - 1,
+                None => closedloop_engine::store::writer::unix_now_s().div_euclid(DAY_SECS) - 1,
             };
             let outcome = sample_day(conn, &config.review, day, args.seed)?;
             writeln!(

@@ -3,7 +3,7 @@
 use std::io::IsTerminal as _;
 
 use clap::Parser;
-use closedloop_receiver::cli::Cli;
+use closedloop_cli::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
 /// Decoding an OTLP request allocates and frees many small buffers (every attribute key and

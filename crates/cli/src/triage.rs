@@ -5,10 +5,10 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use super::{list, set_status, ListFilter, TriageItem};
-use crate::config::Config;
-use crate::review::cli::direct_settings;
-use crate::vocab::TriageStatus;
+use crate::review::direct_settings;
+use closedloop_engine::vocab::TriageStatus;
+use closedloop_receiver::triage::{list, set_status, ListFilter, TriageItem};
+use closedloop_receiver::Config;
 
 /// `closedloop triage`: owners, statuses and due times of failure records.
 #[derive(Clone, Debug, Subcommand)]
@@ -91,10 +91,11 @@ pub(crate) fn run(
     config: &Config,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let conn = &mut crate::direct::connect(&config.store).context("cannot open the store")?;
+    let conn =
+        &mut closedloop_engine::direct::connect(&config.store).context("cannot open the store")?;
     let (change, status) = match command {
         TriageCommand::List(args) => {
-            let mut filter = ListFilter::new(crate::store::writer::unix_now_s());
+            let mut filter = ListFilter::new(closedloop_engine::store::writer::unix_now_s());
             filter.owner = args.owner.clone();
             filter.overdue = args.overdue;
             filter.status = args
