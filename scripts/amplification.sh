@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z "${CLOSEDLOOP:-}" || -z "${LOADGEN:-}" ]]; then
     cargo build --release --quiet --manifest-path "$root/Cargo.toml" \
-        -p closedloop-receiver -p closedloop-loadgen
+        -p closedloop-cli -p closedloop-loadgen
 fi
 closedloop=${CLOSEDLOOP:-$root/target/release/closedloop}
 loadgen=${LOADGEN:-$root/target/release/closedloop-loadgen}

@@ -35,8 +35,8 @@ budget=${BENCH_SCALE_BUDGET_SECS:-540}
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "cargo build --release -p closedloop-receiver -p closedloop-loadgen"
-cargo build --release -p closedloop-receiver -p closedloop-loadgen
+step "cargo build --release -p closedloop-cli -p closedloop-loadgen"
+cargo build --release -p closedloop-cli -p closedloop-loadgen
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/release"
 

@@ -5,6 +5,7 @@
 #
 #   scripts/compare-ingest.sh BEFORE/closedloop AFTER/closedloop [LOADGEN]
 #
+# Each build is `cargo build --release -p closedloop-cli -p closedloop-loadgen` of one tree.
 # LOADGEN defaults to target/release/closedloop-loadgen. Settings (environment):
 # COMPARE_ROUNDS (3), COMPARE_DURATION_SECS (10), COMPARE_CONCURRENCY (64), COMPARE_BATCH (100).
 set -euo pipefail

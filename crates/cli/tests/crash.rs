@@ -3,7 +3,7 @@
 //!
 //! The suite kills once. `CLOSEDLOOP_CRASH_KILLS` and `CLOSEDLOOP_CRASH_ITEMS` make it kill
 //! more often over more items; the figures in `docs/reliability.md` come from
-//! `CLOSEDLOOP_CRASH_KILLS=10 CLOSEDLOOP_CRASH_ITEMS=20000 cargo test -p closedloop-receiver
+//! `CLOSEDLOOP_CRASH_KILLS=10 CLOSEDLOOP_CRASH_ITEMS=20000 cargo test -p closedloop-cli
 //! --test crash -- --nocapture`.
 
 mod support;

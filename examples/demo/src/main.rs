@@ -270,8 +270,8 @@ fn print_outcome(args: &Args) -> anyhow::Result<()> {
     );
     println!("Report as JSON: {}", report_path.display());
     println!(
-        "Explore further:\n  cargo run --release -p closedloop-receiver -- triage list --store-path {0}\n  \
-         cargo run --release -p closedloop-receiver -- report --store-path {0}",
+        "Explore further:\n  cargo run --release -p closedloop-cli -- triage list --store-path {0}\n  \
+         cargo run --release -p closedloop-cli -- report --store-path {0}",
         store.display()
     );
     Ok(())
