@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::report::SinceArgs;
-use closedloop_receiver::evalset::{
+use closedloop_commands::evalset::{
     cases, to_csv, to_jsonl, EvalsetQuery, LabelFilter, DEFAULT_MERGE_SIMILARITY,
 };
 use closedloop_receiver::Config;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
+use closedloop_commands::report::{render, report, ReportQuery, TemplateVersion};
 use closedloop_engine::timefmt::{parse_rfc3339, DAY_SECS};
-use closedloop_receiver::report::{render, report, ReportQuery, TemplateVersion};
 use closedloop_receiver::Config;
 
 /// The start of a time window: `--since` or `--since-days`.
@@ -47,7 +47,7 @@ pub struct ReportArgs {
     #[arg(long, num_args = 2, value_names = ["ID@A", "ID@B"])]
     pub compare: Option<Vec<String>>,
     /// The fewest responses a chunk needs to be ranked by failure lift.
-    #[arg(long, default_value_t = closedloop_receiver::report::DEFAULT_MIN_CHUNK_RESPONSES, value_name = "N")]
+    #[arg(long, default_value_t = closedloop_commands::report::DEFAULT_MIN_CHUNK_RESPONSES, value_name = "N")]
     pub min_chunk_responses: u64,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]

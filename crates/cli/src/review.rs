@@ -5,10 +5,10 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
+use closedloop_commands::review::{label, list, sample_day, show, Label, ReviewFilter, ReviewItem};
 use closedloop_engine::direct::DirectSettings;
 use closedloop_engine::timefmt::{parse_day, DAY_SECS};
 use closedloop_engine::vocab::FailureCategory;
-use closedloop_receiver::review::{label, list, sample_day, show, Label, ReviewFilter, ReviewItem};
 use closedloop_receiver::Config;
 
 /// `closedloop review`: the daily review sample.

@@ -6,8 +6,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use crate::review::direct_settings;
+use closedloop_commands::triage::{list, set_status, ListFilter, TriageItem};
 use closedloop_engine::vocab::TriageStatus;
-use closedloop_receiver::triage::{list, set_status, ListFilter, TriageItem};
 use closedloop_receiver::Config;
 
 /// `closedloop triage`: owners, statuses and due times of failure records.

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use closedloop_receiver::evalset::{EvalCase, CSV_COLUMNS};
+use closedloop_commands::evalset::{EvalCase, CSV_COLUMNS};
 use closedloop_receiver::Pipeline;
 use closedloop_semconv::attribute as attr;
 use support::*;

@@ -5,10 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use closedloop_receiver::evalset::{self, EvalsetQuery};
-use closedloop_receiver::report::stats::chi_square_sf;
-use closedloop_receiver::review::{self, Label, ReviewConfig, ReviewError, ReviewFilter};
-use closedloop_receiver::triage::{self, ListFilter, NotifyConfig, TriageConfig};
+use closedloop_commands::evalset::{self, EvalsetQuery};
+use closedloop_commands::report::stats::chi_square_sf;
+use closedloop_commands::review::{self, Label, ReviewConfig, ReviewError, ReviewFilter};
+use closedloop_commands::triage::{self, ListFilter, NotifyConfig, TriageConfig};
 use closedloop_receiver::{DirectSettings, Pipeline};
 use closedloop_semconv::attribute as attr;
 use support::*;

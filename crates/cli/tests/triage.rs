@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use closedloop_receiver::triage::{self, ListFilter, NotifyConfig, TriageConfig, TriageRule};
+use closedloop_commands::triage::{self, ListFilter, NotifyConfig, TriageConfig, TriageRule};
 use closedloop_receiver::Pipeline;
 use closedloop_semconv::attribute as attr;
 use support::*;

@@ -35,10 +35,10 @@ use crate::feedback_api::FeedbackConfigError;
 use crate::join::JoinConfig;
 use crate::otlp::budget::DecodeLimits;
 use crate::pipeline::PipelineConfig;
-use crate::review::ReviewConfig;
 use crate::secret::Secret;
 use crate::store::StoreConfig;
-use crate::triage::{NotifyConfig, TriageConfig};
+use closedloop_commands::review::ReviewConfig;
+use closedloop_engine::triage::{NotifyConfig, TriageConfig};
 
 /// The whole configuration of `closedloop serve`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

@@ -26,7 +26,6 @@
 
 mod config;
 mod edge;
-pub mod evalset;
 mod feedback_api;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -35,12 +34,10 @@ mod pipeline;
 use closedloop_delivery::export;
 use closedloop_engine::{detectors, direct, join, rules, secret, store, timefmt, vocab};
 use closedloop_store::records;
-pub mod report;
-pub mod review;
 mod serve;
 mod spans;
 mod telemetry;
-pub mod triage;
+mod triage_task;
 
 pub use config::{
     Config, ConfigError, EnvironmentError, FeedbackApiConfig, Flags, InvalidSetting, ServerConfig,

@@ -22,11 +22,11 @@ use crate::detectors::DetectorsConfig;
 use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
 use crate::join::JoinConfig;
 use crate::records::{Feedback, SpanRef};
-use crate::review::ReviewConfig;
 use crate::rules;
 use crate::spans;
 use crate::store::{FeedbackWrite, Rejected, Store, StoreConfig, StoreError};
-use crate::triage::{NotifyConfig, TriageConfig, TriageShared};
+use closedloop_commands::review::ReviewConfig;
+use closedloop_engine::triage::{NotifyConfig, TriageConfig, TriageShared};
 
 pub use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
 
@@ -184,7 +184,7 @@ impl Pipeline {
             }
             None => None,
         };
-        let triage = tokio::spawn(crate::triage::background(
+        let triage = tokio::spawn(crate::triage_task::background(
             config.store.clone(),
             config.triage.clone(),
             config.notify.clone(),

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use closedloop_commands::{evalset, report, triage};
 use closedloop_example_traffic::SimConfig;
-use closedloop_receiver::{evalset, report, triage};
 use closedloop_receiver::{Config, ExportProtocol, Listeners, Pipeline, Receiver};
 use closedloop_tracing::ClosedloopLayer;
 use opentelemetry::trace::TracerProvider as _;

@@ -242,7 +242,7 @@ const CATCH_UP_DAYS: i64 = 7;
 
 /// Samples the completed days (those that ended `review.sample_delay_secs` ago or more, up to
 /// a week back) that have responses and no sample yet. Returns (day, sampled) per day drawn.
-pub(crate) fn auto_sample(
+pub fn auto_sample(
     conn: &mut Connection,
     config: &ReviewConfig,
     now_s: i64,

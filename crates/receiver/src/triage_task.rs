@@ -11,12 +11,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::store;
-use super::{NotifyConfig, TriageConfig};
 use crate::export::Stop;
 use crate::pipeline::Shared;
-use crate::review::ReviewConfig;
 use crate::store::writer::unix_now_s;
+use closedloop_commands::review::{self, ReviewConfig};
+use closedloop_commands::triage as store;
+use closedloop_engine::triage::{NotifyConfig, TriageConfig};
 
 /// The most notifications read from the queue at once.
 const DELIVERY_BATCH: usize = 32;
@@ -112,7 +112,7 @@ pub(crate) async fn background(
                 .run(move |conn| {
                     let now_s = unix_now_s();
                     let sla = store::check_sla(conn, now_s, breach)?;
-                    let sampled = crate::review::auto_sample(conn, &review, now_s)?;
+                    let sampled = review::auto_sample(conn, &review, now_s)?;
                     Ok::<_, crate::store::StoreError>((sla, sampled))
                 })
                 .await;

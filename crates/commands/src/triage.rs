@@ -1,13 +1,18 @@
-//! The triage commands that read or change records from outside the writer thread (the
-//! CLI), and the SLA check of the background task.
+//! Triage from outside the writer thread: failure records by owner and status, a status
+//! change as a new revision of the record, and the SLA check the receiver's background task
+//! runs. The routing itself (owner, due time) is the engine's ([`closedloop_engine::triage`]).
+//!
+//! A status change ([`set_status`]) is a new revision of the record, exported like the others.
 
 use std::collections::BTreeMap;
 
+pub use closedloop_engine::triage::{NotifyConfig, TriageConfig, TriageRule};
 use closedloop_store::records::TriageRecord;
 use closedloop_store::Connection;
 
 use crate::direct::{self, DirectSettings};
 use crate::export::span::failure_id;
+use crate::join;
 use crate::records::SpanRef;
 use crate::store::StoreError;
 use crate::timefmt::format_rfc3339;
@@ -18,7 +23,7 @@ use crate::vocab::TriageStatus;
 /// true; the records are claimed either way, so enabling notifications later does not flood
 /// the webhook with old breaches). Each breach is claimed by one check, whichever receiver
 /// runs it. Returns the counts and the notifications queued.
-pub(crate) fn check_sla(
+pub fn check_sla(
     conn: &mut Connection,
     now_s: i64,
     notify: bool,
@@ -33,7 +38,7 @@ pub(crate) fn check_sla(
     let mut queued = 0;
     if notify {
         for breach in &breaches {
-            let payload = super::payload::breach_payload(
+            let payload = closedloop_engine::triage::payload::breach_payload(
                 breach.key,
                 breach.owner.as_deref(),
                 breach.due_s,
@@ -41,7 +46,11 @@ pub(crate) fn check_sla(
                 breach.category.as_str(),
                 breach.severity.as_str(),
             );
-            tx.queue_notification(now_s, super::payload::KIND_BREACH, &payload)?;
+            tx.queue_notification(
+                now_s,
+                closedloop_engine::triage::payload::KIND_BREACH,
+                &payload,
+            )?;
             queued += 1;
         }
     }
@@ -65,7 +74,7 @@ pub enum TriageError {
 }
 
 /// Parses `fr_<trace id>_<span id>`.
-pub(crate) fn parse_failure_id(id: &str) -> Option<SpanRef> {
+pub fn parse_failure_id(id: &str) -> Option<SpanRef> {
     let rest = id.strip_prefix("fr_")?;
     let (trace_id, span_id) = rest.split_once('_')?;
     let trace_id: [u8; 16] = hex::decode(trace_id).ok()?.try_into().ok()?;
@@ -214,7 +223,7 @@ pub fn set_status(
         if !w.conn.set_triage_status(key, status, w.now_s, note)? {
             return Ok(None);
         }
-        crate::join::revise(w, key).map(Some)
+        join::revise(w, key).map(Some)
     })?;
     revision.ok_or_else(|| TriageError::NotFound(id.to_owned()))
 }
