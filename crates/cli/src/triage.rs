@@ -126,6 +126,7 @@ pub(crate) fn run(
         &change.id,
         status,
         change.note.as_deref(),
+        None,
     )
     .with_context(|| format!("cannot change {}", change.id))?;
     writeln!(

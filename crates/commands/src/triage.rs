@@ -105,15 +105,33 @@ impl ListFilter {
     }
 }
 
-/// A note written with a status change.
+/// A triage change of a record (a status change or a reassignment) and its note.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TriageNote {
     /// When, as RFC 3339.
     pub time: String,
-    /// The status set.
+    /// The status set (for a reassignment, the status the record kept).
     pub status: String,
     /// The note, if any.
     pub note: Option<String>,
+    /// Who made the change, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The owner set, for a reassignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl From<closedloop_store::records::TriageNote> for TriageNote {
+    fn from(note: closedloop_store::records::TriageNote) -> Self {
+        Self {
+            time: format_rfc3339(note.time_s),
+            status: note.status.as_str().to_owned(),
+            note: note.note,
+            by: note.actor,
+            owner: note.owner,
+        }
+    }
 }
 
 /// One failure record as `closedloop triage list` shows it.
@@ -176,11 +194,7 @@ pub fn list(conn: &mut Connection, filter: &ListFilter) -> Result<Vec<TriageItem
         let notes = conn
             .triage_notes(key)?
             .into_iter()
-            .map(|note| TriageNote {
-                time: format_rfc3339(note.time_s),
-                status: note.status.as_str().to_owned(),
-                note: note.note,
-            })
+            .map(TriageNote::from)
             .collect();
         items.push(TriageItem {
             id: failure_id(key),
@@ -204,7 +218,7 @@ pub fn list(conn: &mut Connection, filter: &ListFilter) -> Result<Vec<TriageItem
 }
 
 /// Sets the status of the failure record `id` (`closedloop triage ack|resolve`), with an
-/// optional note. The change is a new revision: written in one transaction with its
+/// optional note and who made the change (`actor`). The change is a new revision: written in one transaction with its
 /// failure-record span queued in the export outbox (when `settings` say export is on), like
 /// the writer thread's revisions, so a running receiver exports it on its next outbox pass
 /// and a stopped one at its next start. Returns the new revision.
@@ -214,13 +228,39 @@ pub fn set_status(
     id: &str,
     status: TriageStatus,
     note: Option<&str>,
+    actor: Option<&str>,
 ) -> Result<i64, TriageError> {
     let key = parse_failure_id(id).ok_or_else(|| TriageError::BadId(id.to_owned()))?;
     let revision = direct::write(conn, settings, |w| {
         // The record's lock before its row, in the order a receiver's join takes them, so
         // the two never wait for each other (several receivers on one store).
         w.conn.lock([closedloop_store::LockKey::span(&key)])?;
-        if !w.conn.set_triage_status(key, status, w.now_s, note)? {
+        if !w
+            .conn
+            .set_triage_status(key, status, w.now_s, note, actor)?
+        {
+            return Ok(None);
+        }
+        join::revise(w, key).map(Some)
+    })?;
+    revision.ok_or_else(|| TriageError::NotFound(id.to_owned()))
+}
+
+/// Gives the failure record `id` to `owner` (its status and due time stay), with an optional
+/// note and who made the change. Like [`set_status`], the change is a new revision, exported
+/// like the others. Returns the new revision.
+pub fn reassign(
+    conn: &mut Connection,
+    settings: &DirectSettings,
+    id: &str,
+    owner: &str,
+    note: Option<&str>,
+    actor: Option<&str>,
+) -> Result<i64, TriageError> {
+    let key = parse_failure_id(id).ok_or_else(|| TriageError::BadId(id.to_owned()))?;
+    let revision = direct::write(conn, settings, |w| {
+        w.conn.lock([closedloop_store::LockKey::span(&key)])?;
+        if !w.conn.reassign_triage(key, owner, w.now_s, note, actor)? {
             return Ok(None);
         }
         join::revise(w, key).map(Some)

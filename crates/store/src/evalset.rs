@@ -139,6 +139,7 @@ pub(crate) mod tests {
             expected,
             note: None,
             feedback_id: "fb",
+            reviewer: None,
         };
         conn.set_review_label(items[0].id, &label(ReviewLabel::Good, 400, Some("old")))
             .unwrap();

@@ -143,6 +143,8 @@ pub struct ReviewRow {
     pub note: Option<String>,
     /// Whether the response has a failure record.
     pub has_failure: bool,
+    /// Who gave the label, when known.
+    pub reviewer: Option<String>,
 }
 
 /// A label as stored on a queue item.
@@ -160,11 +162,13 @@ pub struct ReviewLabelUpdate<'a> {
     pub note: Option<&'a str>,
     /// The reviewer feedback the label was stored as.
     pub feedback_id: &'a str,
+    /// Who gave the label, when known (the console's signed-in user).
+    pub reviewer: Option<&'a str>,
 }
 
 const ITEM_COLUMNS: &str = "SELECT q.id, q.day, q.stratum, q.trace_id, q.span_id, r.received_s,
         ti.value, tv.value, m.value, r.chunk_ids, r.fingerprint, c.query, c.output, q.label,
-        q.category, q.expected, q.note, f.revision
+        q.category, q.expected, q.note, f.revision, q.reviewer
     FROM review_queue q
     LEFT JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
     LEFT JOIN strings ti ON ti.id = r.template_id
@@ -194,6 +198,7 @@ fn item(row: &Row<'_>) -> Result<ReviewRow> {
         expected: row.get(15)?,
         note: row.get(16)?,
         has_failure: row.get::<Option<i64>>(17)?.is_some(),
+        reviewer: row.get(18)?,
     })
 }
 
@@ -314,7 +319,7 @@ impl Connection {
     pub fn set_review_label(&mut self, id: i64, label: &ReviewLabelUpdate<'_>) -> Result<bool> {
         let changed = self.db.execute(
             "UPDATE review_queue SET label = ?2, labelled_s = ?3, category = ?4, expected = ?5,
-                note = ?6, feedback_id = ?7
+                note = ?6, feedback_id = ?7, reviewer = ?8
              WHERE id = ?1",
             values![
                 id,
@@ -324,6 +329,7 @@ impl Connection {
                 label.expected,
                 label.note,
                 label.feedback_id,
+                label.reviewer,
             ],
         )?;
         Ok(changed > 0)
@@ -444,6 +450,7 @@ pub(crate) mod tests {
             expected: Some("the right answer"),
             note: Some("made up"),
             feedback_id: "fb_review_1",
+            reviewer: Some("ana"),
         };
         assert!(conn.set_review_label(second.id, &update).unwrap());
         assert!(!conn.set_review_label(999, &update).unwrap());
@@ -452,6 +459,7 @@ pub(crate) mod tests {
         assert_eq!(labelled.category, Some(FailureCategory::Hallucination));
         assert_eq!(labelled.expected.as_deref(), Some("the right answer"));
         assert_eq!(labelled.note.as_deref(), Some("made up"));
+        assert_eq!(labelled.reviewer.as_deref(), Some("ana"));
         assert_eq!(conn.review_item(999).unwrap(), None);
 
         let unlabelled = conn.review_items(None, true).unwrap();

@@ -49,15 +49,19 @@ pub struct TriageRecord {
     pub created_s: i64,
 }
 
-/// A note written with a status change.
+/// A triage change of a record: a status change or a reassignment, with its note.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TriageNote {
     /// When, in Unix seconds.
     pub time_s: i64,
-    /// The status set.
+    /// The status set (for a reassignment, the status the record kept).
     pub status: TriageStatus,
     /// The note, if any.
     pub note: Option<String>,
+    /// Who made the change, when known (the console's signed-in user).
+    pub actor: Option<String>,
+    /// The owner set, for a reassignment.
+    pub owner: Option<String>,
 }
 
 /// An open or acknowledged failure record past its due time, claimed for its one breach
@@ -111,14 +115,15 @@ impl Connection {
         Ok(())
     }
 
-    /// Sets the status of the record `key` and keeps the change's note. `false` (and nothing
-    /// written) when there is no such record.
+    /// Sets the status of the record `key` and keeps the change's note and who made it.
+    /// `false` (and nothing written) when there is no such record.
     pub fn set_triage_status(
         &mut self,
         key: SpanRef,
         status: TriageStatus,
         now_s: i64,
         note: Option<&str>,
+        actor: Option<&str>,
     ) -> Result<bool> {
         let changed = self.db.execute(
             "UPDATE failures SET triage_status = ?3 WHERE trace_id = ?1 AND span_id = ?2",
@@ -128,9 +133,42 @@ impl Connection {
             return Ok(false);
         }
         self.db.execute(
-            "INSERT INTO triage_notes (trace_id, span_id, time_s, status, note)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            values![&key.trace_id, &key.span_id, now_s, status.as_str(), note],
+            "INSERT INTO triage_notes (trace_id, span_id, time_s, status, note, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            values![
+                &key.trace_id,
+                &key.span_id,
+                now_s,
+                status.as_str(),
+                note,
+                actor
+            ],
+        )?;
+        Ok(true)
+    }
+
+    /// Gives the record `key` to `owner` (its due time stays) and keeps the change's note and
+    /// who made it. `false` (and nothing written) when there is no such record.
+    pub fn reassign_triage(
+        &mut self,
+        key: SpanRef,
+        owner: &str,
+        now_s: i64,
+        note: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<bool> {
+        let changed = self.db.execute(
+            "UPDATE failures SET owner = ?3 WHERE trace_id = ?1 AND span_id = ?2",
+            values![&key.trace_id, &key.span_id, owner],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.db.execute(
+            "INSERT INTO triage_notes (trace_id, span_id, time_s, status, note, actor, owner)
+             SELECT trace_id, span_id, ?3, triage_status, ?4, ?5, ?6
+             FROM failures WHERE trace_id = ?1 AND span_id = ?2",
+            values![&key.trace_id, &key.span_id, now_s, note, actor, owner],
         )?;
         Ok(true)
     }
@@ -164,14 +202,16 @@ impl Connection {
     /// The notes of the record's status changes, oldest first.
     pub fn triage_notes(&mut self, key: SpanRef) -> Result<Vec<TriageNote>> {
         self.db.query(
-            "SELECT time_s, status, note FROM triage_notes WHERE trace_id = ?1 AND span_id = ?2
-             ORDER BY id",
+            "SELECT time_s, status, note, actor, owner FROM triage_notes
+             WHERE trace_id = ?1 AND span_id = ?2 ORDER BY id",
             values![&key.trace_id, &key.span_id],
             |row| {
                 Ok(TriageNote {
                     time_s: row.get(0)?,
                     status: parse(row, 1, "a triage status")?,
                     note: row.get(2)?,
+                    actor: row.get(3)?,
+                    owner: row.get(4)?,
                 })
             },
         )
@@ -230,7 +270,7 @@ pub(crate) mod tests {
         let record = key(1);
         assert_eq!(conn.triage_state(record).unwrap(), None);
         assert!(!conn
-            .set_triage_status(record, TriageStatus::Resolved, 10, None)
+            .set_triage_status(record, TriageStatus::Resolved, 10, None, None)
             .unwrap());
         insert_failure(conn, &Failure::new(record, 100));
         assert_eq!(
@@ -248,16 +288,28 @@ pub(crate) mod tests {
         drop(tx);
         let mut tx = conn.transaction().unwrap();
         assert!(tx
-            .set_triage_status(record, TriageStatus::Acknowledged, 150, Some("looking"))
+            .set_triage_status(
+                record,
+                TriageStatus::Acknowledged,
+                150,
+                Some("looking"),
+                Some("ana")
+            )
             .unwrap());
         tx.commit().unwrap();
         // A transaction dropped without commit keeps nothing.
         let mut tx = conn.transaction().unwrap();
-        tx.set_triage_status(record, TriageStatus::WontFix, 160, None)
+        tx.set_triage_status(record, TriageStatus::WontFix, 160, None, None)
             .unwrap();
         drop(tx);
         assert!(conn
-            .set_triage_status(record, TriageStatus::Resolved, 170, None)
+            .set_triage_status(record, TriageStatus::Resolved, 170, None, None)
+            .unwrap());
+        assert!(conn
+            .reassign_triage(record, "search-team", 180, Some("theirs"), Some("ana"))
+            .unwrap());
+        assert!(!conn
+            .reassign_triage(key(2), "nobody", 180, None, None)
             .unwrap());
         let state = conn.triage_state(record).unwrap().unwrap();
         assert_eq!(state.owner.as_deref(), Some("search-team"));
@@ -270,11 +322,22 @@ pub(crate) mod tests {
                     time_s: 150,
                     status: TriageStatus::Acknowledged,
                     note: Some("looking".into()),
+                    actor: Some("ana".into()),
+                    owner: None,
                 },
                 TriageNote {
                     time_s: 170,
                     status: TriageStatus::Resolved,
                     note: None,
+                    actor: None,
+                    owner: None,
+                },
+                TriageNote {
+                    time_s: 180,
+                    status: TriageStatus::Resolved,
+                    note: Some("theirs".into()),
+                    actor: Some("ana".into()),
+                    owner: Some("search-team".into()),
                 },
             ]
         );

@@ -319,6 +319,8 @@ pub struct ReviewItem {
     pub note: Option<String>,
     /// The response's failure record, if it has one.
     pub failure_id: Option<String>,
+    /// Who gave the label, when known.
+    pub reviewer: Option<String>,
 }
 
 /// Which items `closedloop review list` shows.
@@ -350,6 +352,7 @@ fn item(row: ReviewRow) -> ReviewItem {
         category: row.category.map(|category| category.as_str().to_owned()),
         expected: row.expected,
         note: row.note,
+        reviewer: row.reviewer,
     }
 }
 
@@ -381,6 +384,8 @@ pub struct Label {
     pub expected: Option<String>,
     /// A note for the team.
     pub note: Option<String>,
+    /// Who gave the label (the console's signed-in user).
+    pub reviewer: Option<String>,
 }
 
 impl Label {
@@ -391,6 +396,7 @@ impl Label {
             category: None,
             expected: None,
             note: None,
+            reviewer: None,
         }
     }
 
@@ -409,6 +415,12 @@ impl Label {
     /// With a note.
     pub fn with_note(mut self, note: Option<String>) -> Self {
         self.note = note;
+        self
+    }
+
+    /// With who gave it.
+    pub fn with_reviewer(mut self, reviewer: Option<String>) -> Self {
+        self.reviewer = reviewer;
         self
     }
 }
@@ -459,6 +471,7 @@ pub fn label(
                 expected: label.expected.as_deref(),
                 note: label.note.as_deref(),
                 feedback_id: &feedback_id,
+                reviewer: label.reviewer.as_deref(),
             },
         )?;
         Ok(true)

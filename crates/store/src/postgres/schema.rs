@@ -193,8 +193,16 @@ CREATE TABLE notifications (
 );
 ";
 
+/// Version 2: the reviewer of a label, and who made each triage change and the owner it set
+/// (SQLite version 9).
+const V2: &str = "
+ALTER TABLE review_queue ADD COLUMN reviewer TEXT;
+ALTER TABLE triage_notes ADD COLUMN actor TEXT;
+ALTER TABLE triage_notes ADD COLUMN owner TEXT;
+";
+
 /// Each entry moves the database from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this closedloop writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -244,6 +244,14 @@ CREATE INDEX feedback_waiting_response ON feedback (response_id)
     WHERE state = 0 AND link_trace_id IS NULL;
 ";
 
+/// Version 9. The people who close the loop are named: the reviewer who gave a label, and
+/// who made each triage change (`actor`) and the owner it set (`owner`, for a reassignment).
+const PEOPLE: &str = "
+ALTER TABLE review_queue ADD COLUMN reviewer TEXT;
+ALTER TABLE triage_notes ADD COLUMN actor TEXT;
+ALTER TABLE triage_notes ADD COLUMN owner TEXT;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -267,6 +275,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(NOTIFICATION_LEASES),
     sql(OUTBOX_LEASES),
     sql(WAITING_BY_RESPONSE_ID),
+    sql(PEOPLE),
 ];
 
 /// The column constraint that made idempotency ids global.
