@@ -86,6 +86,12 @@ pub enum Command {
         #[command(flatten)]
         args: crate::report::ReportArgs,
     },
+    /// Helpers for the web console's configuration: hash-password.
+    Ui {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::ui::UiCommand,
+    },
 }
 
 /// The store the evalset, review, triage and report commands work on. They open the store
@@ -198,6 +204,13 @@ impl Cli {
                 let config = self.load_config(&store.serve_args())?;
                 let args = args.clone();
                 blocking(move || printing(|out| crate::report::run(&args, &config, out))).await
+            }
+            Command::Ui { command } => {
+                let command = command.clone();
+                blocking(move || {
+                    printing(|out| crate::ui::run(&command, &mut io::stdin().lock(), out))
+                })
+                .await
             }
         }
     }
@@ -321,7 +334,7 @@ async fn blocking(
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listeners = Listeners::bind(&config.server)
+    let listeners = Listeners::bind(&config)
         .await
         .context("failed to bind the listen addresses")?;
     Receiver::builder(config)

@@ -10,3 +10,4 @@ pub mod evalset;
 pub mod report;
 pub mod review;
 pub mod triage;
+pub mod ui;

@@ -193,17 +193,7 @@ pub(crate) fn run(
 
 /// The settings of a direct store write, from the effective configuration.
 pub(crate) fn direct_settings(config: &Config) -> anyhow::Result<DirectSettings> {
-    let export = config
-        .export
-        .resolve()
-        .context("invalid export configuration")?
-        .is_some();
-    Ok(DirectSettings::new(
-        export,
-        config.store.store_content,
-        &config.triage,
-        &config.notify,
-    )
-    .with_detectors(&config.detectors)
-    .with_join(&config.join))
+    config
+        .direct_settings()
+        .context("invalid export configuration")
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::detectors::DetectorsConfig;
+use crate::direct::DirectSettings;
 use crate::edge::IngestToken;
 use crate::export::{ExportConfig, ExportConfigError, ExportFlags, ExportProtocol};
 use crate::feedback_api::FeedbackConfigError;
@@ -38,6 +39,7 @@ use crate::pipeline::PipelineConfig;
 use crate::secret::Secret;
 use crate::store::StoreConfig;
 use closedloop_commands::review::ReviewConfig;
+use closedloop_console::{UiConfig, UiConfigError, UI_SESSION_SECRET_ENV};
 use closedloop_engine::triage::{NotifyConfig, TriageConfig};
 
 /// The whole configuration of `closedloop serve`.
@@ -74,6 +76,9 @@ pub struct Config {
     /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
     #[serde(default)]
     pub detectors: DetectorsConfig,
+    /// The web console (`[ui]`).
+    #[serde(default)]
+    pub ui: UiConfig,
 }
 
 impl Config {
@@ -146,6 +151,9 @@ pub enum ConfigError {
         #[source]
         source: EnvironmentError,
     },
+    /// The `[ui]` section cannot be used, or the console would be open beyond loopback.
+    #[error("invalid [ui] section: {0}")]
+    Ui(#[source] UiConfigError),
     /// A setting's value cannot be used ([`Config::validate`]).
     #[error("invalid {key}: {reason}")]
     Invalid {
@@ -269,6 +277,9 @@ impl Config {
         if let Some(secret) = env(FEEDBACK_TOKEN_SECRET_ENV) {
             self.feedback.token_secret = Some(secret.into());
         }
+        if let Some(secret) = env(UI_SESSION_SECRET_ENV) {
+            self.ui.session_secret = Some(secret.into());
+        }
         if let Some(token) = env(INGEST_TOKEN_ENV) {
             let token = IngestToken::new(token).map_err(|error| ConfigError::Environment {
                 variable: INGEST_TOKEN_ENV.to_owned(),
@@ -306,7 +317,32 @@ impl Config {
         validate_triage(&self.triage)?;
         validate_review(&self.review)?;
         validate_notify(&self.notify)?;
-        validate_detectors(&self.detectors)
+        validate_detectors(&self.detectors)?;
+        self.ui.validate().map_err(ConfigError::Ui)?;
+        if let Some(addr) = self.ui_addr() {
+            self.ui.check_exposure(addr).map_err(ConfigError::Ui)?;
+        }
+        Ok(())
+    }
+
+    /// Where the console is served: `ui.listen_addr`, or the HTTP listener's address; `None`
+    /// when the console is off.
+    pub fn ui_addr(&self) -> Option<SocketAddr> {
+        self.ui
+            .enabled
+            .then(|| self.ui.listen_addr.unwrap_or(self.server.http_addr))
+    }
+
+    /// What a command's state change needs to know of this configuration: whether export is
+    /// on, content storage, triage routing, the join and the detectors, so a label or a triage
+    /// change is judged as the receiver would judge it.
+    pub fn direct_settings(&self) -> Result<DirectSettings, ExportConfigError> {
+        let export = self.export.resolve()?.is_some();
+        Ok(
+            DirectSettings::new(export, self.store.store_content, &self.triage, &self.notify)
+                .with_detectors(&self.detectors)
+                .with_join(&self.join),
+        )
     }
 }
 

@@ -15,6 +15,8 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use closedloop_console::Console;
+
 use crate::config::{Config, ConfigError, ServerConfig};
 use crate::edge::grpc::GrpcEdge;
 use crate::edge::{auth, http as edge_http, EdgeLimits};
@@ -65,6 +67,16 @@ pub enum ServeError {
     /// API would have been served on the OTLP/HTTP port.
     #[error("server.feedback_addr is set but no feedback listener was given")]
     MissingFeedbackListener,
+    /// `ui.listen_addr` is set but [`Listeners::ui`] is `None`.
+    #[error("ui.listen_addr is set but no console listener was given")]
+    MissingUiListener,
+    /// The console cannot be served: its `[ui]` section is invalid, or the listener it
+    /// would be served on is beyond loopback without authentication.
+    #[error("console cannot be served")]
+    Console(#[from] closedloop_console::UiConfigError),
+    /// The export settings the console's state changes need are invalid.
+    #[error("invalid export configuration")]
+    Export(#[from] crate::ExportConfigError),
 }
 
 /// The sockets the receiver serves on.
@@ -76,11 +88,28 @@ pub struct Listeners {
     pub http: TcpListener,
     /// The feedback API and `/healthz` only (`server.feedback_addr`).
     pub feedback: Option<TcpListener>,
+    /// The console only (`ui.listen_addr`); without it the console is served under `/ui/` of
+    /// `http`.
+    pub ui: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds the addresses of the `[server]` section.
-    pub async fn bind(config: &ServerConfig) -> Result<Self, ServeError> {
+    /// Binds the addresses of the `[server]` section, and `ui.listen_addr` when the console
+    /// has a listener of its own.
+    pub async fn bind(config: &Config) -> Result<Self, ServeError> {
+        let mut listeners = Self::bind_server(&config.server).await?;
+        if let Some(addr) = config.ui.listen_addr.filter(|_| config.ui.enabled) {
+            listeners.ui = Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            );
+        }
+        Ok(listeners)
+    }
+
+    /// Binds the addresses of the `[server]` section only.
+    pub async fn bind_server(config: &ServerConfig) -> Result<Self, ServeError> {
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -93,6 +122,7 @@ impl Listeners {
                 Some(addr) => Some(bind(addr).await?),
                 None => None,
             },
+            ui: None,
         })
     }
 }
@@ -104,7 +134,7 @@ impl Listeners {
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = Config::default();
-/// let listeners = Listeners::bind(&config.server).await?;
+/// let listeners = Listeners::bind(&config).await?;
 /// let shutdown = async {
 ///     let _ = tokio::signal::ctrl_c().await;
 /// };
@@ -202,9 +232,25 @@ impl Receiver {
             shutdown_pipeline(&pipeline).await;
             return Err(ServeError::MissingFeedbackListener);
         }
+        let console = match Self::console(&self.config, &listeners) {
+            Ok(console) => console,
+            Err(error) => {
+                shutdown_pipeline(&pipeline).await;
+                return Err(error);
+            }
+        };
         let mut router = Router::new()
             .merge(traces)
             .merge(health_routes(pipeline.clone()));
+        // Without a listener of its own, the console is served under /ui/ of the HTTP port.
+        let console = match (console, listeners.ui) {
+            (Some(console), Some(listener)) => Some((listener, console.router())),
+            (Some(console), None) => {
+                router = router.merge(console.router());
+                None
+            }
+            (None, _) => None,
+        };
         // With a feedback listener, the OTLP/HTTP port does not serve the browser API.
         let feedback = match listeners.feedback {
             Some(listener) => Some((listener, feedback.merge(health_routes(pipeline.clone())))),
@@ -224,6 +270,7 @@ impl Receiver {
         }
         let limits = EdgeLimits::from_config(server);
         let (stop, stopped) = watch::channel(false);
+        let console_stopped = stopped.clone();
         let mut grpc = tokio::spawn(
             GrpcServer::new(
                 ingest,
@@ -249,8 +296,17 @@ impl Receiver {
                 None => Ok(()),
             }
         };
-        let mut http =
-            tokio::spawn(async move { tokio::try_join!(http_server, feedback_server).map(|_| ()) });
+        let console_server = async move {
+            match console {
+                Some((listener, routes)) => {
+                    edge_http::serve(listener, routes, limits, wait_for_stop(console_stopped)).await
+                }
+                None => Ok(()),
+            }
+        };
+        let mut http = tokio::spawn(async move {
+            tokio::try_join!(http_server, feedback_server, console_server).map(|_| ())
+        });
 
         // Run until asked to stop, or until a server ends on its own (which is an error).
         let (mut grpc_finished, mut http_finished) = (false, false);
@@ -330,6 +386,26 @@ fn http_result(
 async fn shutdown_pipeline(pipeline: &Pipeline) {
     if let Err(error) = pipeline.shutdown().await {
         tracing::warn!(error = %error, "Pipeline shutdown failed.");
+    }
+}
+
+impl Receiver {
+    /// The console, when `[ui]` turns it on, checked against the address it will be served
+    /// on (loopback, or authentication configured).
+    fn console(config: &Config, listeners: &Listeners) -> Result<Option<Console>, ServeError> {
+        if !config.ui.enabled {
+            return Ok(None);
+        }
+        if config.ui.listen_addr.is_some() && listeners.ui.is_none() {
+            return Err(ServeError::MissingUiListener);
+        }
+        let listener = listeners.ui.as_ref().unwrap_or(&listeners.http);
+        let console = Console::new(&config.ui, config.store.clone(), config.direct_settings()?)?;
+        if let Ok(addr) = listener.local_addr() {
+            console.check_exposure(addr)?;
+            tracing::info!(url = %format!("http://{addr}/ui/"), "Console listening.");
+        }
+        Ok(Some(console))
     }
 }
 

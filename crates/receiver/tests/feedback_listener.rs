@@ -93,6 +93,7 @@ async fn a_configured_feedback_address_without_its_listener_is_an_error() {
         grpc: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         feedback: None,
+        ui: None,
     };
     let result = Receiver::builder(config)
         .build()

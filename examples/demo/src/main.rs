@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         grpc: TcpListener::bind("127.0.0.1:0").await?,
         http: TcpListener::bind("127.0.0.1:0").await?,
         feedback: None,
+        ui: None,
     };
     let receiver_grpc = listeners.grpc.local_addr()?;
     let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -49,6 +49,10 @@ impl TestReceiver {
                 ),
                 None => None,
             },
+            ui: match config.ui.listen_addr {
+                Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind ui")),
+                None => None,
+            },
         };
         let grpc_addr = listeners.grpc.local_addr().unwrap();
         let http_addr = listeners.http.local_addr().unwrap();

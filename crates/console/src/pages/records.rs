@@ -1,0 +1,9 @@
+//! The records page.
+
+use axum::Router;
+
+use crate::App;
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+}
