@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole closedloop test suite: formatting, lints, the Python peers the interoperability
-# tests need, every test, and the docs. The README's second command and CI both run this.
+# tests need, PostgreSQL, headless Chromium, every test, and the docs. The README's second command and CI both run this.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,6 +24,10 @@ trap 'scripts/postgres.sh stop "$postgres_dir/pg"; rm -rf "$postgres_dir"' EXIT
 eval "$(scripts/postgres.sh start "$postgres_dir/pg")"
 export CLOSEDLOOP_TEST_POSTGRES_URL
 export CLOSEDLOOP_TEST_REQUIRE_POSTGRES=1
+
+step "Headless Chromium for the browser tests (scripts/browser.sh)"
+scripts/browser.sh
+export CLOSEDLOOP_TEST_REQUIRE_BROWSER=1
 
 step "cargo test --workspace"
 cargo test --workspace
