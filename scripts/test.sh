@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole closedloop test suite: formatting, lints, the Python peers the interoperability
-# tests need, PostgreSQL, headless Chromium, every test, and the docs. The README's second command and CI both run this.
+# tests need, every test, and the docs. The README's second command and CI both run this.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -280,7 +280,8 @@ impl Browser {
     }
 
     /// Submits the form matching the CSS selector by clicking its submit button, as a person
-    /// would (its `submit` handlers run), and waits for the page it leads to.
+    /// would (its `submit` handlers run). Wait for what the next page shows with
+    /// [`Browser::wait_for_text`].
     pub async fn submit(&self, form_css: &str) {
         self.find(form_css).await;
         let form = self
