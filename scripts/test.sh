@@ -25,6 +25,10 @@ eval "$(scripts/postgres.sh start "$postgres_dir/pg")"
 export CLOSEDLOOP_TEST_POSTGRES_URL
 export CLOSEDLOOP_TEST_REQUIRE_POSTGRES=1
 
+step "Headless Chromium for the browser tests (scripts/browser.sh)"
+scripts/browser.sh
+export CLOSEDLOOP_TEST_REQUIRE_BROWSER=1
+
 step "cargo test --workspace"
 cargo test --workspace
 

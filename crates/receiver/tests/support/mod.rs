@@ -6,6 +6,8 @@
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code, unreachable_pub)]
 
+/// Real headless Chromium driven over WebDriver.
+pub mod browser;
 /// The Python peers: the OpenTelemetry Python SDK and rotel.
 pub mod python;
 /// A real receiver on `127.0.0.1:0` (the network edge's fixture).
