@@ -83,6 +83,7 @@ pub(crate) struct App {
     // Read by the record page.
     #[allow(dead_code)]
     pub(crate) trace_url: Option<Arc<str>>,
+    pub(crate) overview: Arc<pages::OverviewCache>,
 }
 
 impl Console {
@@ -100,6 +101,7 @@ impl Console {
                 settings: Arc::new(settings),
                 auth: auth::Auth::new(config),
                 trace_url: config.trace_url.as_deref().map(Arc::from),
+                overview: Arc::default(),
             },
             config: config.clone(),
         })
@@ -114,15 +116,17 @@ impl Console {
     /// The console's routes, all under `/ui/` (and `/ui`, which redirects there).
     pub fn router(self) -> Router {
         let app = self.app;
-        let routes = pages::routes()
+        // Assets need no session: a stylesheet fetched beside a page must not start a second
+        // one.
+        let pages = pages::routes().route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::sessions,
+        ));
+        Router::new()
+            .merge(pages)
             .route("/ui/assets/{name}", axum::routing::get(assets::serve))
-            .layer(axum::middleware::from_fn_with_state(
-                app.clone(),
-                auth::sessions,
-            ))
-            .layer(axum::middleware::map_response(security_headers))
-            .with_state(app);
-        Router::new().merge(routes)
+            .route_layer(axum::middleware::map_response(security_headers))
+            .with_state(app)
     }
 }
 

@@ -157,3 +157,32 @@ async fn assets_are_served_with_their_content_type() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_overview_renders_on_an_empty_store() {
+    let mut console = TestConsole::new(UiConfig::default(), |_| {});
+    console.sign_in("ana", "").await;
+    let page = console.get("/ui/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("No responses in the last 30 days"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn paths_outside_the_console_and_its_assets_start_no_session() {
+    let mut console = TestConsole::new(UiConfig::default(), |_| {});
+    // A browser fetching /favicon.ico, or a stylesheet beside a page, must not replace the
+    // session (and with it the CSRF token of the page's forms).
+    for path in ["/favicon.ico", "/ui/assets/console.css"] {
+        let page = console.get(path).await;
+        assert!(!page.headers.contains_key(header::SET_COOKIE), "{path}");
+    }
+    assert!(console
+        .get("/ui/login")
+        .await
+        .headers
+        .contains_key(header::SET_COOKIE));
+}

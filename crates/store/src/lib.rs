@@ -36,6 +36,7 @@ mod interner;
 mod locks;
 mod notifications;
 mod outbox;
+mod overview;
 mod postgres;
 mod prune;
 pub mod records;

@@ -150,6 +150,7 @@ pub struct Feedback {
 
 pub use crate::evalset::EvalsetRecord;
 pub use crate::notifications::Notification;
+pub use crate::overview::{DayCount, DayVersionCount, OwnerLoad, ReviewProgress};
 pub use crate::report::{ReportResponse, SignalCount};
 pub use crate::review::{
     ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,

@@ -21,6 +21,8 @@ use crate::config::AuthMode;
 use crate::error::PageError;
 use crate::{assets, App};
 
+pub(crate) use overview::OverviewCache;
+
 /// Every page's routes.
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -33,7 +35,12 @@ pub(crate) fn routes() -> Router<App> {
         .merge(triage::routes())
         .merge(report::routes())
         .merge(evalset::routes())
-        .fallback(|| async { PageError::NotFound("no such page".into()) })
+        // Not a fallback: merged into the receiver's router, a fallback would answer (and
+        // start sessions on) every path of the listener.
+        .route(
+            "/ui/{*rest}",
+            get(|| async { PageError::NotFound("no such page".into()) }),
+        )
 }
 
 /// What the layout (`base.html`) shows around every page: the navigation, the user, the

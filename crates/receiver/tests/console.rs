@@ -1,0 +1,204 @@
+//! The console in real headless Chromium, on a real receiver fed over OTLP: the overview chart
+//! draws the points the store holds, a state change without the CSRF token is refused, and a
+//! console beyond loopback without credentials refuses to start.
+
+mod support;
+
+use std::time::Duration;
+
+use closedloop_console::{hash_password, UiUser};
+use closedloop_receiver::{Config, Listeners, Receiver};
+use support::browser::Browser;
+use support::receiver::TestReceiver;
+use support::{feedback_span, generation_span, ids, Generation};
+use tokio::net::TcpListener;
+
+/// Signs in to the console of `receiver` as `name` (loopback: a name, no password).
+async fn sign_in(browser: &Browser, receiver: &TestReceiver, name: &str) {
+    browser.open(&receiver.http_url("/ui/login")).await;
+    browser.fill("input[name=name]", name).await;
+    browser.submit("form[action='/ui/login']").await;
+    browser.wait_for_text("header .user", name).await;
+}
+
+/// Sends `count` answers of `version` and thumbs-down feedback on the first `failed`.
+async fn answers(receiver: &TestReceiver, version: &'static str, count: usize, failed: usize) {
+    let generation = Generation {
+        template_version: version,
+        ..Generation::default()
+    };
+    let mut spans = Vec::new();
+    for index in 0..count {
+        let response = ids();
+        spans.push(generation_span(response, &generation));
+        if index < failed {
+            spans.push(feedback_span(
+                support::child(response),
+                Some(response),
+                "thumbs_down",
+                vec![],
+            ));
+        }
+    }
+    receiver.export_spans(spans).await;
+}
+
+#[tokio::test]
+async fn the_overview_chart_draws_the_points_the_store_holds() {
+    let Some(browser) = Browser::start("the_overview_chart_draws_the_points_the_store_holds").await
+    else {
+        return;
+    };
+    let receiver = TestReceiver::start(|_| {}).await;
+    answers(&receiver, "v3", 40, 6).await;
+    answers(&receiver, "v4", 25, 2).await;
+    let expected = {
+        let mut store = receiver.read_store();
+        support::eventually(Duration::from_secs(10), || {
+            store
+                .day_version_counts(0)
+                .unwrap()
+                .iter()
+                .map(|count| count.failures)
+                .sum::<u64>()
+                == 8
+        })
+        .await;
+        store.day_version_counts(0).unwrap()
+    };
+
+    sign_in(&browser, &receiver, "ana").await;
+    browser.open(&receiver.http_url("/ui/?days=7")).await;
+    browser.wait_for_text("#responses", "65").await;
+    let points = browser
+        .script(
+            "return [...document.querySelectorAll('#rate-chart circle')].map(c => ({
+                series: c.dataset.series, day: c.dataset.x, value: Number(c.dataset.value) }));",
+        )
+        .await;
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), expected.len(), "{points:?} vs {expected:?}");
+    for count in &expected {
+        let series = format!(
+            "{}@{}",
+            count.template_id.as_deref().unwrap(),
+            count.template_version.as_deref().unwrap()
+        );
+        let day = closedloop_engine::timefmt::format_day(count.day);
+        let point = points
+            .iter()
+            .find(|point| point["series"] == series.as_str() && point["day"] == day.as_str())
+            .unwrap_or_else(|| panic!("no point for {series} on {day}: {points:?}"));
+        let rate = count.failures as f64 / count.responses as f64;
+        assert!(
+            (point["value"].as_f64().unwrap() - rate).abs() < 1e-9,
+            "{point} vs {rate}"
+        );
+    }
+    // The category bars add up to the records.
+    let bars = browser
+        .script(
+            "return [...document.querySelectorAll('#category-chart rect')]
+                .reduce((sum, r) => sum + Number(r.dataset.value), 0);",
+        )
+        .await;
+    assert_eq!(bars.as_u64(), Some(8));
+    browser.screenshot("overview").await;
+    browser.close().await;
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_state_change_without_the_csrf_token_is_refused() {
+    let Some(browser) = Browser::start("a_state_change_without_the_csrf_token_is_refused").await
+    else {
+        return;
+    };
+    let receiver = TestReceiver::start(|_| {}).await;
+    sign_in(&browser, &receiver, "ana").await;
+    browser.open(&receiver.http_url("/ui/triage")).await;
+    // The sign-out form is a state change; strip its token as a forged form would lack it.
+    browser
+        .script("document.querySelector('form.who input[name=csrf]').remove(); return null;")
+        .await;
+    browser.click("form.who button").await;
+    browser.wait_for_text("main", "CSRF").await;
+    assert!(
+        browser.title().await.starts_with("403"),
+        "{}",
+        browser.title().await
+    );
+    // Still signed in.
+    browser.open(&receiver.http_url("/ui/triage")).await;
+    browser.wait_for_text("header .user", "ana").await;
+    browser.close().await;
+    receiver.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn content_shown_on_a_page_is_text_not_markup() {
+    let Some(browser) = Browser::start("content_shown_on_a_page_is_text_not_markup").await else {
+        return;
+    };
+    let receiver = TestReceiver::start(|_| {}).await;
+    // A version name is application data shown on the overview.
+    answers(&receiver, "<img src=x onerror=alert(1)>", 3, 1).await;
+    sign_in(&browser, &receiver, "ana").await;
+    browser.open(&receiver.http_url("/ui/?days=7")).await;
+    browser
+        .wait_for_text("table.versions", "<img src=x onerror=alert(1)>")
+        .await;
+    let injected = browser
+        .script("return document.querySelectorAll('table.versions img').length;")
+        .await;
+    assert_eq!(injected.as_u64(), Some(0));
+    browser.close().await;
+    receiver.stop().await.unwrap();
+}
+
+async fn serve_on_all_interfaces(configure: impl FnOnce(&mut Config)) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.store.path = dir.path().join("closedloop.db");
+    config.server.grpc_addr = "0.0.0.0:0".parse().unwrap();
+    config.server.http_addr = "0.0.0.0:0".parse().unwrap();
+    config.export.use_env = false;
+    configure(&mut config);
+    let listeners = Listeners {
+        grpc: TcpListener::bind("0.0.0.0:0").await.unwrap(),
+        http: TcpListener::bind("0.0.0.0:0").await.unwrap(),
+        feedback: None,
+        ui: None,
+    };
+    let served = Receiver::builder(config)
+        .build()
+        .serve(listeners, tokio::time::sleep(Duration::from_millis(300)));
+    served.await.map_err(|error| {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(next) = source {
+            text.push_str(": ");
+            text.push_str(&next.to_string());
+            source = next.source();
+        }
+        text
+    })
+}
+
+#[tokio::test]
+async fn a_console_beyond_loopback_without_credentials_refuses_to_start() {
+    let refused = serve_on_all_interfaces(|_| {}).await.unwrap_err();
+    assert!(refused.contains("without authentication"), "{refused}");
+    // Turned off, or with users, the same receiver serves.
+    serve_on_all_interfaces(|config| config.ui.enabled = false)
+        .await
+        .unwrap();
+    serve_on_all_interfaces(|config| {
+        config.ui.users = vec![UiUser {
+            name: "ana".into(),
+            password_hash: hash_password("correct horse battery").unwrap(),
+        }];
+    })
+    .await
+    .unwrap();
+}
