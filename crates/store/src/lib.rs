@@ -25,6 +25,7 @@
 mod codec;
 mod config;
 mod connection;
+mod content;
 mod db;
 mod error;
 mod evalset;
@@ -51,7 +52,7 @@ mod tests;
 mod triage;
 mod typed;
 
-pub use config::{StoreConfig, StoreUrl, Synchronous};
+pub use config::{ContentRetention, StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
 pub use locks::LockKey;

@@ -193,8 +193,17 @@ CREATE TABLE notifications (
 );
 ";
 
+/// Version 2 (SQLite's version 9): the days whose unneeded content was deleted.
+const CONTENT_DROPS: &str = "
+CREATE TABLE content_drops (
+    day TEXT PRIMARY KEY,
+    dropped_s BIGINT NOT NULL,
+    deleted BIGINT NOT NULL
+);
+";
+
 /// Each entry moves the database from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, CONTENT_DROPS];
 
 /// The schema version this closedloop writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -244,6 +244,16 @@ CREATE INDEX feedback_waiting_response ON feedback (response_id)
     WHERE state = 0 AND link_trace_id IS NULL;
 ";
 
+/// Version 9. The UTC days whose captured content no review sample and no failure record
+/// needs was deleted (`store.content_retention`), so each day's is deleted once.
+const CONTENT_DROPS: &str = "
+CREATE TABLE content_drops (
+    day TEXT PRIMARY KEY,
+    dropped_s INTEGER NOT NULL,
+    deleted INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -267,6 +277,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(NOTIFICATION_LEASES),
     sql(OUTBOX_LEASES),
     sql(WAITING_BY_RESPONSE_ID),
+    sql(CONTENT_DROPS),
 ];
 
 /// The column constraint that made idempotency ids global.
