@@ -22,6 +22,8 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[doc(hidden)]
+pub mod bulk;
 mod codec;
 mod config;
 mod connection;
