@@ -10,8 +10,8 @@ use closedloop_commands::report::stats::chi_square_sf;
 use closedloop_commands::review::{self, Label, ReviewConfig, ReviewError, ReviewFilter};
 use closedloop_commands::triage::{self, ListFilter, NotifyConfig, TriageConfig};
 use closedloop_receiver::{DirectSettings, Pipeline};
-use closedloop_store::ContentRetention;
 use closedloop_semconv::attribute as attr;
+use closedloop_store::ContentRetention;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -112,14 +112,14 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     other.shutdown().await.unwrap();
     let store = dir_a.path().join("closedloop.db");
     let other_store = dir_b.path().join("closedloop.db");
-    let outcome =
-        review::sample_day(
-            &mut command_store(&store),
-            &config_10,
-            ContentRetention::default(),
-            today(),
-            Some(42),
-        ).unwrap();
+    let outcome = review::sample_day(
+        &mut command_store(&store),
+        &config_10,
+        ContentRetention::default(),
+        today(),
+        Some(42),
+    )
+    .unwrap();
     assert_eq!(
         (outcome.population, outcome.sampled, outcome.seed),
         (30, 10, 42)

@@ -86,7 +86,11 @@ fn a_bulk_store_reads_back_through_triage_report_review_and_evalset() {
     written.sort();
     assert_eq!(versions, written);
     assert_eq!(
-        report.versions.iter().map(|stats| stats.failures).sum::<u64>(),
+        report
+            .versions
+            .iter()
+            .map(|stats| stats.failures)
+            .sum::<u64>(),
         100
     );
     assert_eq!(report.daily.len(), 30);

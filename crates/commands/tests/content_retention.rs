@@ -2,11 +2,11 @@
 //! and the failed responses and deletes the rest of the day's; `all` keeps everything.
 
 use closedloop_commands::review::{self, ReviewConfig, ReviewFilter};
+use closedloop_engine::timefmt::DAY_SECS;
+use closedloop_engine::vocab::{FailureCategory, FailureSeverity, FailureStage, TriageStatus};
 use closedloop_store::inspect::Param;
 use closedloop_store::records::{Content, FailureRow, Response, SpanRef};
 use closedloop_store::{Access, Connection, ContentRetention, StoreConfig};
-use closedloop_engine::timefmt::DAY_SECS;
-use closedloop_engine::vocab::{FailureCategory, FailureSeverity, FailureStage, TriageStatus};
 
 /// A UTC day well in the past, so it has ended and ripened.
 const DAY: i64 = 20_000;
@@ -151,9 +151,11 @@ fn with_all_every_response_keeps_its_content() {
     assert_eq!(sampled(conn).len(), 4);
     assert_eq!(with_content(conn), (1..=20).collect::<Vec<_>>());
     // Sampling off and content kept: nothing to do at all.
-    assert!(review::auto_sample(conn, &config(0), ContentRetention::All, ripe() + DAY_SECS)
-        .unwrap()
-        .is_empty());
+    assert!(
+        review::auto_sample(conn, &config(0), ContentRetention::All, ripe() + DAY_SECS)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(with_content(conn).len(), 20);
 }
 

@@ -19,15 +19,15 @@
 //! ```
 
 use closedloop_semconv::attribute::{
-    FailureCategory, FailureSeverity, FailureStage, FeedbackKind, FeedbackSignal,
-    FeedbackSource, TriageStatus,
+    FailureCategory, FailureSeverity, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
+    TriageStatus,
 };
 
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::records::{
-    Content, Feedback, FeedbackState, FailureRow, ReviewDay, ReviewLabel, ReviewLabelUpdate,
-    ReviewStratum, Response, SpanRef, Template,
+    Content, FailureRow, Feedback, FeedbackState, Response, ReviewDay, ReviewLabel,
+    ReviewLabelUpdate, ReviewStratum, SpanRef, Template,
 };
 
 const DAY_SECS: i64 = 86_400;
@@ -113,7 +113,10 @@ pub struct Populated {
 /// store). See the module docs.
 pub fn populate(conn: &mut Connection, spec: &Spec) -> Result<Populated> {
     let mut filled = Populated {
-        by_status: TriageStatus::ALL.iter().map(|&status| (status, 0)).collect(),
+        by_status: TriageStatus::ALL
+            .iter()
+            .map(|&status| (status, 0))
+            .collect(),
         template_versions: TEMPLATES
             .iter()
             .map(|(id, version, _)| format!("{id}@{version}"))
@@ -145,16 +148,15 @@ pub fn populate(conn: &mut Connection, spec: &Spec) -> Result<Populated> {
         }
         let offset = i - today_first;
         let step = today_count / review;
-        offset % step == 0 && offset / step < review
+        offset.is_multiple_of(step) && offset / step < review
     };
     // Every `stride`-th response fails, starting half a stride in.
-    let stride = if spec.failures == 0 {
-        u64::MAX
-    } else {
-        (spec.responses / spec.failures).max(1)
-    };
+    let stride = spec
+        .responses
+        .checked_div(spec.failures)
+        .map(|stride| stride.max(1));
     let failed = |i: u64| {
-        stride != u64::MAX && i % stride == stride / 2 && i / stride < spec.failures
+        stride.is_some_and(|stride| i % stride == stride / 2 && i / stride < spec.failures)
     };
 
     let mut tx = conn.transaction()?;

@@ -28,10 +28,8 @@ impl Connection {
     /// Whether the unneeded content of `day` (`YYYY-MM-DD`) was deleted for good (see
     /// [`Connection::mark_content_dropped`]).
     pub fn content_dropped(&mut self, day: &str) -> Result<bool> {
-        self.db.exists(
-            "SELECT 1 FROM content_drops WHERE day = ?1",
-            values![day],
-        )
+        self.db
+            .exists("SELECT 1 FROM content_drops WHERE day = ?1", values![day])
     }
 
     /// Records that the unneeded content of `day` (`YYYY-MM-DD`), which has ended, was

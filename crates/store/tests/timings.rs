@@ -109,7 +109,10 @@ fn dropping_a_day_of_unneeded_content() {
     let deleted = tx.drop_unneeded_content(day_s, day_s + 86_400).unwrap();
     tx.commit().unwrap();
     let elapsed = started.elapsed();
-    assert_eq!(deleted, (RESPONSES - RESPONSES / 100 - RESPONSES / 1_000) as usize);
+    assert_eq!(
+        deleted,
+        (RESPONSES - RESPONSES / 100 - RESPONSES / 1_000) as usize
+    );
     println!(
         "drop_unneeded_content: {deleted} of {RESPONSES} content rows deleted in {:.0} ms \
          (store {before:.0} MiB before)",

@@ -25,7 +25,7 @@ mod config;
 use closedloop_store::records::{
     ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
 };
-use closedloop_store::{ContentRetention, Connection};
+use closedloop_store::{Connection, ContentRetention};
 
 pub use config::ReviewConfig;
 
