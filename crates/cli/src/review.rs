@@ -147,7 +147,13 @@ pub(crate) fn run(
                 }
                 None => closedloop_engine::store::writer::unix_now_s().div_euclid(DAY_SECS) - 1,
             };
-            let outcome = sample_day(conn, &config.review, day, args.seed)?;
+            let outcome = sample_day(
+                conn,
+                &config.review,
+                config.store.content_retention,
+                day,
+                args.seed,
+            )?;
             writeln!(
                 out,
                 "Sampled {} of {} responses of {} (seed {}).",

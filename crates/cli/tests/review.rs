@@ -11,6 +11,7 @@ use closedloop_commands::review::{self, Label, ReviewConfig, ReviewError, Review
 use closedloop_commands::triage::{self, ListFilter, NotifyConfig, TriageConfig};
 use closedloop_receiver::{DirectSettings, Pipeline};
 use closedloop_semconv::attribute as attr;
+use closedloop_store::ContentRetention;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -111,8 +112,14 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     other.shutdown().await.unwrap();
     let store = dir_a.path().join("closedloop.db");
     let other_store = dir_b.path().join("closedloop.db");
-    let outcome =
-        review::sample_day(&mut command_store(&store), &config_10, today(), Some(42)).unwrap();
+    let outcome = review::sample_day(
+        &mut command_store(&store),
+        &config_10,
+        ContentRetention::default(),
+        today(),
+        Some(42),
+    )
+    .unwrap();
     assert_eq!(
         (outcome.population, outcome.sampled, outcome.seed),
         (30, 10, 42)
@@ -120,6 +127,7 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     review::sample_day(
         &mut command_store(&other_store),
         &config_10,
+        ContentRetention::default(),
         today(),
         Some(42),
     )
@@ -140,7 +148,13 @@ async fn daily_sample_is_reproducible_and_labels_are_feedback() {
     assert_eq!(picked.len(), 10);
     assert_eq!(picked, positions(&other_store, &other_responses));
     // A day is sampled once; the error names the recorded seed.
-    match review::sample_day(&mut command_store(&store), &config_10, today(), None) {
+    match review::sample_day(
+        &mut command_store(&store),
+        &config_10,
+        ContentRetention::default(),
+        today(),
+        None,
+    ) {
         Err(ReviewError::AlreadySampled { seed, .. }) => assert_eq!(seed, 42),
         other => panic!("expected AlreadySampled, got {other:?}"),
     }

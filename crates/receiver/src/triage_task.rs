@@ -76,6 +76,7 @@ pub(crate) async fn background(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<Stop>,
 ) {
+    let retention = store.content_retention;
     let mut db = Db {
         config: Arc::new(store),
         conn: None,
@@ -112,7 +113,7 @@ pub(crate) async fn background(
                 .run(move |conn| {
                     let now_s = unix_now_s();
                     let sla = store::check_sla(conn, now_s, breach)?;
-                    let sampled = review::auto_sample(conn, &review, now_s)?;
+                    let sampled = review::auto_sample(conn, &review, retention, now_s)?;
                     Ok::<_, crate::store::StoreError>((sla, sampled))
                 })
                 .await;
@@ -122,8 +123,14 @@ pub(crate) async fn background(
                     if queued > 0 {
                         info!(breaches = queued, "SLA breaches queued for notification.");
                     }
-                    for (day, size) in sampled {
-                        info!(%day, sampled = size, "Review sample drawn.");
+                    for done in sampled {
+                        let day = &done.day;
+                        if let Some(size) = done.sampled {
+                            info!(%day, sampled = size, "Review sample drawn.");
+                        }
+                        if let Some(deleted) = done.content_deleted {
+                            info!(%day, deleted, "Content no sample or record needs deleted.");
+                        }
                     }
                 }
                 Err(error) => warn!(%error, "Triage check failed."),

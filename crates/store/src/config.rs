@@ -70,6 +70,27 @@ pub struct StoreConfig {
     /// span are stored. Spans carry content only when the application opted in. Default true.
     #[serde(default = "default_store_content")]
     pub store_content: bool,
+    /// Which captured content is kept once a day is over: `reviewed_or_failed` (the default)
+    /// keeps the content of the responses that have a failure record or are drawn into a
+    /// review sample, and deletes the rest of a UTC day's content when that day's review
+    /// sample is drawn (`review.sample_delay_secs` after the day ends; with
+    /// `review.daily_sample_size = 0`, at the same moment); `all` keeps every response's
+    /// content until the response itself is pruned. Feedback that makes a failure record
+    /// after its day's content was deleted gets a record without the query and answer.
+    #[serde(default)]
+    pub content_retention: ContentRetention,
+}
+
+/// Which captured content the store keeps (`store.content_retention`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentRetention {
+    /// Only the content of responses that have a failure record or are in a review sample;
+    /// the rest of a day's content goes when the day's sample is drawn.
+    #[default]
+    ReviewedOrFailed,
+    /// Every response's content, for as long as the response is kept.
+    All,
 }
 
 /// SQLite's `synchronous` pragma, in WAL mode.
@@ -124,6 +145,7 @@ impl Default for StoreConfig {
             max_batch_records: default_max_batch_records(),
             synchronous: Synchronous::default(),
             store_content: default_store_content(),
+            content_retention: ContentRetention::default(),
         }
     }
 }

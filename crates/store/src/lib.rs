@@ -22,9 +22,12 @@
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[doc(hidden)]
+pub mod bulk;
 mod codec;
 mod config;
 mod connection;
+mod content;
 mod db;
 mod error;
 mod evalset;
@@ -52,7 +55,7 @@ mod tests;
 mod triage;
 mod typed;
 
-pub use config::{StoreConfig, StoreUrl, Synchronous};
+pub use config::{ContentRetention, StoreConfig, StoreUrl, Synchronous};
 pub use connection::{Access, Connection, Transaction};
 pub use error::{Cause, Result, StoreError};
 pub use locks::LockKey;

@@ -5,13 +5,19 @@
 //! 3. runs simulated users against it: satisfied ones, thumbs-down givers, rephrasers and
 //!    abandoners;
 //! 4. prints what the receiver made of it: the failure records, the per-template report, and
-//!    where the eval set was written.
+//!    where the eval set was written;
+//! 5. draws today's review sample (the receiver draws each day's once the day is over), so the
+//!    review queue has answers waiting;
+//! 6. with `--serve`, keeps the receiver running (ingest, the feedback API and the console
+//!    under `/ui/` on its HTTP listener) until Ctrl-C, and prints the console's address.
 //!
 //! Failure records are exported over OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set (a
-//! local Jaeger or Tempo, say); otherwise to an in-process backend that only counts them.
+//! local Jaeger or Tempo, say); otherwise to an in-process backend that only counts them. The
+//! simulated users' queries and the answers are captured (they are nobody's personal data),
+//! so reviewers can read them; the store keeps them as `store.content_retention` says.
 //!
 //! ```text
-//! cargo run --release -p closedloop-demo
+//! cargo run --release -p closedloop-demo [-- --serve]
 //! ```
 
 mod sink;
@@ -22,10 +28,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use closedloop_commands::review::{self, ReviewConfig, ReviewFilter};
 use closedloop_commands::{evalset, report, triage};
 use closedloop_example_traffic::SimConfig;
 use closedloop_receiver::{Config, ExportProtocol, Listeners, Pipeline, Receiver};
-use closedloop_tracing::ClosedloopLayer;
+use closedloop_store::ContentRetention;
+use closedloop_tracing::{ClosedloopLayer, ContentKind};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
@@ -58,9 +66,14 @@ struct Args {
     /// Simulated user sessions.
     #[arg(long, default_value_t = 80)]
     sessions: usize,
-    /// Seed of the simulated users (the same seed gives the same sessions).
+    /// Seed of the simulated users (the same seed gives the same sessions) and of today's
+    /// review sample.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// After the simulation, keep the receiver running (OTLP ingest, the feedback API and the
+    /// console under `/ui/`) until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
 }
 
 #[tokio::main]
@@ -91,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
     config.export.endpoint = Some(export_endpoint.clone());
     config.export.protocol = Some(ExportProtocol::Grpc);
     config.export.use_env = false;
+    let review_config = config.review.clone();
+    let retention = config.store.content_retention;
     let pipeline = Pipeline::start(config.pipeline())
         .await
         .context("starting the receiver's pipeline")?;
@@ -101,8 +116,9 @@ async fn main() -> anyhow::Result<()> {
         ui: None,
     };
     let receiver_grpc = listeners.grpc.local_addr()?;
+    let receiver_http = listeners.http.local_addr()?;
     let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel::<()>();
-    let receiver = tokio::spawn(
+    let mut receiver = tokio::spawn(
         Receiver::builder(config)
             .with_pipeline(pipeline.clone())
             .build()
@@ -126,7 +142,15 @@ async fn main() -> anyhow::Result<()> {
                 .with_tracer(provider.tracer("rag-service"))
                 .with_filter(service_spans()),
         )
-        .with(ClosedloopLayer::new().with_filter(service_spans()))
+        // Simulated users' queries and the answers are nobody's personal data: captured, so
+        // the review queue shows what a reviewer reads.
+        .with(
+            ClosedloopLayer::builder()
+                .with_capture(ContentKind::Query)
+                .with_capture(ContentKind::Output)
+                .build()
+                .with_filter(service_spans()),
+        )
         .try_init()
         .context("installing the tracing subscriber")?;
     let service = TcpListener::bind("127.0.0.1:0").await?;
@@ -139,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("closedloop demo");
     println!(
-        "  receiver   OTLP/gRPC {receiver_grpc}, store {}",
+        "  receiver   OTLP/gRPC {receiver_grpc}, HTTP {receiver_http}, store {}",
         args.store_path.display()
     );
     println!(
@@ -186,10 +210,31 @@ async fn main() -> anyhow::Result<()> {
     provider
         .shutdown()
         .context("shutting down the tracer provider")?;
+    if !args.serve {
+        let _ = stop_receiver.send(());
+        receiver.await??;
+        print_outcome(&args, &review_config, retention)?;
+        println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    print_outcome(&args, &review_config, retention)?;
+    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    println!("\nConsole: http://{receiver_http}/ui/");
+    println!(
+        "The receiver keeps running: OTLP/gRPC {receiver_grpc}, OTLP/HTTP and the feedback API \
+         on http://{receiver_http}. Ctrl-C stops it."
+    );
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C")?,
+        // The receiver stopped by itself: its error says why.
+        ended = &mut receiver => return Ok(ended??),
+    }
     let _ = stop_receiver.send(());
     receiver.await??;
-    print_outcome(&args)?;
-    println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+    println!(
+        "Receiver stopped; the store stays in {}.",
+        args.store_path.display()
+    );
     Ok(())
 }
 
@@ -200,15 +245,20 @@ fn service_spans() -> Targets {
         .with_target("closedloop_tracing", Level::TRACE)
 }
 
-/// Prints the failure records and the per-template report, and writes the eval set and the
-/// report next to the store.
-fn print_outcome(args: &Args) -> anyhow::Result<()> {
+/// Prints the failure records and the per-template report, writes the eval set and the
+/// report next to the store, and draws today's review sample.
+fn print_outcome(
+    args: &Args,
+    review_config: &ReviewConfig,
+    retention: ContentRetention,
+) -> anyhow::Result<()> {
     let store = &args.store_path;
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
     let store_config = closedloop_store::StoreConfig {
         path: store.clone(),
+        content_retention: retention,
         ..closedloop_store::StoreConfig::default()
     };
     let conn =
@@ -270,9 +320,31 @@ fn print_outcome(args: &Args) -> anyhow::Result<()> {
         evalset_path.display()
     );
     println!("Report as JSON: {}", report_path.display());
+
+    // The receiver samples a day once it is over; the demo's traffic is all today's, so today's
+    // sample is drawn now. The receiver's own sampling later finds the day drawn.
+    let today = now_s.div_euclid(86_400);
+    let sample = review::sample_day(conn, review_config, retention, today, Some(args.seed))
+        .context("drawing today's review sample")?;
+    let waiting = review::list(
+        conn,
+        &ReviewFilter {
+            day: Some(sample.day.clone()),
+            unlabelled: true,
+        },
+    )
+    .context("listing the review queue")?;
+    println!(
+        "Review queue: {} answers of today's {} waiting for review (sample of {}, seed {}).",
+        waiting.len(),
+        sample.population,
+        sample.day,
+        sample.seed
+    );
     println!(
         "Explore further:\n  cargo run --release -p closedloop-cli -- triage list --store-path {0}\n  \
-         cargo run --release -p closedloop-cli -- report --store-path {0}",
+         cargo run --release -p closedloop-cli -- report --store-path {0}\n  \
+         cargo run --release -p closedloop-cli -- review list --unlabelled --store-path {0}",
         store.display()
     );
     Ok(())

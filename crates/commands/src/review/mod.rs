@@ -13,13 +13,19 @@
 //! signal `label`, value 1.0 (good) or 0.0 (bad), and goes through the same join and failure
 //! rules as any other feedback: a bad label makes or updates the response's failure record,
 //! exported like the others. The expected answer and note stay with the queue item.
+//!
+//! With `store.content_retention = "reviewed_or_failed"` (the default), drawing a day's
+//! sample also deletes the captured content of that day's responses that have no failure
+//! record and were not drawn, in the same transaction; with `review.daily_sample_size = 0`
+//! [`auto_sample`] deletes it when the day would have been sampled. A day sampled before it
+//! ended (the current day, drawn by hand) is gone over again once it has ended and ripened.
 
 mod config;
 
 use closedloop_store::records::{
     ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
 };
-use closedloop_store::Connection;
+use closedloop_store::{Connection, ContentRetention};
 
 pub use config::ReviewConfig;
 
@@ -131,17 +137,25 @@ pub struct SampleOutcome {
     pub population: u64,
     /// The responses added to the queue.
     pub sampled: usize,
+    /// The captured content of the day's other responses deleted with the draw
+    /// (`store.content_retention`).
+    pub content_deleted: usize,
 }
 
 /// Draws the sample of `day` (days since the Unix epoch) into the queue, in one transaction
 /// that first claims the day: with several receivers on one store, the one whose claim
-/// succeeds draws, and the others find the day sampled.
+/// succeeds draws, and the others find the day sampled. With `retention` on
+/// [`ContentRetention::ReviewedOrFailed`], the same transaction deletes the content of the
+/// day's responses that were not drawn and have no failure record; when the day has ended,
+/// it is recorded as done.
+#[allow(clippy::too_many_arguments)] // The draw's inputs, each one plain value.
 fn draw(
     conn: &mut Connection,
     day: i64,
     size: usize,
     implicit_share: f64,
     seed: u64,
+    retention: ContentRetention,
     now_s: i64,
 ) -> Result<SampleOutcome, ReviewError> {
     let day_text = format_day(day);
@@ -205,22 +219,33 @@ fn draw(
             sampled += 1;
         }
     }
+    let mut content_deleted = 0;
+    if retention == ContentRetention::ReviewedOrFailed {
+        content_deleted = tx.drop_unneeded_content(day * DAY_SECS, (day + 1) * DAY_SECS)?;
+        if now_s >= (day + 1) * DAY_SECS {
+            tx.mark_content_dropped(&day_text, now_s, content_deleted)?;
+        }
+    }
     tx.commit()?;
     Ok(SampleOutcome {
         day: day_text,
         seed,
         population,
         sampled,
+        content_deleted,
     })
 }
 
 /// Samples the UTC day `day` (days since the Unix epoch) into the review queue: with `seed`
 /// when given, else the configured seed (mixed with the day), else a random one; the seed is
 /// recorded. A day is sampled once; sampling it again is an error naming the recorded seed.
-/// The current day can be sampled too (from the responses received so far).
+/// The current day can be sampled too (from the responses received so far); the receiver's
+/// [`auto_sample`] then leaves it be. `retention` is `store.content_retention`: see the
+/// module docs.
 pub fn sample_day(
     conn: &mut Connection,
     config: &ReviewConfig,
+    retention: ContentRetention,
     day: i64,
     seed: Option<u64>,
 ) -> Result<SampleOutcome, ReviewError> {
@@ -233,6 +258,7 @@ pub fn sample_day(
         config.daily_sample_size,
         config.implicit_negative_share,
         seed,
+        retention,
         crate::store::writer::unix_now_s(),
     )
 }
@@ -240,43 +266,83 @@ pub fn sample_day(
 /// How many days back the receiver samples days it missed (while it was stopped).
 const CATCH_UP_DAYS: i64 = 7;
 
+/// What [`auto_sample`] did for one completed day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DayDone {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The responses queued, when its sample was drawn now.
+    pub sampled: Option<usize>,
+    /// The captured content deleted (`store.content_retention`), when that was done now.
+    pub content_deleted: Option<usize>,
+}
+
 /// Samples the completed days (those that ended `review.sample_delay_secs` ago or more, up to
-/// a week back) that have responses and no sample yet. Returns (day, sampled) per day drawn.
+/// a week back) that have responses and no sample yet. With `retention` on
+/// [`ContentRetention::ReviewedOrFailed`], the content of those days that no sample and no
+/// failure record needs is deleted once per day: with the draw, or at the moment the day
+/// would have been drawn when `review.daily_sample_size` is 0 or the day was sampled before
+/// it ended. Returns what was done, per day.
 pub fn auto_sample(
     conn: &mut Connection,
     config: &ReviewConfig,
+    retention: ContentRetention,
     now_s: i64,
-) -> Result<Vec<(String, usize)>, StoreError> {
-    if config.daily_sample_size == 0 {
+) -> Result<Vec<DayDone>, StoreError> {
+    let drops = retention == ContentRetention::ReviewedOrFailed;
+    if config.daily_sample_size == 0 && !drops {
         return Ok(Vec::new());
     }
     let ripe = now_s.saturating_sub(config.sample_delay_secs.min(i64::MAX as u64) as i64);
     // The last day that ended at or before `ripe`.
     let last = ripe.div_euclid(DAY_SECS) - 1;
-    let mut drawn = Vec::new();
+    let mut done = Vec::new();
     for day in (last - CATCH_UP_DAYS + 1)..=last {
-        let sampled = conn.review_day_seed(&format_day(day))?.is_some();
-        if sampled || !conn.has_responses_between(day * DAY_SECS, (day + 1) * DAY_SECS)? {
-            continue;
+        let day_text = format_day(day);
+        let (from_s, to_s) = (day * DAY_SECS, (day + 1) * DAY_SECS);
+        let mut outcome = DayDone {
+            day: day_text.clone(),
+            sampled: None,
+            content_deleted: None,
+        };
+        if config.daily_sample_size > 0
+            && conn.review_day_seed(&day_text)?.is_none()
+            && conn.has_responses_between(from_s, to_s)?
+        {
+            let seed = config
+                .seed
+                .map_or_else(rand::random, |seed| day_seed(seed, day));
+            match draw(
+                conn,
+                day,
+                config.daily_sample_size,
+                config.implicit_negative_share,
+                seed,
+                retention,
+                now_s,
+            ) {
+                Ok(drawn) => {
+                    outcome.sampled = Some(drawn.sampled);
+                    outcome.content_deleted = drops.then_some(drawn.content_deleted);
+                }
+                Err(ReviewError::AlreadySampled { .. }) => {}
+                Err(ReviewError::Store(error)) => return Err(error),
+                Err(_) => {}
+            }
         }
-        let seed = config
-            .seed
-            .map_or_else(rand::random, |seed| day_seed(seed, day));
-        match draw(
-            conn,
-            day,
-            config.daily_sample_size,
-            config.implicit_negative_share,
-            seed,
-            now_s,
-        ) {
-            Ok(outcome) => drawn.push((outcome.day, outcome.sampled)),
-            Err(ReviewError::AlreadySampled { .. }) => {}
-            Err(ReviewError::Store(error)) => return Err(error),
-            Err(_) => {}
+        if drops && !conn.content_dropped(&day_text)? {
+            let mut tx = conn.transaction()?;
+            let deleted = tx.drop_unneeded_content(from_s, to_s)?;
+            tx.mark_content_dropped(&day_text, now_s, deleted)?;
+            tx.commit()?;
+            outcome.content_deleted = Some(outcome.content_deleted.unwrap_or(0) + deleted);
+        }
+        if outcome.sampled.is_some() || outcome.content_deleted.is_some_and(|n| n > 0) {
+            done.push(outcome);
         }
     }
-    Ok(drawn)
+    Ok(done)
 }
 
 /// One item of the review queue.

@@ -201,8 +201,17 @@ ALTER TABLE triage_notes ADD COLUMN actor TEXT;
 ALTER TABLE triage_notes ADD COLUMN owner TEXT;
 ";
 
+/// Version 3 (SQLite's version 10): the days whose unneeded content was deleted.
+const CONTENT_DROPS: &str = "
+CREATE TABLE content_drops (
+    day TEXT PRIMARY KEY,
+    dropped_s BIGINT NOT NULL,
+    deleted BIGINT NOT NULL
+);
+";
+
 /// Each entry moves the database from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS];
 
 /// The schema version this closedloop writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

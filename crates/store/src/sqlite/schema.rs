@@ -252,6 +252,16 @@ ALTER TABLE triage_notes ADD COLUMN actor TEXT;
 ALTER TABLE triage_notes ADD COLUMN owner TEXT;
 ";
 
+/// Version 10. The UTC days whose captured content no review sample and no failure record
+/// needs was deleted (`store.content_retention`), so each day's is deleted once.
+const CONTENT_DROPS: &str = "
+CREATE TABLE content_drops (
+    day TEXT PRIMARY KEY,
+    dropped_s INTEGER NOT NULL,
+    deleted INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -276,6 +286,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(OUTBOX_LEASES),
     sql(WAITING_BY_RESPONSE_ID),
     sql(PEOPLE),
+    sql(CONTENT_DROPS),
 ];
 
 /// The column constraint that made idempotency ids global.
