@@ -340,6 +340,106 @@ impl BarChart {
     }
 }
 
+/// One row of an interval chart: a rate and its interval.
+#[derive(Clone, Debug)]
+pub(crate) struct IntervalRow {
+    pub(crate) name: String,
+    pub(crate) value: f64,
+    pub(crate) low: f64,
+    pub(crate) high: f64,
+    pub(crate) detail: String,
+}
+
+/// Rates with their intervals, one row each (a forest plot), sharing one axis.
+#[derive(Clone, Debug)]
+pub(crate) struct IntervalChart {
+    pub(crate) title: String,
+    pub(crate) rows: Vec<IntervalRow>,
+}
+
+struct DrawnRow {
+    y: f64,
+    name: String,
+    color: &'static str,
+    x: f64,
+    x_low: f64,
+    x_high: f64,
+    value: f64,
+    tooltip: String,
+}
+
+struct VTick {
+    x: f64,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "intervals.svg", escape = "html")]
+struct IntervalSvg<'a> {
+    title: &'a str,
+    width: f64,
+    height: f64,
+    left: f64,
+    top: f64,
+    bottom: f64,
+    ticks: Vec<VTick>,
+    rows: Vec<DrawnRow>,
+}
+
+impl IntervalChart {
+    /// The chart as SVG markup.
+    pub(crate) fn svg(&self) -> Result<String, askama::Error> {
+        const ROW: f64 = 26.0;
+        const NAMES: f64 = 220.0;
+        let height = TOP + BOTTOM + ROW * self.rows.len().max(1) as f64;
+        let max = nice_max(self.rows.iter().map(|row| row.high).fold(0.0, f64::max)).min(1.0);
+        let inner = WIDTH - NAMES - RIGHT;
+        let x = |value: f64| NAMES + inner * (value / max).clamp(0.0, 1.0);
+        let rows = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(index, row)| DrawnRow {
+                y: TOP + ROW * (index as f64 + 0.5),
+                name: row.name.clone(),
+                color: color(index),
+                x: x(row.value),
+                x_low: x(row.low),
+                x_high: x(row.high),
+                value: row.value,
+                tooltip: format!(
+                    "{}: {} ({}–{}), {}",
+                    row.name,
+                    Scale::Rate.format(row.value),
+                    Scale::Rate.format(row.low),
+                    Scale::Rate.format(row.high),
+                    row.detail
+                ),
+            })
+            .collect();
+        let ticks = (0..=4)
+            .map(|step| {
+                let value = max * f64::from(step) / 4.0;
+                VTick {
+                    x: x(value),
+                    label: Scale::Rate.format(value),
+                }
+            })
+            .collect();
+        IntervalSvg {
+            title: &self.title,
+            width: WIDTH,
+            height,
+            left: NAMES,
+            top: TOP,
+            bottom: height - BOTTOM,
+            ticks,
+            rows,
+        }
+        .render()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +488,35 @@ mod tests {
             "{svg}"
         );
         assert!(!svg.contains("<v2>"), "{svg}");
+    }
+
+    #[test]
+    fn an_interval_chart_has_a_row_per_rate() {
+        let chart = IntervalChart {
+            title: "Failure rate".into(),
+            rows: vec![
+                IntervalRow {
+                    name: "answer@v3".into(),
+                    value: 0.15,
+                    low: 0.1,
+                    high: 0.2,
+                    detail: "15 of 100".into(),
+                },
+                IntervalRow {
+                    name: "answer@v4".into(),
+                    value: 0.05,
+                    low: 0.02,
+                    high: 0.09,
+                    detail: "5 of 100".into(),
+                },
+            ],
+        };
+        let svg = chart.svg().unwrap();
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        assert!(
+            svg.contains("data-series=\"answer@v4\" data-value=\"0.05\""),
+            "{svg}"
+        );
     }
 
     #[test]
