@@ -267,6 +267,14 @@ fn check_config(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             "Failure records are stored, not exported (no endpoint)."
         )?,
     }
+    match config.ui_addr() {
+        Some(addr) => writeln!(
+            out,
+            "The console is served at http://{addr}/ui/ (sign-in: {}).",
+            config.ui.sign_in()
+        )?,
+        None => writeln!(out, "The console is off (ui.enabled = false).")?,
+    }
     Ok(())
 }
 

@@ -56,14 +56,23 @@ pub struct UiConfig {
     pub secure_cookies: bool,
 }
 
-/// A person who may sign in to the console.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// A person who may sign in to the console. `Debug` does not print the password hash.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UiUser {
     /// The name shown on labels and triage notes: letters, digits and `._@-`, at most 64.
     pub name: String,
     /// The argon2 hash of the password, in PHC form (`$argon2id$v=19$...`).
     pub password_hash: String,
+}
+
+impl std::fmt::Debug for UiUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiUser")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
 }
 
 const fn default_enabled() -> bool {
@@ -185,6 +194,15 @@ impl UiConfig {
             return Err(UiConfigError::Unprotected(addr));
         }
         Ok(())
+    }
+
+    /// How people sign in, in words (for `closedloop check-config`).
+    pub fn sign_in(&self) -> &'static str {
+        match self.auth_mode() {
+            AuthMode::Open => "a name, no password (loopback only)",
+            AuthMode::Users => "ui.users with passwords",
+            AuthMode::Proxy => "the reverse proxy's user header",
+        }
     }
 
     pub(crate) fn auth_mode(&self) -> AuthMode {

@@ -14,8 +14,32 @@ const IDLE_CONNECTIONS: usize = 4;
 /// Opens connections to the configured store on demand and keeps a few idle ones.
 #[derive(Clone)]
 pub(crate) struct Store {
-    config: Arc<StoreConfig>,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Drop for Inner {
+    /// Closes the idle connections on a thread of their own: closing a PostgreSQL connection
+    /// blocks, which must not happen on the async runtime the console is dropped on.
+    fn drop(&mut self) {
+        let idle = std::mem::take(
+            self.idle
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if !idle.is_empty() {
+            let closing = std::thread::Builder::new()
+                .name("console-store-close".into())
+                .spawn(move || drop(idle));
+            if let Err(error) = closing {
+                tracing::warn!(%error, "Console store connections not closed cleanly.");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -27,8 +51,10 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub(crate) fn new(config: StoreConfig) -> Self {
         Self {
-            config: Arc::new(config),
-            idle: Arc::new(Mutex::new(Vec::new())),
+            inner: Arc::new(Inner {
+                config,
+                idle: Mutex::new(Vec::new()),
+            }),
         }
     }
 
@@ -42,7 +68,7 @@ impl Store {
         T: Send + 'static,
         E: Into<PageError> + Send + 'static,
     {
-        let store = self.clone();
+        let store = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let idle = store.idle.lock().ok().and_then(|mut idle| idle.pop());
             let mut conn = match idle {

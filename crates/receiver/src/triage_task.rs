@@ -28,6 +28,15 @@ struct Db {
     conn: Option<Connection>,
 }
 
+impl Drop for Db {
+    /// Closes the connection off the async runtime the task ends on.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.close_in_background();
+        }
+    }
+}
+
 impl Db {
     async fn run<T: Send + 'static, E: std::fmt::Display>(
         &mut self,

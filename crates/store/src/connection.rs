@@ -30,6 +30,18 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Closes the connection on a thread of its own. Closing a PostgreSQL connection blocks
+    /// (its client runs a small runtime of its own), which must not happen on an async
+    /// runtime's thread: an async task that owns a connection closes it this way.
+    pub fn close_in_background(self) {
+        let closing = std::thread::Builder::new()
+            .name("closedloop-store-close".into())
+            .spawn(move || drop(self));
+        if let Err(error) = closing {
+            tracing::warn!(%error, "Store connection not closed cleanly.");
+        }
+    }
+
     /// Opens a connection for `access` on the engine `config` names.
     pub fn open(config: &StoreConfig, access: Access) -> Result<Connection> {
         let db = match config.engine {

@@ -48,8 +48,9 @@ mod responses;
 mod review;
 mod sessions;
 mod sqlite;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 mod triage;

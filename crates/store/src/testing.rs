@@ -21,6 +21,10 @@
 //! // tests `interns_once::sqlite` and `interns_once::postgres`
 //! ```
 
+// Other crates' tests (feature `testing`) use the stores only; the row helpers and the macro
+// are for this crate's tests.
+#![cfg_attr(not(test), allow(dead_code, unused_macros, unused_imports))]
+
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,11 +40,13 @@ const URL_VAR: &str = "CLOSEDLOOP_TEST_POSTGRES_URL";
 const REQUIRE_VAR: &str = "CLOSEDLOOP_TEST_REQUIRE_POSTGRES";
 
 /// A store for one test, removed when dropped.
-pub(crate) struct TestStore {
+#[derive(Debug)]
+pub struct TestStore {
     config: StoreConfig,
     guard: Guard,
 }
 
+#[derive(Debug)]
 enum Guard {
     // Held for its Drop, which removes the directory; never read.
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
@@ -49,7 +55,7 @@ enum Guard {
 
 impl TestStore {
     /// A new SQLite store in a temporary directory.
-    pub(crate) fn sqlite() -> TestStore {
+    pub fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = StoreConfig {
             path: dir.path().join("closedloop.db"),
@@ -63,7 +69,7 @@ impl TestStore {
 
     /// A new, empty PostgreSQL database; `None` (with a line on stderr) when the tests have
     /// no server. `test` names the test in that line.
-    pub(crate) fn postgres(test: &str) -> Option<TestStore> {
+    pub fn postgres(test: &str) -> Option<TestStore> {
         let Some(server) = std::env::var(URL_VAR).ok().filter(|url| !url.is_empty()) else {
             if std::env::var(REQUIRE_VAR).is_ok_and(|value| value == "1") {
                 panic!(
@@ -93,12 +99,12 @@ impl TestStore {
     }
 
     /// The settings that open this store.
-    pub(crate) fn config(&self) -> &StoreConfig {
+    pub fn config(&self) -> &StoreConfig {
         &self.config
     }
 
     /// Opens a connection for `access` (the first writer creates and migrates the store).
-    pub(crate) fn open(&self, access: Access) -> Connection {
+    pub fn open(&self, access: Access) -> Connection {
         Connection::open(&self.config, access)
             .unwrap_or_else(|error| panic!("open the {} test store: {error}", self.config.engine))
     }
@@ -114,6 +120,7 @@ impl TestStore {
 
 /// A database created for one test on the tests' server, dropped (with any connection still
 /// in it) when this is.
+#[derive(Debug)]
 struct PostgresDatabase {
     /// The server's own database, where this one is created and dropped from.
     server: String,
@@ -409,6 +416,7 @@ macro_rules! both_engines {
 }
 pub(crate) use both_engines;
 
+#[cfg(test)]
 mod tests {
     use super::with_database;
 

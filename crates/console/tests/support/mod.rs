@@ -7,6 +7,7 @@ use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use closedloop_console::{Console, UiConfig};
 use closedloop_engine::direct::DirectSettings;
+use closedloop_store::testing::TestStore;
 use closedloop_store::{Access, Connection, StoreConfig};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
@@ -16,7 +17,37 @@ pub struct TestConsole {
     pub router: Router,
     pub store: StoreConfig,
     pub cookie: Option<String>,
-    _dir: tempfile::TempDir,
+    _store: Option<TestStore>,
+}
+
+/// A SQLite store, and a PostgreSQL one when the tests have a server
+/// (`CLOSEDLOOP_TEST_POSTGRES_URL`; see `closedloop_store::testing`), each filled by `fill`.
+///
+/// PostgreSQL's synchronous client must not run on an async runtime's thread, so tests over
+/// both engines are plain `#[test]`s: they fill and drop the stores here, outside any
+/// runtime, and drive the console inside [`run`].
+pub fn both_engines<T>(
+    test: &str,
+    mut fill: impl FnMut(&mut Connection) -> T,
+) -> Vec<(TestStore, T)> {
+    let mut stores = vec![TestStore::sqlite()];
+    stores.extend(TestStore::postgres(test));
+    stores
+        .into_iter()
+        .map(|store| {
+            let filled = fill(&mut store.open(Access::Writer));
+            (store, filled)
+        })
+        .collect()
+}
+
+/// Runs `test` on a fresh single-threaded runtime.
+pub fn run<F: std::future::Future>(test: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test)
 }
 
 /// A response's status, headers and body text.
@@ -48,20 +79,21 @@ impl Page {
 impl TestConsole {
     /// A console with `ui` over a fresh, migrated store that `fill` may write to first.
     pub fn new(ui: UiConfig, fill: impl FnOnce(&mut Connection)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StoreConfig {
-            path: dir.path().join("closedloop.db"),
-            ..StoreConfig::default()
-        };
-        let mut conn = Connection::open(&store, Access::Writer).unwrap();
-        fill(&mut conn);
-        drop(conn);
+        let store = TestStore::sqlite();
+        fill(&mut store.open(Access::Writer));
+        let mut console = Self::over(store.config(), ui);
+        console._store = Some(store);
+        console
+    }
+
+    /// A console with `ui` over the store `store` (which the caller keeps).
+    pub fn over(store: &StoreConfig, ui: UiConfig) -> Self {
         let console = Console::new(&ui, store.clone(), DirectSettings::default()).unwrap();
         Self {
             router: console.router(),
-            store,
+            store: store.clone(),
             cookie: None,
-            _dir: dir,
+            _store: None,
         }
     }
 

@@ -146,6 +146,15 @@ enum Pass {
     Backoff(Duration),
 }
 
+impl Drop for Exporter {
+    /// Closes the reader connection off the async runtime the exporter ends on.
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.close_in_background();
+        }
+    }
+}
+
 impl Exporter {
     /// An exporter to `target`, draining the outbox of the store `store_config` names (its
     /// deliveries handed to the writer `store`) until `stop` says so.
