@@ -152,7 +152,8 @@ pub use crate::evalset::EvalsetRecord;
 pub use crate::notifications::Notification;
 pub use crate::report::{ReportResponse, SignalCount};
 pub use crate::review::{
-    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
+    ReviewCandidate, ReviewDay, ReviewDayProgress, ReviewLabel, ReviewLabelUpdate, ReviewRow,
+    ReviewStratum,
 };
 pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
 
