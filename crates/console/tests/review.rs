@@ -166,6 +166,9 @@ async fn the_queue_opens_on_the_latest_day_with_unlabelled_answers_and_counts_pr
         console.get("/ui/review?day=yesterday").await.status,
         StatusCode::BAD_REQUEST
     );
+    let unsampled = console.get("/ui/review?day=2026-11-28").await;
+    assert_eq!(unsampled.status, StatusCode::NOT_FOUND);
+    assert!(unsampled.body.contains("2026-11-28 has no review sample"));
     assert_eq!(
         console.get("/ui/review/abc").await.status,
         StatusCode::BAD_REQUEST

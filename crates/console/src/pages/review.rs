@@ -209,6 +209,11 @@ async fn show(
         items,
         current,
     } = app.store.run(move |conn| load(conn, target)).await?;
+    if let Some(day) = &day {
+        if !days.iter().any(|sampled| &sampled.day == day) {
+            return Err(PageError::NotFound(format!("{day} has no review sample")));
+        }
+    }
     let total = items.len() as u64;
     let reviewed = items.iter().filter(|item| item.label.is_some()).count() as u64;
     let notice = labelled.and_then(|id| {
