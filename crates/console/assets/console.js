@@ -3,7 +3,8 @@
 // Any element with a `data-key` attribute is activated when that key is pressed outside a
 // text field: a link or button is clicked, a radio or checkbox is toggled, a text field is
 // focused. Keys are compared with KeyboardEvent.key ("g", "3", "ArrowRight", "?").
-// Escape leaves a text field; Ctrl+Enter (or Cmd+Enter) in a text field submits its form.
+// Escape leaves a text field; Ctrl+Enter (or Cmd+Enter) in a text field submits its form
+// (with the button its `data-submit` attribute names, if any).
 // `data-confirm` on a button asks before submitting.
 "use strict";
 
@@ -42,7 +43,12 @@
         event.preventDefault();
       } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.form) {
         event.preventDefault();
-        if (target.form.requestSubmit) target.form.requestSubmit();
+        // `data-submit="ID"` names the button the form is submitted with (its name and value
+        // are sent, as when it is clicked).
+        var submitter = document.getElementById(target.getAttribute("data-submit") || "");
+        if (submitter && target.form.requestSubmit) target.form.requestSubmit(submitter);
+        else if (submitter) submitter.click();
+        else if (target.form.requestSubmit) target.form.requestSubmit();
         else target.form.submit();
       }
       return;

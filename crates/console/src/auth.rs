@@ -276,10 +276,14 @@ pub(crate) async fn sessions(
     next: axum::middleware::Next,
 ) -> Response {
     let (session, fresh) = app.auth.session_of(request.headers());
+    // The cookie is sent back for `/ui` paths only: a request elsewhere (the browser's own
+    // `/favicon.ico`) carries none, and a fresh cookie for it would replace the session. The
+    // console has no fallback route for this reason; the check keeps it so if one is added.
+    let in_scope = request.uri().path() == "/ui" || request.uri().path().starts_with("/ui/");
     request.extensions_mut().insert(session.clone());
     let mut response = next.run(request).await;
     // A handler that set its own cookie (sign-in, sign-out) wins.
-    if fresh && !response.headers().contains_key(header::SET_COOKIE) {
+    if fresh && in_scope && !response.headers().contains_key(header::SET_COOKIE) {
         response
             .headers_mut()
             .insert(header::SET_COOKIE, app.auth.cookie(&session));

@@ -186,3 +186,23 @@ async fn paths_outside_the_console_and_its_assets_start_no_session() {
         .headers
         .contains_key(header::SET_COOKIE));
 }
+
+#[tokio::test]
+async fn a_request_outside_the_console_leaves_the_session_alone() {
+    let mut console = TestConsole::new(UiConfig::default(), |_| {});
+    console.sign_in("ana", "").await;
+    // A browser sends the console's cookie (Path=/ui) with /ui requests only: its
+    // /favicon.ico comes without one, and must not set a fresh one over the session.
+    let session = console.cookie.take();
+    let favicon = console.get("/favicon.ico").await;
+    assert_eq!(favicon.status, StatusCode::NOT_FOUND);
+    assert!(
+        !favicon.headers.contains_key(header::SET_COOKIE),
+        "{:?}",
+        favicon.headers
+    );
+    console.cookie = session;
+    let page = console.get("/ui/triage").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(">ana<"), "{}", page.body);
+}

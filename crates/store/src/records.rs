@@ -153,7 +153,8 @@ pub use crate::notifications::Notification;
 pub use crate::overview::{DayCount, DayVersionCount, OwnerLoad, ReviewProgress};
 pub use crate::report::{ReportResponse, SignalCount};
 pub use crate::review::{
-    ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
+    ReviewCandidate, ReviewDay, ReviewDayProgress, ReviewLabel, ReviewLabelUpdate, ReviewRow,
+    ReviewStratum,
 };
 pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
 

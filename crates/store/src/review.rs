@@ -147,6 +147,19 @@ pub struct ReviewRow {
     pub reviewer: Option<String>,
 }
 
+/// A sampled day and how far its review has come.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewDayProgress {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The day's responses when it was sampled.
+    pub population: u64,
+    /// The items queued for the day.
+    pub items: u64,
+    /// The items labelled so far.
+    pub labelled: u64,
+}
+
 /// A label as stored on a queue item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReviewLabelUpdate<'a> {
@@ -303,6 +316,24 @@ impl Connection {
             &format!("{ITEM_COLUMNS} WHERE q.id = ?1"),
             values![id],
             item,
+        )
+    }
+
+    /// The sampled days, newest first, each with its count of items and of labelled items.
+    pub fn review_day_progress(&mut self) -> Result<Vec<ReviewDayProgress>> {
+        self.db.query(
+            "SELECT d.day, d.population, COUNT(q.id), COUNT(q.label)
+             FROM review_days d LEFT JOIN review_queue q ON q.day = d.day
+             GROUP BY d.day, d.population ORDER BY d.day DESC",
+            values![],
+            |row| {
+                Ok(ReviewDayProgress {
+                    day: row.get(0)?,
+                    population: row.get::<i64>(1)?.max(0) as u64,
+                    items: row.get::<i64>(2)?.max(0) as u64,
+                    labelled: row.get::<i64>(3)?.max(0) as u64,
+                })
+            },
         )
     }
 
@@ -475,6 +506,43 @@ pub(crate) mod tests {
             .is_empty());
     }
 
+    pub(crate) fn progress_of_sampled_days(conn: &mut Connection) {
+        assert!(conn.review_day_progress().unwrap().is_empty());
+        let mut first = day("2026-01-01", 1);
+        first.population = 40;
+        conn.claim_review_day(&first).unwrap();
+        conn.claim_review_day(&day("2026-01-02", 2)).unwrap();
+        for n in 1..=3 {
+            conn.queue_review_item("2026-01-01", key(n), ReviewStratum::Uniform, 500)
+                .unwrap();
+        }
+        let labelled = conn.review_items(Some("2026-01-01"), false).unwrap()[1].id;
+        let update = ReviewLabelUpdate {
+            label: ReviewLabel::Good,
+            labelled_s: 700,
+            category: None,
+            expected: None,
+            note: None,
+            feedback_id: "fb_review_1",
+            reviewer: Some("ana"),
+        };
+        assert!(conn.set_review_label(labelled, &update).unwrap());
+        let progress = |day: &str, population, items, labelled| ReviewDayProgress {
+            day: day.into(),
+            population,
+            items,
+            labelled,
+        };
+        // Newest first; a day whose sample drew nothing is listed with no items.
+        assert_eq!(
+            conn.review_day_progress().unwrap(),
+            vec![
+                progress("2026-01-02", 3, 0, 0),
+                progress("2026-01-01", 40, 3, 1)
+            ]
+        );
+    }
+
     /// Two receivers drawing the same day at once: the second claim waits for the first
     /// transaction and loses, so the day is drawn once.
     pub(crate) fn receivers_draw_a_day_once(first: &mut Connection, second: &mut Connection) {
@@ -511,5 +579,10 @@ pub(crate) mod tests {
         );
     }
 
-    both_engines!(candidates_of_a_day, a_day_is_claimed_once, items_and_labels,);
+    both_engines!(
+        candidates_of_a_day,
+        a_day_is_claimed_once,
+        items_and_labels,
+        progress_of_sampled_days,
+    );
 }
