@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use closedloop_console::{hash_password, UiUser};
 use closedloop_receiver::{Config, Listeners, Receiver};
+use closedloop_store::bulk::{populate, Spec};
 use support::browser::Browser;
 use support::receiver::TestReceiver;
 use support::{feedback_span, generation_span, ids, Generation};
@@ -70,13 +71,7 @@ async fn the_overview_chart_draws_the_points_the_store_holds() {
     sign_in(&browser, &receiver, "ana").await;
     browser.open(&receiver.http_url("/ui/?days=7")).await;
     browser.wait_for_text("#responses", "65").await;
-    let points = browser
-        .script(
-            "return [...document.querySelectorAll('#rate-chart circle')].map(c => ({
-                series: c.dataset.series, day: c.dataset.x, value: Number(c.dataset.value) }));",
-        )
-        .await;
-    let points = points.as_array().unwrap();
+    let points = rate_points(&browser).await;
     assert_eq!(points.len(), expected.len(), "{points:?} vs {expected:?}");
     for count in &expected {
         let series = format!(
@@ -103,7 +98,100 @@ async fn the_overview_chart_draws_the_points_the_store_holds() {
         )
         .await;
     assert_eq!(bars.as_u64(), Some(8));
+
+    // The report compares the two versions; the eval set lists the failures as cases.
+    browser.open(&receiver.http_url("/ui/report")).await;
+    browser
+        .wait_for_text("main", "answer_with_context@v3 → answer_with_context@v4")
+        .await;
+    let intervals = browser
+        .script("return document.querySelectorAll('#report-chart circle').length;")
+        .await;
+    assert_eq!(intervals.as_u64(), Some(2));
+    browser.open(&receiver.http_url("/ui/evalset")).await;
+    browser
+        .wait_for_text("main", "from 8 failure records")
+        .await;
+    browser.close().await;
+    receiver.stop().await.unwrap();
+}
+
+/// Reads the points of the rate chart.
+async fn rate_points(browser: &Browser) -> Vec<serde_json::Value> {
+    browser
+        .script(
+            "return [...document.querySelectorAll('#rate-chart circle')].map(c => ({
+                series: c.dataset.series, day: c.dataset.x, value: Number(c.dataset.value) }));",
+        )
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_week_of_traffic_draws_a_point_per_version_and_day() {
+    let Some(browser) = Browser::start("a_week_of_traffic_draws_a_point_per_version_and_day").await
+    else {
+        return;
+    };
+    // A week of traffic, filled the way the receiver fills the store, under a real receiver.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("week.db");
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let config = closedloop_store::StoreConfig {
+        path: path.clone(),
+        ..closedloop_store::StoreConfig::default()
+    };
+    let mut spec = Spec::new(6_000, 420, now_s);
+    spec.days = 7;
+    populate(
+        &mut closedloop_store::Connection::open(&config, closedloop_store::Access::Writer).unwrap(),
+        &spec,
+    )
+    .unwrap();
+    let receiver = TestReceiver::start(|config| config.store.path = path.clone()).await;
+    let first_day = now_s / 86_400 - 6;
+    let expected = receiver
+        .read_store()
+        .day_version_counts(first_day * 86_400)
+        .unwrap();
+
+    sign_in(&browser, &receiver, "ana").await;
+    browser.open(&receiver.http_url("/ui/?days=7")).await;
+    browser.wait_for_text("#responses", "6000").await;
+    let points = rate_points(&browser).await;
+    assert_eq!(
+        points.len(),
+        expected.len(),
+        "one point per version and day"
+    );
+    for count in &expected {
+        let series = format!(
+            "{}@{}",
+            count.template_id.as_deref().unwrap(),
+            count.template_version.as_deref().unwrap()
+        );
+        let day = closedloop_engine::timefmt::format_day(count.day);
+        let point = points
+            .iter()
+            .find(|point| point["series"] == series.as_str() && point["day"] == day.as_str())
+            .unwrap_or_else(|| panic!("no point for {series} on {day}"));
+        let rate = count.failures as f64 / count.responses as f64;
+        assert!((point["value"].as_f64().unwrap() - rate).abs() < 1e-9);
+    }
     browser.screenshot("overview").await;
+    browser.open(&receiver.http_url("/ui/report?days=7")).await;
+    browser.wait_for_text("main", "Did the change help?").await;
+    browser.screenshot("report").await;
+    browser.open(&receiver.http_url("/ui/evalset?days=7")).await;
+    browser
+        .wait_for_text("main", "from 420 failure records")
+        .await;
+    browser.screenshot("evalset").await;
     browser.close().await;
     receiver.stop().await.unwrap();
 }
