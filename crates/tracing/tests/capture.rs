@@ -85,6 +85,13 @@ fn with_capture_on_content_is_exported_redacted() {
             attr_str(&h.span("chat"), CLOSEDLOOP_QUERY_TEXT).as_deref(),
             Some("my card **** was declined")
         );
+        // The generation span inherits the text with the fingerprint, so the receiver keeps
+        // the query beside the answer.
+        assert_eq!(
+            attr_str(&h.span("chat m"), CLOSEDLOOP_QUERY_TEXT).as_deref(),
+            Some("my card **** was declined"),
+            "{order:?}"
+        );
         let output: serde_json::Value =
             serde_json::from_str(&attr_str(&h.span("chat m"), GEN_AI_OUTPUT_MESSAGES).unwrap())
                 .unwrap();

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use closedloop_semconv::attribute::{
     RetrievalStage, CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_QUERY_FINGERPRINT,
-    CLOSEDLOOP_RETRIEVAL_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES,
+    CLOSEDLOOP_QUERY_TEXT, CLOSEDLOOP_RETRIEVAL_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES,
     CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, CLOSEDLOOP_TURN_INDEX, GEN_AI_CONVERSATION_ID,
     GEN_AI_DATA_SOURCE_ID, SESSION_ID, USER_ID,
 };
@@ -48,7 +48,8 @@ const ORDER_CLOSEDLOOP_FIRST: u8 = 2;
 ///   one under the same request span. Two root spans are two traces and are not connected;
 ///   see the [guide](crate::guide) for the merge rules;
 /// - onto generation spans, the session, user, turn, conversation and query fingerprint of the
-///   nearest enclosing span that has them, and the prompt template rendered for them;
+///   nearest enclosing span that has them (with the query's text when it was captured), and
+///   the prompt template rendered for them;
 /// - semantic-convention span names (`chat gpt-4o`, `retrieval my-index`) for plain spans that
 ///   set `gen_ai.*` fields but no `otel.name`.
 ///
@@ -273,6 +274,7 @@ impl ClosedloopLayer {
         let mut template = None;
         let (mut session, mut user, mut conversation, mut turn, mut fingerprint) =
             (None, None, None, None, None);
+        let mut query_text = None;
         let mut ancestor = span.parent();
         while let Some(parent) = ancestor {
             {
@@ -292,7 +294,11 @@ impl ClosedloopLayer {
                     user = user.or_else(|| up.user_id.clone());
                     conversation = conversation.or_else(|| up.conversation_id.clone());
                     turn = turn.or(up.turn_index);
-                    fingerprint = fingerprint.or_else(|| up.fingerprint.clone());
+                    if fingerprint.is_none() {
+                        // The text goes with the fingerprint it belongs to.
+                        fingerprint.clone_from(&up.fingerprint);
+                        query_text.clone_from(&up.query_text);
+                    }
                 }
             }
             ancestor = parent.parent();
@@ -341,6 +347,10 @@ impl ClosedloopLayer {
                 fingerprint.clone(),
             ));
             state.fingerprint = Some(fingerprint);
+            if let Some(text) = query_text {
+                pending.push(KeyValue::new(CLOSEDLOOP_QUERY_TEXT, text.clone()));
+                state.query_text = Some(text);
+            }
         }
     }
 
@@ -425,7 +435,12 @@ impl ClosedloopLayer {
                         fingerprint.clone(),
                     ));
                     state.fingerprint = Some(fingerprint);
-                    state.pending.extend(text);
+                    if let Some(text) = text {
+                        if let Value::String(value) = &text.value {
+                            state.query_text = Some(value.clone());
+                        }
+                        state.pending.push(text);
+                    }
                 }
                 Update::Query { .. } => {}
                 Update::Attributes(attributes) => state.pending.extend(attributes),
@@ -576,6 +591,7 @@ fn absorb(state: &mut SpanState, values: FieldValues) -> Option<Arc<[StringValue
     set(&mut state.conversation_id, values.conversation_id);
     set(&mut state.turn_index, values.turn_index);
     set(&mut state.fingerprint, values.fingerprint);
+    set(&mut state.query_text, values.query_text);
     state.has_template |= values.has_template;
     state.has_context_chunks |= values.has_context_chunks;
     state.has_otel_name |= values.has_otel_name;

@@ -145,6 +145,8 @@ pub(super) struct SpanState {
     pub(super) conversation_id: Option<StringValue>,
     pub(super) turn_index: Option<i64>,
     pub(super) fingerprint: Option<StringValue>,
+    /// The query's text, when it was captured with the fingerprint (content capture on).
+    pub(super) query_text: Option<StringValue>,
     pub(super) has_template: bool,
     pub(super) has_context_chunks: bool,
     pub(super) has_otel_name: bool,
@@ -175,6 +177,7 @@ impl SpanState {
             conversation_id: None,
             turn_index: None,
             fingerprint: None,
+            query_text: None,
             has_template: false,
             has_context_chunks: false,
             has_otel_name: false,
