@@ -230,20 +230,9 @@ pub fn set_status(
     note: Option<&str>,
     actor: Option<&str>,
 ) -> Result<i64, TriageError> {
-    let key = parse_failure_id(id).ok_or_else(|| TriageError::BadId(id.to_owned()))?;
-    let revision = direct::write(conn, settings, |w| {
-        // The record's lock before its row, in the order a receiver's join takes them, so
-        // the two never wait for each other (several receivers on one store).
-        w.conn.lock([closedloop_store::LockKey::span(&key)])?;
-        if !w
-            .conn
-            .set_triage_status(key, status, w.now_s, note, actor)?
-        {
-            return Ok(None);
-        }
-        join::revise(w, key).map(Some)
-    })?;
-    revision.ok_or_else(|| TriageError::NotFound(id.to_owned()))
+    revise(conn, settings, id, |conn, key, now_s| {
+        conn.set_triage_status(key, status, now_s, note, actor)
+    })
 }
 
 /// Gives the failure record `id` to `owner` (its status and due time stay), with an optional
@@ -257,10 +246,25 @@ pub fn reassign(
     note: Option<&str>,
     actor: Option<&str>,
 ) -> Result<i64, TriageError> {
+    revise(conn, settings, id, |conn, key, now_s| {
+        conn.reassign_triage(key, owner, now_s, note, actor)
+    })
+}
+
+/// Applies `change` to the record `id` (it returns `false` when there is no such record) and
+/// writes the new revision, in one transaction.
+fn revise(
+    conn: &mut Connection,
+    settings: &DirectSettings,
+    id: &str,
+    change: impl FnOnce(&mut Connection, SpanRef, i64) -> Result<bool, StoreError>,
+) -> Result<i64, TriageError> {
     let key = parse_failure_id(id).ok_or_else(|| TriageError::BadId(id.to_owned()))?;
     let revision = direct::write(conn, settings, |w| {
+        // The record's lock before its row, in the order a receiver's join takes them, so
+        // the two never wait for each other (several receivers on one store).
         w.conn.lock([closedloop_store::LockKey::span(&key)])?;
-        if !w.conn.reassign_triage(key, owner, w.now_s, note, actor)? {
+        if !change(w.conn, key, w.now_s)? {
             return Ok(None);
         }
         join::revise(w, key).map(Some)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use closedloop_console::{hash_password, UiUser};
 use closedloop_receiver::{Config, Listeners, Receiver};
 use closedloop_store::bulk::{populate, Spec};
+use closedloop_store::records::DayVersionCount;
 use support::browser::Browser;
 use support::receiver::TestReceiver;
 use support::{feedback_span, generation_span, ids, Generation};
@@ -71,25 +72,7 @@ async fn the_overview_chart_draws_the_points_the_store_holds() {
     sign_in(&browser, &receiver, "ana").await;
     browser.open(&receiver.http_url("/ui/?days=7")).await;
     browser.wait_for_text("#responses", "65").await;
-    let points = rate_points(&browser).await;
-    assert_eq!(points.len(), expected.len(), "{points:?} vs {expected:?}");
-    for count in &expected {
-        let series = format!(
-            "{}@{}",
-            count.template_id.as_deref().unwrap(),
-            count.template_version.as_deref().unwrap()
-        );
-        let day = closedloop_engine::timefmt::format_day(count.day);
-        let point = points
-            .iter()
-            .find(|point| point["series"] == series.as_str() && point["day"] == day.as_str())
-            .unwrap_or_else(|| panic!("no point for {series} on {day}: {points:?}"));
-        let rate = count.failures as f64 / count.responses as f64;
-        assert!(
-            (point["value"].as_f64().unwrap() - rate).abs() < 1e-9,
-            "{point} vs {rate}"
-        );
-    }
+    assert_points_match(&rate_points(&browser).await, &expected);
     // The category bars add up to the records.
     let bars = browser
         .script(
@@ -129,6 +112,29 @@ async fn rate_points(browser: &Browser) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// Each count of the store is one point of the chart, at the failure rate of that day and
+/// version, and the chart has no other point.
+fn assert_points_match(points: &[serde_json::Value], expected: &[DayVersionCount]) {
+    assert_eq!(points.len(), expected.len(), "{points:?} vs {expected:?}");
+    for count in expected {
+        let series = format!(
+            "{}@{}",
+            count.template_id.as_deref().unwrap(),
+            count.template_version.as_deref().unwrap()
+        );
+        let day = closedloop_engine::timefmt::format_day(count.day);
+        let point = points
+            .iter()
+            .find(|point| point["series"] == series.as_str() && point["day"] == day.as_str())
+            .unwrap_or_else(|| panic!("no point for {series} on {day}: {points:?}"));
+        let rate = count.failures as f64 / count.responses as f64;
+        assert!(
+            (point["value"].as_f64().unwrap() - rate).abs() < 1e-9,
+            "{point} vs {rate}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_week_of_traffic_draws_a_point_per_version_and_day() {
     let Some(browser) = Browser::start("a_week_of_traffic_draws_a_point_per_version_and_day").await
@@ -163,26 +169,7 @@ async fn a_week_of_traffic_draws_a_point_per_version_and_day() {
     sign_in(&browser, &receiver, "ana").await;
     browser.open(&receiver.http_url("/ui/?days=7")).await;
     browser.wait_for_text("#responses", "6000").await;
-    let points = rate_points(&browser).await;
-    assert_eq!(
-        points.len(),
-        expected.len(),
-        "one point per version and day"
-    );
-    for count in &expected {
-        let series = format!(
-            "{}@{}",
-            count.template_id.as_deref().unwrap(),
-            count.template_version.as_deref().unwrap()
-        );
-        let day = closedloop_engine::timefmt::format_day(count.day);
-        let point = points
-            .iter()
-            .find(|point| point["series"] == series.as_str() && point["day"] == day.as_str())
-            .unwrap_or_else(|| panic!("no point for {series} on {day}"));
-        let rate = count.failures as f64 / count.responses as f64;
-        assert!((point["value"].as_f64().unwrap() - rate).abs() < 1e-9);
-    }
+    assert_points_match(&rate_points(&browser).await, &expected);
     browser.screenshot("overview").await;
     browser.open(&receiver.http_url("/ui/report?days=7")).await;
     browser.wait_for_text("main", "Did the change help?").await;

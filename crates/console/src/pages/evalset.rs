@@ -145,47 +145,51 @@ async fn evalset_page(
     })
 }
 
-fn attachment(content_type: &'static str, name: &'static str, body: String) -> Response {
-    (
+/// `GET /ui/evalset.jsonl` and `GET /ui/evalset.csv`: every case of the filters, as
+/// `closedloop evalset export` writes them.
+async fn download(app: &App, form: &EvalsetForm, format: Format) -> Result<Response, PageError> {
+    let cases = cases(app, form).await?;
+    let (content_type, disposition, body) = match format {
+        Format::Jsonl => (
+            "application/jsonl; charset=utf-8",
+            "attachment; filename=\"closedloop-evalset.jsonl\"",
+            evalset::to_jsonl(&cases),
+        ),
+        Format::Csv => (
+            "text/csv; charset=utf-8",
+            "attachment; filename=\"closedloop-evalset.csv\"",
+            evalset::to_csv(&cases),
+        ),
+    };
+    Ok((
         [
             (header::CONTENT_TYPE, content_type),
-            (
-                header::CONTENT_DISPOSITION,
-                match name {
-                    "jsonl" => "attachment; filename=\"closedloop-evalset.jsonl\"",
-                    _ => "attachment; filename=\"closedloop-evalset.csv\"",
-                },
-            ),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         body,
     )
-        .into_response()
+        .into_response())
 }
 
-/// `GET /ui/evalset.jsonl`.
+/// A download's format.
+#[derive(Clone, Copy, Debug)]
+enum Format {
+    Jsonl,
+    Csv,
+}
+
 async fn download_jsonl(
     State(app): State<App>,
     _signed: SignedIn,
     Query(form): Query<EvalsetForm>,
 ) -> Result<Response, PageError> {
-    let cases = cases(&app, &form).await?;
-    Ok(attachment(
-        "application/jsonl; charset=utf-8",
-        "jsonl",
-        evalset::to_jsonl(&cases),
-    ))
+    download(&app, &form, Format::Jsonl).await
 }
 
-/// `GET /ui/evalset.csv`.
 async fn download_csv(
     State(app): State<App>,
     _signed: SignedIn,
     Query(form): Query<EvalsetForm>,
 ) -> Result<Response, PageError> {
-    let cases = cases(&app, &form).await?;
-    Ok(attachment(
-        "text/csv; charset=utf-8",
-        "csv",
-        evalset::to_csv(&cases),
-    ))
+    download(&app, &form, Format::Csv).await
 }
