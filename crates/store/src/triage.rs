@@ -22,6 +22,8 @@ pub struct TriageState {
     pub due_s: Option<i64>,
     /// When the record was created, in Unix seconds.
     pub created_s: i64,
+    /// Whether a person gave the record its owner (a reassignment): routing leaves it be.
+    pub reassigned: bool,
 }
 
 /// A failure record as the triage list shows it.
@@ -87,7 +89,11 @@ impl Connection {
     /// The triage fields of the record `key`, if it exists.
     pub fn triage_state(&mut self, key: SpanRef) -> Result<Option<TriageState>> {
         self.db.query_opt(
-            "SELECT owner, triage_status, due_s, created_s FROM failures
+            "SELECT owner, triage_status, due_s, created_s,
+                CASE WHEN EXISTS (SELECT 1 FROM triage_notes n
+                    WHERE n.trace_id = f.trace_id AND n.span_id = f.span_id
+                        AND n.owner IS NOT NULL) THEN 1 ELSE 0 END
+             FROM failures f
              WHERE trace_id = ?1 AND span_id = ?2",
             values![&key.trace_id, &key.span_id],
             |row| {
@@ -96,6 +102,7 @@ impl Connection {
                     status: parse(row, 1, "a triage status")?,
                     due_s: row.get(2)?,
                     created_s: row.get(3)?,
+                    reassigned: row.get::<i64>(4)? != 0,
                 })
             },
         )
@@ -280,6 +287,7 @@ pub(crate) mod tests {
                 status: TriageStatus::Open,
                 due_s: None,
                 created_s: 100,
+                reassigned: false,
             })
         );
         conn.set_triage_assignment(record, Some("search-team"), Some(200))
@@ -313,6 +321,7 @@ pub(crate) mod tests {
             .unwrap());
         let state = conn.triage_state(record).unwrap().unwrap();
         assert_eq!(state.owner.as_deref(), Some("search-team"));
+        assert!(state.reassigned);
         assert_eq!(state.status, TriageStatus::Resolved);
         assert_eq!(state.due_s, Some(200));
         assert_eq!(

@@ -17,8 +17,9 @@
 //! With `store.content_retention = "reviewed_or_failed"` (the default), drawing a day's
 //! sample also deletes the captured content of that day's responses that have no failure
 //! record and were not drawn, in the same transaction; with `review.daily_sample_size = 0`
-//! [`auto_sample`] deletes it when the day would have been sampled. A day sampled before it
-//! ended (the current day, drawn by hand) is gone over again once it has ended and ripened.
+//! [`auto_sample`] deletes it when the day would have been sampled. Content goes only once the
+//! day is ripe (ended `review.sample_delay_secs` ago): a day sampled early by hand keeps it
+//! until [`auto_sample`] goes over the day then.
 
 mod config;
 
@@ -155,7 +156,7 @@ fn draw(
     size: usize,
     implicit_share: f64,
     seed: u64,
-    retention: ContentRetention,
+    drop_content: bool,
     now_s: i64,
 ) -> Result<SampleOutcome, ReviewError> {
     let day_text = format_day(day);
@@ -220,11 +221,9 @@ fn draw(
         }
     }
     let mut content_deleted = 0;
-    if retention == ContentRetention::ReviewedOrFailed {
+    if drop_content {
         content_deleted = tx.drop_unneeded_content(day * DAY_SECS, (day + 1) * DAY_SECS)?;
-        if now_s >= (day + 1) * DAY_SECS {
-            tx.mark_content_dropped(&day_text, now_s, content_deleted)?;
-        }
+        tx.mark_content_dropped(&day_text, now_s, content_deleted)?;
     }
     tx.commit()?;
     Ok(SampleOutcome {
@@ -252,14 +251,20 @@ pub fn sample_day(
     let seed = seed
         .or_else(|| config.seed.map(|seed| day_seed(seed, day)))
         .unwrap_or_else(rand::random);
+    let now_s = crate::store::writer::unix_now_s();
+    // Content goes only once the day is ripe (over, and `sample_delay_secs` past), as the
+    // receiver's own sampling would do it: feedback on a day sampled early may still come.
+    let ripe_s = (day + 1)
+        .saturating_mul(DAY_SECS)
+        .saturating_add(config.sample_delay_secs.min(i64::MAX as u64) as i64);
     draw(
         conn,
         day,
         config.daily_sample_size,
         config.implicit_negative_share,
         seed,
-        retention,
-        crate::store::writer::unix_now_s(),
+        retention == ContentRetention::ReviewedOrFailed && now_s >= ripe_s,
+        now_s,
     )
 }
 
@@ -319,7 +324,7 @@ pub fn auto_sample(
                 config.daily_sample_size,
                 config.implicit_negative_share,
                 seed,
-                retention,
+                drops,
                 now_s,
             ) {
                 Ok(drawn) => {

@@ -130,7 +130,8 @@ pub fn after_upsert(
         status: state.status,
         due_s: state.due_s,
     };
-    if assignment.status == TriageStatus::Open {
+    // Routing follows an open record's revisions, unless a person gave it its owner.
+    if assignment.status == TriageStatus::Open && !state.reassigned {
         let (owner, sla) = route(&w.triage.config, decision, response);
         let due_s = sla.map(|sla| {
             state
