@@ -37,8 +37,15 @@ fn routing_leaves_a_reassigned_owner_alone() {
         .find(|item| item.status == "open")
         .expect("an open record");
 
-    let revision = triage::reassign(conn, &settings, &open.id, "bob", Some("billing"), Some("ana"))
-        .unwrap();
+    let revision = triage::reassign(
+        conn,
+        &settings,
+        &open.id,
+        "bob",
+        Some("billing"),
+        Some("ana"),
+    )
+    .unwrap();
     assert_eq!(revision, open.revision + 1);
     let owner = |conn: &mut Connection| {
         triage::list(conn, &ListFilter::new(NOW_S))
@@ -51,11 +58,23 @@ fn routing_leaves_a_reassigned_owner_alone() {
     assert_eq!(after.owner.as_deref(), Some("bob"));
     let note = after.notes.last().unwrap();
     assert_eq!(
-        (note.by.as_deref(), note.owner.as_deref(), note.note.as_deref()),
+        (
+            note.by.as_deref(),
+            note.owner.as_deref(),
+            note.note.as_deref()
+        ),
         (Some("ana"), Some("bob"), Some("billing"))
     );
     // A later revision of the open record (here a status change and back) keeps bob.
-    triage::set_status(conn, &settings, &open.id, TriageStatus::Acknowledged, None, None).unwrap();
+    triage::set_status(
+        conn,
+        &settings,
+        &open.id,
+        TriageStatus::Acknowledged,
+        None,
+        None,
+    )
+    .unwrap();
     triage::set_status(conn, &settings, &open.id, TriageStatus::Open, None, None).unwrap();
     assert_eq!(owner(conn).owner.as_deref(), Some("bob"));
 

@@ -72,6 +72,7 @@ struct Client {
 impl Client {
     async fn get(&self, path: &str) -> (StatusCode, String, Option<String>) {
         let request = Request::get(path)
+            .header(header::HOST, "127.0.0.1:4318")
             .header(header::COOKIE, &self.cookie)
             .body(Body::empty())
             .unwrap();
@@ -100,6 +101,7 @@ impl Client {
         let at = body.find("name=\"csrf\" value=\"").unwrap() + 19;
         let csrf = &body[at..at + 32];
         let request = Request::post("/ui/login")
+            .header(header::HOST, "127.0.0.1:4318")
             .header(header::COOKIE, &client.cookie)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(format!("csrf={csrf}&name=bench")))

@@ -1,9 +1,18 @@
 //! Who is using the console: signed session cookies, sign-in, and CSRF tokens.
 //!
-//! A session is a cookie the console signs with HMAC-SHA256 (`ui.session_secret`): the user's
-//! name (empty before sign-in), a random nonce and an expiry. Nothing is kept on the server,
-//! so receivers that share a store and a secret accept each other's sessions. The cookie is
-//! `HttpOnly`, `SameSite=Strict`, scoped to `/ui`, and `Secure` when `ui.secure_cookies` is on.
+//! A session is a cookie the console signs with HMAC-SHA256 (`ui.session_secret`): how people
+//! sign in, the user's name (empty before sign-in), a random nonce and an expiry. Nothing is
+//! kept on the server, so receivers that share a store and a secret accept each other's
+//! sessions; a session from a console that signs in another way (a name-only loopback console
+//! with the same secret) is not accepted, nor one whose user is no longer in `[[ui.users]]`.
+//! The cookie is `HttpOnly`, `SameSite=Lax` (a link from chat or mail keeps the session; the
+//! CSRF tokens guard every state change), scoped to `/ui`, and `Secure` when
+//! `ui.secure_cookies` is on.
+//!
+//! Without passwords (on loopback) the console answers only requests addressed to a loopback
+//! name (`Host: localhost`, `127.0.0.1`, `[::1]`), so a web page whose name was rebound to
+//! 127.0.0.1 (DNS rebinding) cannot use it; and a state change whose `Origin` is another site
+//! is refused in every mode.
 //!
 //! Every form carries a CSRF token, the HMAC of the session's nonce; a state change whose
 //! token does not match the session's is refused ([`CsrfForm`]). Signing in starts a new
@@ -35,6 +44,9 @@ use crate::App;
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "closedloop_console";
 
+/// Password checks that run at once; more wait their turn.
+const MAX_VERIFYING: usize = 2;
+
 /// The largest form the console accepts, in bytes.
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
@@ -58,6 +70,8 @@ pub(crate) struct Auth {
     proxy_header: Option<header::HeaderName>,
     ttl_secs: u64,
     secure: bool,
+    /// Bounds the password checks running at once (argon2 takes 19 MiB and a core each).
+    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -96,6 +110,7 @@ impl Auth {
                 .and_then(|name| header::HeaderName::from_bytes(name.as_bytes()).ok()),
             ttl_secs: config.session_ttl_secs,
             secure: config.secure_cookies,
+            verifying: Arc::new(tokio::sync::Semaphore::new(MAX_VERIFYING)),
         }
     }
 
@@ -121,7 +136,8 @@ impl Auth {
 
     fn encode(&self, session: &Session) -> String {
         let payload = format!(
-            "v1\n{}\n{}\n{}",
+            "v2\n{}\n{}\n{}\n{}",
+            self.mode.tag(),
             session.user.as_deref().unwrap_or(""),
             session.nonce,
             session.expires_s
@@ -142,10 +158,16 @@ impl Auth {
         mac.verify_slice(&signature).ok()?;
         let payload = String::from_utf8(payload).ok()?;
         let mut fields = payload.split('\n');
-        if fields.next()? != "v1" {
+        if fields.next()? != "v2" || fields.next()? != self.mode.tag() {
             return None;
         }
         let user = fields.next()?;
+        if self.mode == AuthMode::Users
+            && !user.is_empty()
+            && !self.users.iter().any(|(name, _)| name == user)
+        {
+            return None;
+        }
         let nonce = fields.next()?.to_owned();
         let expires_s: u64 = fields.next()?.parse().ok()?;
         if fields.next().is_some() || expires_s <= now_s() {
@@ -162,7 +184,7 @@ impl Auth {
     pub(crate) fn cookie(&self, session: &Session) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let value = format!(
-            "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
             self.encode(session),
             self.ttl_secs
         );
@@ -171,9 +193,7 @@ impl Auth {
 
     /// The `Set-Cookie` value that ends the session.
     pub(crate) fn expired_cookie(&self) -> HeaderValue {
-        HeaderValue::from_static(
-            "closedloop_console=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0",
-        )
+        HeaderValue::from_static("closedloop_console=; Path=/ui; HttpOnly; SameSite=Lax; Max-Age=0")
     }
 
     /// The CSRF token of `session`.
@@ -216,6 +236,17 @@ impl Auth {
             Some(session) => (session, false),
             None => (self.start(None), true),
         }
+    }
+
+    /// Checks `name` and `password` on a blocking thread, a few at a time.
+    pub(crate) async fn check(&self, name: String, password: String) -> bool {
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return false;
+        };
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || auth.verify(&name, &password))
+            .await
+            .unwrap_or(false)
     }
 
     /// Checks `name` and `password` against `[[ui.users]]` (or, in open mode, the name alone).
@@ -275,6 +306,9 @@ pub(crate) async fn sessions(
     mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if let Err(error) = app.auth.check_addressing(&request) {
+        return error.into_response();
+    }
     let (session, fresh) = app.auth.session_of(request.headers());
     // The cookie is sent back for `/ui` paths only: a request elsewhere (the browser's own
     // `/favicon.ico`) carries none, and a fresh cookie for it would replace the session. The
@@ -289,6 +323,59 @@ pub(crate) async fn sessions(
             .insert(header::SET_COOKIE, app.auth.cookie(&session));
     }
     response
+}
+
+impl Auth {
+    /// Refuses a request the console must not answer: without passwords, one addressed to a
+    /// name that is not loopback's (DNS rebinding); in every mode, a state change from a page
+    /// of another site.
+    fn check_addressing(&self, request: &Request) -> Result<(), PageError> {
+        let headers = request.headers();
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| {
+                request
+                    .uri()
+                    .authority()
+                    .map(|authority| authority.as_str())
+            });
+        if self.mode == AuthMode::Open && !host.is_some_and(is_loopback_host) {
+            return Err(PageError::Misaddressed(
+                "this console signs people in without a password, so it answers only requests \
+                 addressed to localhost, 127.0.0.1 or [::1]",
+            ));
+        }
+        if request.method() != axum::http::Method::GET
+            && request.method() != axum::http::Method::HEAD
+        {
+            let origin = headers
+                .get(header::ORIGIN)
+                .and_then(|value| value.to_str().ok());
+            if let (Some(origin), Some(host)) = (origin, host) {
+                let origin_host = origin
+                    .split_once("://")
+                    .map_or(origin, |(_, rest)| rest)
+                    .trim_end_matches('/');
+                if !origin_host.eq_ignore_ascii_case(host) {
+                    return Err(PageError::Csrf);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `host` (a `Host` header: a name or address and an optional port) names loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A signed-in user, from the session. Pages that need one redirect to sign-in without it.
@@ -489,6 +576,63 @@ mod tests {
         headers.insert("x-forwarded-user", HeaderValue::from_static("bob"));
         let (session, fresh) = auth.session_of(&headers);
         assert_eq!((session.user.as_deref(), fresh), (Some("bob"), true));
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in [
+            "localhost",
+            "localhost:4318",
+            "127.0.0.1:4318",
+            "[::1]:4318",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:4318",
+            "10.0.0.1:4318",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_session_of_another_sign_in_mode_or_a_removed_user_is_refused() {
+        let open = Auth::new(&UiConfig {
+            session_secret: Some("a shared secret of thirty-two bytes!".into()),
+            ..UiConfig::default()
+        });
+        let hash = hash_password("correct horse").unwrap();
+        let users = |names: &[&str]| {
+            Auth::new(&UiConfig {
+                session_secret: Some("a shared secret of thirty-two bytes!".into()),
+                users: names
+                    .iter()
+                    .map(|name| crate::config::UiUser {
+                        name: (*name).into(),
+                        password_hash: hash.clone(),
+                    })
+                    .collect(),
+                ..UiConfig::default()
+            })
+        };
+        let minted = open.encode(&open.start(Some("ana".into())));
+        let (session, _) = users(&["ana"]).session_of(&with_cookie(&minted));
+        assert_eq!(
+            session.user, None,
+            "an open-mode session is not a password session"
+        );
+        let with_ana = users(&["ana", "bob"]);
+        let cookie = with_ana.encode(&with_ana.start(Some("bob".into())));
+        assert_eq!(
+            with_ana.session_of(&with_cookie(&cookie)).0.user.as_deref(),
+            Some("bob")
+        );
+        let (session, _) = users(&["ana"]).session_of(&with_cookie(&cookie));
+        assert_eq!(session.user, None, "bob was removed");
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub const UI_SESSION_SECRET_ENV: &str = "CLOSEDLOOP_UI_SESSION_SECRET";
 /// On by default, under `/ui/` of the receiver's HTTP listener (`server.http_addr`, on
 /// loopback by default). A console reachable beyond loopback requires authentication: either
 /// `[[ui.users]]` with argon2 password hashes, or `proxy_user_header` behind a reverse proxy
-/// that authenticates. A console bound beyond loopback with neither refuses to start.
+/// that authenticates (on a listener of its own). Without it, a console on its own
+/// `listen_addr` refuses to start, and one under `/ui/` of the HTTP listener refuses to serve.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UiConfig {
@@ -126,6 +127,14 @@ pub enum UiConfigError {
     /// The trace URL template has no `{trace_id}`.
     #[error("ui.trace_url must contain {{trace_id}}")]
     TraceUrlWithoutTraceId,
+    /// A proxy's user header would be trusted on the OTLP/HTTP listener, which clients reach
+    /// without the proxy.
+    #[error(
+        "ui.proxy_user_header is set but the console would be served on {0}, the OTLP/HTTP \
+         listener that clients reach without the proxy; give the console a listener of its own \
+         (ui.listen_addr) that only the proxy can reach"
+    )]
+    ProxyOnSharedListener(SocketAddr),
     /// The console would be reachable beyond loopback without authentication.
     #[error(
         "the console would be served on {0} without authentication; set [[ui.users]] or \
@@ -144,6 +153,17 @@ pub(crate) enum AuthMode {
     Users,
     /// A trusted reverse proxy names the user in a header.
     Proxy,
+}
+
+impl AuthMode {
+    /// The mode's mark in a session cookie.
+    pub(crate) fn tag(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Users => "users",
+            Self::Proxy => "proxy",
+        }
+    }
 }
 
 impl UiConfig {
@@ -188,12 +208,20 @@ impl UiConfig {
     }
 
     /// Checks that the console may be served on `addr`: beyond loopback only with
-    /// authentication.
+    /// authentication, and with a proxy's user header only on a listener of its own
+    /// (`ui.listen_addr`), which only the proxy can reach, rather than on the OTLP/HTTP port
+    /// that applications and collectors reach directly.
     pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), UiConfigError> {
-        if self.auth_mode() == AuthMode::Open && !addr.ip().is_loopback() {
-            return Err(UiConfigError::Unprotected(addr));
+        if addr.ip().is_loopback() {
+            return Ok(());
         }
-        Ok(())
+        match self.auth_mode() {
+            AuthMode::Open => Err(UiConfigError::Unprotected(addr)),
+            AuthMode::Proxy if self.listen_addr.is_none() => {
+                Err(UiConfigError::ProxyOnSharedListener(addr))
+            }
+            AuthMode::Proxy | AuthMode::Users => Ok(()),
+        }
     }
 
     /// How people sign in, in words (for `closedloop check-config`).
@@ -243,10 +271,15 @@ mod tests {
             config.check_exposure(wide),
             Err(UiConfigError::Unprotected(wide))
         );
-        let proxied = UiConfig {
+        let mut proxied = UiConfig {
             proxy_user_header: Some("X-Forwarded-User".into()),
             ..UiConfig::default()
         };
+        assert_eq!(
+            proxied.check_exposure(wide),
+            Err(UiConfigError::ProxyOnSharedListener(wide))
+        );
+        proxied.listen_addr = Some(wide);
         proxied.check_exposure(wide).unwrap();
     }
 

@@ -21,6 +21,12 @@ pub(crate) enum PageError {
          reload the page and try again"
     )]
     Csrf,
+    /// A request the console must not answer where it was addressed (DNS rebinding).
+    #[error("{0}")]
+    Misaddressed(&'static str),
+    /// The console refuses to serve where it is (beyond loopback without authentication).
+    #[error("{0}")]
+    Refused(String),
     /// No signed-in user where one is required.
     #[error("not signed in: {0}")]
     Unauthenticated(&'static str),
@@ -37,7 +43,7 @@ impl PageError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::Misaddressed(_) | Self::Refused(_) => StatusCode::FORBIDDEN,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::Router;
 use closedloop_engine::direct::DirectSettings;
 use closedloop_store::StoreConfig;
@@ -111,6 +111,20 @@ impl Console {
     /// authentication configured ([`UiConfigError::Unprotected`] otherwise).
     pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), UiConfigError> {
         self.config.check_exposure(addr)
+    }
+
+    /// Routes that answer every console path with 403 and `error`, for a console that may not
+    /// be served where it would be (see [`Console::check_exposure`]).
+    pub fn refusing(error: &UiConfigError) -> Router {
+        let message = format!("The console is not served here: {error}.");
+        let refuse = move || {
+            let message = message.clone();
+            async move { error::PageError::Refused(message).into_response() }
+        };
+        Router::new()
+            .route("/ui", axum::routing::any(refuse.clone()))
+            .route("/ui/{*rest}", axum::routing::any(refuse))
+            .route_layer(axum::middleware::map_response(security_headers))
     }
 
     /// The console's routes, all under `/ui/` (and `/ui`, which redirects there).

@@ -8,8 +8,12 @@ use closedloop_store::{Connection, StoreConfig};
 
 use crate::error::PageError;
 
-/// Connections kept for reuse; more are opened while these are busy.
+/// Connections kept for reuse.
 const IDLE_CONNECTIONS: usize = 4;
+
+/// Store tasks at once (so connections at once); further requests wait their turn, so a burst
+/// of page loads cannot take a shared PostgreSQL's connections from the receivers.
+const MAX_CONNECTIONS: usize = 8;
 
 /// Opens connections to the configured store on demand and keeps a few idle ones.
 #[derive(Clone)]
@@ -20,6 +24,7 @@ pub(crate) struct Store {
 struct Inner {
     config: StoreConfig,
     idle: Mutex<Vec<Connection>>,
+    busy: tokio::sync::Semaphore,
 }
 
 impl Drop for Inner {
@@ -54,12 +59,14 @@ impl Store {
             inner: Arc::new(Inner {
                 config,
                 idle: Mutex::new(Vec::new()),
+                busy: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             }),
         }
     }
 
-    /// Runs `work` with a connection on a blocking thread. A connection whose work failed is
-    /// dropped rather than reused (it may be in a bad state).
+    /// Runs `work` with a connection on a blocking thread, at most [`MAX_CONNECTIONS`] at once.
+    /// A connection whose work failed is dropped rather than reused (it may be broken, as
+    /// after a database restart), so the next request opens a fresh one.
     pub(crate) async fn run<T, E>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
@@ -68,6 +75,12 @@ impl Store {
         T: Send + 'static,
         E: Into<PageError> + Send + 'static,
     {
+        let _permit = self
+            .inner
+            .busy
+            .acquire()
+            .await
+            .map_err(|error| PageError::Internal(format!("store: {error}")))?;
         let store = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let idle = store.idle.lock().ok().and_then(|mut idle| idle.pop());

@@ -13,7 +13,7 @@ async fn a_page_without_a_session_sends_to_sign_in_with_a_safe_cookie() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/ui/login?next=%2Fui%2Ftriage");
     let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/ui"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "{cookie}");
@@ -205,4 +205,49 @@ async fn a_request_outside_the_console_leaves_the_session_alone() {
     let page = console.get("/ui/triage").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(">ana<"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn without_passwords_only_loopback_names_are_answered() {
+    // A page whose name was rebound to 127.0.0.1 sends its own name as Host.
+    let mut console = TestConsole::new(UiConfig::default(), |_| {});
+    let request = axum::http::Request::get("/ui/login")
+        .header(header::HOST, "evil.example:4318")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(console.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!response.headers().contains_key(header::SET_COOKIE));
+    assert_eq!(console.get("/ui/login").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_state_change_from_another_site_is_refused() {
+    let mut console = TestConsole::new(UiConfig::default(), |_| {});
+    let csrf = console.sign_in("ana", "").await;
+    let request = axum::http::Request::post("/ui/logout")
+        .header(header::HOST, support::HOST)
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, console.cookie.clone().unwrap())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("csrf={csrf}")))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(console.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // From the console's own origin the same form signs out.
+    let request = axum::http::Request::post("/ui/logout")
+        .header(header::HOST, support::HOST)
+        .header(header::ORIGIN, format!("http://{}", support::HOST))
+        .header(header::COOKIE, console.cookie.clone().unwrap())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("csrf={csrf}")))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(console.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }

@@ -319,7 +319,9 @@ impl Config {
         validate_notify(&self.notify)?;
         validate_detectors(&self.detectors)?;
         self.ui.validate().map_err(ConfigError::Ui)?;
-        if let Some(addr) = self.ui_addr() {
+        // A console on a listener of its own must be servable there; under /ui/ of the HTTP
+        // listener it refuses to serve instead (see `Receiver::serve`).
+        if let Some(addr) = self.ui.listen_addr.filter(|_| self.ui.enabled) {
             self.ui.check_exposure(addr).map_err(ConfigError::Ui)?;
         }
         Ok(())

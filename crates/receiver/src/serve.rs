@@ -244,9 +244,9 @@ impl Receiver {
             .merge(health_routes(pipeline.clone()));
         // Without a listener of its own, the console is served under /ui/ of the HTTP port.
         let console = match (console, listeners.ui) {
-            (Some(console), Some(listener)) => Some((listener, console.router())),
+            (Some(console), Some(listener)) => Some((listener, console)),
             (Some(console), None) => {
-                router = router.merge(console.router());
+                router = router.merge(console);
                 None
             }
             (None, _) => None,
@@ -392,7 +392,12 @@ async fn shutdown_pipeline(pipeline: &Pipeline) {
 impl Receiver {
     /// The console, when `[ui]` turns it on, checked against the address it will be served
     /// on (loopback, or authentication configured).
-    fn console(config: &Config, listeners: &Listeners) -> Result<Option<Console>, ServeError> {
+    ///
+    /// On a listener of its own (`ui.listen_addr`) a console that may not be served there
+    /// stops the receiver from starting. Under `/ui/` of the HTTP listener, which must often
+    /// listen beyond loopback for OTLP, it refuses to serve instead (every page answers 403
+    /// and says why), so ingest is not held hostage by the console's settings.
+    fn console(config: &Config, listeners: &Listeners) -> Result<Option<Router>, ServeError> {
         if !config.ui.enabled {
             return Ok(None);
         }
@@ -400,12 +405,19 @@ impl Receiver {
             return Err(ServeError::MissingUiListener);
         }
         let listener = listeners.ui.as_ref().unwrap_or(&listeners.http);
+        let addr = listener.local_addr().map_err(ServeError::Http)?;
         let console = Console::new(&config.ui, config.store.clone(), config.direct_settings()?)?;
-        if let Ok(addr) = listener.local_addr() {
-            console.check_exposure(addr)?;
-            tracing::info!(url = %format!("http://{addr}/ui/"), "Console listening.");
+        match console.check_exposure(addr) {
+            Ok(()) => {
+                tracing::info!(url = %format!("http://{addr}/ui/"), "Console listening.");
+                Ok(Some(console.router()))
+            }
+            Err(error) if listeners.ui.is_none() => {
+                tracing::warn!(%addr, %error, "Console not served.");
+                Ok(Some(Console::refusing(&error)))
+            }
+            Err(error) => Err(error.into()),
         }
-        Ok(Some(console))
     }
 }
 

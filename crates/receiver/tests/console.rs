@@ -231,7 +231,11 @@ async fn content_shown_on_a_page_is_text_not_markup() {
     receiver.stop().await.unwrap();
 }
 
-async fn serve_on_all_interfaces(configure: impl FnOnce(&mut Config)) -> Result<(), String> {
+/// Serves a receiver on all interfaces, configured by `configure`, and returns how serving
+/// ended and what `GET /ui/login` answered meanwhile (status and body), if it got that far.
+async fn serve_on_all_interfaces(
+    configure: impl FnOnce(&mut Config),
+) -> (Result<(), String>, Option<(u16, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.store.path = dir.path().join("closedloop.db");
@@ -243,12 +247,37 @@ async fn serve_on_all_interfaces(configure: impl FnOnce(&mut Config)) -> Result<
         grpc: TcpListener::bind("0.0.0.0:0").await.unwrap(),
         http: TcpListener::bind("0.0.0.0:0").await.unwrap(),
         feedback: None,
-        ui: None,
+        ui: match config.ui.listen_addr {
+            Some(_) => Some(TcpListener::bind("0.0.0.0:0").await.unwrap()),
+            None => None,
+        },
     };
-    let served = Receiver::builder(config)
-        .build()
-        .serve(listeners, tokio::time::sleep(Duration::from_millis(300)));
-    served.await.map_err(|error| {
+    let http_port = listeners.http.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(
+        Receiver::builder(config)
+            .build()
+            .serve(listeners, async move {
+                let _ = stopped.await;
+            }),
+    );
+    let url = format!("http://127.0.0.1:{http_port}/ui/login");
+    let mut answered = None;
+    for _ in 0..100 {
+        if served.is_finished() {
+            break;
+        }
+        if let Ok(reply) = reqwest::get(&url).await {
+            answered = Some((
+                reply.status().as_u16(),
+                reply.text().await.unwrap_or_default(),
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    let result = served.await.unwrap().map_err(|error| {
         let mut text = error.to_string();
         let mut source = std::error::Error::source(&error);
         while let Some(next) = source {
@@ -257,23 +286,37 @@ async fn serve_on_all_interfaces(configure: impl FnOnce(&mut Config)) -> Result<
             source = next.source();
         }
         text
-    })
+    });
+    (result, answered)
 }
 
 #[tokio::test]
-async fn a_console_beyond_loopback_without_credentials_refuses_to_start() {
-    let refused = serve_on_all_interfaces(|_| {}).await.unwrap_err();
+async fn a_console_beyond_loopback_without_credentials_refuses_to_serve_or_to_start() {
+    // Under /ui/ of an HTTP listener on all interfaces (for OTLP), the receiver serves OTLP
+    // and the console refuses every page.
+    let (served, answered) = serve_on_all_interfaces(|_| {}).await;
+    served.unwrap();
+    let (status, body) = answered.expect("the receiver answered");
+    assert_eq!(status, 403);
+    assert!(body.contains("not served here"), "{body}");
+    assert!(body.contains("without authentication"), "{body}");
+    // On a listener of its own beyond loopback, it refuses to start.
+    let (refused, _) = serve_on_all_interfaces(|config| {
+        config.ui.listen_addr = Some("0.0.0.0:0".parse().unwrap());
+    })
+    .await;
+    let refused = refused.unwrap_err();
     assert!(refused.contains("without authentication"), "{refused}");
-    // Turned off, or with users, the same receiver serves.
-    serve_on_all_interfaces(|config| config.ui.enabled = false)
-        .await
-        .unwrap();
-    serve_on_all_interfaces(|config| {
+    // With users, the same receiver serves the console.
+    let (served, answered) = serve_on_all_interfaces(|config| {
         config.ui.users = vec![UiUser {
             name: "ana".into(),
             password_hash: hash_password("correct horse battery").unwrap(),
         }];
     })
-    .await
-    .unwrap();
+    .await;
+    served.unwrap();
+    let (status, body) = answered.expect("the receiver answered");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("type=\"password\""), "{body}");
 }

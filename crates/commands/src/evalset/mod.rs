@@ -357,12 +357,19 @@ pub const CSV_COLUMNS: &[&str] = &[
     "last_seen",
 ];
 
-/// One CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+/// One CSV field, quoted when it holds a comma, quote or line break (RFC 4180). A field that
+/// a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return; queries are end users' text) gets a leading `'`, which spreadsheets show as text.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 
@@ -424,6 +431,10 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\"\n"), "\"say \"\"hi\"\"\n\"");
+        // Formulas are shown as text, not run.
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("-1+1"), "'-1+1");
     }
 
     #[test]

@@ -134,12 +134,8 @@ async fn login(
             "sign-in is done by the reverse proxy in front of the console",
         ));
     }
-    let auth = app.auth.clone();
     let name = form.name.trim().to_owned();
-    let checked = name.clone();
-    let verified = tokio::task::spawn_blocking(move || auth.verify(&checked, &form.password))
-        .await
-        .map_err(|error| PageError::Internal(error.to_string()))?;
+    let verified = app.auth.check(name.clone(), form.password).await;
     let next = safe_next(form.next.as_deref()).to_owned();
     if !verified {
         tracing::info!("Console sign-in refused.");

@@ -7,8 +7,7 @@
 //! that is served at once while a fresh copy is computed beside it (the page says when its
 //! counts were taken). Owners and review progress are read live.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,11 +59,11 @@ struct Cached {
     counts: Arc<DailyCounts>,
 }
 
-/// The per-day counts of each window, and whether a refresh is running.
+/// The per-day counts of each window, and the windows being computed.
 #[derive(Debug, Default)]
 pub(crate) struct OverviewCache {
     windows: Mutex<HashMap<i64, Cached>>,
-    refreshing: AtomicBool,
+    computing: Mutex<HashSet<i64>>,
 }
 
 impl OverviewCache {
@@ -73,6 +72,19 @@ impl OverviewCache {
         windows
             .get(&since_s)
             .map(|cached| (Arc::clone(&cached.counts), cached.at.elapsed() < REFRESH))
+    }
+
+    /// Marks the window `since_s` as being computed; `false` when it already is.
+    fn start(&self, since_s: i64) -> bool {
+        self.computing
+            .lock()
+            .is_ok_and(|mut computing| computing.insert(since_s))
+    }
+
+    fn done(&self, since_s: i64) {
+        if let Ok(mut computing) = self.computing.lock() {
+            computing.remove(&since_s);
+        }
     }
 
     fn put(&self, counts: Arc<DailyCounts>) {
@@ -114,18 +126,27 @@ async fn daily_counts(app: &App, since_s: i64) -> Result<Arc<DailyCounts>, PageE
     match app.overview.get(since_s) {
         Some((counts, true)) => Ok(counts),
         Some((counts, false)) => {
-            if !app.overview.refreshing.swap(true, Ordering::AcqRel) {
+            if app.overview.start(since_s) {
                 let app = app.clone();
                 tokio::spawn(async move {
                     if let Err(error) = compute(&app, since_s).await {
                         tracing::warn!(%error, "Overview refresh failed.");
                     }
-                    app.overview.refreshing.store(false, Ordering::Release);
+                    app.overview.done(since_s);
                 });
             }
             Ok(counts)
         }
-        None => compute(app, since_s).await,
+        None => {
+            // The first request of a window computes it; others arriving meanwhile compute
+            // it too rather than wait, which is bounded by the store's connection limit.
+            let started = app.overview.start(since_s);
+            let counts = compute(app, since_s).await;
+            if started {
+                app.overview.done(since_s);
+            }
+            counts
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use closedloop_store::{Access, Connection, StoreConfig};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
+/// The address requests name, as a browser on this machine would.
+pub const HOST: &str = "127.0.0.1:4318";
+
 /// A console and the store it reads.
 pub struct TestConsole {
     pub router: Router,
@@ -120,7 +123,7 @@ impl TestConsole {
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
-        let mut request = Request::get(path);
+        let mut request = Request::get(path).header(header::HOST, HOST);
         if let Some(cookie) = &self.cookie {
             request = request.header(header::COOKIE, cookie);
         }
@@ -128,8 +131,9 @@ impl TestConsole {
     }
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let mut request =
-            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let mut request = Request::post(path)
+            .header(header::HOST, HOST)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(cookie) = &self.cookie {
             request = request.header(header::COOKIE, cookie);
         }
