@@ -91,9 +91,11 @@ impl Connection {
         )?;
         let failures = grouped(
             &mut self.db,
+            // CROSS JOIN keeps SQLite's join order: the (fewer) failures outside, each finding
+            // its response by the span index, rather than every response probing failures.
             "SELECT r.received_s / ?2, r.template_id, r.template_version, count(*)
-             FROM failures f JOIN responses r ON r.trace_id = f.trace_id AND r.span_id = f.span_id
-             WHERE r.received_s >= ?1
+             FROM failures f CROSS JOIN responses r
+             WHERE r.trace_id = f.trace_id AND r.span_id = f.span_id AND r.received_s >= ?1
              GROUP BY r.received_s / ?2, r.template_id, r.template_version",
         )?;
         let mut merged: BTreeMap<GroupKey, (u64, u64)> = BTreeMap::new();
