@@ -149,12 +149,18 @@ pub struct Feedback {
 }
 
 pub use crate::evalset::EvalsetRecord;
+pub use crate::failures::{
+    FailureCursor, FailureDetail, FailureFacets, FailureFilter, FailureListRow, FailureRevision,
+    RecordFeedback, RevisionCause, TraceIdRange,
+};
 pub use crate::notifications::Notification;
 pub use crate::report::{ReportResponse, SignalCount};
 pub use crate::review::{
     ReviewCandidate, ReviewDay, ReviewLabel, ReviewLabelUpdate, ReviewRow, ReviewStratum,
 };
-pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
+pub use crate::triage::{
+    SlaBreach, TriageBoard, TriageLane, TriageNote, TriageRecord, TriageState,
+};
 
 /// The state of a feedback row, as stored (`feedback.state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +193,8 @@ pub struct WaitingRow {
 /// One negative feedback item of a failure record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NegativeRow {
+    /// Its idempotency id.
+    pub feedback_id: String,
     /// What the feedback says.
     pub signal: FeedbackSignal,
     /// Explicit or implicit.
