@@ -142,6 +142,19 @@ impl Connection {
         )
     }
 
+    /// Whether someone gave the record `key` to an owner by hand ([`Self::reassign_triage`]):
+    /// routing then leaves its owner and due time alone.
+    pub fn is_reassigned(&mut self, key: SpanRef) -> Result<bool> {
+        Ok(self
+            .db
+            .query_value::<i64>(
+                "SELECT id FROM triage_notes
+                 WHERE trace_id = ?1 AND span_id = ?2 AND owner IS NOT NULL LIMIT 1",
+                values![&key.trace_id, &key.span_id],
+            )?
+            .is_some())
+    }
+
     /// Sets the owner and due time of the record `key`.
     pub fn set_triage_assignment(
         &mut self,
@@ -389,6 +402,8 @@ pub(crate) mod tests {
         assert!(!conn
             .reassign_triage(key(2), "nobody", 180, None, None)
             .unwrap());
+        assert!(conn.is_reassigned(record).unwrap());
+        assert!(!conn.is_reassigned(key(2)).unwrap());
         let state = conn.triage_state(record).unwrap().unwrap();
         assert_eq!(state.owner.as_deref(), Some("search-team"));
         assert_eq!(state.status, TriageStatus::Resolved);
