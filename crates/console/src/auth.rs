@@ -276,10 +276,15 @@ pub(crate) async fn sessions(
     next: axum::middleware::Next,
 ) -> Response {
     let (session, fresh) = app.auth.session_of(request.headers());
+    // A request outside the cookie's path (`/favicon.ico`, answered by the console's
+    // fallback when it is mounted in the receiver) carries no cookie; a new one set from it
+    // would replace the session of every page under /ui.
+    let path = request.uri().path();
+    let under_ui = path == "/ui" || path.starts_with("/ui/");
     request.extensions_mut().insert(session.clone());
     let mut response = next.run(request).await;
     // A handler that set its own cookie (sign-in, sign-out) wins.
-    if fresh && !response.headers().contains_key(header::SET_COOKIE) {
+    if fresh && under_ui && !response.headers().contains_key(header::SET_COOKIE) {
         response
             .headers_mut()
             .insert(header::SET_COOKIE, app.auth.cookie(&session));

@@ -544,3 +544,23 @@ async fn the_triage_board_shows_open_and_acknowledged_records_by_owner() {
     assert!(page.body.contains("billing-team"));
     assert!(page.body.contains("5 open or acknowledged records"));
 }
+
+/// A browser asks for `/favicon.ico` outside the cookie's path, so without the session
+/// cookie; the console (the receiver's fallback) must not answer it with a new session that
+/// replaces the one of the pages under /ui.
+#[tokio::test]
+async fn a_request_outside_the_console_does_not_replace_the_session() {
+    let mut console = TestConsole::new(UiConfig::default(), |_| {});
+    console.sign_in("ana", "").await;
+    let signed_in = console.cookie.clone();
+    console.cookie = None;
+    let favicon = console.get("/favicon.ico").await;
+    assert_eq!(favicon.status, StatusCode::NOT_FOUND);
+    assert!(
+        !favicon.headers.contains_key(axum::http::header::SET_COOKIE),
+        "{:?}",
+        favicon.headers
+    );
+    console.cookie = signed_in;
+    assert_eq!(console.get("/ui/records").await.status, StatusCode::OK);
+}

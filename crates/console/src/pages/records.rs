@@ -377,6 +377,23 @@ struct RecordPage {
     notes: Vec<Note>,
     trace_link: Option<String>,
     actions: Vec<&'static Action>,
+    /// The answer's text: the text parts of the captured output messages, or the captured
+    /// output as it is when it is not GenAI messages.
+    answer: Option<String>,
+}
+
+/// The text parts of GenAI output messages (`[{"role": ..., "parts": [{"type": "text",
+/// "content": ...}]}]`), one paragraph each; `None` when `output` is not such messages.
+fn message_text(output: &str) -> Option<String> {
+    let messages: Vec<serde_json::Value> = serde_json::from_str(output).ok()?;
+    let texts: Vec<&str> = messages
+        .iter()
+        .filter_map(|message| message.get("parts")?.as_array())
+        .flatten()
+        .filter(|part| part.get("type").and_then(|kind| kind.as_str()) == Some("text"))
+        .filter_map(|part| part.get("content")?.as_str())
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("\n\n"))
 }
 
 /// The trace link from the `ui.trace_url` template; none unless it is an http(s) URL.
@@ -433,8 +450,14 @@ async fn record(
         .iter()
         .filter(|action| action.status != record.status.as_str())
         .collect();
+    let answer = detail
+        .response
+        .as_ref()
+        .and_then(|response| response.content.output.as_deref())
+        .map(|output| message_text(output).unwrap_or_else(|| output.to_owned()));
     render(&RecordPage {
         chrome: Chrome::new(&signed, "records", format!("Record {id}")),
+        answer,
         trace_id: hex::encode(key.trace_id),
         span_id: hex::encode(key.span_id),
         created: When::at(record.created_s, now),
@@ -597,6 +620,18 @@ mod tests {
         assert_eq!(ListQuery::default().link(""), "/ui/records");
         assert!(query.is_filtered());
         assert!(!ListQuery::default().is_filtered());
+    }
+
+    #[test]
+    fn the_answer_is_the_text_of_the_output_messages() {
+        let output = r#"[{"role":"assistant","parts":[{"type":"text","content":"Open Settings."},
+            {"type":"tool_call","name":"search"},{"type":"text","content":"Then Security."}]}]"#;
+        assert_eq!(
+            message_text(output).as_deref(),
+            Some("Open Settings.\n\nThen Security.")
+        );
+        assert_eq!(message_text("Open Settings."), None);
+        assert_eq!(message_text("[]"), None);
     }
 
     #[test]
