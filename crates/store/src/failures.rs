@@ -261,15 +261,25 @@ pub struct FailureFacets {
 }
 
 /// The columns [`list_row`] reads: the record's, then its response's interned strings.
-const LIST_COLUMNS: &str = "SELECT f.trace_id, f.span_id, f.created_s, f.updated_s, f.category,
+const LIST_SELECT: &str = "SELECT f.trace_id, f.span_id, f.created_s, f.updated_s, f.category,
         f.stage, f.severity, f.triage_status, f.owner, f.due_s, f.revision, f.feedback_count,
         f.signals, f.enriched, ti.value, tv.value, m.value, ds.value
-    FROM failures f
-    LEFT JOIN responses r ON r.trace_id = f.trace_id AND r.span_id = f.span_id
+    FROM failures f";
+
+/// The response's interned strings, joined to `r`.
+const LIST_STRINGS: &str = "
     LEFT JOIN strings ti ON ti.id = r.template_id
     LEFT JOIN strings tv ON tv.id = r.template_version
     LEFT JOIN strings m ON m.id = r.model
     LEFT JOIN strings ds ON ds.id = r.data_source";
+
+/// [`LIST_SELECT`] of every record, with its response when it is indexed.
+fn list_columns() -> String {
+    format!(
+        "{LIST_SELECT}
+    LEFT JOIN responses r ON r.trace_id = f.trace_id AND r.span_id = f.span_id{LIST_STRINGS}"
+    )
+}
 
 fn list_row(row: &Row<'_>) -> Result<FailureListRow> {
     Ok(FailureListRow {
@@ -390,11 +400,32 @@ impl Connection {
         filter: &FailureFilter,
         limit: usize,
     ) -> Result<Vec<FailureListRow>> {
-        let mut query = Conditions {
-            sql: LIST_COLUMNS.to_owned(),
-            values: Vec::new(),
-            any: false,
+        let interned = [
+            ("r.template_id", &filter.template_id),
+            ("r.template_version", &filter.template_version),
+            ("r.model", &filter.model),
+            ("r.data_source", &filter.data_source),
+        ];
+        let by_response = interned.iter().any(|(_, value)| value.is_some());
+        // Filtered by its response, a record must have one: an inner join, written as a
+        // CROSS JOIN so that SQLite reads the records in list order and looks up each one's
+        // response, rather than scanning every response for the value.
+        let mut query = if by_response {
+            Conditions {
+                sql: format!("{LIST_SELECT} CROSS JOIN responses r{LIST_STRINGS}"),
+                values: Vec::new(),
+                any: false,
+            }
+        } else {
+            Conditions {
+                sql: list_columns(),
+                values: Vec::new(),
+                any: false,
+            }
         };
+        if by_response {
+            query.and("r.trace_id = f.trace_id AND r.span_id = f.span_id", []);
+        }
         let enums = [
             (
                 "f.category = ?",
@@ -416,17 +447,16 @@ impl Connection {
                 query.and(condition, [Value::Text(value)]);
             }
         }
-        let interned = [
-            ("r.template_id", &filter.template_id),
-            ("r.template_version", &filter.template_version),
-            ("r.model", &filter.model),
-            ("r.data_source", &filter.data_source),
-        ];
         for (column, value) in interned {
             if let Some(value) = value {
+                // The first test reads no row of the join, so it is made once: a value no
+                // response has ends the query before it reads any record.
                 query.and(
-                    &format!("{column} = (SELECT id FROM strings WHERE value = ?)"),
-                    [Value::Text(value)],
+                    &format!(
+                        "(SELECT id FROM strings WHERE value = ?) IS NOT NULL
+                         AND {column} = (SELECT id FROM strings WHERE value = ?)"
+                    ),
+                    [Value::Text(value), Value::Text(value)],
                 );
             }
         }
@@ -467,7 +497,10 @@ impl Connection {
     /// The record `key` with its response (and the response's content, when kept).
     pub fn failure_detail(&mut self, key: SpanRef) -> Result<Option<FailureDetail>> {
         let record = self.db.query_opt(
-            &format!("{LIST_COLUMNS} WHERE f.trace_id = ?1 AND f.span_id = ?2"),
+            &format!(
+                "{} WHERE f.trace_id = ?1 AND f.span_id = ?2",
+                list_columns()
+            ),
             values![&key.trace_id, &key.span_id],
             list_row,
         )?;
