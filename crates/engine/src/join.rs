@@ -724,7 +724,8 @@ fn update_failure_because(
 /// Writes the next revision of an existing failure record from its stored state (a triage
 /// status change), exported like any other revision. The record's response is used only if
 /// the record was enriched (a late response does not enrich a record retroactively). Returns
-/// the new revision, or 0 when the record has no negative feedback left (pruned).
+/// the new revision, or 0 when the record has no negative feedback left (pruned). The
+/// revision's history names the record's latest triage note (the change's) as its cause.
 pub fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
     let enriched = w
         .conn
