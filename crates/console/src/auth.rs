@@ -423,8 +423,6 @@ pub(crate) struct CsrfForm<T> {
     /// The form.
     pub(crate) form: T,
     /// The signed-in user, if any (sign-in forms are posted before there is one).
-    // Read by the pages that change state (records, review).
-    #[allow(dead_code)]
     pub(crate) user: Option<String>,
 }
 

@@ -76,12 +76,8 @@ pub struct Console {
 #[derive(Clone, Debug)]
 pub(crate) struct App {
     pub(crate) store: store::Store,
-    // Read by the pages that change state (records, review).
-    #[allow(dead_code)]
     pub(crate) settings: Arc<DirectSettings>,
     pub(crate) auth: auth::Auth,
-    // Read by the record page.
-    #[allow(dead_code)]
     pub(crate) trace_url: Option<Arc<str>>,
     pub(crate) overview: Arc<pages::OverviewCache>,
 }

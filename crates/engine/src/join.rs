@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use closedloop_store::records::{FailureRow, FeedbackState};
+use closedloop_store::records::{FailureRow, FeedbackState, RevisionCause};
 use closedloop_store::{Connection, LockKey, StoreError};
 use serde::Deserialize;
 
@@ -616,10 +616,29 @@ fn judged_response(
 
 /// Writes the next revision of the failure record keyed by `key` from all of its negative
 /// feedback, and queues its span for export.
+/// What made a record's revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    /// Its negative feedback (the newest is named in the revision's history).
+    Feedback,
+    /// A triage change (its note is the record's latest).
+    Triage,
+}
+
 fn update_failure(
     w: &mut Tx<'_>,
     key: SpanRef,
     response: Option<&Response>,
+) -> Result<(), StoreError> {
+    update_failure_because(w, key, response, Cause::Feedback)
+}
+
+/// [`update_failure`], with what caused the revision, which its history keeps.
+fn update_failure_because(
+    w: &mut Tx<'_>,
+    key: SpanRef,
+    response: Option<&Response>,
+    cause: Cause,
 ) -> Result<(), StoreError> {
     if w.conn.engine().is_shared() {
         // Two receivers must not write the same revision of one record.
@@ -673,6 +692,11 @@ fn update_failure(
             .push((decision.category, decision.stage));
     }
     let assignment = triage::after_upsert(w, key, &decision, response, previous.is_none())?;
+    let cause = match (cause, negatives.last()) {
+        (Cause::Feedback, Some(newest)) => RevisionCause::Feedback(&newest.feedback_id),
+        _ => RevisionCause::TriageNote,
+    };
+    w.conn.record_failure_revision(key, w.now_s, cause)?;
     if w.export {
         let feedback_spans: Vec<SpanRef> = negatives.iter().filter_map(|row| row.span).collect();
         let time_unix_nano = negatives
@@ -700,7 +724,8 @@ fn update_failure(
 /// Writes the next revision of an existing failure record from its stored state (a triage
 /// status change), exported like any other revision. The record's response is used only if
 /// the record was enriched (a late response does not enrich a record retroactively). Returns
-/// the new revision, or 0 when the record has no negative feedback left (pruned).
+/// the new revision, or 0 when the record has no negative feedback left (pruned). The
+/// revision's history names the record's latest triage note (the change's) as its cause.
 pub fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
     let enriched = w
         .conn
@@ -711,6 +736,6 @@ pub fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
     } else {
         None
     };
-    update_failure(w, key, response.as_ref())?;
+    update_failure_because(w, key, response.as_ref(), Cause::Triage)?;
     Ok(w.conn.failure_state(key)?.map_or(0, |state| state.revision))
 }

@@ -95,7 +95,8 @@ impl Connection {
     /// this closedloop does not know (written by a newer one) is skipped.
     pub fn negatives(&mut self, key: SpanRef) -> Result<Vec<NegativeRow>> {
         let rows = self.db.query(
-            "SELECT signal, kind, category, span_trace_id, span_span_id, time_ns FROM feedback
+            "SELECT signal, kind, category, span_trace_id, span_span_id, time_ns, feedback_id
+             FROM feedback
              WHERE target_trace_id = ?1 AND target_span_id = ?2 AND state IN (1, 2)
              ORDER BY id",
             values![&key.trace_id, &key.span_id],
@@ -107,6 +108,7 @@ impl Connection {
                 let kind: String = row.get(1)?;
                 let category: Option<String> = row.get(2)?;
                 Ok(Some(NegativeRow {
+                    feedback_id: row.get(6)?,
                     signal,
                     kind: kind.parse().unwrap_or(FeedbackKind::Explicit),
                     category: category

@@ -65,6 +65,13 @@ fn delete_failures(
             continue;
         }
         deleted.0 += records;
+        // Its history and notes go with it: a record made again later starts anew.
+        for table in ["failure_revisions", "triage_notes"] {
+            db.execute(
+                &format!("DELETE FROM {table} WHERE trace_id = ?1 AND span_id = ?2"),
+                values![&trace_id, &span_id],
+            )?;
+        }
         deleted.1 += db.execute(
             "DELETE FROM feedback WHERE target_trace_id = ?1 AND target_span_id = ?2
                 AND state <> 0",

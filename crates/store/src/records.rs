@@ -149,6 +149,10 @@ pub struct Feedback {
 }
 
 pub use crate::evalset::EvalsetRecord;
+pub use crate::failures::{
+    FailureCursor, FailureDetail, FailureFacets, FailureFilter, FailureListRow, FailureRevision,
+    RecordFeedback, RevisionCause, TraceIdRange,
+};
 pub use crate::notifications::Notification;
 pub use crate::overview::{DayCount, DayVersionCount, OwnerLoad, ReviewProgress};
 pub use crate::report::{ReportResponse, SignalCount};
@@ -156,7 +160,9 @@ pub use crate::review::{
     ReviewCandidate, ReviewDay, ReviewDayProgress, ReviewLabel, ReviewLabelUpdate, ReviewRow,
     ReviewStratum,
 };
-pub use crate::triage::{SlaBreach, TriageNote, TriageRecord, TriageState};
+pub use crate::triage::{
+    SlaBreach, TriageBoard, TriageLane, TriageNote, TriageRecord, TriageState,
+};
 
 /// The state of a feedback row, as stored (`feedback.state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +195,8 @@ pub struct WaitingRow {
 /// One negative feedback item of a failure record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NegativeRow {
+    /// Its idempotency id.
+    pub feedback_id: String,
     /// What the feedback says.
     pub signal: FeedbackSignal,
     /// Explicit or implicit.

@@ -22,8 +22,6 @@ pub struct TriageState {
     pub due_s: Option<i64>,
     /// When the record was created, in Unix seconds.
     pub created_s: i64,
-    /// Whether a person gave the record its owner (a reassignment): routing leaves it be.
-    pub reassigned: bool,
 }
 
 /// A failure record as the triage list shows it.
@@ -82,6 +80,47 @@ pub struct SlaBreach {
     pub severity: FailureSeverity,
 }
 
+/// One owner's open and acknowledged records on the triage board.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriageLane {
+    /// The owner (`None`: no owner, which an empty owner counts as).
+    pub owner: Option<String>,
+    /// Their open and acknowledged records.
+    pub active: u64,
+    /// Of those, the ones past their due time.
+    pub overdue: u64,
+}
+
+/// The triage board: the open and acknowledged records counted by owner, and the most
+/// urgent of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriageBoard {
+    /// Every owner with open or acknowledged records, in owner order.
+    pub lanes: Vec<TriageLane>,
+    /// The most urgent open and acknowledged records: those with a due time by due time
+    /// (so the overdue first), then those without, newest first.
+    pub records: Vec<TriageRecord>,
+}
+
+/// The columns [`triage_record`] reads.
+const RECORD_COLUMNS: &str = "SELECT trace_id, span_id, category, stage, severity, revision,
+    owner, triage_status, due_s, created_s, signals FROM failures";
+
+fn triage_record(row: &crate::db::Row<'_>) -> Result<TriageRecord> {
+    Ok(TriageRecord {
+        key: span(row, 0)?,
+        category: parse(row, 2, "a failure category")?,
+        stage: parse(row, 3, "a failure stage")?,
+        severity: parse(row, 4, "a failure severity")?,
+        revision: row.get(5)?,
+        owner: row.get(6)?,
+        status: parse(row, 7, "a triage status")?,
+        due_s: row.get(8)?,
+        created_s: row.get(9)?,
+        signals: parse_list(row, 10, "feedback signals")?,
+    })
+}
+
 /// The statuses whose records can be overdue.
 const ACTIVE: &str = "('open', 'acknowledged')";
 
@@ -89,11 +128,7 @@ impl Connection {
     /// The triage fields of the record `key`, if it exists.
     pub fn triage_state(&mut self, key: SpanRef) -> Result<Option<TriageState>> {
         self.db.query_opt(
-            "SELECT owner, triage_status, due_s, created_s,
-                CASE WHEN EXISTS (SELECT 1 FROM triage_notes n
-                    WHERE n.trace_id = f.trace_id AND n.span_id = f.span_id
-                        AND n.owner IS NOT NULL) THEN 1 ELSE 0 END
-             FROM failures f
+            "SELECT owner, triage_status, due_s, created_s FROM failures
              WHERE trace_id = ?1 AND span_id = ?2",
             values![&key.trace_id, &key.span_id],
             |row| {
@@ -102,10 +137,22 @@ impl Connection {
                     status: parse(row, 1, "a triage status")?,
                     due_s: row.get(2)?,
                     created_s: row.get(3)?,
-                    reassigned: row.get::<i64>(4)? != 0,
                 })
             },
         )
+    }
+
+    /// Whether someone gave the record `key` to an owner by hand ([`Self::reassign_triage`]):
+    /// routing then leaves its owner and due time alone.
+    pub fn is_reassigned(&mut self, key: SpanRef) -> Result<bool> {
+        Ok(self
+            .db
+            .query_value::<i64>(
+                "SELECT id FROM triage_notes
+                 WHERE trace_id = ?1 AND span_id = ?2 AND owner IS NOT NULL LIMIT 1",
+                values![&key.trace_id, &key.span_id],
+            )?
+            .is_some())
     }
 
     /// Sets the owner and due time of the record `key`.
@@ -184,26 +231,63 @@ impl Connection {
     /// then by id).
     pub fn triage_records(&mut self) -> Result<Vec<TriageRecord>> {
         self.db.query(
-            "SELECT trace_id, span_id, category, stage, severity, revision, owner, triage_status,
-                due_s, created_s, signals
-             FROM failures ORDER BY CASE WHEN due_s IS NULL THEN 1 ELSE 0 END, due_s,
-                trace_id, span_id",
+            &format!(
+                "{RECORD_COLUMNS} ORDER BY CASE WHEN due_s IS NULL THEN 1 ELSE 0 END, due_s,
+                    trace_id, span_id"
+            ),
             values![],
+            triage_record,
+        )
+    }
+
+    /// The triage board at `now_s`: the open and acknowledged records counted by owner, and
+    /// at most `limit` of them, the most urgent first. Bounded work: the counts read one
+    /// index range, and the records are read in index order per status (by due time, then
+    /// without one, newest first), `limit` at most from each.
+    pub fn triage_board(&mut self, now_s: i64, limit: usize) -> Result<TriageBoard> {
+        let lanes = self.db.query(
+            &format!(
+                "SELECT NULLIF(COALESCE(owner, ''), ''), count(*),
+                    CAST(COALESCE(sum(CASE WHEN due_s <= ?1 THEN 1 ELSE 0 END), 0) AS BIGINT)
+                 FROM failures WHERE triage_status IN {ACTIVE}
+                 GROUP BY COALESCE(owner, '') ORDER BY COALESCE(owner, '')"
+            ),
+            values![now_s],
             |row| {
-                Ok(TriageRecord {
-                    key: span(row, 0)?,
-                    category: parse(row, 2, "a failure category")?,
-                    stage: parse(row, 3, "a failure stage")?,
-                    severity: parse(row, 4, "a failure severity")?,
-                    revision: row.get(5)?,
-                    owner: row.get(6)?,
-                    status: parse(row, 7, "a triage status")?,
-                    due_s: row.get(8)?,
-                    created_s: row.get(9)?,
-                    signals: parse_list(row, 10, "feedback signals")?,
+                Ok(TriageLane {
+                    owner: row.get(0)?,
+                    active: row.get::<i64>(1)?.max(0) as u64,
+                    overdue: row.get::<i64>(2)?.max(0) as u64,
                 })
             },
-        )
+        )?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let mut due = Vec::new();
+        let mut undated = Vec::new();
+        for status in [TriageStatus::Open, TriageStatus::Acknowledged] {
+            due.extend(self.db.query(
+                &format!(
+                    "{RECORD_COLUMNS} WHERE triage_status = ?1 AND due_s IS NOT NULL
+                     ORDER BY due_s, created_s LIMIT ?2"
+                ),
+                values![status.as_str(), limit],
+                triage_record,
+            )?);
+            undated.extend(self.db.query(
+                &format!(
+                    "{RECORD_COLUMNS} WHERE triage_status = ?1 AND due_s IS NULL
+                     ORDER BY created_s DESC LIMIT ?2"
+                ),
+                values![status.as_str(), limit],
+                triage_record,
+            )?);
+        }
+        due.sort_by_key(|record| (record.due_s, record.created_s, record.key));
+        undated.sort_by_key(|record| (std::cmp::Reverse(record.created_s), record.key));
+        let mut records = due;
+        records.extend(undated);
+        records.truncate(limit as usize);
+        Ok(TriageBoard { lanes, records })
     }
 
     /// The notes of the record's status changes, oldest first.
@@ -287,7 +371,6 @@ pub(crate) mod tests {
                 status: TriageStatus::Open,
                 due_s: None,
                 created_s: 100,
-                reassigned: false,
             })
         );
         conn.set_triage_assignment(record, Some("search-team"), Some(200))
@@ -319,9 +402,10 @@ pub(crate) mod tests {
         assert!(!conn
             .reassign_triage(key(2), "nobody", 180, None, None)
             .unwrap());
+        assert!(conn.is_reassigned(record).unwrap());
+        assert!(!conn.is_reassigned(key(2)).unwrap());
         let state = conn.triage_state(record).unwrap().unwrap();
         assert_eq!(state.owner.as_deref(), Some("search-team"));
-        assert!(state.reassigned);
         assert_eq!(state.status, TriageStatus::Resolved);
         assert_eq!(state.due_s, Some(200));
         assert_eq!(
@@ -468,7 +552,54 @@ pub(crate) mod tests {
         );
     }
 
+    /// The board holds the open and acknowledged records only, the overdue first, then by
+    /// due time, then those without one (newest first), and counts every one by owner.
+    pub(crate) fn the_board_is_bounded_and_overdue_first(conn: &mut Connection) {
+        let mut add = |n: u8, created_s: i64, due_s: Option<i64>, owner, status| {
+            let mut failure = Failure::new(key(n), created_s);
+            failure.due_s = due_s;
+            failure.owner = owner;
+            failure.triage_status = status;
+            insert_failure(conn, &failure);
+        };
+        add(1, 10, Some(900), Some("a"), "open");
+        add(2, 10, Some(100), Some("a"), "acknowledged");
+        add(3, 20, None, None, "open");
+        add(4, 30, None, Some("b"), "acknowledged");
+        add(5, 10, Some(50), Some("b"), "resolved");
+        add(6, 10, Some(200), Some("b"), "open");
+        add(7, 10, Some(60), Some("a"), "wont_fix");
+        let board = conn.triage_board(300, 10).unwrap();
+        let keys: Vec<u8> = board.records.iter().map(|r| r.key.span_id[0]).collect();
+        assert_eq!(keys, [2, 6, 1, 4, 3]);
+        assert_eq!(
+            board.lanes,
+            [
+                TriageLane {
+                    owner: None,
+                    active: 1,
+                    overdue: 0
+                },
+                TriageLane {
+                    owner: Some("a".into()),
+                    active: 2,
+                    overdue: 1
+                },
+                TriageLane {
+                    owner: Some("b".into()),
+                    active: 2,
+                    overdue: 1
+                },
+            ]
+        );
+        let first = conn.triage_board(300, 2).unwrap();
+        let keys: Vec<u8> = first.records.iter().map(|r| r.key.span_id[0]).collect();
+        assert_eq!(keys, [2, 6]);
+        assert_eq!(first.lanes.len(), 3, "the counts cover every record");
+    }
+
     both_engines!(
+        the_board_is_bounded_and_overdue_first,
         overdue_counts_one_row_per_owner,
         assignment_and_status,
         records_most_urgent_first,

@@ -1,5 +1,6 @@
 //! The triage board: the open and acknowledged failure records by owner, overdue first, due
-//! times relative to now.
+//! times relative to now. One bounded read: the counts of every owner, and the most urgent
+//! records ([`BOARD_LIMIT`] at most).
 
 use std::collections::BTreeMap;
 
@@ -8,13 +9,17 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use closedloop_commands::triage::{self, ListFilter, TriageItem};
-use closedloop_engine::timefmt::parse_rfc3339;
+use closedloop_engine::failure_span::failure_id;
+use closedloop_engine::vocab::TriageStatus;
+use closedloop_store::records::TriageRecord;
 
 use super::{now_s, relative, render, Chrome};
 use crate::auth::SignedIn;
 use crate::error::PageError;
 use crate::App;
+
+/// The most records the board shows (the counts cover them all).
+const BOARD_LIMIT: usize = 300;
 
 pub(super) fn routes() -> Router<App> {
     Router::new().route("/ui/triage", get(board))
@@ -22,15 +27,30 @@ pub(super) fn routes() -> Router<App> {
 
 /// One record on the board.
 struct Card {
-    item: TriageItem,
+    id: String,
+    record: TriageRecord,
+    overdue: bool,
     due: String,
 }
 
 /// One owner's column: their records, overdue first, then by due time.
 struct Lane {
     owner: String,
-    overdue: usize,
+    active: u64,
+    overdue: u64,
     cards: Vec<Card>,
+}
+
+impl Lane {
+    /// How many of the owner's records the board leaves out.
+    fn hidden(&self) -> u64 {
+        self.active.saturating_sub(self.cards.len() as u64)
+    }
+
+    /// The record list of the owner's records.
+    fn records_link(&self) -> String {
+        format!("/ui/records?owner={}", crate::auth::urlencode(&self.owner))
+    }
 }
 
 #[derive(Template)]
@@ -38,50 +58,64 @@ struct Lane {
 struct BoardPage {
     chrome: Chrome,
     lanes: Vec<Lane>,
-    total: usize,
-    overdue: usize,
+    total: u64,
+    overdue: u64,
 }
 
 /// `GET /ui/triage`.
 async fn board(State(app): State<App>, signed: SignedIn) -> Result<Response, PageError> {
     let now = now_s();
-    let items = app
+    let board = app
         .store
-        .run(move |conn| triage::list(conn, &ListFilter::new(now)))
+        .run(move |conn| conn.triage_board(now, BOARD_LIMIT))
         .await?;
-    let mut lanes: BTreeMap<String, Lane> = BTreeMap::new();
-    for item in items {
-        if !matches!(item.status.as_str(), "open" | "acknowledged") {
-            continue;
-        }
-        let owner = item.owner.clone().unwrap_or_default();
-        let due = item
-            .due_time
-            .as_deref()
-            .and_then(parse_rfc3339)
-            .map_or_else(
-                || "no due time".to_owned(),
-                |due_s| format!("due {}", relative(due_s, now)),
-            );
+    let mut lanes: BTreeMap<String, Lane> = board
+        .lanes
+        .into_iter()
+        .map(|lane| {
+            let owner = lane.owner.unwrap_or_default();
+            (
+                owner.clone(),
+                Lane {
+                    owner,
+                    active: lane.active,
+                    overdue: lane.overdue,
+                    cards: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    // The records come most urgent first (overdue, then by due time, then without one).
+    for record in board.records {
+        let overdue = matches!(
+            record.status,
+            TriageStatus::Open | TriageStatus::Acknowledged
+        ) && record.due_s.is_some_and(|due| due <= now);
+        let due = record.due_s.map_or_else(
+            || "no due time".to_owned(),
+            |due_s| format!("due {}", relative(due_s, now)),
+        );
+        let owner = record.owner.clone().unwrap_or_default();
         let lane = lanes.entry(owner.clone()).or_insert_with(|| Lane {
             owner,
+            active: 0,
             overdue: 0,
             cards: Vec::new(),
         });
-        lane.overdue += usize::from(item.overdue);
-        lane.cards.push(Card { item, due });
+        lane.cards.push(Card {
+            id: failure_id(record.key),
+            record,
+            overdue,
+            due,
+        });
     }
     let mut lanes: Vec<Lane> = lanes.into_values().collect();
-    for lane in &mut lanes {
-        // `list` is ordered by due time already; overdue records go first.
-        lane.cards.sort_by_key(|card| !card.item.overdue);
-    }
     lanes.sort_by(|a, b| {
         b.overdue
             .cmp(&a.overdue)
             .then_with(|| a.owner.cmp(&b.owner))
     });
-    let total = lanes.iter().map(|lane| lane.cards.len()).sum();
+    let total = lanes.iter().map(|lane| lane.active).sum();
     let overdue = lanes.iter().map(|lane| lane.overdue).sum();
     render(&BoardPage {
         chrome: Chrome::new(&signed, "triage", "Triage"),

@@ -109,7 +109,7 @@ pub fn route(
 }
 
 /// Runs in the writer's transaction after a revision of the record `key` was upserted:
-/// routes it (new, or still open), stores the assignment, and queues the new-record
+/// routes it (new, or still open, unless someone reassigned it by hand), stores the assignment, and queues the new-record
 /// notification. Returns the triage fields of the revision.
 pub fn after_upsert(
     w: &mut Tx<'_>,
@@ -130,15 +130,15 @@ pub fn after_upsert(
         status: state.status,
         due_s: state.due_s,
     };
-    // Routing follows an open record's revisions, unless a person gave it its owner.
-    if assignment.status == TriageStatus::Open && !state.reassigned {
+    if assignment.status == TriageStatus::Open {
         let (owner, sla) = route(&w.triage.config, decision, response);
         let due_s = sla.map(|sla| {
             state
                 .created_s
                 .saturating_add(sla.min(i64::MAX as u64) as i64)
         });
-        if owner != assignment.owner || due_s != assignment.due_s {
+        // A record someone gave to an owner by hand keeps that owner and its due time.
+        if (owner != assignment.owner || due_s != assignment.due_s) && !w.conn.is_reassigned(key)? {
             w.conn.set_triage_assignment(key, owner.as_deref(), due_s)?;
             assignment.owner = owner;
             assignment.due_s = due_s;

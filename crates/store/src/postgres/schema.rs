@@ -210,8 +210,34 @@ CREATE TABLE content_drops (
 );
 ";
 
+/// Version 4: every revision of a failure record, and the indexes of the console's record
+/// list (SQLite version 11).
+const REVISIONS: &str = "
+CREATE TABLE failure_revisions (
+    trace_id BYTEA NOT NULL,
+    span_id BYTEA NOT NULL,
+    revision BIGINT NOT NULL,
+    time_s BIGINT NOT NULL,
+    category TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    triage_status TEXT NOT NULL,
+    owner TEXT,
+    feedback_id TEXT,
+    note_id BIGINT,
+    PRIMARY KEY (trace_id, span_id, revision)
+);
+CREATE INDEX failures_created ON failures (created_s, trace_id, span_id);
+CREATE INDEX failures_status ON failures (triage_status, created_s, trace_id, span_id);
+CREATE INDEX failures_owner ON failures (owner, created_s, trace_id, span_id);
+CREATE INDEX failures_category ON failures (category, created_s, trace_id, span_id);
+CREATE INDEX failures_stage ON failures (stage, created_s, trace_id, span_id);
+CREATE INDEX failures_severity ON failures (severity, created_s, trace_id, span_id);
+CREATE INDEX failures_triage ON failures (triage_status, due_s, created_s);
+";
+
 /// Each entry moves the database from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS];
+const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS, REVISIONS];
 
 /// The schema version this closedloop writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -262,6 +262,36 @@ CREATE TABLE content_drops (
 ) WITHOUT ROWID;
 ";
 
+/// Version 11. Every revision of a failure record is kept (`failure_revisions`: the state it
+/// wrote and what caused it, the newest negative feedback or a triage note), and the console
+/// lists records newest first, filtered by status, owner, category, stage or severity
+/// (indexes in creation order per value; the table's key completes each entry, so a page is
+/// one range of one index); the triage board reads the open and acknowledged records by due
+/// time (`failures_triage`).
+const REVISIONS: &str = "
+CREATE TABLE failure_revisions (
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    revision INTEGER NOT NULL,
+    time_s INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    triage_status TEXT NOT NULL,
+    owner TEXT,
+    feedback_id TEXT,
+    note_id INTEGER,
+    PRIMARY KEY (trace_id, span_id, revision)
+) WITHOUT ROWID;
+CREATE INDEX failures_created ON failures (created_s, trace_id, span_id);
+CREATE INDEX failures_status ON failures (triage_status, created_s);
+CREATE INDEX failures_owner ON failures (owner, created_s);
+CREATE INDEX failures_category ON failures (category, created_s);
+CREATE INDEX failures_stage ON failures (stage, created_s);
+CREATE INDEX failures_severity ON failures (severity, created_s);
+CREATE INDEX failures_triage ON failures (triage_status, due_s, created_s);
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -287,6 +317,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(WAITING_BY_RESPONSE_ID),
     sql(PEOPLE),
     sql(CONTENT_DROPS),
+    sql(REVISIONS),
 ];
 
 /// The column constraint that made idempotency ids global.
