@@ -155,7 +155,7 @@ async fn measure(
         )
     });
     println!(
-        "{name:<28} p50 {:>8.2} ms  p99 {:>8.2} ms  ({} bytes){ratio}",
+        "{name:<28} p50 {:>9.3} ms  p99 {:>9.3} ms  ({} bytes){ratio}",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
         body.len()
