@@ -123,4 +123,32 @@ fn a_bulk_store_reads_back_through_triage_report_review_and_evalset() {
     let cases = evalset::cases(conn, &EvalsetQuery::default()).unwrap();
     assert_eq!(cases.len(), 100);
     assert!(cases.iter().all(|case| !case.input.is_empty()));
+
+    // A bound keeps the newest records only.
+    let bounded = evalset::cases(
+        conn,
+        &EvalsetQuery {
+            max_records: Some(10),
+            ..EvalsetQuery::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        bounded
+            .iter()
+            .map(|case| case.metadata.count)
+            .sum::<usize>(),
+        10
+    );
+    let newest: Vec<&str> = cases[90..]
+        .iter()
+        .map(|case| case.metadata.failure_id.as_str())
+        .collect();
+    for case in &bounded {
+        assert!(
+            newest.contains(&case.metadata.failure_id.as_str()),
+            "{}",
+            case.metadata.failure_id
+        );
+    }
 }

@@ -66,6 +66,9 @@ pub struct EvalsetQuery {
     pub labels: LabelFilter,
     /// The merge similarity (see the module docs).
     pub merge_similarity: f64,
+    /// Only the newest this many of the records kept (`None`: all). Merging compares each
+    /// record with every case before it, so a bound keeps a page's cost bounded.
+    pub max_records: Option<usize>,
 }
 
 impl Default for EvalsetQuery {
@@ -77,6 +80,7 @@ impl Default for EvalsetQuery {
             category: None,
             labels: LabelFilter::Any,
             merge_similarity: DEFAULT_MERGE_SIMILARITY,
+            max_records: None,
         }
     }
 }
@@ -249,6 +253,9 @@ pub fn cases(conn: &mut Connection, query: &EvalsetQuery) -> Result<Vec<EvalCase
             b.key.span_id,
         ))
     });
+    if let Some(max) = query.max_records {
+        records.drain(..records.len().saturating_sub(max));
+    }
     // Groups of record indices; each group compares by its first record.
     let similar: Vec<Similar> = records.iter().map(similar).collect();
     let mut groups: Vec<Vec<usize>> = Vec::new();

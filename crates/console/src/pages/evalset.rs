@@ -19,8 +19,13 @@ use crate::App;
 /// The windows people can choose, in days (0: everything stored).
 const WINDOWS: &[u32] = &[7, 30, 90, 0];
 
-/// The most cases listed on the page; downloads carry them all.
+/// The most cases listed on the page; downloads carry every case of the records read.
 const MAX_LISTED: usize = 200;
+
+/// The newest failure records of the window the page and its downloads read. Merging near
+/// duplicates compares each record with every case before it, so this bounds the work of a
+/// request; `closedloop evalset export` reads them all.
+pub(crate) const MAX_RECORDS: usize = 2_000;
 
 pub(super) fn routes() -> Router<App> {
     Router::new()
@@ -65,6 +70,7 @@ impl EvalsetForm {
                     )))
                 }
             },
+            max_records: Some(MAX_RECORDS),
             ..EvalsetQuery::default()
         };
         if let Some(template) = self
@@ -106,6 +112,7 @@ struct EvalsetPage {
     chrome: Chrome,
     days: u32,
     windows: &'static [u32],
+    max_records: usize,
     form: EvalsetForm,
     categories: Vec<&'static str>,
     download: String,
@@ -132,6 +139,7 @@ async fn evalset_page(
         chrome: Chrome::new(&signed, "evalset", "Eval set"),
         days: form.days(),
         windows: WINDOWS,
+        max_records: MAX_RECORDS,
         download: form.query_string(),
         categories: closedloop_engine::vocab::FailureCategory::ALL
             .iter()
