@@ -8,10 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use closedloop_commands::evalset::{self, EvalCase, EvalsetQuery, LabelFilter};
-use closedloop_engine::timefmt::DAY_SECS;
 use serde::Deserialize;
 
-use super::{now_s, render, Chrome};
+use super::{render, window_start_s, Chrome};
 use crate::auth::SignedIn;
 use crate::error::PageError;
 use crate::App;
@@ -52,10 +51,7 @@ impl EvalsetForm {
     fn query(&self) -> Result<EvalsetQuery, PageError> {
         let days = self.days();
         let mut query = EvalsetQuery {
-            since_s: (days > 0).then(|| {
-                let today = now_s().div_euclid(DAY_SECS);
-                (today - i64::from(days) + 1) * DAY_SECS
-            }),
+            since_s: window_start_s(days),
             category: self
                 .category
                 .clone()

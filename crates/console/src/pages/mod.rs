@@ -189,6 +189,12 @@ pub(crate) fn relative(when_s: i64, now_s: i64) -> String {
     }
 }
 
+/// The start of a window of the last `days` UTC days, today included (`None` for 0: all).
+pub(crate) fn window_start_s(days: u32) -> Option<i64> {
+    const DAY_SECS: i64 = closedloop_engine::timefmt::DAY_SECS;
+    (days > 0).then(|| (now_s().div_euclid(DAY_SECS) - i64::from(days) + 1) * DAY_SECS)
+}
+
 /// The current time in Unix seconds.
 pub(crate) fn now_s() -> i64 {
     std::time::SystemTime::now()

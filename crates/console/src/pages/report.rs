@@ -12,10 +12,9 @@ use closedloop_commands::report::{
     self, ChunkLift, Comparison, Report, ReportQuery, SignalStats, TemplateVersion,
     DEFAULT_MIN_CHUNK_RESPONSES,
 };
-use closedloop_engine::timefmt::DAY_SECS;
 use serde::Deserialize;
 
-use super::{now_s, render, Chrome};
+use super::{render, window_start_s, Chrome};
 use crate::auth::SignedIn;
 use crate::chart::{IntervalChart, IntervalRow};
 use crate::error::PageError;
@@ -113,10 +112,7 @@ async fn report_page(
         .days
         .filter(|days| WINDOWS.contains(days))
         .unwrap_or(30);
-    let since_s = (days > 0).then(|| {
-        let today = now_s().div_euclid(DAY_SECS);
-        (today - i64::from(days) + 1) * DAY_SECS
-    });
+    let since_s = window_start_s(days);
     let parse = |text: &Option<String>| {
         text.as_deref()
             .filter(|text| !text.is_empty())
