@@ -61,7 +61,8 @@ pub struct UiConfig {
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UiUser {
-    /// The name shown on labels and triage notes: letters, digits and `._@-`, at most 64.
+    /// The name shown on labels and triage notes: letters, digits and `._@+-` (an e-mail
+    /// address fits), at most 64.
     pub name: String,
     /// The argon2 hash of the password, in PHC form (`$argon2id$v=19$...`).
     pub password_hash: String,
@@ -103,8 +104,8 @@ impl Default for UiConfig {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UiConfigError {
-    /// A user name has characters outside letters, digits and `._@-`, or is empty or long.
-    #[error("ui.users: invalid user name {0:?} (letters, digits and ._@- only, 1 to 64)")]
+    /// A user name has characters outside letters, digits and `._@+-`, or is empty or long.
+    #[error("ui.users: invalid user name {0:?} (letters, digits and ._@+- only, 1 to 64)")]
     BadUserName(String),
     /// Two users have the same name.
     #[error("ui.users: user {0:?} is listed twice")]
@@ -244,12 +245,13 @@ impl UiConfig {
     }
 }
 
-/// Whether `name` is a user name the console accepts: 1 to 64 of letters, digits and `._@-`.
+/// Whether `name` is a user name the console accepts: 1 to 64 of letters, digits and `._@+-`
+/// (an e-mail address fits).
 pub(crate) fn valid_user_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-'))
 }
 
 #[cfg(test)]
