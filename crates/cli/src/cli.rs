@@ -268,11 +268,14 @@ fn check_config(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         )?,
     }
     match config.ui_addr() {
-        Some(addr) => writeln!(
-            out,
-            "The console is served at http://{addr}/ui/ (sign-in: {}).",
-            config.ui.sign_in()
-        )?,
+        Some(addr) => match config.ui.check_exposure(addr) {
+            Ok(()) => writeln!(
+                out,
+                "The console is served at http://{addr}/ui/ (sign-in: {}).",
+                config.ui.sign_in()
+            )?,
+            Err(error) => writeln!(out, "The console is not served: {error}.")?,
+        },
         None => writeln!(out, "The console is off (ui.enabled = false).")?,
     }
     Ok(())

@@ -256,3 +256,37 @@ fn the_readme_export_example_resolves_to_grpc() {
         "{args:?}"
     );
 }
+
+#[test]
+fn check_config_says_where_the_console_is_and_why_it_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let console_line = |text: &str| {
+        let config = write_config(dir.path(), text);
+        let text = stdout(&closedloop(&["check-config", "--config", &config], &[]));
+        text.lines()
+            .find(|line| line.starts_with("The console"))
+            .unwrap_or_else(|| panic!("no console line in {text}"))
+            .to_owned()
+    };
+    assert_eq!(
+        console_line(""),
+        "The console is served at http://127.0.0.1:4318/ui/ (sign-in: a name, no password \
+         (loopback only))."
+    );
+    let open = console_line("[server]\nhttp_addr = \"0.0.0.0:4318\"\n");
+    assert!(open.starts_with("The console is not served: "), "{open}");
+    assert!(open.contains("without authentication"), "{open}");
+    assert_eq!(
+        console_line("[ui]\nenabled = false\n"),
+        "The console is off (ui.enabled = false)."
+    );
+    // On a listener of its own beyond loopback, without users, check-config refuses.
+    let config = write_config(dir.path(), "[ui]\nlisten_addr = \"0.0.0.0:4320\"\n");
+    let refused = closedloop(&["check-config", "--config", &config], &[]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("without authentication"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
