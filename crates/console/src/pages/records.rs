@@ -527,30 +527,15 @@ async fn set_status(
     Path(id): Path<String>,
     CsrfForm { form, user }: CsrfForm<StatusForm>,
 ) -> Result<Response, PageError> {
-    let actor = actor(user)?;
-    record_key(&id)?;
     let status: TriageStatus = form
         .status
         .parse()
         .map_err(|_| PageError::BadRequest(format!("unknown status {:?}", form.status)))?;
     let note = given(&form.note);
-    let settings = app.settings.clone();
-    let record = id.clone();
-    let revision = app
-        .store
-        .run(move |conn| {
-            triage::set_status(
-                conn,
-                &settings,
-                &record,
-                status,
-                note.as_deref(),
-                Some(&actor),
-            )
-        })
-        .await?;
-    tracing::info!(record = %id, %status, revision, "Failure record status set from the console.");
-    Ok(Redirect::to(&format!("/ui/records/{id}")).into_response())
+    change(&app, &id, user, move |conn, settings, record, actor| {
+        triage::set_status(conn, settings, record, status, note.as_deref(), Some(actor))
+    })
+    .await
 }
 
 /// `POST /ui/records/{id}/owner`: gives the record to another owner, as the signed-in user.
@@ -559,28 +544,40 @@ async fn reassign(
     Path(id): Path<String>,
     CsrfForm { form, user }: CsrfForm<OwnerForm>,
 ) -> Result<Response, PageError> {
-    let actor = actor(user)?;
-    record_key(&id)?;
     let Some(owner) = given(&form.owner) else {
         return Err(PageError::BadRequest("name the new owner".into()));
     };
     let note = given(&form.note);
+    change(&app, &id, user, move |conn, settings, record, actor| {
+        triage::reassign(conn, settings, record, &owner, note.as_deref(), Some(actor))
+    })
+    .await
+}
+
+/// Makes a triage change of the record `id` as the signed-in `user` (a new revision), then
+/// sends the browser back to the record.
+async fn change(
+    app: &App,
+    id: &str,
+    user: Option<String>,
+    change: impl FnOnce(
+            &mut closedloop_store::Connection,
+            &closedloop_engine::direct::DirectSettings,
+            &str,
+            &str,
+        ) -> Result<i64, triage::TriageError>
+        + Send
+        + 'static,
+) -> Result<Response, PageError> {
+    let actor = actor(user)?;
+    record_key(id)?;
     let settings = app.settings.clone();
-    let record = id.clone();
+    let record = id.to_owned();
     let revision = app
         .store
-        .run(move |conn| {
-            triage::reassign(
-                conn,
-                &settings,
-                &record,
-                &owner,
-                note.as_deref(),
-                Some(&actor),
-            )
-        })
+        .run(move |conn| change(conn, &settings, &record, &actor))
         .await?;
-    tracing::info!(record = %id, revision, "Failure record reassigned from the console.");
+    tracing::info!(record = %id, revision, "Failure record changed from the console.");
     Ok(Redirect::to(&format!("/ui/records/{id}")).into_response())
 }
 
