@@ -135,7 +135,11 @@ async fn malformed_oversized_and_wrong_type_requests() {
         .unwrap()
         .contains("thumbs_down"));
 
-    for content_type in ["application/x-www-form-urlencoded", "multipart/form-data", ""] {
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "",
+    ] {
         let mut request = client
             .post(&url)
             .body(feedback(&valid_token(), "fb-x").to_string());
