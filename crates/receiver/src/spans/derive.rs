@@ -67,10 +67,13 @@ fn raw<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
         .and_then(as_str)
 }
 
+/// Reads one convention's input messages from a span's attributes.
+type MessageReader = fn(&[KeyValue]) -> Vec<Message>;
+
 /// The input messages of an LLM span, from the first convention that has any.
 pub(super) fn input_messages(span: &Span) -> Vec<Message> {
     let attributes = &span.attributes;
-    let readers: [fn(&[KeyValue]) -> Vec<Message>; 4] = [
+    let readers: [MessageReader; 4] = [
         openinference_messages,
         |attributes| {
             raw(attributes, keys::GEN_AI_INPUT_MESSAGES)
