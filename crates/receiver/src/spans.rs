@@ -17,8 +17,8 @@
 //!   - the **template**: the id is `closedloop.prompt.template.id`, `traceloop.prompt.key`,
 //!     `gen_ai.prompt.name` or OpenInference `prompt.id`; the text
 //!     `closedloop.prompt.template.text`, `llm.prompt_template.template` or
-//!     `traceloop.prompt.template`, else the input's system messages (joined by a blank line,
-//!     kept as text only with `store.store_content`). The hash is `sha256:` + the hex SHA-256
+//!     `traceloop.prompt.template`, else the input's system messages (joined by a blank line;
+//!     or GenAI `gen_ai.system_instructions`), kept as text only with `store.store_content`. The hash is `sha256:` + the hex SHA-256
 //!     of the text; without a pinned version the version is the hash's first 12 hex digits,
 //!     as closedloop-tracing does; without an id the id is `auto-` + its first 8 hex digits.
 //!   - the **request model**: `gen_ai.request.model`, else the `model` of OpenInference
@@ -534,7 +534,7 @@ fn read_response(
     let explicit_text = attrs.string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT);
     let system_text = explicit_text
         .is_none()
-        .then(|| derive::system_text(&messages))
+        .then(|| derive::system_text(span, &messages))
         .flatten();
     let hash = attrs
         .string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_HASH)

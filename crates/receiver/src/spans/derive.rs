@@ -30,6 +30,7 @@ mod keys {
     pub(super) const OI_MESSAGE_CONTENTS: &str = ".message.contents.";
     pub(super) const OI_CONTENT_TEXT: &str = ".message_content.text";
     pub(super) const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+    pub(super) const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
     pub(super) const OLL_PROMPT: &str = "gen_ai.prompt.";
     pub(super) const OLL_ROLE: &str = ".role";
     pub(super) const OLL_CONTENT: &str = ".content";
@@ -113,14 +114,22 @@ pub(super) fn llm_query(span: &Span, messages: &[Message]) -> Option<String> {
 }
 
 /// The system messages, joined by a blank line: the app's fixed instructions, used as the
-/// template text when the span names none.
-pub(super) fn system_text(messages: &[Message]) -> Option<String> {
+/// template text when the span names none. GenAI `gen_ai.system_instructions` (the text parts
+/// of its JSON list) holds them apart from the input messages.
+pub(super) fn system_text(span: &Span, messages: &[Message]) -> Option<String> {
     let parts: Vec<&str> = messages
         .iter()
         .filter(|message| message.role == SYSTEM)
         .map(|message| message.text.as_str())
         .collect();
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
+    if !parts.is_empty() {
+        return Some(parts.join("\n\n"));
+    }
+    let instructions = raw(&span.attributes, keys::GEN_AI_SYSTEM_INSTRUCTIONS)?;
+    match serde_json::from_str::<Json>(instructions) {
+        Ok(parts @ Json::Array(_)) => content_text(&parts),
+        _ => plain_text(instructions),
+    }
 }
 
 /// The query of a retrieval span: OpenInference `input.value` (plain text, or a JSON object's
@@ -145,11 +154,16 @@ pub(super) fn invocation_model(span: &Span) -> Option<String> {
     json.get("model")?.as_str().map(str::to_owned)
 }
 
-/// The `id` of the OpenInference `output.value` JSON body (the provider's response id).
+/// The provider's response id in the OpenInference `output.value` JSON body: its `id` (the
+/// OpenAI instrumentation writes the response body), else `llm_output.id` (the LangChain
+/// instrumentation writes LangChain's `LLMResult`).
 pub(super) fn output_response_id(span: &Span) -> Option<String> {
     let body = raw(&span.attributes, keys::OI_OUTPUT_VALUE)?;
     let json: Json = serde_json::from_str(body).ok()?;
-    json.get("id")?.as_str().map(str::to_owned)
+    json.get("id")
+        .or_else(|| json.get("llm_output")?.get("id"))?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// `sha256:` and the first 16 hex digits of the SHA-256 of a document's content: the chunk id
