@@ -93,7 +93,7 @@ mod derive;
 
 /// The `db.system` values of the vector databases OpenLLMetry instruments: their query spans
 /// are retrieval steps.
-pub const VECTOR_DBS: &[&str] = &[
+pub(crate) const VECTOR_DBS: &[&str] = &[
     "chroma", "lancedb", "marqo", "milvus", "pinecone", "qdrant", "weaviate",
 ];
 
