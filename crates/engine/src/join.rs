@@ -23,7 +23,10 @@
 //! OpenInference and OpenLLMetry put chunk ids on the retriever span, not on the LLM span.
 //! The joiner remembers the retrieval steps of recent traces (`join.max_retrieval_traces`), and
 //! an LLM span without `closedloop.context.chunk_ids` takes the chunk ids of the last
-//! retrieval, rerank or filter step of its trace that ended before it started.
+//! retrieval, rerank or filter step of its trace that ended before it started. Likewise the
+//! query: an LLM span whose query fingerprint was not given (none, or derived by the receiver
+//! from its input messages, where a RAG prompt holds the retrieved context too) takes the
+//! query of the last retrieval step of its trace that carried one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -327,6 +330,9 @@ impl Joiner {
             if response.chunk_ids.is_none() {
                 self.carry_retrieval(&mut response);
             }
+            if response.fingerprint.is_none() || batch.derived_queries.contains(&span) {
+                self.carry_query(&mut response);
+            }
             let inserted = w
                 .conn
                 .insert_response(&response, span, w.now_s, w.store_content)?;
@@ -569,16 +575,37 @@ impl Joiner {
         let start = response.start_unix_nano;
         let best = steps
             .iter()
+            .filter(|step| step.chunk_ids.is_some())
             .filter(|step| start == 0 || step.end_unix_nano <= start)
             .max_by_key(|step| step.end_unix_nano);
         if let Some(step) = best {
-            response.chunk_ids = Some(step.chunk_ids.clone());
+            response.chunk_ids.clone_from(&step.chunk_ids);
             if response.data_source.is_none() {
                 response.data_source.clone_from(&step.data_source);
             }
             if response.index_version.is_none() {
                 response.index_version.clone_from(&step.index_version);
             }
+        }
+    }
+
+    /// Gives an LLM span whose query was not given the query of the last retrieval step of its
+    /// trace that ended before it started and carried one: the retriever's input is the user's
+    /// question, where the LLM span's last user message is the rendered prompt.
+    fn carry_query(&self, response: &mut Response) {
+        let Some(span) = response.span else { return };
+        let Some(steps) = self.retrievals.get(&span.trace_id) else {
+            return;
+        };
+        let start = response.start_unix_nano;
+        let best = steps
+            .iter()
+            .filter(|step| step.fingerprint.is_some())
+            .filter(|step| start == 0 || step.end_unix_nano <= start)
+            .max_by_key(|step| step.end_unix_nano);
+        if let Some(step) = best {
+            response.fingerprint.clone_from(&step.fingerprint);
+            response.content.query.clone_from(&step.query);
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::join::JoinConfig;
 use crate::otlp::budget::DecodeLimits;
 use crate::pipeline::PipelineConfig;
 use crate::secret::Secret;
+use crate::spans::SpansConfig;
 use crate::store::StoreConfig;
 use closedloop_commands::review::ReviewConfig;
 use closedloop_console::{UiConfig, UiConfigError, UI_SESSION_SECRET_ENV};
@@ -76,6 +77,9 @@ pub struct Config {
     /// The implicit-signal detectors: rephrase, regenerate, abandon, edit (`[detectors]`).
     #[serde(default)]
     pub detectors: DetectorsConfig,
+    /// How spans of other instrumentations are read (`[spans]`).
+    #[serde(default)]
+    pub spans: SpansConfig,
     /// The web console (`[ui]`).
     #[serde(default)]
     pub ui: UiConfig,
@@ -112,6 +116,7 @@ impl Config {
             review: self.review.clone(),
             notify: self.notify.clone(),
             detectors: self.detectors.clone(),
+            spans: self.spans.clone(),
             capture_comments_max_chars: self
                 .feedback
                 .capture_comments

@@ -30,7 +30,12 @@ pub fn otlp(encoding: OtlpEncoding, gzip: bool, bytes: &[u8]) {
     let Ok(request) = decode(encoding, gzip, bytes) else {
         return;
     };
-    let parsed = spans::parse(&request);
+    let spans_config = spans::SpansConfig::default();
+    let settings = spans::ReadSettings {
+        spans: &spans_config,
+        store_content: true,
+    };
+    let parsed = spans::parse(&request, settings);
     let total = otlp::span_count(&request) as u64;
     assert_eq!(
         parsed.accepted + parsed.rejected,

@@ -59,5 +59,6 @@ pub use pipeline::{
 };
 pub use secret::Secret;
 pub use serve::{Listeners, Receiver, ReceiverBuilder, ServeError};
+pub use spans::SpansConfig;
 pub use store::{StoreConfig, StoreError, Synchronous};
 pub use telemetry::TelemetryError;

@@ -23,7 +23,7 @@ use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
 use crate::join::JoinConfig;
 use crate::records::{Feedback, SpanRef};
 use crate::rules;
-use crate::spans;
+use crate::spans::{self, SpansConfig};
 use crate::store::{FeedbackWrite, Rejected, Store, StoreConfig, StoreError};
 use closedloop_commands::review::ReviewConfig;
 use closedloop_engine::triage::{NotifyConfig, TriageConfig, TriageShared};
@@ -68,6 +68,9 @@ pub struct PipelineConfig {
     /// and `feedback.max_comment_chars`. Default `None`.
     #[serde(skip)]
     pub capture_comments_max_chars: Option<usize>,
+    /// How spans of other instrumentations are read (`[spans]`).
+    #[serde(default)]
+    pub spans: SpansConfig,
 }
 
 /// The core pipeline. Cheap to clone; `Send + Sync`.
@@ -89,6 +92,10 @@ struct Inner {
     shut_down: AtomicBool,
     /// The longest feedback comment kept; `None` when comments are dropped.
     comment_max_chars: Option<usize>,
+    /// How spans of other instrumentations are read.
+    spans: SpansConfig,
+    /// `store.store_content`.
+    store_content: bool,
 }
 
 impl Inner {
@@ -210,6 +217,8 @@ impl Pipeline {
                 comment_max_chars: config
                     .capture_comments_max_chars
                     .filter(|_| config.store.store_content),
+                spans: config.spans.clone(),
+                store_content: config.store.store_content,
             }),
         })
     }
@@ -221,7 +230,11 @@ impl Pipeline {
         &self,
         request: ExportTraceServiceRequest,
     ) -> Result<IngestOutcome, IngestError> {
-        let mut parsed = spans::parse(&request);
+        let settings = spans::ReadSettings {
+            spans: &self.inner.spans,
+            store_content: self.inner.store_content,
+        };
+        let mut parsed = spans::parse(&request, settings);
         drop(request);
         for feedback in &mut parsed.batch.feedback {
             feedback.comment = self.inner.keep_comment(feedback.comment.take());

@@ -7,18 +7,37 @@
 //!
 //! - **LLM response spans**: `gen_ai.operation.name` is `chat`, `generate_content` or
 //!   `text_completion`; or OpenInference `openinference.span.kind` = `LLM`; or OpenLLMetry
-//!   `llm.request.type` = `chat` / `completion`. When only the template text is present, its
-//!   hash is derived (`sha256:` + hex) and, without a pinned version, the version is the
-//!   hash's first 12 hex digits, as closedloop-tracing does.
+//!   `llm.request.type` = `chat` / `completion`. What the span does not say is derived (see
+//!   [`derive`]):
+//!   - the **query**: `closedloop.query.text`, else the last `user` input message of any
+//!     convention; its fingerprint is `closedloop_tracing::fingerprint` of it unless
+//!     `closedloop.query.fingerprint` is given. A fingerprint derived from the messages gives
+//!     way to the query of the trace's retrieval step (see [`crate::join`]). The text is content:
+//!     stored only with `store.store_content`; the fingerprint always.
+//!   - the **template**: the id is `closedloop.prompt.template.id`, `traceloop.prompt.key`,
+//!     `gen_ai.prompt.name` or OpenInference `prompt.id`; the text
+//!     `closedloop.prompt.template.text`, `llm.prompt_template.template` or
+//!     `traceloop.prompt.template`, else the input's system messages (joined by a blank line;
+//!     or GenAI `gen_ai.system_instructions`), kept as text only with `store.store_content`. The hash is `sha256:` + the hex SHA-256
+//!     of the text; without a pinned version the version is the hash's first 12 hex digits,
+//!     as closedloop-tracing does; without an id the id is `auto-` + its first 8 hex digits.
+//!   - the **request model**: `gen_ai.request.model`, else the `model` of OpenInference
+//!     `llm.invocation_parameters`, else the response model (`gen_ai.response.model`,
+//!     OpenInference `llm.model_name`); the **provider**: `gen_ai.provider.name`,
+//!     `gen_ai.system`, `llm.provider`, `llm.system`; the **response id**:
+//!     `gen_ai.response.id`, else the `id` of the OpenInference `output.value` JSON body.
 //! - **Feedback spans**: `closedloop.feedback.signal` is present; the judged span is the span
 //!   link with `closedloop.link.type` = `judged_response`, or the only link. OpenInference
 //!   annotation carrier spans (`annotations.<i>.annotation.*` with one link) are read as one
 //!   feedback item per annotation.
-//! - **Retrieval, rerank and filter spans**: `gen_ai.operation.name` = `retrieval`,
-//!   `closedloop.retrieval.stage`, or OpenInference `RETRIEVER` / `RERANKER`; their chunk ids
-//!   (`closedloop.retrieval.chunk_ids`, `retrieval.documents.<i>.document.id`,
-//!   `reranker.output_documents.<i>.document.id`, OpenLLMetry `db.query.result` events) are
-//!   carried to the LLM span of the same trace when it has none (see [`crate::join`]).
+//! - **Retrieval, rerank and filter spans**: `gen_ai.operation.name` = `retrieval` or
+//!   `vector_db_retrieve` (OpenLLMetry's LangChain retriever), `closedloop.retrieval.stage`,
+//!   OpenInference `RETRIEVER` / `RERANKER`, or an OpenLLMetry vector-database span (`db.system`
+//!   one of [`VECTOR_DBS`]). Their chunk ids (`closedloop.retrieval.chunk_ids`,
+//!   `reranker.output_documents.<i>.document.id`, `retrieval.documents.<i>.document.*`,
+//!   OpenLLMetry `db.query.result` events, `traceloop.entity.output` documents; a document
+//!   without an id is named by a metadata key or its content hash, see [`derive`]) and their
+//!   query are carried to the LLM span of the same trace (see [`crate::join`]).
 //!
 //! Rejected (OTLP partial success): spans with a trace id that is not 16 bytes or a span id
 //! that is not 8 bytes (or either all zeros), and feedback spans with an unknown enum value or
@@ -33,6 +52,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use sha2::{Digest, Sha256};
+
+use serde::Deserialize;
 
 use crate::records::{Content, Feedback, Response, Retrieval, SpanRef, Template};
 use crate::rules;
@@ -62,6 +83,57 @@ mod foreign {
     pub(super) const OI_RERANKER: &str = "RERANKER";
     pub(super) const OLL_CHAT: &str = "chat";
     pub(super) const OLL_COMPLETION: &str = "completion";
+    /// OpenLLMetry's LangChain retriever spans: `gen_ai.operation.name` = `vector_db_retrieve`.
+    pub(super) const OLL_VECTOR_DB_RETRIEVE: &str = "vector_db_retrieve";
+    /// The database system of a span (OpenLLMetry's vector-database spans set it).
+    pub(super) const DB_SYSTEM: &str = "db.system";
+}
+
+mod derive;
+
+/// The `db.system` values of the vector databases OpenLLMetry instruments: their query spans
+/// are retrieval steps.
+pub(crate) const VECTOR_DBS: &[&str] = &[
+    "chroma", "lancedb", "marqo", "milvus", "pinecone", "qdrant", "weaviate",
+];
+
+/// The metadata keys that name a retrieved document when it has no id, by default.
+const DEFAULT_CHUNK_ID_METADATA_KEYS: &[&str] = &["id", "doc_id", "chunk_id", "source"];
+
+/// How spans of other instrumentations are read (`[spans]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SpansConfig {
+    /// The keys of a retrieved document's metadata (OpenInference
+    /// `retrieval.documents.<i>.document.metadata`, OpenLLMetry `db.query.result.metadata`,
+    /// LangChain document metadata) that name it when it has no id, first present wins; a
+    /// document with none of them is named `sha256:` + the first 16 hex digits of the SHA-256
+    /// of its content. Default `["id", "doc_id", "chunk_id", "source"]`.
+    #[serde(default = "default_chunk_id_metadata_keys")]
+    pub chunk_id_metadata_keys: Vec<String>,
+}
+
+fn default_chunk_id_metadata_keys() -> Vec<String> {
+    DEFAULT_CHUNK_ID_METADATA_KEYS
+        .iter()
+        .map(|&key| key.to_owned())
+        .collect()
+}
+
+impl Default for SpansConfig {
+    fn default() -> Self {
+        Self {
+            chunk_id_metadata_keys: default_chunk_id_metadata_keys(),
+        }
+    }
+}
+
+/// What reading spans needs to know of the configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadSettings<'a> {
+    pub(crate) spans: &'a SpansConfig,
+    /// `store.store_content`: a template text derived from system messages is content.
+    pub(crate) store_content: bool,
 }
 
 /// The most distinct error messages kept for the partial-success message.
@@ -103,13 +175,13 @@ impl Parsed {
 
 /// Reads a request. Spans that are neither responses, retrieval steps nor feedback are
 /// accepted and dropped.
-pub(crate) fn parse(request: &ExportTraceServiceRequest) -> Parsed {
+pub(crate) fn parse(request: &ExportTraceServiceRequest, settings: ReadSettings<'_>) -> Parsed {
     let mut parsed = Parsed::default();
     let now = now_unix_nano();
     for resource_spans in &request.resource_spans {
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
-                match read_span(span, now, &mut parsed.batch) {
+                match read_span(span, now, settings, &mut parsed.batch) {
                     Ok(()) => parsed.accepted += 1,
                     Err(error) => parsed.reject(|| error),
                 }
@@ -127,6 +199,7 @@ struct Attrs<'a> {
     indexed: BTreeMap<(&'static str, usize), &'a AnyValue>,
     oi_kind: Option<&'a str>,
     oll_request_type: Option<&'a str>,
+    db_system: Option<&'a str>,
     reranker_ids: BTreeMap<usize, &'a AnyValue>,
 }
 
@@ -239,6 +312,7 @@ impl<'a> Attrs<'a> {
         match key {
             foreign::OPENINFERENCE_SPAN_KIND => self.oi_kind = as_str(value),
             foreign::LLM_REQUEST_TYPE => self.oll_request_type = as_str(value),
+            foreign::DB_SYSTEM => self.db_system = as_str(value),
             _ => {}
         }
         if let Some(index) = indexed_key(
@@ -319,7 +393,11 @@ impl<'a> Attrs<'a> {
         }
         let op = self.get(attr::GEN_AI_OPERATION_NAME).and_then(as_str);
         if op == Some(GenAiOperationName::Retrieval.as_str())
+            || op == Some(foreign::OLL_VECTOR_DB_RETRIEVE)
             || self.oi_kind == Some(foreign::OI_RETRIEVER)
+            || self
+                .db_system
+                .is_some_and(|system| VECTOR_DBS.contains(&system))
         {
             return Some(RetrievalStage::Retrieve);
         }
@@ -335,7 +413,12 @@ fn hex_ids(span: &Span) -> String {
     )
 }
 
-fn read_span(span: &Span, now: u64, batch: &mut IngestBatch) -> Result<(), String> {
+fn read_span(
+    span: &Span,
+    now: u64,
+    settings: ReadSettings<'_>,
+    batch: &mut IngestBatch,
+) -> Result<(), String> {
     let Some(span_ref) = SpanRef::from_bytes(&span.trace_id, &span.span_id) else {
         return Err(format!(
             "span `{}` has an invalid trace id or span id ({} and {} bytes, 16 and 8 non-zero expected)",
@@ -356,11 +439,15 @@ fn read_span(span: &Span, now: u64, batch: &mut IngestBatch) -> Result<(), Strin
         return Ok(());
     }
     if attrs.is_llm() {
-        batch.responses.push(read_response(span, span_ref, &attrs));
+        let (response, derived_query) = read_response(span, span_ref, &attrs, settings);
+        if derived_query {
+            batch.derived_queries.insert(span_ref);
+        }
+        batch.responses.push(response);
         return Ok(());
     }
     if let Some(stage) = attrs.retrieval_stage() {
-        if let Some(retrieval) = read_retrieval(span, span_ref, &attrs, stage) {
+        if let Some(retrieval) = read_retrieval(span, span_ref, &attrs, stage, settings) {
             batch.retrievals.push(retrieval);
         }
     }
@@ -425,28 +512,63 @@ fn content(attrs: &Attrs<'_>, key: &'static str) -> Option<String> {
     (!parts.is_empty()).then(|| serde_json::Value::from(parts).to_string())
 }
 
-fn read_response(span: &Span, span_ref: SpanRef, attrs: &Attrs<'_>) -> Response {
-    let text = attrs.string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT);
+/// The hash's first `digits` hex digits (`None` for a hash that is not `sha256:<hex>`).
+fn hash_prefix(hash: &str, digits: usize) -> Option<&str> {
+    hash.strip_prefix("sha256:")?.get(..digits)
+}
+
+/// A query's fingerprint as closedloop-tracing computes it.
+fn fingerprint(query: &str) -> String {
+    closedloop_tracing::fingerprint(query).to_string()
+}
+
+/// Reads an LLM span; the flag says whether its fingerprint was derived from its input
+/// messages (and so gives way to its trace's retrieval query).
+fn read_response(
+    span: &Span,
+    span_ref: SpanRef,
+    attrs: &Attrs<'_>,
+    settings: ReadSettings<'_>,
+) -> (Response, bool) {
+    let messages = derive::input_messages(span);
+    let explicit_text = attrs.string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT);
+    let system_text = explicit_text
+        .is_none()
+        .then(|| derive::system_text(span, &messages))
+        .flatten();
     let hash = attrs
         .string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_HASH)
-        .or_else(|| text.as_deref().map(template_hash));
+        .or_else(|| explicit_text.as_deref().map(template_hash))
+        .or_else(|| system_text.as_deref().map(template_hash));
     let version = attrs
         .string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION)
-        .or_else(|| {
-            hash.as_deref()
-                .and_then(|hash| hash.strip_prefix("sha256:"))
-                .and_then(|hex| hex.get(..12))
-                .map(str::to_owned)
-        });
-    Response {
+        .or_else(|| Some(hash_prefix(hash.as_deref()?, 12)?.to_owned()));
+    let id = attrs
+        .string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID)
+        .or_else(|| attrs.string(attr::GEN_AI_PROMPT_NAME))
+        .or_else(|| Some(format!("auto-{}", hash_prefix(hash.as_deref()?, 8)?)));
+    // The system messages are the app's instructions, but they may hold user data too.
+    let text = explicit_text.or(system_text.filter(|_| settings.store_content));
+
+    let explicit_query = attrs.string(attr::CLOSEDLOOP_QUERY_TEXT);
+    let explicit_fingerprint = attrs.string(attr::CLOSEDLOOP_QUERY_FINGERPRINT);
+    let derived_query = explicit_query
+        .is_none()
+        .then(|| derive::llm_query(span, &messages))
+        .flatten();
+    let derived = explicit_fingerprint.is_none() && derived_query.is_some();
+    let query = explicit_query.or(derived_query);
+    let fingerprint = explicit_fingerprint.or_else(|| query.as_deref().map(fingerprint));
+
+    let response = Response {
         span: Some(span_ref),
         start_unix_nano: span.start_time_unix_nano,
         end_unix_nano: span.end_time_unix_nano,
-        response_id: attrs.string(attr::GEN_AI_RESPONSE_ID),
+        response_id: attrs
+            .string(attr::GEN_AI_RESPONSE_ID)
+            .or_else(|| derive::output_response_id(span)),
         template: Template {
-            id: attrs
-                .string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID)
-                .or_else(|| attrs.string(attr::GEN_AI_PROMPT_NAME)),
+            id,
             version,
             hash,
             text,
@@ -454,6 +576,7 @@ fn read_response(span: &Span, span_ref: SpanRef, attrs: &Attrs<'_>) -> Response 
         chunk_ids: attrs.strings(attr::CLOSEDLOOP_CONTEXT_CHUNK_IDS),
         model: attrs
             .string(attr::GEN_AI_REQUEST_MODEL)
+            .or_else(|| derive::invocation_model(span))
             .or_else(|| attrs.string(attr::GEN_AI_RESPONSE_MODEL)),
         provider: attrs.string(attr::GEN_AI_PROVIDER_NAME),
         parameters: parameters(attrs),
@@ -463,13 +586,14 @@ fn read_response(span: &Span, span_ref: SpanRef, attrs: &Attrs<'_>) -> Response 
             .string(attr::SESSION_ID)
             .or_else(|| attrs.string(attr::GEN_AI_CONVERSATION_ID)),
         user_id: attrs.string(attr::USER_ID),
-        fingerprint: attrs.string(attr::CLOSEDLOOP_QUERY_FINGERPRINT),
+        fingerprint,
         content: Content {
             input: content(attrs, attr::GEN_AI_INPUT_MESSAGES),
             output: content(attrs, attr::GEN_AI_OUTPUT_MESSAGES),
-            query: attrs.string(attr::CLOSEDLOOP_QUERY_TEXT),
+            query,
         },
-    }
+    };
+    (response, derived)
 }
 
 fn read_retrieval(
@@ -477,46 +601,50 @@ fn read_retrieval(
     span_ref: SpanRef,
     attrs: &Attrs<'_>,
     stage: RetrievalStage,
+    settings: ReadSettings<'_>,
 ) -> Option<Retrieval> {
-    let mut chunk_ids = attrs.strings(attr::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS);
-    if chunk_ids.is_none() {
-        let ids: Vec<String> = if stage == RetrievalStage::Rerank && !attrs.reranker_ids.is_empty()
-        {
-            attrs
-                .reranker_ids
-                .values()
-                .filter_map(|value| as_str(value))
-                .map(str::to_owned)
-                .collect()
-        } else {
-            attrs
-                .indexed(attr::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS)
-                .filter_map(|(_, value)| as_str(value).map(str::to_owned))
-                .collect()
-        };
-        if !ids.is_empty() {
-            chunk_ids = Some(ids);
-        }
-    }
-    if chunk_ids.is_none() {
+    let metadata_keys = &settings.spans.chunk_id_metadata_keys;
+    let non_empty = |ids: Vec<String>| (!ids.is_empty()).then_some(ids);
+    let chunk_ids = attrs
+        .strings(attr::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS)
+        .or_else(|| {
+            (stage == RetrievalStage::Rerank)
+                .then(|| {
+                    attrs
+                        .reranker_ids
+                        .values()
+                        .filter_map(|value| as_str(value))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .and_then(non_empty)
+        })
+        .or_else(|| non_empty(derive::openinference_document_ids(span, metadata_keys)))
         // OpenLLMetry: one `db.query.result` event per result.
-        let ids: Vec<String> = span
-            .events
-            .iter()
-            .filter(|event| event.name == foreign::DB_QUERY_RESULT_EVENT)
-            .filter_map(|event| {
-                Attrs::read(&event.attributes).string(attr::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS)
-            })
-            .collect();
-        if !ids.is_empty() {
-            chunk_ids = Some(ids);
-        }
+        .or_else(|| {
+            non_empty(derive::db_result_ids(
+                span,
+                foreign::DB_QUERY_RESULT_EVENT,
+                metadata_keys,
+            ))
+        })
+        .or_else(|| non_empty(derive::traceloop_document_ids(span, metadata_keys)));
+    let query = attrs
+        .string(attr::CLOSEDLOOP_QUERY_TEXT)
+        .or_else(|| derive::retrieval_query(span));
+    let fingerprint = attrs
+        .string(attr::CLOSEDLOOP_QUERY_FINGERPRINT)
+        .or_else(|| query.as_deref().map(fingerprint));
+    if chunk_ids.is_none() && fingerprint.is_none() {
+        return None;
     }
     Some(Retrieval {
         trace_id: span_ref.trace_id,
         end_unix_nano: span.end_time_unix_nano,
         stage,
-        chunk_ids: chunk_ids?,
+        chunk_ids,
+        fingerprint,
+        query,
         data_source: attrs.string(attr::GEN_AI_DATA_SOURCE_ID),
         index_version: attrs.string(attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION),
     })

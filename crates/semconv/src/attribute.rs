@@ -258,7 +258,7 @@ pub const CLOSEDLOOP_PROMPT_TEMPLATE_HASH: &str = "closedloop.prompt.template.ha
 
 /// The stable identifier of the prompt template rendered into the prompt.
 ///
-/// Reports and triage rules group by this value. closedloop-tracing also writes it to `gen_ai.prompt.name`.
+/// Reports and triage rules group by this value. closedloop-tracing also writes it to `gen_ai.prompt.name`. A span that names no template (nor `gen_ai.prompt.name`, `traceloop.prompt.key` or OpenInference `prompt.id`) but carries a template text (this convention's, `llm.prompt_template.template`, or else its input's system messages, joined by a blank line) gets the id `auto-` + the first 8 hex digits of the text's `closedloop.prompt.template.hash` at the receiver: stable while the text is unchanged.
 ///
 /// # Examples
 ///
@@ -337,7 +337,7 @@ pub const CLOSEDLOOP_PROMPT_VARIABLES: &str = "closedloop.prompt.variables";
 
 /// A privacy-preserving fingerprint of the user's query, as `<scheme>:<hex>`.
 ///
-/// Computed in-process from the normalised query text; similar queries have similar fingerprints, so the receiver detects rephrasing without the text ever leaving the application. The text cannot be recovered from it. The scheme names the algorithm and its parameters, so fingerprints of different schemes are never compared.
+/// Computed in-process from the normalised query text; similar queries have similar fingerprints, so the receiver detects rephrasing without the text ever leaving the application. The text cannot be recovered from it. The scheme names the algorithm and its parameters, so fingerprints of different schemes are never compared. When a generation span carries none, the receiver computes it with the same function from `closedloop.query.text`, else the span's last `user` input message (OpenInference `llm.input_messages`, `gen_ai.input.messages`, OpenLLMetry `gen_ai.prompt.<i>.*`, OpenInference `input.value`, `gen_ai.user.message` events); the query of a retrieval span of the same trace (OpenInference `input.value`, OpenLLMetry `traceloop.entity.input`) wins over the input message, which in a RAG prompt holds the retrieved context too. The derived text is stored only with `store.store_content`.
 ///
 /// # Examples
 ///
@@ -388,6 +388,8 @@ pub const CLOSEDLOOP_RECEIVER_OUTCOME: &str = "closedloop.receiver.outcome";
 pub const CLOSEDLOOP_RECEIVER_PROTOCOL: &str = "closedloop.receiver.protocol";
 
 /// The IDs of the chunks a retrieval, rerank or filter step returned, best first.
+///
+/// A document of another convention without an id (OpenInference `retrieval.documents.<i>.document.*`, OpenLLMetry `db.query.result` events and `traceloop.entity.output` documents) is named by the first present key of its metadata in `spans.chunk_id_metadata_keys` (default `id`, `doc_id`, `chunk_id`, `source`), else by `sha256:` + the first 16 hex digits of the SHA-256 of its content.
 ///
 /// # Examples
 ///
@@ -682,6 +684,7 @@ pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
 ///
 /// - Stability: development
 /// - Type: `string`
+/// - OpenInference: `prompt.id`
 pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
 
 /// The Generative AI provider as identified by the client or server instrumentation.
@@ -697,6 +700,8 @@ pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
 ///
 /// - Stability: development
 /// - Type: `string`, with well-known values in [`GenAiProviderName`]
+/// - OpenInference: `llm.provider`, `llm.system`
+/// - OpenLLMetry: `gen_ai.system`
 pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
 
 /// The target number of candidate completions to return.
@@ -748,7 +753,6 @@ pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
 ///
 /// - Stability: development
 /// - Type: `string`
-/// - OpenInference: `llm.model_name`
 /// - OpenLLMetry: `gen_ai.request.model`, `llm.request.model`
 pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
 
@@ -869,6 +873,7 @@ pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
 ///
 /// - Stability: development
 /// - Type: `string`
+/// - OpenInference: `llm.model_name`
 /// - OpenLLMetry: `llm.response.model`
 pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
 

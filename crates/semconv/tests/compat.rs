@@ -20,7 +20,10 @@ fn equivalents_are_sorted_and_unique() {
 #[test]
 fn equivalents_of_an_attribute() {
     let model = compat::equivalents(attribute::GEN_AI_REQUEST_MODEL).unwrap();
-    assert_eq!(model.openinference, ["llm.model_name"]);
+    // OpenInference names only the response model.
+    assert!(model.openinference.is_empty());
+    let response_model = compat::equivalents(attribute::GEN_AI_RESPONSE_MODEL).unwrap();
+    assert_eq!(response_model.openinference, ["llm.model_name"]);
     assert_eq!(
         model.openllmetry,
         ["gen_ai.request.model", "llm.request.model"]
@@ -32,7 +35,7 @@ fn equivalents_of_an_attribute() {
 #[test]
 fn plain_foreign_keys_resolve() {
     let cases = [
-        ("llm.model_name", attribute::GEN_AI_REQUEST_MODEL),
+        ("llm.model_name", attribute::GEN_AI_RESPONSE_MODEL),
         (
             "llm.token_count.prompt",
             attribute::GEN_AI_USAGE_INPUT_TOKENS,
@@ -54,6 +57,9 @@ fn plain_foreign_keys_resolve() {
             attribute::SESSION_ID,
         ),
         ("session.id", attribute::SESSION_ID),
+        ("llm.provider", attribute::GEN_AI_PROVIDER_NAME),
+        ("gen_ai.system", attribute::GEN_AI_PROVIDER_NAME),
+        ("prompt.id", attribute::GEN_AI_PROMPT_NAME),
         (
             "db.query.result.id",
             attribute::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,

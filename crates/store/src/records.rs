@@ -109,8 +109,14 @@ pub struct Retrieval {
     pub end_unix_nano: u64,
     /// Retrieval, rerank or filter.
     pub stage: RetrievalStage,
-    /// The chunk ids it returned.
-    pub chunk_ids: Vec<String>,
+    /// The chunk ids it returned; `None` when the span named none.
+    pub chunk_ids: Option<Vec<String>>,
+    /// The fingerprint of the step's query (`closedloop.query.fingerprint`, or derived from the
+    /// query the span carries).
+    pub fingerprint: Option<String>,
+    /// The step's query text, when the span carried it (content: stored only with the response
+    /// it is carried to, and only when content is stored).
+    pub query: Option<String>,
     /// The retrieval data source.
     pub data_source: Option<String>,
     /// The retrieval index version.

@@ -14,6 +14,7 @@
 
 pub mod writer;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ pub use closedloop_store::{StoreConfig, StoreError, Synchronous};
 use crate::counters::Shared;
 use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
-use crate::records::{Feedback, Response, Retrieval};
+use crate::records::{Feedback, Response, Retrieval, SpanRef};
 
 /// The spans of one ingest request that the store keeps.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +40,9 @@ pub struct IngestBatch {
     pub retrievals: Vec<Retrieval>,
     /// The feedback spans and events.
     pub feedback: Vec<Feedback>,
+    /// The responses whose query fingerprint the receiver derived from their input messages
+    /// (not given by the span): the query of a retrieval step of the same trace wins over it.
+    pub derived_queries: HashSet<SpanRef>,
 }
 
 impl IngestBatch {

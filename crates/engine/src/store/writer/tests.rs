@@ -30,7 +30,15 @@ fn open(path: &Path) -> Connection {
 }
 
 fn writer(conn: Connection) -> Writer {
-    writer_with(conn, StoreConfig::default(), false)
+    writer_with(conn, content_stored(), false)
+}
+
+/// The store keeps content: the size tests fill it with responses' content.
+fn content_stored() -> StoreConfig {
+    StoreConfig {
+        store_content: true,
+        ..StoreConfig::default()
+    }
 }
 
 fn writer_with(conn: Connection, config: StoreConfig, export: bool) -> Writer {
@@ -229,7 +237,7 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
     let path = dir.path().join("store.db");
     let config = StoreConfig {
         max_size_mib: 1,
-        ..StoreConfig::default()
+        ..content_stored()
     };
     let mut writer = writer_with(open(&path), config, true);
     let records = 300;
@@ -293,7 +301,7 @@ fn size_limit_bounds_every_table_and_keeps_what_pending_records_need() {
 fn one_mib_store(path: &Path, responses: u16) -> Writer {
     let config = StoreConfig {
         max_size_mib: 1,
-        ..StoreConfig::default()
+        ..content_stored()
     };
     let mut writer = writer_with(open(path), config, false);
     for n in 0..responses {
