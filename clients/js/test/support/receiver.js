@@ -30,7 +30,7 @@ const POLL_MS = 50;
 
 /**
  * Starts `closedloop serve` on `127.0.0.1:0` with a fresh SQLite store.
- * @param {{ config?: string }} [options] more TOML appended to the config
+ * @param {{ feedback?: string[] }} [options] more lines for the config's `[feedback]` table
  * @returns {Promise<Receiver>}
  */
 export async function startReceiver(options = {}) {
@@ -44,11 +44,11 @@ export async function startReceiver(options = {}) {
       "",
       "[feedback]",
       "rate_limit_per_min = 0",
+      ...(options.feedback ?? []),
       "",
       "[export]",
       "use_env = false",
       "",
-      options.config ?? "",
     ].join("\n"),
   );
   const child = spawn(
