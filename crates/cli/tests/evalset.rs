@@ -64,7 +64,9 @@ async fn export(store: &std::path::Path, out: &std::path::Path, extra: &[&str]) 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_round_trips_and_merges_near_duplicate_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::start(config(dir.path(), None)).await.unwrap();
+    let mut config = config(dir.path(), None);
+    config.store.store_content = true;
+    let pipeline = Pipeline::start(config).await.unwrap();
     let v3 = Generation::default();
     let v4 = Generation {
         template_version: "v4",

@@ -300,7 +300,7 @@ fn write_config(dir: &Path, index: usize, sink: SocketAddr) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[store]\nengine = \"postgres\"\npath = {store:?}\n\n\
+            "[store]\nengine = \"postgres\"\npath = {store:?}\nstore_content = true\n\n\
              [feedback]\nrate_limit_per_min = 0\n\n\
              [join]\nwait_secs = {JOIN_WAIT_SECS}\n\n\
              [export]\nuse_env = false\nendpoint = \"http://{sink}\"\nprotocol = \"grpc\"\n\

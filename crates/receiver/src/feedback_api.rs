@@ -41,6 +41,11 @@
 //! new feedback). Errors are `{"error": {"code": "…", "message": "…"}}` with the status listed
 //! on [`FeedbackApiError`].
 //!
+//! The body is JSON, sent as `application/json` or as `text/plain` (what
+//! `navigator.sendBeacon(url, string)` sends; a `text/plain` POST needs no CORS preflight, and
+//! its answer carries `Access-Control-Allow-Origin` for an origin in `feedback.allowed_origins`).
+//! Any other content type gets 415.
+//!
 //! Each client is rate-limited by its address: the peer's, or for a peer listed in
 //! `feedback.trusted_proxies` the client its `X-Forwarded-For` (else `Forwarded`) header names.
 
@@ -88,8 +93,8 @@ pub enum FeedbackApiError {
         /// When the client may send again.
         retry_after: Duration,
     },
-    /// 415: the body is not `application/json`.
-    #[error("unsupported content type {0:?}; use application/json")]
+    /// 415: the body is neither `application/json` nor `text/plain`.
+    #[error("unsupported content type {0:?}; use application/json (or text/plain)")]
     UnsupportedContentType(String),
     /// 413: the body is larger than `feedback.max_body_kib`.
     #[error("request body exceeds the limit of {limit_bytes} bytes")]
@@ -814,6 +819,11 @@ pub(crate) fn routes(
         .with_state(state))
 }
 
+/// The content types a JSON body is accepted with: `application/json`, and `text/plain`, which
+/// `navigator.sendBeacon(url, string)` sends and which a cross-origin `fetch` may send without
+/// a preflight. Either way the body is parsed as JSON.
+const JSON_CONTENT_TYPES: &[&str] = &["application/json", "text/plain"];
+
 /// CORS for the listed origins; `*` allows any origin (no credentials are involved). With an
 /// empty list, preflights are answered without CORS headers, which browsers treat as a denial.
 pub(crate) fn cors_layer(origins: &[String]) -> Result<CorsLayer, FeedbackConfigError> {
@@ -879,7 +889,10 @@ async fn handle(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
+    if !JSON_CONTENT_TYPES
+        .iter()
+        .any(|accepted| essence.eq_ignore_ascii_case(accepted))
+    {
         return Err(FeedbackApiError::UnsupportedContentType(
             content_type.to_owned(),
         ));

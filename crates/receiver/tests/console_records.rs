@@ -105,6 +105,7 @@ const ANSWERS: &[Answer] = &[
 async fn receiver_exporting_to(sink: &Sink) -> TestReceiver {
     let (endpoint, protocol) = sink.endpoint();
     TestReceiver::start(|config| {
+        config.store.store_content = true;
         config.export.endpoint = Some(endpoint);
         config.export.protocol = Some(protocol);
         config.export.initial_backoff_millis = 50;

@@ -137,6 +137,7 @@ async fn a_reviewer_labels_sampled_answers_with_the_keyboard_only() {
         config.export.initial_backoff_millis = 50;
         config.export.timeout_millis = Some(2_000);
         config.triage.default_owner = Some("support-answers".into());
+        config.store.store_content = true;
     })
     .await;
     let spans = ANSWERS

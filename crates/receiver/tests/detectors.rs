@@ -48,11 +48,14 @@ fn turn(ids: Ids, session: &'static str, query: &str, minute: u64, with_text: bo
     span
 }
 
+/// Content is stored: some tests send query text.
 fn with_detectors(dir: &Path, sink: &Sink, detectors: DetectorsConfig) -> PipelineConfig {
-    PipelineConfig {
+    let mut config = PipelineConfig {
         detectors,
         ..config(dir, Some(sink.endpoint()))
-    }
+    };
+    config.store.store_content = true;
+    config
 }
 
 fn abandon_on() -> DetectorsConfig {

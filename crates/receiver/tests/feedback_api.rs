@@ -135,14 +135,18 @@ async fn malformed_oversized_and_wrong_type_requests() {
         .unwrap()
         .contains("thumbs_down"));
 
-    let response = client
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(feedback(&valid_token(), "fb-x").to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
+    for content_type in ["application/x-www-form-urlencoded", "multipart/form-data", ""] {
+        let mut request = client
+            .post(&url)
+            .body(feedback(&valid_token(), "fb-x").to_string());
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_content_type");
+    }
 
     let mut big = feedback(&valid_token(), "fb-x");
     big["comment"] = json!("x".repeat(2048));
@@ -151,6 +155,32 @@ async fn malformed_oversized_and_wrong_type_requests() {
 
     let (status, body) = post(&receiver, &feedback(&valid_token(), "fb-after")).await;
     assert_eq!(status, 201, "{body}");
+    receiver.stop().await.unwrap();
+}
+
+/// `navigator.sendBeacon(url, string)` posts the string as `text/plain;charset=UTF-8`.
+#[tokio::test]
+async fn a_text_plain_json_body_is_recorded() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let response = reqwest::Client::new()
+        .post(receiver.http_url("/v1/feedback"))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(feedback(&valid_token(), "fb-beacon").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["duplicate"], false);
+
+    let malformed = reqwest::Client::new()
+        .post(receiver.http_url("/v1/feedback"))
+        .header("content-type", "text/plain")
+        .body("thumbs down")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
     receiver.stop().await.unwrap();
 }
 
@@ -206,6 +236,21 @@ async fn cors_preflight_is_allowed_only_for_listed_origins() {
     assert_eq!(response.status(), 201);
     assert_eq!(
         response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+
+    // A beacon: a simple request (text/plain, no preflight) from an allowed origin.
+    let beacon = reqwest::Client::new()
+        .post(receiver.http_url("/v1/feedback"))
+        .header("origin", "https://app.example.com")
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(feedback(&valid_token(), "fb-cors-beacon").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beacon.status(), 201);
+    assert_eq!(
+        beacon.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
     receiver.stop().await.unwrap();

@@ -55,6 +55,7 @@ async fn span_comments_are_dropped_unless_captured() {
 
     // Opted in: kept, cut to `max_comment_chars`.
     let on = TestReceiver::start(|config| {
+        config.store.store_content = true;
         config.feedback.capture_comments = true;
         config.feedback.max_comment_chars = 10;
     })

@@ -682,6 +682,7 @@ pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
 ///
 /// - Stability: development
 /// - Type: `string`
+/// - OpenInference: `prompt.id`
 pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
 
 /// The Generative AI provider as identified by the client or server instrumentation.
@@ -697,6 +698,8 @@ pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
 ///
 /// - Stability: development
 /// - Type: `string`, with well-known values in [`GenAiProviderName`]
+/// - OpenInference: `llm.provider`, `llm.system`
+/// - OpenLLMetry: `gen_ai.system`
 pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
 
 /// The target number of candidate completions to return.
@@ -748,7 +751,6 @@ pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
 ///
 /// - Stability: development
 /// - Type: `string`
-/// - OpenInference: `llm.model_name`
 /// - OpenLLMetry: `gen_ai.request.model`, `llm.request.model`
 pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
 
@@ -869,6 +871,7 @@ pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
 ///
 /// - Stability: development
 /// - Type: `string`
+/// - OpenInference: `llm.model_name`
 /// - OpenLLMetry: `llm.response.model`
 pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
 

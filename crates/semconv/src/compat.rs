@@ -101,6 +101,16 @@ pub const EQUIVALENTS: &[Equivalents] = &[
         openllmetry: &["gen_ai.completion.<i>.content"],
     },
     Equivalents {
+        attribute: attribute::GEN_AI_PROMPT_NAME,
+        openinference: &["prompt.id"],
+        openllmetry: &[],
+    },
+    Equivalents {
+        attribute: attribute::GEN_AI_PROVIDER_NAME,
+        openinference: &["llm.provider", "llm.system"],
+        openllmetry: &["gen_ai.system"],
+    },
+    Equivalents {
         attribute: attribute::GEN_AI_REQUEST_FREQUENCY_PENALTY,
         openinference: &[],
         openllmetry: &["llm.frequency_penalty"],
@@ -112,7 +122,7 @@ pub const EQUIVALENTS: &[Equivalents] = &[
     },
     Equivalents {
         attribute: attribute::GEN_AI_REQUEST_MODEL,
-        openinference: &["llm.model_name"],
+        openinference: &[],
         openllmetry: &["gen_ai.request.model", "llm.request.model"],
     },
     Equivalents {
@@ -142,7 +152,7 @@ pub const EQUIVALENTS: &[Equivalents] = &[
     },
     Equivalents {
         attribute: attribute::GEN_AI_RESPONSE_MODEL,
-        openinference: &[],
+        openinference: &["llm.model_name"],
         openllmetry: &["llm.response.model"],
     },
     Equivalents {
@@ -182,6 +192,7 @@ const EXACT: &[(&str, &str)] = &[
     ),
     ("gen_ai.request.model", attribute::GEN_AI_REQUEST_MODEL),
     ("gen_ai.response.id", attribute::GEN_AI_RESPONSE_ID),
+    ("gen_ai.system", attribute::GEN_AI_PROVIDER_NAME),
     (
         "gen_ai.usage.completion_tokens",
         attribute::GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -195,7 +206,7 @@ const EXACT: &[(&str, &str)] = &[
         "llm.frequency_penalty",
         attribute::GEN_AI_REQUEST_FREQUENCY_PENALTY,
     ),
-    ("llm.model_name", attribute::GEN_AI_REQUEST_MODEL),
+    ("llm.model_name", attribute::GEN_AI_RESPONSE_MODEL),
     (
         "llm.presence_penalty",
         attribute::GEN_AI_REQUEST_PRESENCE_PENALTY,
@@ -212,12 +223,14 @@ const EXACT: &[(&str, &str)] = &[
         "llm.prompt_template.version",
         attribute::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION,
     ),
+    ("llm.provider", attribute::GEN_AI_PROVIDER_NAME),
     (
         "llm.request.max_tokens",
         attribute::GEN_AI_REQUEST_MAX_TOKENS,
     ),
     ("llm.request.model", attribute::GEN_AI_REQUEST_MODEL),
     ("llm.response.model", attribute::GEN_AI_RESPONSE_MODEL),
+    ("llm.system", attribute::GEN_AI_PROVIDER_NAME),
     ("llm.temperature", attribute::GEN_AI_REQUEST_TEMPERATURE),
     (
         "llm.token_count.completion",
@@ -238,6 +251,7 @@ const EXACT: &[(&str, &str)] = &[
         attribute::GEN_AI_USAGE_INPUT_TOKENS,
     ),
     ("output.value", attribute::GEN_AI_OUTPUT_MESSAGES),
+    ("prompt.id", attribute::GEN_AI_PROMPT_NAME),
     ("session.id", attribute::SESSION_ID),
     (
         "traceloop.association.properties.session_id",

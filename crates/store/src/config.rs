@@ -67,7 +67,10 @@ pub struct StoreConfig {
     #[serde(default)]
     pub synchronous: Synchronous,
     /// Whether content attributes (prompt messages, output messages, query text) carried by a
-    /// span are stored. Spans carry content only when the application opted in. Default true.
+    /// span are stored. Content is personal data, and many instrumentations (OpenInference,
+    /// OpenLLMetry) capture prompts and answers by default, so the store keeps none unless
+    /// this is true. The query fingerprint, which is not content, is stored either way.
+    /// Default false.
     #[serde(default = "default_store_content")]
     pub store_content: bool,
     /// Which captured content is kept once a day is over: `reviewed_or_failed` (the default)
@@ -129,7 +132,7 @@ const fn default_max_batch_records() -> usize {
 }
 
 const fn default_store_content() -> bool {
-    true
+    false
 }
 
 impl Default for StoreConfig {
