@@ -40,8 +40,9 @@
   var MAX_COMMENT_CHARS = 2000;
   var STYLE_ID = "closedloop-feedback-style";
   var CSS =
-    ".closedloop-feedback{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em;font:inherit}" +
-    ".closedloop-feedback button{font:inherit;cursor:pointer;border:1px solid #bbb;border-radius:4px;background:transparent;padding:.1em .45em}" +
+    ".closedloop-feedback{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em}" +
+    ".closedloop-feedback button{font:inherit;cursor:pointer;border:1px solid #bbb;" +
+    "border-radius:4px;background:transparent;padding:.1em .45em}" +
     ".closedloop-feedback button[aria-pressed=true]{border-color:#333;background:#eee}" +
     ".closedloop-feedback button:disabled{cursor:default;opacity:.6}" +
     ".closedloop-feedback form{display:flex;gap:.4em;align-items:flex-start;flex-basis:100%}" +

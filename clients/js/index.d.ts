@@ -1,12 +1,6 @@
 // Type declarations of closedloop-client (hand-written; the package has no build step).
 
-import type {
-  Attributes,
-  Context,
-  Span,
-  SpanContext,
-  Tracer,
-} from "@opentelemetry/api";
+import type { Attributes, Context, Span, SpanContext, Tracer } from "@opentelemetry/api";
 
 /** The scheme of the fingerprints `queryFingerprint` writes: `mh64v2`. */
 export declare const FINGERPRINT_SCHEME: "mh64v2";
@@ -138,7 +132,10 @@ export declare function currentTurn(ctx?: Context): Turn | undefined;
 /** `ctx` (the active context by default) with `turn` in it. */
 export declare function contextWithTurn(turn: Turn, ctx?: Context): Context;
 /** The reference to a span for the application's client, with a token when `secret` is given. */
-export declare function responseRef(span: Span | SpanContext, options?: ResponseRefOptions): ResponseRef;
+export declare function responseRef(
+  span: Span | SpanContext,
+  options?: ResponseRefOptions,
+): ResponseRef;
 /** Whether attributes mark a span as a model call, by any convention the receiver reads. */
 export declare function isModelCall(attributes: Attributes): boolean;
 
@@ -258,9 +255,7 @@ export interface Feedback {
  */
 export declare function recordFeedback(
   tracer: Tracer,
-  response:
-    | { trace_id: string; span_id: string }
-    | { traceId: string; spanId: string },
+  response: { trace_id: string; span_id: string } | { traceId: string; spanId: string },
   feedback: Feedback,
   options?: { captureComments?: boolean },
 ): void;

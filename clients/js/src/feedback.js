@@ -13,7 +13,14 @@ const EVALUATION_NAME_PREFIX = "closedloop.feedback.";
 
 const IMPLICIT = new Set(["regenerate", "rephrase", "edit", "copy", "abandon"]);
 const POSITIVE = new Set(["thumbs_up", "copy"]);
-const NEGATIVE = new Set(["thumbs_down", "regenerate", "rephrase", "abandon", "escalate", "report"]);
+const NEGATIVE = new Set([
+  "thumbs_down",
+  "regenerate",
+  "rephrase",
+  "abandon",
+  "escalate",
+  "report",
+]);
 
 /**
  * Why the receiver refused feedback: `status` is the HTTP status, `code` the receiver's error
@@ -154,8 +161,7 @@ export function recordFeedback(tracer, response, feedback, options = {}) {
   if (feedback.value !== undefined && !(feedback.value >= 0 && feedback.value <= 1)) {
     throw new RangeError(`feedback value ${feedback.value} is not between 0.0 and 1.0`);
   }
-  const value =
-    feedback.value ?? (POSITIVE.has(signal) ? 1 : NEGATIVE.has(signal) ? 0 : undefined);
+  const value = feedback.value ?? (POSITIVE.has(signal) ? 1 : NEGATIVE.has(signal) ? 0 : undefined);
   const kind = feedback.kind ?? (IMPLICIT.has(signal) ? "implicit" : "explicit");
   const source =
     feedback.source ??

@@ -19,6 +19,7 @@ const FNV_PRIME = 0x100000001b3n;
 // changing them changes fingerprints (which needs a new scheme name there first).
 
 /** Words that carry no topic and are dropped before shingling. */
+// prettier-ignore
 const STOPWORDS = new Set([
   "a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can",
   "could", "did", "do", "doe", "does", "for", "from", "get", "got", "had", "has", "have", "he",
@@ -30,6 +31,7 @@ const STOPWORDS = new Set([
 ]);
 
 /** Word sequences read as one canonical word (before stopwords are dropped). */
+/** @type {[string[], string][]} */
 const PHRASES = [
   [["turn", "on"], "enable"],
   [["switch", "on"], "enable"],

@@ -27,7 +27,10 @@ export class PromptTemplate {
     this.id = id;
     /** The content hash, `sha256:` and 64 hex digits (`closedloop.prompt.template.hash`). */
     this.hash = `sha256:${digest}`;
-    /** The pinned version, or the first 12 hex digits of the hash (`closedloop.prompt.template.version`). */
+    /**
+     * The pinned version, or the first 12 hex digits of the hash
+     * (`closedloop.prompt.template.version`).
+     */
     this.version = options.version ?? digest.slice(0, 12);
     Object.freeze(this);
   }

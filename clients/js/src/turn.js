@@ -9,6 +9,8 @@ import { queryFingerprint } from "./fingerprint.js";
 import { PromptTemplate } from "./template.js";
 import { issueFeedbackToken } from "./token.js";
 
+/** @typedef {import("@opentelemetry/api").SpanContext} SpanContext */
+
 const TURN_KEY = createContextKey("closedloop.turn");
 
 /** How long a feedback token minted by `responseRef` stays valid by default: one day. */
@@ -115,8 +117,8 @@ export class Turn {
    * The reference to this turn's answer for the application's client, with a feedback token
    * when a secret is given: the model call's span (`responseSpanContext`), or `span` when
    * given (the request's own span, which the receiver resolves to the model call beneath it).
-   * @param {{ secret?: string | Uint8Array, ttlSecs?: number,
-   *   span?: import("@opentelemetry/api").Span | import("@opentelemetry/api").SpanContext }} [options]
+   * @param {{ secret?: string | Uint8Array, ttlSecs?: number, now?: Date,
+   *   span?: import("@opentelemetry/api").Span | SpanContext }} [options]
    * @returns {ResponseRef}
    */
   responseRef(options = {}) {

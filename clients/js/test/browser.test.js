@@ -17,14 +17,23 @@ import { BasicTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-tra
 
 import { ClosedloopSpanProcessor, PromptTemplate, withTurn } from "../src/index.js";
 import { Browser, missingBrowser } from "./support/browser.js";
-import { SECRET, evalsetExport, eventually, startReceiver, triageList } from "./support/receiver.js";
+import {
+  SECRET,
+  evalsetExport,
+  eventually,
+  startReceiver,
+  triageList,
+} from "./support/receiver.js";
 
 const SNIPPET = readFileSync(
   resolve(import.meta.dirname, "../../browser/closedloop-feedback.js"),
   "utf8",
 );
 const skip = missingBrowser();
-const TEMPLATE = new PromptTemplate("support/answer", "Context:\n{context}\n\nQuestion: {question}");
+const TEMPLATE = new PromptTemplate(
+  "support/answer",
+  "Context:\n{context}\n\nQuestion: {question}",
+);
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 
@@ -105,10 +114,14 @@ async function publishAnswer(path, { sessionId, query, chunkIds, attributes }) {
   // Counts the beacons the page queues, then queues them for real.
   window.beacons = [];
   const queue = navigator.sendBeacon.bind(navigator);
-  navigator.sendBeacon = (url, data) => { window.beacons.push(String(url)); return queue(url, data); };
+  navigator.sendBeacon = (url, data) => {
+    window.beacons.push(String(url));
+    return queue(url, data);
+  };
   window.sent = [];
   document.addEventListener("closedloop-feedback", (e) => window.sent.push(e.detail));
-  document.addEventListener("closedloop-feedback-error", (e) => window.sent.push({ error: String(e.detail.error) }));
+  document.addEventListener("closedloop-feedback-error", (e) =>
+    window.sent.push({ error: String(e.detail.error) }));
 </script>
 <script src="/closedloop-feedback.js" defer></script>
 </head><body>

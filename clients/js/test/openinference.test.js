@@ -26,7 +26,13 @@ import {
   sendFeedback,
   withTurn,
 } from "../src/index.js";
-import { SECRET, evalsetExport, eventually, startReceiver, triageList } from "./support/receiver.js";
+import {
+  SECRET,
+  evalsetExport,
+  eventually,
+  startReceiver,
+  triageList,
+} from "./support/receiver.js";
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 
@@ -119,7 +125,7 @@ async function ask(sessionId, question) {
   return ref;
 }
 
-test("an OpenInference LLM span gets closedloop's attributes and its thumbs-down a record", async () => {
+test("an OpenInference LLM span gets the turn's attributes; a thumbs-down, a record", async () => {
   const question = "How do I reset my password?";
   const first = await ask("oi-session", question);
   const second = await ask("oi-session", question);

@@ -30,7 +30,10 @@ const provider = new BasicTracerProvider({
 });
 const tracer = provider.getTracer("an-instrumentation");
 
-const TEMPLATE = new PromptTemplate("support/answer", "Context:\n{context}\n\nQuestion: {question}");
+const TEMPLATE = new PromptTemplate(
+  "support/answer",
+  "Context:\n{context}\n\nQuestion: {question}",
+);
 const QUERY = "How do I reset my password?";
 
 /** A model call as the OpenTelemetry GenAI instrumentations start it. */

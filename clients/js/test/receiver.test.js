@@ -21,7 +21,13 @@ import {
   sendFeedback,
   withTurn,
 } from "../src/index.js";
-import { SECRET, evalsetExport, eventually, startReceiver, triageList } from "./support/receiver.js";
+import {
+  SECRET,
+  evalsetExport,
+  eventually,
+  startReceiver,
+  triageList,
+} from "./support/receiver.js";
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 
@@ -152,10 +158,13 @@ test("the feedback API refuses forged tokens and tokens for another span", async
     (e) => e instanceof FeedbackApiError && e.status === 400 && e.code === "invalid_field",
   );
   const records = await triageList(receiver);
-  assert.equal(records.find((r) => r.id === recordId(ref.trace_id, ref.span_id)), undefined);
+  assert.equal(
+    records.find((r) => r.id === recordId(ref.trace_id, ref.span_id)),
+    undefined,
+  );
 });
 
-test("a feedback span exported over OTLP, linked to the model call, becomes a failure record", async () => {
+test("a feedback span over OTLP, linked to the model call, becomes a failure record", async () => {
   const ref = await answer({
     sessionId: "session-span",
     query: "I want to cancel my subscription",
@@ -168,7 +177,7 @@ test("a feedback span exported over OTLP, linked to the model call, becomes a fa
   assert.equal(triaged.category, "harmful");
 });
 
-test("the same question twice in a session is a regenerate signal for the first answer", async () => {
+test("the same question twice in a session: a regenerate signal for the first", async () => {
   const query = "How many vacation days do I get?";
   const first = await answer({ sessionId: "session-again", query, chunkIds: ["kb-leave#0"] });
   // The same question in another session in between is no repeat of either.
@@ -177,5 +186,8 @@ test("the same question twice in a session is a regenerate signal for the first 
   const triaged = await record(recordId(first.trace_id, first.span_id));
   assert.deepEqual(triaged.signals, ["regenerate"]);
   const records = await triageList(receiver);
-  assert.equal(records.find((r) => r.id === recordId(other.trace_id, other.span_id)), undefined);
+  assert.equal(
+    records.find((r) => r.id === recordId(other.trace_id, other.span_id)),
+    undefined,
+  );
 });

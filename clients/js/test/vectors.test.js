@@ -96,20 +96,23 @@ test("a signed token for an all-zero span or an expiry past any date is malforme
   payload[0] = 1;
   Buffer.from("4bf92f3577b34da6a3ce929d0e0e4736", "hex").copy(payload, 1);
   payload.writeBigUInt64BE(2000n, 25);
-  assert.throws(() => verifyFeedbackToken(secret, sign(payload), 0), (e) => e.code === "malformed");
+  assert.throws(
+    () => verifyFeedbackToken(secret, sign(payload), 0),
+    (e) => e.code === "malformed",
+  );
   Buffer.from("00f067aa0ba902b7", "hex").copy(payload, 17);
   assert.equal(verifyFeedbackToken(secret, sign(payload), 0).spanId, "00f067aa0ba902b7");
   payload.writeBigUInt64BE(0xffffffffffffffffn, 25);
-  assert.throws(() => verifyFeedbackToken(secret, sign(payload), 0), (e) => e.code === "malformed");
+  assert.throws(
+    () => verifyFeedbackToken(secret, sign(payload), 0),
+    (e) => e.code === "malformed",
+  );
 });
 
 test("ids that are not hex or all zeros cannot be signed", () => {
   const secret = "0123456789abcdef0123456789abcdef";
   assert.throws(() => issueFeedbackToken(secret, "xyz", "00f067aa0ba902b7", 1), TypeError);
-  assert.throws(
-    () => issueFeedbackToken(secret, "0".repeat(32), "00f067aa0ba902b7", 1),
-    TypeError,
-  );
+  assert.throws(() => issueFeedbackToken(secret, "0".repeat(32), "00f067aa0ba902b7", 1), TypeError);
 });
 
 test("every fingerprint vector is reproduced", () => {

@@ -53,10 +53,14 @@ export class Browser {
   /** Starts chromedriver on a port the kernel picks and opens a session in Chromium. */
   static async start() {
     const dir = mkdtempSync(join(tmpdir(), "closedloop-browser-"));
-    const driver = spawn(CHROMEDRIVER, ["--port=0", `--log-path=${join(dir, "chromedriver.log")}`], {
-      stdio: ["ignore", "pipe", "ignore"],
-      detached: true,
-    });
+    const driver = spawn(
+      CHROMEDRIVER,
+      ["--port=0", `--log-path=${join(dir, "chromedriver.log")}`],
+      {
+        stdio: ["ignore", "pipe", "ignore"],
+        detached: true,
+      },
+    );
     const port = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("chromedriver did not listen")), WAIT_MS);
       driver.once("error", reject);

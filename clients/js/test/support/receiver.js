@@ -10,8 +10,7 @@ import { promisify } from "node:util";
 
 /** The binary: `CLOSEDLOOP_BIN`, else the workspace's debug build. */
 export const CLOSEDLOOP_BIN =
-  process.env.CLOSEDLOOP_BIN ??
-  resolve(import.meta.dirname, "../../../../target/debug/closedloop");
+  process.env.CLOSEDLOOP_BIN ?? resolve(import.meta.dirname, "../../../../target/debug/closedloop");
 
 /** The feedback token secret the receivers here verify with. */
 export const SECRET = "a test feedback secret of at least 32 bytes";
