@@ -89,6 +89,15 @@ export function issueFeedbackToken(secret, traceId, spanId, expiresAt) {
 }
 
 /**
+ * `token` without leading and trailing Unicode White_Space, as Rust's `str::trim` (which,
+ * unlike `String.prototype.trim`, keeps a byte order mark).
+ * @param {string} token
+ */
+function trimWhiteSpace(token) {
+  return token.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, "");
+}
+
+/**
  * Strict base64url without padding, as the Rust side decodes it: only the URL-safe alphabet,
  * no padding, and no stray bits in the last character.
  * @param {string} text
@@ -119,7 +128,7 @@ function decodeBase64Url(text) {
  * @throws {FeedbackTokenError}
  */
 export function verifyFeedbackToken(secret, token, now = new Date()) {
-  const bytes = typeof token === "string" ? decodeBase64Url(token.trim()) : undefined;
+  const bytes = typeof token === "string" ? decodeBase64Url(trimWhiteSpace(token)) : undefined;
   if (bytes === undefined || bytes.length === 0) {
     throw new FeedbackTokenError("malformed", "malformed feedback token");
   }

@@ -2,7 +2,7 @@
 // the OpenTelemetry context so that the spans of any instrumentation started inside it get
 // closedloop's attributes from `ClosedloopSpanProcessor`.
 
-import { context as otelContext, createContextKey } from "@opentelemetry/api";
+import { context as otelContext, createContextKey, diag } from "@opentelemetry/api";
 
 import * as attr from "./attributes.js";
 import { queryFingerprint } from "./fingerprint.js";
@@ -189,8 +189,19 @@ export function currentTurn(ctx = otelContext.active()) {
  */
 export function withTurn(options, fn) {
   const turn = options instanceof Turn ? options : new Turn(options);
-  return otelContext.with(contextWithTurn(turn), fn, undefined, turn);
+  return otelContext.with(contextWithTurn(turn), () => {
+    if (currentTurn() !== turn && !warnedNoContextManager) {
+      warnedNoContextManager = true;
+      diag.warn(
+        "closedloop: withTurn found no OpenTelemetry context manager, so no span gets the " +
+          "turn's attributes; register one (NodeTracerProvider.register() does)",
+      );
+    }
+    return fn(turn);
+  });
 }
+
+let warnedNoContextManager = false;
 
 /**
  * Whether a span's attributes mark it as a model call, by any of the conventions the

@@ -84,6 +84,8 @@ test("malformed tokens are refused as such, before any signature check", () => {
   assert.equal(code(good.slice(0, -1) + sibling), "malformed");
   // Surrounding whitespace is trimmed, as the receiver does.
   assert.equal(code(` ${good}\n`), "accepted");
+  // Rust's trim keeps a byte order mark, which is no base64url.
+  assert.equal(code(`\ufeff${good}`), "malformed");
 });
 
 test("a signed token for an all-zero span or an expiry past any date is malformed", () => {
