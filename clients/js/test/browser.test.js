@@ -15,7 +15,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 
-import { ClosedloopSpanProcessor, PromptTemplate, withTurn } from "../src/index.js";
+import { ClosedloopSpanProcessor, PromptTemplate, sendFeedback, withTurn } from "../src/index.js";
 import { Browser, missingBrowser } from "./support/browser.js";
 import {
   SECRET,
@@ -114,8 +114,10 @@ async function publishAnswer(path, { sessionId, query, chunkIds, attributes }) {
   // Counts the beacons the page queues, then queues them for real.
   window.beacons = [];
   const queue = navigator.sendBeacon.bind(navigator);
+  window.beaconBodies = [];
   navigator.sendBeacon = (url, data) => {
     window.beacons.push(String(url));
+    data.text().then((text) => window.beaconBodies.push(text));
     return queue(url, data);
   };
   window.sent = [];
@@ -192,4 +194,35 @@ test("a thumbs-down with a comment goes by fetch with keepalive", { skip }, asyn
   assert.deepEqual(await browser.execute("return window.beacons;"), []);
   const record = await failureRecord(ref);
   assert.deepEqual(record.signals, ["thumbs_down"]);
+});
+
+test("a fetch whose answer the page may not read falls back to a beacon", { skip }, async () => {
+  const ref = await publishAnswer("/fallback", {
+    sessionId: "browser-session-3",
+    query: "connect Google Calendar",
+    chunkIds: ["kb-calendar#1"],
+    attributes: "",
+  });
+  // The same server under another origin, one the receiver's allowed_origins does not list:
+  // the request reaches the receiver, but the page may not read the answer, so fetch fails.
+  await browser.open(`${siteUrl.replace("127.0.0.1", "localhost")}/fallback`);
+  await browser.click("#feedback .closedloop-feedback-down");
+  assert.deepEqual(await sentFromPage(), [{ signal: "thumbs_down", transport: "beacon" }]);
+  const [body] = await browser.waitFor("the beacon's body", async () => {
+    const bodies = await browser.execute("return window.beaconBodies;");
+    return bodies.length > 0 ? bodies : undefined;
+  });
+  const sent = JSON.parse(body);
+  assert.deepEqual(sent.response, { trace_id: ref.trace_id, span_id: ref.span_id });
+  assert.equal(sent.feedback_token, ref.feedback_token);
+  const record = await failureRecord(ref);
+  assert.deepEqual(record.signals, ["thumbs_down"]);
+  // The fetch was delivered before it failed in the page, so the beacon repeated it; both
+  // carried one idempotency id, which the receiver holds: it counts them once.
+  const again = await sendFeedback(receiver.url, {
+    response: ref,
+    signal: "thumbs_down",
+    idempotencyId: sent.idempotency_id,
+  });
+  assert.deepEqual(again, { feedbackId: sent.idempotency_id, duplicate: true });
 });
