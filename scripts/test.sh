@@ -32,6 +32,9 @@ export CLOSEDLOOP_TEST_REQUIRE_BROWSER=1
 step "cargo test --workspace"
 cargo test --workspace
 
+step "JavaScript client and browser snippet (scripts/js-clients.sh)"
+scripts/js-clients.sh
+
 step "Fuzz every target for 20000 inputs (scripts/fuzz.sh)"
 scripts/fuzz.sh
 
