@@ -136,6 +136,8 @@ fn prune_by_time(db: &mut Db, cutoff_s: i64) -> Result<PruneReport> {
     report.responses += delete_responses(db, "r.id < ?1", bound)?;
     let bound = first_kept(db, "feedback", "received_s", cutoff_s)?;
     report.feedback += delete_feedback(db, "id < ?1", bound)?;
+    let bound = first_kept(db, "span_aliases", "received_s", cutoff_s)?;
+    db.execute("DELETE FROM span_aliases WHERE id < ?1", values![bound])?;
     report.outbox +=
         db.execute("DELETE FROM outbox WHERE created_s < ?1", values![cutoff_s])? as usize;
     Ok(report)
@@ -161,14 +163,22 @@ fn prune_by_size(db: &mut Db, max_bytes: u64, report: &mut PruneReport) -> Resul
                 break 'passes;
             }
             deleted += match step {
-                0 => match oldest_bound(db, "responses", 0.1)? {
-                    Some(bound) => {
-                        let responses = delete_responses(db, "r.id < ?1", bound)?;
-                        report.responses += responses;
-                        responses
+                0 => {
+                    // Aliases go with the responses, oldest first (they are not counted: a
+                    // feedback naming a span whose alias is gone resolves to its trace's
+                    // last response).
+                    if let Some(bound) = oldest_bound(db, "span_aliases", 0.1)? {
+                        db.execute("DELETE FROM span_aliases WHERE id < ?1", values![bound])?;
                     }
-                    None => 0,
-                },
+                    match oldest_bound(db, "responses", 0.1)? {
+                        Some(bound) => {
+                            let responses = delete_responses(db, "r.id < ?1", bound)?;
+                            report.responses += responses;
+                            responses
+                        }
+                        None => 0,
+                    }
+                }
                 1 => match oldest_bound(db, "feedback", 0.1)? {
                     Some(bound) => {
                         let feedback = delete_feedback(db, "id < ?1", bound)?;
@@ -226,13 +236,13 @@ const PRUNE_LOCK: i64 = 0x636c_7072_756e_6500;
 impl Connection {
     /// Deletes what is older than the retention time (`settings.cutoff_s`): failure records
     /// not updated since, with their feedback and response; responses, feedback and outbox
-    /// rows received before it that nothing newer needs.
+    /// rows received before it that nothing newer needs; span aliases received before it.
     ///
     /// On SQLite, then, while the store (used pages plus WAL) is above `settings.max_bytes`,
     /// the oldest tenth of one kind of row after another, measuring again after each, in this
     /// order: responses that no failure record and no waiting feedback needs, with their
-    /// content; feedback that no failure record needs; undelivered outbox rows and webhook
-    /// notifications; failure records (oldest update first) with their feedback and their
+    /// content (and the oldest tenth of span aliases); feedback that no failure record needs;
+    /// undelivered outbox rows and webhook notifications; failure records (oldest update first) with their feedback and their
     /// response. Feedback still waiting for its response is never deleted by size, nor is
     /// the response a failure record or waiting feedback needs: it goes with its record.
     /// Runs at most ten passes. The WAL is measured once, before any deletion (checkpoint it
