@@ -27,6 +27,7 @@
 mod config;
 mod edge;
 mod feedback_api;
+mod lineage;
 #[doc(hidden)]
 pub mod fuzzing;
 mod otlp;

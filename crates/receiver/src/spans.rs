@@ -116,6 +116,7 @@ pub(crate) fn parse(request: &ExportTraceServiceRequest) -> Parsed {
             }
         }
     }
+    crate::lineage::read(request, &mut parsed.batch);
     parsed
 }
 

@@ -28,6 +28,7 @@ pub use closedloop_store::{StoreConfig, StoreError, Synchronous};
 use crate::counters::Shared;
 use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
+use crate::lineage::Lineage;
 use crate::records::{Feedback, Response, Retrieval};
 
 /// The spans of one ingest request that the store keeps.
@@ -39,6 +40,10 @@ pub struct IngestBatch {
     pub retrievals: Vec<Retrieval>,
     /// The feedback spans and events.
     pub feedback: Vec<Feedback>,
+    /// Where each response span sits in the request (its parent and the ancestors the
+    /// request holds), for the join's aliases and nested LLM spans (see [`crate::lineage`]).
+    /// A response without an entry is read as a root span.
+    pub lineage: Vec<Lineage>,
 }
 
 impl IngestBatch {
