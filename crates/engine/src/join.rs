@@ -904,3 +904,6 @@ pub fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
     update_failure_because(w, key, response.as_ref(), Cause::Triage)?;
     Ok(w.conn.failure_state(key)?.map_or(0, |state| state.revision))
 }
+
+#[cfg(test)]
+mod tests;
