@@ -405,13 +405,9 @@ impl Joiner {
                 }
                 continue;
             }
-            let inserted = w.conn.insert_response_under(
-                &response,
-                span,
-                parent,
-                w.now_s,
-                w.store_content,
-            )?;
+            let inserted =
+                w.conn
+                    .insert_response_under(&response, span, parent, w.now_s, w.store_content)?;
             if let Some(response_id) = &response.response_id {
                 response_ids.push((response_id.clone(), span));
             }

@@ -257,7 +257,11 @@ mod tests {
         assert_eq!(kept.template.id.as_deref(), Some("qa"));
         assert_eq!(kept.template.version.as_deref(), Some("2"));
         assert_eq!(kept.session_id.as_deref(), Some("s-1"));
-        assert_eq!(kept.model.as_deref(), Some("gpt-4o-mini"), "the inner one's");
+        assert_eq!(
+            kept.model.as_deref(),
+            Some("gpt-4o-mini"),
+            "the inner one's"
+        );
         assert_eq!(plan.aliases, [(span(1), [3; 8]), (span(2), [3; 8])]);
     }
 

@@ -27,9 +27,9 @@
 mod config;
 mod edge;
 mod feedback_api;
-mod lineage;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lineage;
 mod otlp;
 mod pipeline;
 use closedloop_delivery::export;

@@ -120,7 +120,10 @@ async fn feedback_on_the_server_span_joins_the_llm_record() {
         Some(failure_id(llm).as_str())
     );
     assert_eq!(spans[1].int(attr::CLOSEDLOOP_FAILURE_REVISION), Some(2));
-    assert_eq!(spans[1].int(attr::CLOSEDLOOP_FAILURE_FEEDBACK_COUNT), Some(2));
+    assert_eq!(
+        spans[1].int(attr::CLOSEDLOOP_FAILURE_FEEDBACK_COUNT),
+        Some(2)
+    );
     assert_eq!(pipeline.stats().failure_records, 1);
     pipeline.shutdown().await.unwrap();
     assert_eq!(responses_in(dir.path()), 1);
@@ -156,7 +159,12 @@ async fn feedback_before_the_spans_joins_when_they_arrive() {
     pipeline
         .ingest(request(vec![
             plain_span(server, None, "POST /chat", base, (0, 3_000)),
-            placed(generation_span(llm, &generation), server, base, (100, 2_800)),
+            placed(
+                generation_span(llm, &generation),
+                server,
+                base,
+                (100, 2_800),
+            ),
         ]))
         .await
         .unwrap();
@@ -188,7 +196,13 @@ async fn a_trace_with_two_llm_calls_resolves_to_the_last() {
     pipeline
         .ingest(request(vec![
             plain_span(server, None, "POST /chat", base, (0, 3_000)),
-            plain_span(chain, Some(server), "ConversationalRetrievalChain", base, (5, 2_950)),
+            plain_span(
+                chain,
+                Some(server),
+                "ConversationalRetrievalChain",
+                base,
+                (5, 2_950),
+            ),
             placed(generation_span(last, &answer), chain, base, (1_200, 2_900)),
             placed(generation_span(first, &condense), chain, base, (100, 1_000)),
             feedback_span(child(server), Some(server), "thumbs_down", vec![]),
@@ -239,7 +253,10 @@ fn assert_nested_record(record: &Exported, key: Ids) {
         Some("qa_prompt"),
         "from predict"
     );
-    assert_eq!(record.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION), Some("7"));
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION),
+        Some("7")
+    );
     assert_eq!(record.str(attr::SESSION_ID), Some("session-nested"));
     assert_eq!(
         record.str(attr::GEN_AI_REQUEST_MODEL),
