@@ -58,3 +58,72 @@ pub(crate) fn read(request: &ExportTraceServiceRequest, batch: &mut IngestBatch)
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    use super::*;
+    use crate::records::Response;
+
+    const TRACE: [u8; 16] = [3; 16];
+
+    fn span(n: u8, parent: u8) -> Span {
+        Span {
+            trace_id: TRACE.to_vec(),
+            span_id: vec![n; 8],
+            parent_span_id: if parent == 0 {
+                Vec::new()
+            } else {
+                vec![parent; 8]
+            },
+            ..Default::default()
+        }
+    }
+
+    fn lineage_of(spans: Vec<Span>, responses: &[u8]) -> Vec<Lineage> {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut batch = IngestBatch::default();
+        for &n in responses {
+            batch.responses.push(Response {
+                span: SpanRef::new(TRACE, [n; 8]),
+                ..Default::default()
+            });
+        }
+        read(&request, &mut batch);
+        batch.lineage
+    }
+
+    #[test]
+    fn ancestors_are_those_the_request_holds_nearest_first() {
+        // server 1 > chain 2 > llm 3; llm 5 under 4, which the request does not hold.
+        let lineage = lineage_of(
+            vec![span(1, 0), span(2, 1), span(3, 2), span(5, 4)],
+            &[3, 5],
+        );
+        assert_eq!(lineage[0].parent, Some([2; 8]));
+        assert_eq!(lineage[0].ancestors, [[2; 8], [1; 8]]);
+        assert_eq!(lineage[1].parent, Some([4; 8]));
+        assert!(lineage[1].ancestors.is_empty());
+    }
+
+    #[test]
+    fn a_loop_of_parents_ends() {
+        let lineage = lineage_of(vec![span(1, 2), span(2, 1), span(3, 3)], &[1, 3]);
+        assert_eq!(lineage[0].ancestors, [[2; 8]]);
+        assert!(lineage[1].ancestors.is_empty(), "its own parent");
+    }
+
+    #[test]
+    fn a_request_without_responses_costs_nothing() {
+        assert!(lineage_of(vec![span(1, 0), span(2, 1)], &[]).is_empty());
+    }
+}
