@@ -2,8 +2,49 @@
 //!
 //! Feedback finds its response span through its span link (from the feedback API: the trace
 //! and span ids its token vouches for). Only feedback that names no span falls back to
-//! `gen_ai.response.id`: feedback that names a span joins that span's response or none, so a
-//! token for one answer cannot file feedback on another by naming its response id.
+//! `gen_ai.response.id`: feedback that names a span joins a response of that span's trace or
+//! none, so a token for one answer cannot file feedback on another trace's answer by naming
+//! its response id.
+//!
+//! # Feedback naming any span of a request
+//!
+//! An auto-instrumented application (FastAPI with OpenInference, say) holds its own request
+//! span, not the LLM span beneath it, so its feedback names the HTTP server span or a chain
+//! span. The span S that feedback names resolves, in this order, to:
+//!
+//! 1. the response whose span S is;
+//! 2. the response S is an alias of: the response S *produced*, the last-ending LLM response
+//!    beneath S among the spans of the request that carried them both (the receiver sees a
+//!    request's spans at once; see [`crate::lineage`]), or the response a nested LLM span S
+//!    was folded into;
+//! 3. else, when S's trace has responses stored, the last-ending of them: a span the receiver
+//!    has not seen above an answer resolves to the trace's last answer;
+//! 4. else nothing yet: the feedback waits, and the first request that brings a response of
+//!    the trace resolves it by the same rules, once all of that request's responses and
+//!    aliases are stored (so among several responses of the trace in one request, the one
+//!    beneath S, else the last-ending one).
+//!
+//! The same holds for the feedback API, whose token names a span. A failure record is keyed
+//! by the response's span whichever span its feedback named.
+//!
+//! # Nested LLM spans are one response
+//!
+//! LlamaIndex with OpenInference emits an LLM span (`predict`) with a child LLM span (the
+//! chat call). An LLM span beneath another LLM span is the same call, and is kept as ONE
+//! response row: within one request the inner one (filled with the details it lacks from the
+//! enclosing one); across requests whichever was stored first, found through the parent span
+//! id each response keeps (the arriving span's parent is a stored response, or a stored
+//! response's parent is the arriving span). The stored row gets the details it lacks from the
+//! other span (template, model, session, data source, chunk ids, fingerprint, response id),
+//! its failure record, if it has one, a new revision with them, and the other span becomes
+//! an alias of it: feedback on either joins the same record, and the report counts one
+//! response.
+//!
+//! Ingest stays cheap: a plain span (neither response, retrieval nor feedback) costs no store
+//! lookup; each response costs at most two (its parent, and a response under it), and aliases
+//! are written only for the ancestors of responses in the same request. On a store several
+//! receivers share, a batch takes the lock of each trace it brings responses of or names in
+//! feedback ([`LockKey::trace`]), so trace-level resolution and folding never race.
 //!
 //! Negative feedback creates or updates THE failure record of its response (one per failing
 //! response, keyed by the judged span's ids); positive feedback is stored and creates nothing.
@@ -37,7 +78,8 @@ use serde::Deserialize;
 
 use crate::detectors::{Detectors, DetectorsConfig};
 use crate::failure_span::{failure_span, FailureSpan};
-use crate::records::{Feedback, Response, Retrieval, SpanRef, TraceId};
+use crate::lineage::{self, Planned};
+use crate::records::{Feedback, Response, Retrieval, SpanId, SpanRef, TraceId};
 use crate::rules::{self, Context};
 use crate::store::writer::Effects;
 use crate::store::{FeedbackWrite, IngestBatch};
@@ -91,8 +133,9 @@ const SHARED_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// The most expired feedback items one look records.
 const MAX_SHARED_EXPIRIES: usize = 1000;
 
-/// The locks a feedback item's join needs: the span it names or else its response id, and
-/// its session (the detectors' turns).
+/// The locks a feedback item's join needs: the span it names and its trace (the trace's
+/// responses it may resolve to) or else its response id, and its session (the detectors'
+/// turns).
 fn feedback_keys(
     link: Option<SpanRef>,
     response_id: Option<&str>,
@@ -100,7 +143,10 @@ fn feedback_keys(
     keys: &mut Vec<LockKey>,
 ) {
     match (link, response_id) {
-        (Some(link), _) => keys.push(LockKey::span(&link)),
+        (Some(link), _) => {
+            keys.push(LockKey::span(&link));
+            keys.push(LockKey::trace(&link.trace_id));
+        }
         (None, Some(response_id)) => keys.push(LockKey::response_id(response_id)),
         (None, None) => {}
     }
@@ -111,13 +157,15 @@ fn feedback_keys(
 
 /// The locks an ingest batch's join needs on a store several receivers share, to be taken
 /// together at the start of its transaction (in one call, so in one order): each response's
-/// span, response id and session, and each feedback item's keys (see `feedback_keys`). A
+/// span, trace, response id and session, and each feedback item's keys (see
+/// `feedback_keys`). A
 /// receiver that then stores feedback for one of these responses, or a turn of one of these
 /// sessions, waits for this transaction's commit and sees what it wrote.
 pub fn batch_keys(batch: &IngestBatch, keys: &mut Vec<LockKey>) {
     for response in &batch.responses {
         let Some(span) = response.span else { continue };
         keys.push(LockKey::span(&span));
+        keys.push(LockKey::trace(&span.trace_id));
         if let Some(response_id) = &response.response_id {
             keys.push(LockKey::response_id(response_id));
         }
@@ -176,7 +224,9 @@ pub struct Joiner {
     max_pending: usize,
     /// Keyed by feedback row id, which grows with arrival: the first entry expires first.
     waiting: BTreeMap<i64, Waiting>,
-    by_span: HashMap<SpanRef, Vec<i64>>,
+    /// Waiting feedback that names a span, by the span's trace: any response of the trace
+    /// resolves it.
+    by_trace: HashMap<TraceId, Vec<i64>>,
     by_response_id: HashMap<String, Vec<i64>>,
     retrievals: HashMap<TraceId, Vec<Retrieval>>,
     retrieval_order: VecDeque<TraceId>,
@@ -199,7 +249,7 @@ impl Joiner {
             wait: Duration::from_secs(config.wait_secs),
             max_pending: config.max_pending.max(1),
             waiting: BTreeMap::new(),
-            by_span: HashMap::new(),
+            by_trace: HashMap::new(),
             by_response_id: HashMap::new(),
             retrievals: HashMap::new(),
             retrieval_order: VecDeque::new(),
@@ -233,12 +283,12 @@ impl Joiner {
     pub fn reload(&mut self, w: &mut Tx<'_>) -> Result<(), StoreError> {
         let previous = (
             std::mem::take(&mut self.waiting),
-            std::mem::take(&mut self.by_span),
+            std::mem::take(&mut self.by_trace),
             std::mem::take(&mut self.by_response_id),
         );
         let result = self.rebuild(w);
         if result.is_err() {
-            (self.waiting, self.by_span, self.by_response_id) = previous;
+            (self.waiting, self.by_trace, self.by_response_id) = previous;
         }
         result
     }
@@ -295,11 +345,11 @@ impl Joiner {
         }
     }
 
-    /// Indexes waiting feedback by the span it names, or by its response id when it names
-    /// none (the response id is a join key only for feedback without a span).
+    /// Indexes waiting feedback by the trace of the span it names, or by its response id when
+    /// it names none (the response id is a join key only for feedback without a span).
     fn add_waiting(&mut self, row: i64, waiting: Waiting) {
         match (waiting.link, &waiting.response_id) {
-            (Some(link), _) => self.by_span.entry(link).or_default().push(row),
+            (Some(link), _) => self.by_trace.entry(link.trace_id).or_default().push(row),
             (None, Some(response_id)) => self
                 .by_response_id
                 .entry(response_id.clone())
@@ -313,33 +363,59 @@ impl Joiner {
     fn take_waiting(&mut self, row: i64) -> Option<Waiting> {
         let waiting = self.waiting.remove(&row)?;
         match (waiting.link, &waiting.response_id) {
-            (Some(link), _) => remove_row(&mut self.by_span, &link, row),
+            (Some(link), _) => remove_row(&mut self.by_trace, &link.trace_id, row),
             (None, Some(response_id)) => remove_row(&mut self.by_response_id, response_id, row),
             (None, None) => {}
         }
         Some(waiting)
     }
 
-    /// Indexes the spans of one request and resolves the feedback they were waited for by.
+    /// Indexes the spans of one request and resolves the feedback they were waited for by:
+    /// the request's nested LLM spans folded (see [`crate::lineage`]), each response indexed
+    /// or folded into the stored response of the same call, the aliases written, then the
+    /// waiting feedback of the request's traces joined, then the request's feedback.
     pub fn ingest(&mut self, w: &mut Tx<'_>, batch: IngestBatch) -> Result<(), StoreError> {
         for retrieval in batch.retrievals {
             self.remember(retrieval);
         }
-        for mut response in batch.responses {
-            let Some(span) = response.span else { continue };
+        let plan = lineage::plan(batch.responses, &batch.lineage);
+        let mut aliases = plan.aliases;
+        let mut traces: Vec<TraceId> = Vec::new();
+        let mut response_ids: Vec<(String, SpanRef)> = Vec::new();
+        for planned in plan.responses {
+            let Planned {
+                mut response,
+                span,
+                parent,
+                parent_in_request,
+            } = planned;
             if response.chunk_ids.is_none() {
                 self.carry_retrieval(&mut response);
             }
             if response.fingerprint.is_none() || batch.derived_queries.contains(&span) {
                 self.carry_query(&mut response);
             }
-            let inserted = w
-                .conn
-                .insert_response(&response, span, w.now_s, w.store_content)?;
-            if self.waits_in_store(w) {
-                self.resolve_shared(w, &response, span)?;
-            } else if !self.waiting.is_empty() {
-                self.resolve(w, &response, span)?;
+            if !traces.contains(&span.trace_id) {
+                traces.push(span.trace_id);
+            }
+            let enclosing = parent.filter(|_| !parent_in_request);
+            if let Some(target) = fold_into_stored(w, &response, span, enclosing)? {
+                for alias in &mut aliases {
+                    if alias.1 == span.span_id {
+                        alias.1 = target.span_id;
+                    }
+                }
+                aliases.push((span, target.span_id));
+                if let Some(response_id) = &response.response_id {
+                    response_ids.push((response_id.clone(), target));
+                }
+                continue;
+            }
+            let inserted =
+                w.conn
+                    .insert_response_under(&response, span, parent, w.now_s, w.store_content)?;
+            if let Some(response_id) = &response.response_id {
+                response_ids.push((response_id.clone(), span));
             }
             if inserted {
                 for detected in self.detectors.on_response(w, &response, span)? {
@@ -347,60 +423,94 @@ impl Joiner {
                 }
             }
         }
+        for (alias, target) in aliases {
+            w.conn.insert_alias(alias, target, w.now_s)?;
+        }
+        self.resolve(w, &traces, &response_ids)?;
         for feedback in batch.feedback {
             self.feedback(w, feedback)?;
         }
         Ok(())
     }
 
-    /// Joins the feedback that waited for `response` on a store several receivers share, where
-    /// the waiting room is the store itself: the feedback may have reached another receiver.
-    /// The caller holds the locks of the response's span and response id (see
-    /// [`lock_keys`]), so feedback stored at the same moment by another receiver is either
-    /// committed and found here, or finds this response once this transaction commits.
-    fn resolve_shared(
-        &mut self,
-        w: &mut Tx<'_>,
-        response: &Response,
-        span: SpanRef,
-    ) -> Result<(), StoreError> {
-        let rows = w.conn.waiting_for(span, response.response_id.as_deref())?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        for row in rows {
-            w.conn
-                .set_feedback_target(row, span, FeedbackState::Joined)?;
-        }
-        update_failure(w, span, Some(response))
-    }
-
-    /// Joins the feedback that waited for `response`.
+    /// Joins the waiting feedback a request's responses resolve: the feedback naming any span
+    /// of `traces` (each now resolves to a response of its trace, see [`judged_response`]),
+    /// and the feedback naming no span but one of `response_ids` (joined to the response
+    /// given with it). On a store several receivers share the waiting room is the store
+    /// itself (the feedback may have reached another receiver); the caller holds the locks of
+    /// the traces and response ids (see [`batch_keys`]), so feedback stored at the same
+    /// moment by another receiver is either committed and found here, or finds the responses
+    /// once this transaction commits.
     fn resolve(
         &mut self,
         w: &mut Tx<'_>,
-        response: &Response,
-        span: SpanRef,
+        traces: &[TraceId],
+        response_ids: &[(String, SpanRef)],
     ) -> Result<(), StoreError> {
-        let mut rows = self.by_span.get(&span).cloned().unwrap_or_default();
-        if let Some(ids) = response
-            .response_id
-            .as_ref()
-            .and_then(|id| self.by_response_id.get(id))
-        {
-            rows.extend(ids.iter().copied());
-        }
-        if rows.is_empty() {
+        let shared = self.waits_in_store(w);
+        if !shared && self.waiting.is_empty() {
             return Ok(());
         }
-        rows.sort_unstable();
-        rows.dedup();
-        for row in rows {
-            self.take_waiting(row);
-            w.conn
-                .set_feedback_target(row, span, FeedbackState::Joined)?;
+        let mut joined: Vec<(SpanRef, Response)> = Vec::new();
+        for trace_id in traces {
+            let rows: Vec<(i64, SpanRef)> = if shared {
+                w.conn
+                    .waiting_in_trace(trace_id)?
+                    .into_iter()
+                    .filter_map(|row| Some((row.row, row.link?)))
+                    .collect()
+            } else {
+                let rows = self.by_trace.get(trace_id).map_or(&[][..], Vec::as_slice);
+                rows.iter()
+                    .filter_map(|row| Some((*row, self.waiting.get(row)?.link?)))
+                    .collect()
+            };
+            for (row, link) in rows {
+                let Some((response, span)) = judged_response(w.conn, Some(link), None)? else {
+                    continue;
+                };
+                self.take_waiting(row);
+                w.conn
+                    .set_feedback_target(row, span, FeedbackState::Joined)?;
+                if !joined.iter().any(|(key, _)| *key == span) {
+                    joined.push((span, response));
+                }
+            }
         }
-        update_failure(w, span, Some(response))
+        for (response_id, span) in response_ids {
+            let mut rows: Vec<i64> = if shared {
+                w.conn
+                    .waiting_for_response_id(response_id)?
+                    .iter()
+                    .map(|row| row.row)
+                    .collect()
+            } else {
+                self.by_response_id
+                    .get(response_id)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            let Some(response) = w.conn.response_by_span(*span)? else {
+                continue;
+            };
+            rows.sort_unstable();
+            for row in rows {
+                self.take_waiting(row);
+                w.conn
+                    .set_feedback_target(row, *span, FeedbackState::Joined)?;
+            }
+            if !joined.iter().any(|(key, _)| key == span) {
+                joined.push((*span, response));
+            }
+        }
+        // One revision per record, written once all of its feedback is joined.
+        for (span, response) in &joined {
+            update_failure(w, *span, Some(response))?;
+        }
+        Ok(())
     }
 
     /// Stores one feedback item and, when it is negative, updates its failure record or lets
@@ -625,20 +735,71 @@ fn remove_row<K: std::hash::Hash + Eq + ?Sized, Q>(
     }
 }
 
-/// The stored response a feedback item judges, with its span. Feedback that names its span
-/// joins that span's response only; the response id finds the response only for feedback that
-/// names no span, so a token (or a link) for one answer can never reach another.
+/// The stored response a feedback item judges, with its span. Feedback that names a span
+/// joins the response of that span's trace it resolves to (the module docs say which) or
+/// none; the response id finds the response only for feedback that names no span, so a token
+/// (or a link) for one answer can never reach another trace's.
 fn judged_response(
     conn: &mut Connection,
     link: Option<SpanRef>,
     response_id: Option<&str>,
 ) -> Result<Option<(Response, SpanRef)>, StoreError> {
     let found = match (link, response_id) {
-        (Some(link), _) => conn.response_by_span(link)?,
+        (Some(link), _) => response_of_span(conn, link)?,
         (None, Some(response_id)) => conn.response_by_response_id(response_id)?,
         (None, None) => None,
     };
     Ok(found.and_then(|response| response.span.map(|span| (response, span))))
+}
+
+/// The response the span `link` resolves to: its own, that of its alias, else its trace's
+/// last-ending one.
+fn response_of_span(conn: &mut Connection, link: SpanRef) -> Result<Option<Response>, StoreError> {
+    if let Some(response) = conn.response_by_span(link)? {
+        return Ok(Some(response));
+    }
+    if let Some(target) = conn.alias_target(link)? {
+        if let Some(response) = conn.response_by_span(target)? {
+            return Ok(Some(response));
+        }
+    }
+    conn.last_response_of_trace(&link.trace_id)
+}
+
+/// Folds `response`, an LLM span that is one call with a stored response, into that one: the
+/// stored response under span id `enclosing` (the arriving span's parent, when the request
+/// did not hold it), else a stored response whose parent is the arriving span. The stored
+/// row gets the details it lacks from `response` (and its failure record a new revision with
+/// them); the caller makes `span` its alias. Returns the stored response's span, or `None`
+/// when `response` is a call of its own.
+fn fold_into_stored(
+    w: &mut Tx<'_>,
+    response: &Response,
+    span: SpanRef,
+    enclosing: Option<SpanId>,
+) -> Result<Option<SpanRef>, StoreError> {
+    let mut stored = match enclosing.and_then(|parent| SpanRef::new(span.trace_id, parent)) {
+        Some(parent) => w.conn.response_by_span(parent)?,
+        None => None,
+    };
+    if stored.is_none() {
+        stored = w.conn.response_under(span)?;
+    }
+    let Some(mut stored) = stored else {
+        return Ok(None);
+    };
+    let Some(target) = stored.span.filter(|target| *target != span) else {
+        return Ok(None);
+    };
+    let changed = lineage::fill_missing(&mut stored, response);
+    if changed || (w.store_content && !stored.content.is_empty()) {
+        w.conn
+            .update_response_details(target, &stored, w.store_content)?;
+    }
+    if changed && w.conn.failure_state(target)?.is_some() {
+        update_failure(w, target, Some(&stored))?;
+    }
+    Ok(Some(target))
 }
 
 /// Writes the next revision of the failure record keyed by `key` from all of its negative
@@ -766,3 +927,6 @@ pub fn revise(w: &mut Tx<'_>, key: SpanRef) -> Result<i64, StoreError> {
     update_failure_because(w, key, response.as_ref(), Cause::Triage)?;
     Ok(w.conn.failure_state(key)?.map_or(0, |state| state.revision))
 }
+
+#[cfg(test)]
+mod tests;

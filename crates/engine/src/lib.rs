@@ -4,6 +4,7 @@
 //!   every queued write (ingest, feedback, outbox deliveries, pruning) in one transaction and
 //!   runs the join inside it.
 //! - [`join`]: feedback matched to the response it judges, and the failure record written.
+//! - [`lineage`]: where a request's responses sit in their traces (aliases, nested LLM spans).
 //! - [`rules`]: the failure rules (which feedback makes a failure record, of which category).
 //! - [`detectors`]: the implicit-signal detectors, one module per detector with its
 //!   configuration section.
@@ -48,6 +49,7 @@ pub mod detectors;
 pub mod direct;
 pub mod failure_span;
 pub mod join;
+pub mod lineage;
 pub mod rules;
 pub mod secret;
 pub mod store;

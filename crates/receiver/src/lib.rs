@@ -29,6 +29,7 @@ mod edge;
 mod feedback_api;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lineage;
 mod otlp;
 mod pipeline;
 use closedloop_delivery::export;

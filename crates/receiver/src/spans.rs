@@ -188,6 +188,7 @@ pub(crate) fn parse(request: &ExportTraceServiceRequest, settings: ReadSettings<
             }
         }
     }
+    crate::lineage::read(request, &mut parsed.batch);
     parsed
 }
 

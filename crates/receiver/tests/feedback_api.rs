@@ -530,3 +530,45 @@ async fn bad_traceparent_flags_are_refused() {
     assert_eq!(status, 201, "{body}");
     receiver.stop().await.unwrap();
 }
+
+/// An application that holds only its HTTP server span mints the token for that span: the
+/// feedback joins the LLM response beneath it, whether the spans were exported before the
+/// feedback or after.
+#[tokio::test]
+async fn a_token_naming_the_server_span_joins_the_llm_response_beneath_it() {
+    let receiver = TestReceiver::start(|_| {}).await;
+    let server_spans = |server: support::Ids, llm: support::Ids| {
+        let mut generation = support::generation_span(llm, &generation("chatcmpl-server"));
+        generation.parent_span_id = server.1.to_vec();
+        let server_span = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: server.0.to_vec(),
+            span_id: server.1.to_vec(),
+            name: "POST /chat".into(),
+            kind: 2,
+            start_time_unix_nano: generation.start_time_unix_nano - 1_000_000,
+            end_time_unix_nano: generation.end_time_unix_nano + 1_000_000,
+            ..Default::default()
+        };
+        vec![server_span, generation]
+    };
+
+    let server = support::ids();
+    let llm = support::child(server);
+    receiver.export_spans(server_spans(server, llm)).await;
+    let (status, body) = post(&receiver, &feedback_on(server, "fb-server")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(failures_on(&receiver, llm), 1);
+    assert_eq!(failures_on(&receiver, server), 0);
+    assert_eq!(feedback_targeting(&receiver, llm), 1);
+
+    // The feedback first: it waits, and the spans' arrival joins it.
+    let server = support::ids();
+    let llm = support::child(server);
+    let (status, body) = post(&receiver, &feedback_on(server, "fb-server-early")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(failures_on(&receiver, llm), 0);
+    receiver.export_spans(server_spans(server, llm)).await;
+    assert_eq!(failures_on(&receiver, llm), 1);
+    assert_eq!(feedback_targeting(&receiver, llm), 1);
+    receiver.stop().await.unwrap();
+}

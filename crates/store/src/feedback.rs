@@ -3,10 +3,22 @@
 use closedloop_semconv::attribute::{FailureCategory, FeedbackKind, FeedbackSignal};
 
 use crate::connection::Connection;
-use crate::db::{insert_id, values};
+use crate::db::{insert_id, values, Row};
 use crate::error::Result;
-use crate::records::{Feedback, FeedbackState, NegativeRow, SpanRef, WaitingRow};
+use crate::records::{Feedback, FeedbackState, NegativeRow, SpanRef, TraceId, WaitingRow};
 use crate::responses::span_ref;
+
+/// A row of the waiting-room columns (`id, received_s, span_trace_id, span_span_id,
+/// link_trace_id, link_span_id, response_id`).
+fn waiting_row(row: &Row<'_>) -> Result<WaitingRow> {
+    Ok(WaitingRow {
+        row: row.get(0)?,
+        received_s: row.get(1)?,
+        span: span_ref(row.get(2)?, row.get(3)?),
+        link: span_ref(row.get(4)?, row.get(5)?),
+        response_id: row.get(6)?,
+    })
+}
 
 impl Connection {
     /// Stores a feedback item; `None` when its idempotency id was seen before for the same
@@ -79,15 +91,7 @@ impl Connection {
                 response_id
              FROM feedback WHERE state = 0 ORDER BY id",
             values![],
-            |row| {
-                Ok(WaitingRow {
-                    row: row.get(0)?,
-                    received_s: row.get(1)?,
-                    span: span_ref(row.get(2)?, row.get(3)?),
-                    link: span_ref(row.get(4)?, row.get(5)?),
-                    response_id: row.get(6)?,
-                })
-            },
+            waiting_row,
         )
     }
 
@@ -121,27 +125,31 @@ impl Connection {
         Ok(rows.into_iter().flatten().collect())
     }
 
-    /// The waiting feedback rows that `response` resolves: those linking to its span, and
-    /// those that name no span but its `gen_ai.response.id`. On a store several receivers
-    /// share, this is the waiting room (another receiver may have stored the feedback).
-    pub fn waiting_for(&mut self, span: SpanRef, response_id: Option<&str>) -> Result<Vec<i64>> {
-        let mut rows = self.db.query(
-            "SELECT id FROM feedback
-             WHERE link_trace_id = ?1 AND link_span_id = ?2 AND state = 0",
-            values![&span.trace_id, &span.span_id],
-            |row| row.get::<i64>(0),
-        )?;
-        if let Some(response_id) = response_id {
-            rows.extend(self.db.query(
-                "SELECT id FROM feedback
-                 WHERE state = 0 AND link_trace_id IS NULL AND response_id = ?1",
-                values![response_id],
-                |row| row.get::<i64>(0),
-            )?);
-        }
-        rows.sort_unstable();
-        rows.dedup();
-        Ok(rows)
+    /// The waiting feedback rows that name a span of trace `trace_id`, oldest first: once the
+    /// trace has a response, each of them resolves to one (see the engine's join). On a store
+    /// several receivers share, this is the waiting room (another receiver may have stored
+    /// the feedback).
+    pub fn waiting_in_trace(&mut self, trace_id: &TraceId) -> Result<Vec<WaitingRow>> {
+        self.db.query(
+            "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+                response_id
+             FROM feedback WHERE link_trace_id = ?1 AND state = 0 ORDER BY id",
+            values![trace_id],
+            waiting_row,
+        )
+    }
+
+    /// The waiting feedback rows that name no span but the `gen_ai.response.id`
+    /// `response_id`, oldest first.
+    pub fn waiting_for_response_id(&mut self, response_id: &str) -> Result<Vec<WaitingRow>> {
+        self.db.query(
+            "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+                response_id
+             FROM feedback WHERE state = 0 AND link_trace_id IS NULL AND response_id = ?1
+             ORDER BY id",
+            values![response_id],
+            waiting_row,
+        )
     }
 
     /// The feedback rows still waiting that were received at or before `received_by_s`,
@@ -156,15 +164,7 @@ impl Connection {
                 response_id
              FROM feedback WHERE state = 0 AND received_s <= ?1 ORDER BY id LIMIT ?2",
             values![received_by_s, limit.min(i64::MAX as usize) as i64],
-            |row| {
-                Ok(WaitingRow {
-                    row: row.get(0)?,
-                    received_s: row.get(1)?,
-                    span: span_ref(row.get(2)?, row.get(3)?),
-                    link: span_ref(row.get(4)?, row.get(5)?),
-                    response_id: row.get(6)?,
-                })
-            },
+            waiting_row,
         )
     }
 

@@ -2,7 +2,7 @@
 
 use crate::connection::Connection;
 use crate::error::Result;
-use crate::records::SpanRef;
+use crate::records::{SpanRef, TraceId};
 
 /// Something two transactions must not write at the same moment (a response span, a
 /// `gen_ai.response.id`, a session), as a 64-bit key. Keys of different kinds never name the
@@ -19,6 +19,13 @@ impl LockKey {
     /// The response span `span` (its feedback, its failure record).
     pub fn span(span: &SpanRef) -> Self {
         Self(key(b's', &[&span.trace_id[..], &span.span_id[..]]))
+    }
+
+    /// The trace `trace_id`: its responses, span aliases and the waiting feedback naming any
+    /// of its spans (feedback resolved to the trace's last response, nested LLM spans folded
+    /// into one response).
+    pub fn trace(trace_id: &TraceId) -> Self {
+        Self(key(b't', &[&trace_id[..]]))
     }
 
     /// The responses and feedback that name `response_id`.
@@ -64,6 +71,7 @@ mod tests {
         let span = SpanRef::new([1; 16], [2; 8]).unwrap();
         let keys = [
             LockKey::span(&span),
+            LockKey::trace(&span.trace_id),
             LockKey::response_id("abc"),
             LockKey::session("abc"),
             LockKey::session("abd"),

@@ -8,34 +8,40 @@ use crate::locks::LockKey;
 use crate::records::{PruneReport, PruneSettings, SpanRef};
 use crate::{sqlite, Engine};
 
-/// Responses no failure record and no waiting feedback needs, among `{scope}`.
-const UNNEEDED_RESPONSES: &str = "SELECT id FROM responses r WHERE {scope}
+/// Responses no failure record and no waiting feedback needs, among those below id `?1`
+/// received before `?2`.
+const UNNEEDED_RESPONSES: &str = "SELECT id FROM responses r WHERE r.id < ?1 AND r.received_s < ?2
     AND NOT EXISTS (SELECT 1 FROM failures f
         WHERE f.trace_id = r.trace_id AND f.span_id = r.span_id)
     AND NOT EXISTS (SELECT 1 FROM feedback w
         WHERE w.link_trace_id = r.trace_id AND w.link_span_id = r.span_id AND w.state = 0)";
 
-/// Feedback no failure record needs and that waits for nothing, among `{scope}`.
-const UNNEEDED_FEEDBACK: &str = "DELETE FROM feedback WHERE {scope} AND state <> 0
+/// Feedback no failure record needs and that waits for nothing, among the rows below id `?1`
+/// received before `?2`.
+const UNNEEDED_FEEDBACK: &str = "DELETE FROM feedback WHERE id < ?1 AND received_s < ?2
+    AND state <> 0
     AND (target_trace_id IS NULL OR NOT EXISTS (SELECT 1 FROM failures f
         WHERE f.trace_id = feedback.target_trace_id AND f.span_id = feedback.target_span_id))";
 
-/// Deletes the responses of `scope` (a condition on `r`, with `?1`) that nothing needs, with
-/// their content.
-fn delete_responses(db: &mut Db, scope: &str, bound: i64) -> Result<usize> {
-    let select = UNNEEDED_RESPONSES.replace("{scope}", scope);
+/// Deletes the responses below id `bound` received before `received_before_s` that nothing
+/// needs, with their content. The time is checked on each row, not only through the bound:
+/// on a shared store each statement sees the rows committed when it starts, and a response
+/// another receiver commits meanwhile (with any id) is new.
+fn delete_responses(db: &mut Db, bound: i64, received_before_s: i64) -> Result<usize> {
     db.execute(
-        &format!("DELETE FROM response_content WHERE response IN ({select})"),
-        values![bound],
+        &format!("DELETE FROM response_content WHERE response IN ({UNNEEDED_RESPONSES})"),
+        values![bound, received_before_s],
     )?;
     Ok(db.execute(
-        &format!("DELETE FROM responses WHERE id IN ({select})"),
-        values![bound],
+        &format!("DELETE FROM responses WHERE id IN ({UNNEEDED_RESPONSES})"),
+        values![bound, received_before_s],
     )? as usize)
 }
 
-fn delete_feedback(db: &mut Db, scope: &str, bound: i64) -> Result<usize> {
-    Ok(db.execute(&UNNEEDED_FEEDBACK.replace("{scope}", scope), values![bound])? as usize)
+/// Deletes the feedback below id `bound` received before `received_before_s` that nothing
+/// needs (see [`delete_responses`] for why the time is checked too).
+fn delete_feedback(db: &mut Db, bound: i64, received_before_s: i64) -> Result<usize> {
+    Ok(db.execute(UNNEEDED_FEEDBACK, values![bound, received_before_s])? as usize)
 }
 
 /// Deletes the failure records chosen by `select` (keys, with `?1`), with the feedback and
@@ -133,9 +139,14 @@ fn prune_by_time(db: &mut Db, cutoff_s: i64) -> Result<PruneReport> {
     report.feedback += feedback;
     report.responses += responses;
     let bound = first_kept(db, "responses", "received_s", cutoff_s)?;
-    report.responses += delete_responses(db, "r.id < ?1", bound)?;
+    report.responses += delete_responses(db, bound, cutoff_s)?;
     let bound = first_kept(db, "feedback", "received_s", cutoff_s)?;
-    report.feedback += delete_feedback(db, "id < ?1", bound)?;
+    report.feedback += delete_feedback(db, bound, cutoff_s)?;
+    let bound = first_kept(db, "span_aliases", "received_s", cutoff_s)?;
+    db.execute(
+        "DELETE FROM span_aliases WHERE id < ?1 AND received_s < ?2",
+        values![bound, cutoff_s],
+    )?;
     report.outbox +=
         db.execute("DELETE FROM outbox WHERE created_s < ?1", values![cutoff_s])? as usize;
     Ok(report)
@@ -161,17 +172,25 @@ fn prune_by_size(db: &mut Db, max_bytes: u64, report: &mut PruneReport) -> Resul
                 break 'passes;
             }
             deleted += match step {
-                0 => match oldest_bound(db, "responses", 0.1)? {
-                    Some(bound) => {
-                        let responses = delete_responses(db, "r.id < ?1", bound)?;
-                        report.responses += responses;
-                        responses
+                0 => {
+                    // Aliases go with the responses, oldest first (they are not counted: a
+                    // feedback naming a span whose alias is gone resolves to its trace's
+                    // last response).
+                    if let Some(bound) = oldest_bound(db, "span_aliases", 0.1)? {
+                        db.execute("DELETE FROM span_aliases WHERE id < ?1", values![bound])?;
                     }
-                    None => 0,
-                },
+                    match oldest_bound(db, "responses", 0.1)? {
+                        Some(bound) => {
+                            let responses = delete_responses(db, bound, i64::MAX)?;
+                            report.responses += responses;
+                            responses
+                        }
+                        None => 0,
+                    }
+                }
                 1 => match oldest_bound(db, "feedback", 0.1)? {
                     Some(bound) => {
-                        let feedback = delete_feedback(db, "id < ?1", bound)?;
+                        let feedback = delete_feedback(db, bound, i64::MAX)?;
                         report.feedback += feedback;
                         feedback
                     }
@@ -226,13 +245,13 @@ const PRUNE_LOCK: i64 = 0x636c_7072_756e_6500;
 impl Connection {
     /// Deletes what is older than the retention time (`settings.cutoff_s`): failure records
     /// not updated since, with their feedback and response; responses, feedback and outbox
-    /// rows received before it that nothing newer needs.
+    /// rows received before it that nothing newer needs; span aliases received before it.
     ///
     /// On SQLite, then, while the store (used pages plus WAL) is above `settings.max_bytes`,
     /// the oldest tenth of one kind of row after another, measuring again after each, in this
     /// order: responses that no failure record and no waiting feedback needs, with their
-    /// content; feedback that no failure record needs; undelivered outbox rows and webhook
-    /// notifications; failure records (oldest update first) with their feedback and their
+    /// content (and the oldest tenth of span aliases); feedback that no failure record needs;
+    /// undelivered outbox rows and webhook notifications; failure records (oldest update first) with their feedback and their
     /// response. Feedback still waiting for its response is never deleted by size, nor is
     /// the response a failure record or waiting feedback needs: it goes with its record.
     /// Runs at most ten passes. The WAL is measured once, before any deletion (checkpoint it

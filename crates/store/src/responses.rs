@@ -4,7 +4,7 @@ use crate::codec::{decode_strings, encode_strings, text_key};
 use crate::connection::Connection;
 use crate::db::{insert_id, values, Row};
 use crate::error::Result;
-use crate::records::{Response, SpanRef, Template};
+use crate::records::{Response, SpanId, SpanRef, Template, TraceId};
 
 /// The columns [`response_from_row`] reads, with the interned strings joined in.
 macro_rules! response_columns {
@@ -68,6 +68,19 @@ impl Connection {
         received_s: i64,
         store_content: bool,
     ) -> Result<bool> {
+        self.insert_response_under(response, span, None, received_s, store_content)
+    }
+
+    /// [`Connection::insert_response`] of a span whose parent span is `parent` (`None`: a
+    /// root span, or not known), which [`Connection::response_under`] finds it by.
+    pub fn insert_response_under(
+        &mut self,
+        response: &Response,
+        span: SpanRef,
+        parent: Option<SpanId>,
+        received_s: i64,
+        store_content: bool,
+    ) -> Result<bool> {
         let db = &mut self.db;
         let interner = &mut self.interner;
         let template_hash = interner.id(db, response.template.hash.as_deref())?;
@@ -88,9 +101,9 @@ impl Connection {
             "INSERT INTO responses (trace_id, span_id, received_s, start_ns,
                 duration_us, response_id, template_id, template_version, template_hash,
                 chunk_ids, model, provider, parameters, data_source, index_version, session_id,
-                user_id, fingerprint, response_key)
+                user_id, fingerprint, response_key, parent_span_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19)
+                ?17, ?18, ?19, ?20)
              ON CONFLICT DO NOTHING",
             values![
                 &span.trace_id,
@@ -112,6 +125,7 @@ impl Connection {
                 response.user_id.as_deref(),
                 response.fingerprint.as_deref(),
                 response.response_id.as_deref().map(text_key),
+                parent.as_ref(),
             ],
         )?;
         let Some(row) = row else {
@@ -160,5 +174,125 @@ impl Connection {
             values![text_key(response_id), response_id],
             response_from_row,
         )
+    }
+
+    /// The stored response of trace `trace_id` that ended last (ties: the greatest span id),
+    /// which feedback naming a span of the trace that is neither a response nor an alias
+    /// resolves to.
+    pub fn last_response_of_trace(&mut self, trace_id: &TraceId) -> Result<Option<Response>> {
+        self.db.query_opt(
+            concat!(
+                response_columns!(),
+                " WHERE r.trace_id = ?1
+                ORDER BY r.start_ns + r.duration_us * 1000 DESC, r.span_id DESC LIMIT 1"
+            ),
+            values![trace_id],
+            response_from_row,
+        )
+    }
+
+    /// The stored response whose parent span is `span` that ended last (ties: the greatest
+    /// span id): a nested LLM span indexed before its enclosing one.
+    pub fn response_under(&mut self, span: SpanRef) -> Result<Option<Response>> {
+        self.db.query_opt(
+            concat!(
+                response_columns!(),
+                " WHERE r.trace_id = ?1 AND r.parent_span_id = ?2
+                ORDER BY r.start_ns + r.duration_us * 1000 DESC, r.span_id DESC LIMIT 1"
+            ),
+            values![&span.trace_id, &span.span_id],
+            response_from_row,
+        )
+    }
+
+    /// Rewrites the details of the stored response `span` (its template, chunk ids, model,
+    /// provider, parameters, data source, index version, session, user, fingerprint and
+    /// response id) with those of `response`; its ids, times and parent stay. Content and
+    /// template text `response` carries are stored when the response has none yet (content
+    /// only when `store_content`). For nested LLM spans folded into one response.
+    pub fn update_response_details(
+        &mut self,
+        span: SpanRef,
+        response: &Response,
+        store_content: bool,
+    ) -> Result<()> {
+        let db = &mut self.db;
+        let interner = &mut self.interner;
+        let template_hash = interner.id(db, response.template.hash.as_deref())?;
+        let template_id = interner.id(db, response.template.id.as_deref())?;
+        let template_version = interner.id(db, response.template.version.as_deref())?;
+        let model = interner.id(db, response.model.as_deref())?;
+        let provider = interner.id(db, response.provider.as_deref())?;
+        let parameters = interner.id(db, response.parameters.as_deref())?;
+        let data_source = interner.id(db, response.data_source.as_deref())?;
+        let index_version = interner.id(db, response.index_version.as_deref())?;
+        let chunk_ids = response.chunk_ids.as_deref().map(encode_strings);
+        db.execute(
+            "UPDATE responses SET response_id = ?3, template_id = ?4, template_version = ?5,
+                template_hash = ?6, chunk_ids = ?7, model = ?8, provider = ?9, parameters = ?10,
+                data_source = ?11, index_version = ?12, session_id = ?13, user_id = ?14,
+                fingerprint = ?15, response_key = ?16
+             WHERE trace_id = ?1 AND span_id = ?2",
+            values![
+                &span.trace_id,
+                &span.span_id,
+                response.response_id.as_deref(),
+                template_id,
+                template_version,
+                template_hash,
+                chunk_ids.as_deref(),
+                model,
+                provider,
+                parameters,
+                data_source,
+                index_version,
+                response.session_id.as_deref(),
+                response.user_id.as_deref(),
+                response.fingerprint.as_deref(),
+                response.response_id.as_deref().map(text_key),
+            ],
+        )?;
+        if let (Some(hash), Some(text)) = (template_hash, &response.template.text) {
+            db.execute_apart(
+                "INSERT INTO templates (hash, text) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                values![hash, text],
+            )?;
+        }
+        if store_content && !response.content.is_empty() {
+            db.execute(
+                "INSERT INTO response_content (response, input, output, query)
+                 SELECT id, ?3, ?4, ?5 FROM responses WHERE trace_id = ?1 AND span_id = ?2
+                 ON CONFLICT DO NOTHING",
+                values![
+                    &span.trace_id,
+                    &span.span_id,
+                    response.content.input.as_deref(),
+                    response.content.output.as_deref(),
+                    response.content.query.as_deref()
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Makes `alias`, a span that is not a response, resolve to the response `target` of the
+    /// same trace. The first alias of a span stays: writing it again (an OTLP retry, or a
+    /// later request naming it) changes nothing.
+    pub fn insert_alias(&mut self, alias: SpanRef, target: SpanId, received_s: i64) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO span_aliases (trace_id, span_id, target_span_id, received_s)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            values![&alias.trace_id, &alias.span_id, &target, received_s],
+        )?;
+        Ok(())
+    }
+
+    /// The response span the alias `span` resolves to, if it is one.
+    pub fn alias_target(&mut self, span: SpanRef) -> Result<Option<SpanRef>> {
+        let target = self.db.query_value::<Vec<u8>>(
+            "SELECT target_span_id FROM span_aliases WHERE trace_id = ?1 AND span_id = ?2",
+            values![&span.trace_id, &span.span_id],
+        )?;
+        Ok(target.and_then(|target| SpanRef::from_bytes(&span.trace_id, &target)))
     }
 }

@@ -29,6 +29,7 @@ pub use closedloop_store::{StoreConfig, StoreError, Synchronous};
 use crate::counters::Shared;
 use crate::detectors::DetectorsConfig;
 use crate::join::{JoinConfig, Joiner};
+use crate::lineage::Lineage;
 use crate::records::{Feedback, Response, Retrieval, SpanRef};
 
 /// The spans of one ingest request that the store keeps.
@@ -43,6 +44,10 @@ pub struct IngestBatch {
     /// The responses whose query fingerprint the receiver derived from their input messages
     /// (not given by the span): the query of a retrieval step of the same trace wins over it.
     pub derived_queries: HashSet<SpanRef>,
+    /// Where each response span sits in the request (its parent and the ancestors the
+    /// request holds), for the join's aliases and nested LLM spans (see [`crate::lineage`]).
+    /// A response without an entry is read as a root span.
+    pub lineage: Vec<Lineage>,
 }
 
 impl IngestBatch {

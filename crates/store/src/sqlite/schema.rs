@@ -292,6 +292,26 @@ CREATE INDEX failures_severity ON failures (severity, created_s);
 CREATE INDEX failures_triage ON failures (triage_status, due_s, created_s);
 ";
 
+/// Version 12. Feedback may name any span of a request (an HTTP server span, a chain span), and
+/// nested LLM spans of one call are one response. A response keeps its parent span
+/// (`parent_span_id`, NULL for a root span), so a nested LLM span arriving in a later request
+/// finds the response it belongs to, either way round (`responses_parent`). `span_aliases` maps
+/// a span that is not a response (an ancestor of one seen in the same request, or a nested LLM
+/// span folded into another) to the response it resolves to, in the same trace.
+const SPAN_ALIASES: &str = "
+ALTER TABLE responses ADD COLUMN parent_span_id BLOB;
+CREATE INDEX responses_parent ON responses (trace_id, parent_span_id)
+    WHERE parent_span_id IS NOT NULL;
+CREATE TABLE span_aliases (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    target_span_id BLOB NOT NULL,
+    received_s INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX span_aliases_span ON span_aliases (trace_id, span_id);
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -318,6 +338,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(PEOPLE),
     sql(CONTENT_DROPS),
     sql(REVISIONS),
+    sql(SPAN_ALIASES),
 ];
 
 /// The column constraint that made idempotency ids global.

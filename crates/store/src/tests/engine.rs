@@ -388,9 +388,9 @@ pub(crate) fn rollback_forgets_interned_strings(conn: &mut Connection) {
     assert_eq!(found.template.id.as_deref(), Some("support"));
 }
 
-/// The shared waiting room's queries: the waiting feedback a response resolves (by its span,
-/// or by its response id for feedback that names no span), those whose window has passed,
-/// and whether one is still waiting.
+/// The shared waiting room's queries: the waiting feedback a response resolves (the feedback
+/// naming any span of its trace, and the feedback that names no span but its response id),
+/// those whose window has passed, and whether one is still waiting.
 pub(crate) fn waiting_feedback_is_found_by_its_response(conn: &mut Connection) {
     let by_span = conn
         .insert_feedback(
@@ -412,23 +412,37 @@ pub(crate) fn waiting_feedback_is_found_by_its_response(conn: &mut Connection) {
     conn.insert_feedback(&elsewhere, 300, FeedbackState::Waiting)
         .unwrap()
         .unwrap();
+    // Feedback naming another span of span(1)'s trace (its HTTP server span, say).
+    let server = SpanRef::new(span(1).trace_id, [9; 8]).unwrap();
+    let by_server = conn
+        .insert_feedback(
+            &feedback("fb-server", Some(server), FeedbackSignal::ThumbsDown),
+            300,
+            FeedbackState::Waiting,
+        )
+        .unwrap()
+        .unwrap();
+    let rows = |found: Vec<crate::records::WaitingRow>| -> Vec<i64> {
+        found.iter().map(|row| row.row).collect()
+    };
 
-    assert_eq!(conn.waiting_for(span(1), None).unwrap(), [by_span]);
     assert_eq!(
-        conn.waiting_for(span(1), Some("chatcmpl-9")).unwrap(),
-        [by_span, by_id]
+        rows(conn.waiting_in_trace(&span(1).trace_id).unwrap()),
+        [by_span, by_server]
     );
+    let in_trace = conn.waiting_in_trace(&span(1).trace_id).unwrap();
+    assert_eq!(in_trace[1].link, Some(server));
+    assert_eq!(
+        rows(conn.waiting_for_response_id("chatcmpl-9").unwrap()),
+        [by_id]
+    );
+    assert!(conn.waiting_in_trace(&span(3).trace_id).unwrap().is_empty());
     assert!(conn
-        .waiting_for(span(3), Some("chatcmpl-0"))
+        .waiting_for_response_id("chatcmpl-0")
         .unwrap()
         .is_empty());
 
-    let due: Vec<i64> = conn
-        .waiting_received_by(200, 10)
-        .unwrap()
-        .iter()
-        .map(|row| row.row)
-        .collect();
+    let due: Vec<i64> = rows(conn.waiting_received_by(200, 10).unwrap());
     assert_eq!(due, [by_span, by_id], "received by 200, oldest first");
     assert_eq!(
         conn.waiting_received_by(300, 1).unwrap().len(),
@@ -441,9 +455,94 @@ pub(crate) fn waiting_feedback_is_found_by_its_response(conn: &mut Connection) {
         .unwrap();
     assert!(!conn.is_waiting(by_span).unwrap());
     assert_eq!(
-        conn.waiting_for(span(1), Some("chatcmpl-9")).unwrap(),
-        [by_id]
+        rows(conn.waiting_in_trace(&span(1).trace_id).unwrap()),
+        [by_server]
     );
+}
+
+/// A span of `span(trace)`'s trace with span id `n`.
+fn in_trace(trace: u16, n: u8) -> SpanRef {
+    SpanRef::new(span(trace).trace_id, [n; 8]).unwrap()
+}
+
+/// The lookups of feedback naming a span that is not a response: aliases (first one kept),
+/// the trace's last-ending response, the response beneath a span (by parent), and a
+/// response's details rewritten (nested LLM spans folded into one).
+pub(crate) fn aliases_and_trace_lookups(conn: &mut Connection) {
+    let early = Response {
+        span: Some(in_trace(1, 1)),
+        start_unix_nano: 1_000_000_000,
+        end_unix_nano: 2_000_000_000,
+        ..Default::default()
+    };
+    let late = Response {
+        span: Some(in_trace(1, 2)),
+        start_unix_nano: 1_500_000_000,
+        end_unix_nano: 3_000_000_000,
+        ..Default::default()
+    };
+    assert!(conn
+        .insert_response_under(&late, in_trace(1, 2), Some([7; 8]), 100, true)
+        .unwrap());
+    assert!(conn
+        .insert_response_under(&early, in_trace(1, 1), Some([7; 8]), 100, true)
+        .unwrap());
+    assert!(conn
+        .insert_response(&full_response(span(2)), span(2), 100, true)
+        .unwrap());
+
+    let last = conn.last_response_of_trace(&span(1).trace_id).unwrap();
+    assert_eq!(last.and_then(|r| r.span), Some(in_trace(1, 2)), "ends last");
+    assert!(conn
+        .last_response_of_trace(&span(3).trace_id)
+        .unwrap()
+        .is_none());
+    let under = conn.response_under(in_trace(1, 7)).unwrap();
+    assert_eq!(under.and_then(|r| r.span), Some(in_trace(1, 2)));
+    assert!(conn.response_under(in_trace(1, 2)).unwrap().is_none());
+    assert!(
+        conn.response_under(SpanRef::new(span(2).trace_id, [7; 8]).unwrap())
+            .unwrap()
+            .is_none(),
+        "the parent is looked up in the response's own trace"
+    );
+
+    conn.insert_alias(in_trace(1, 7), [2; 8], 100).unwrap();
+    conn.insert_alias(in_trace(1, 7), [1; 8], 101).unwrap();
+    assert_eq!(
+        conn.alias_target(in_trace(1, 7)).unwrap(),
+        Some(in_trace(1, 2)),
+        "the first alias stays"
+    );
+    assert!(conn.alias_target(in_trace(1, 8)).unwrap().is_none());
+    assert_eq!(count(conn, "span_aliases"), 1);
+
+    let details = Response {
+        content: Content {
+            output: Some("answer".into()),
+            ..Default::default()
+        },
+        ..full_response(in_trace(1, 2))
+    };
+    conn.update_response_details(in_trace(1, 2), &details, true)
+        .unwrap();
+    let found = conn.response_by_span(in_trace(1, 2)).unwrap().unwrap();
+    assert_eq!(found.model.as_deref(), Some("gpt-4o"));
+    assert_eq!(found.template.id.as_deref(), Some("support"));
+    assert_eq!(found.chunk_ids, details.chunk_ids);
+    assert_eq!(found.session_id.as_deref(), Some("session-1"));
+    assert_eq!(found.start_unix_nano, 1_500_000_000, "times stay");
+    assert_eq!(
+        conn.response_by_response_id("chatcmpl-1")
+            .unwrap()
+            .and_then(|r| r.span),
+        Some(span(2)),
+        "the latest response with the id"
+    );
+    assert_eq!(count(conn, "response_content"), 2);
+    conn.update_response_details(in_trace(1, 2), &details, true)
+        .unwrap();
+    assert_eq!(count(conn, "response_content"), 2, "content is kept once");
 }
 
 /// Claiming outbox rows: the oldest first, at most the limit; on PostgreSQL leased until the
@@ -550,6 +649,7 @@ fn one_receiver_prunes_at_a_time_on_postgres() {
 both_engines!(
     responses_round_trip,
     waiting_feedback_is_found_by_its_response,
+    aliases_and_trace_lookups,
     outbox_claims_lease_rows,
     feedback_waits_joins_and_reads_back,
     failure_revisions_update_one_record,

@@ -19,8 +19,12 @@ fn prune(conn: &mut Connection, cutoff_s: i64, max_bytes: u64) -> crate::records
 pub(crate) fn prune_by_time_keeps_recent_rows(conn: &mut Connection) {
     for n in 1..=10 {
         response(conn, 1_000 + i64::from(n), n);
+        let alias = crate::records::SpanRef::new(span(n).trace_id, [9; 8]).unwrap();
+        conn.insert_alias(alias, span(n).span_id, 1_000 + i64::from(n))
+            .unwrap();
     }
     let report = prune(conn, 1_006, u64::MAX);
+    assert_eq!(count(conn, "span_aliases"), 5, "aliases go by time too");
     assert_eq!(report.responses, 5);
     assert_eq!(count(conn, "responses"), 5);
     assert_eq!(
