@@ -17,12 +17,14 @@
 //!    beneath S among the spans of the request that carried them both (the receiver sees a
 //!    request's spans at once; see [`crate::lineage`]), or the response a nested LLM span S
 //!    was folded into;
-//! 3. else, when S's trace has responses stored, the last-ending of them: a span the receiver
-//!    has not seen above an answer resolves to the trace's last answer;
-//! 4. else nothing yet: the feedback waits, and the first request that brings a response of
-//!    the trace resolves it by the same rules, once all of that request's responses and
-//!    aliases are stored (so among several responses of the trace in one request, the one
-//!    beneath S, else the last-ending one).
+//! 3. else nothing yet: the feedback waits (`join.wait_secs`, as feedback that arrives before
+//!    its response always has), and each request that brings responses or aliases of the
+//!    trace tries rules 1 and 2 again: S may still arrive, as an answer of its own or above
+//!    one;
+//! 4. when the wait ends, the last-ending response stored for S's trace: a span the receiver
+//!    never saw above an answer resolves to the trace's last answer. Only then, so that
+//!    feedback naming an LLM span that has not arrived yet never lands on another answer of
+//!    its trace. Without any response in the trace the record is written unenriched.
 //!
 //! The same holds for the feedback API, whose token names a span. A failure record is keyed
 //! by the response's span whichever span its feedback named.
@@ -303,9 +305,12 @@ impl Joiner {
         let now = Instant::now();
         let mut joined: Vec<(SpanRef, Response)> = Vec::new();
         for row in w.conn.waiting_feedback()? {
-            if let Some((response, span)) =
-                judged_response(w.conn, row.link, row.response_id.as_deref())?
-            {
+            if let Some((response, span)) = judged_response(
+                w.conn,
+                row.link,
+                row.response_id.as_deref(),
+                Fallback::Exact,
+            )? {
                 w.conn
                     .set_feedback_target(row.row, span, FeedbackState::Joined)?;
                 if !joined.iter().any(|(key, _)| *key == span) {
@@ -466,7 +471,9 @@ impl Joiner {
                     .collect()
             };
             for (row, link) in rows {
-                let Some((response, span)) = judged_response(w.conn, Some(link), None)? else {
+                let Some((response, span)) =
+                    judged_response(w.conn, Some(link), None, Fallback::Exact)?
+                else {
                     continue;
                 };
                 self.take_waiting(row);
@@ -536,9 +543,12 @@ impl Joiner {
         if !negative {
             return Ok(FeedbackWrite::Recorded);
         }
-        if let Some((response, span)) =
-            judged_response(w.conn, feedback.target, feedback.response_id.as_deref())?
-        {
+        if let Some((response, span)) = judged_response(
+            w.conn,
+            feedback.target,
+            feedback.response_id.as_deref(),
+            Fallback::Exact,
+        )? {
             w.conn
                 .set_feedback_target(row, span, FeedbackState::Joined)?;
             update_failure(w, span, Some(&response))?;
@@ -613,9 +623,12 @@ impl Joiner {
             if !w.conn.is_waiting(row.row)? {
                 continue;
             }
-            if let Some((response, span)) =
-                judged_response(w.conn, row.link, row.response_id.as_deref())?
-            {
+            if let Some((response, span)) = judged_response(
+                w.conn,
+                row.link,
+                row.response_id.as_deref(),
+                Fallback::Trace,
+            )? {
                 w.conn
                     .set_feedback_target(row.row, span, FeedbackState::Joined)?;
                 update_failure(w, span, Some(&response))?;
@@ -637,6 +650,18 @@ impl Joiner {
         let Some(waiting) = self.take_waiting(row) else {
             return Ok(());
         };
+        // The wait is over: a span the receiver has not seen above an answer resolves to its
+        // trace's last answer.
+        if let Some((response, span)) = judged_response(
+            w.conn,
+            waiting.link,
+            waiting.response_id.as_deref(),
+            Fallback::Trace,
+        )? {
+            w.conn
+                .set_feedback_target(row, span, FeedbackState::Joined)?;
+            return update_failure(w, span, Some(&response));
+        }
         // The record belongs to the judged span when the feedback named it; feedback that only
         // had a response id is recorded on the feedback span, which lives in the judged trace.
         let Some(key) = waiting.link.or(waiting.span) else {
@@ -735,6 +760,16 @@ fn remove_row<K: std::hash::Hash + Eq + ?Sized, Q>(
     }
 }
 
+/// How far the resolution of a named span may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fallback {
+    /// Only the span's own response or the response it is an alias of: while feedback may
+    /// still wait, the span it names may yet arrive as a response of its own.
+    Exact,
+    /// Also the trace's last-ending response: once the wait is over.
+    Trace,
+}
+
 /// The stored response a feedback item judges, with its span. Feedback that names a span
 /// joins the response of that span's trace it resolves to (the module docs say which) or
 /// none; the response id finds the response only for feedback that names no span, so a token
@@ -743,18 +778,23 @@ fn judged_response(
     conn: &mut Connection,
     link: Option<SpanRef>,
     response_id: Option<&str>,
+    fallback: Fallback,
 ) -> Result<Option<(Response, SpanRef)>, StoreError> {
     let found = match (link, response_id) {
-        (Some(link), _) => response_of_span(conn, link)?,
+        (Some(link), _) => response_of_span(conn, link, fallback)?,
         (None, Some(response_id)) => conn.response_by_response_id(response_id)?,
         (None, None) => None,
     };
     Ok(found.and_then(|response| response.span.map(|span| (response, span))))
 }
 
-/// The response the span `link` resolves to: its own, that of its alias, else its trace's
-/// last-ending one.
-fn response_of_span(conn: &mut Connection, link: SpanRef) -> Result<Option<Response>, StoreError> {
+/// The response the span `link` resolves to: its own, that of its alias, else (with
+/// [`Fallback::Trace`]) its trace's last-ending one.
+fn response_of_span(
+    conn: &mut Connection,
+    link: SpanRef,
+    fallback: Fallback,
+) -> Result<Option<Response>, StoreError> {
     if let Some(response) = conn.response_by_span(link)? {
         return Ok(Some(response));
     }
@@ -763,7 +803,10 @@ fn response_of_span(conn: &mut Connection, link: SpanRef) -> Result<Option<Respo
             return Ok(Some(response));
         }
     }
-    conn.last_response_of_trace(&link.trace_id)
+    match fallback {
+        Fallback::Exact => Ok(None),
+        Fallback::Trace => conn.last_response_of_trace(&link.trace_id),
+    }
 }
 
 /// Folds `response`, an LLM span that is one call with a stored response, into that one: the

@@ -174,8 +174,9 @@ async fn feedback_before_the_spans_joins_when_they_arrive() {
     assert_eq!(sink.spans().len(), 1);
 }
 
-/// A trace with two LLM calls: the server span, and a span of the trace the receiver never
-/// saw, resolve to the call that ended last; feedback naming the first call is its own.
+/// A trace with two LLM calls: the server span, and (once the join window passes) a span of
+/// the trace the receiver never saw, resolve to the call that ended last; feedback naming the
+/// first call is its own.
 #[tokio::test]
 async fn a_trace_with_two_llm_calls_resolves_to_the_last() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,6 +239,63 @@ async fn a_trace_with_two_llm_calls_resolves_to_the_last() {
     let spans = sink.wait_for(3, WAIT).await;
     assert_enriched_record(&spans[2], first, &condense);
     assert_eq!(pipeline.stats().failure_records, 2);
+    pipeline.shutdown().await.unwrap();
+}
+
+/// Feedback naming an LLM span that has not arrived yet waits for that span, even when
+/// another answer of its trace is stored: a token for one answer never lands on another.
+#[tokio::test]
+async fn feedback_on_an_llm_span_not_yet_seen_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::grpc().await;
+    let mut config = config(dir.path(), Some(sink.endpoint()));
+    // Long enough that only the span's arrival can end the wait.
+    config.join = JoinConfig {
+        wait_secs: 120,
+        ..Default::default()
+    };
+    let pipeline = Pipeline::start(config).await.unwrap();
+    let base = now_ns();
+    let server = ids();
+    let (first, last) = (child(server), child(server));
+    let condense = Generation {
+        template_id: "condense_question",
+        ..Default::default()
+    };
+    let answer = Generation::default();
+    pipeline
+        .ingest(request(vec![placed(
+            generation_span(first, &condense),
+            server,
+            base,
+            (100, 1_000),
+        )]))
+        .await
+        .unwrap();
+    pipeline
+        .ingest(request(vec![feedback_span(
+            child(server),
+            Some(last),
+            "thumbs_down",
+            vec![],
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(
+        pipeline.stats().failure_records,
+        0,
+        "it waits for its own span"
+    );
+    pipeline
+        .ingest(request(vec![
+            plain_span(server, None, "POST /chat", base, (0, 3_000)),
+            placed(generation_span(last, &answer), server, base, (1_200, 2_900)),
+        ]))
+        .await
+        .unwrap();
+    let spans = sink.wait_for(1, WAIT).await;
+    assert_enriched_record(&spans[0], last, &answer);
+    assert_eq!(pipeline.stats().failure_records, 1);
     pipeline.shutdown().await.unwrap();
 }
 
