@@ -32,6 +32,9 @@ export CLOSEDLOOP_TEST_REQUIRE_BROWSER=1
 step "cargo test --workspace"
 cargo test --workspace
 
+step "Python client and instrumentation acceptance tests (scripts/python-clients.sh)"
+scripts/python-clients.sh -q
+
 step "Fuzz every target for 20000 inputs (scripts/fuzz.sh)"
 scripts/fuzz.sh
 

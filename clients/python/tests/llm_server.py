@@ -109,7 +109,9 @@ class LlmServer:
         answer = self._answer(body.get("messages") or [])
         response_id = f"chatcmpl-{next(self._ids)}"
         created = int(time.time())
-        prompt_tokens = sum(len(_text(m.get("content")).split()) for m in body.get("messages") or [])
+        prompt_tokens = sum(
+            len(_text(m.get("content")).split()) for m in body.get("messages") or []
+        )
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(answer.split()),

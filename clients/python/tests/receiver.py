@@ -131,11 +131,17 @@ class Receiver:
 
     def records(self) -> List[Dict[str, Any]]:
         """``closedloop triage list --json``: every failure record."""
-        return [json.loads(line) for line in self.cli("triage", "list", "--json").splitlines() if line.strip()]
+        return [
+            json.loads(line)
+            for line in self.cli("triage", "list", "--json").splitlines()
+            if line.strip()
+        ]
 
     def evalset(self) -> List[Dict[str, Any]]:
         """``closedloop evalset export`` (JSON Lines)."""
-        return [json.loads(line) for line in self.cli("evalset", "export").splitlines() if line.strip()]
+        return [
+            json.loads(line) for line in self.cli("evalset", "export").splitlines() if line.strip()
+        ]
 
     def report(self) -> Dict[str, Any]:
         """``closedloop report --json``."""

@@ -10,10 +10,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
-
-import closedloop
 from otlp_sink import OtlpSink
 from receiver import SECRET, Receiver
+
+import closedloop
 
 TEMPLATE = closedloop.PromptTemplate(
     "answer_with_context", "Answer from the context only.\n\nContext:\n{context}"
@@ -53,7 +53,9 @@ def _answer(provider: TracerProvider, session_id: str, query: str = QUERY) -> Di
 
 
 def _only_record(sink: OtlpSink) -> Dict[str, object]:
-    spans = sink.wait_for(lambda spans: any("closedloop.failure.id" in s["attributes"] for s in spans))
+    spans = sink.wait_for(
+        lambda spans: any("closedloop.failure.id" in s["attributes"] for s in spans)
+    )
     records = list(sink.records().values())
     assert len(records) == 1, spans
     return records[0]
@@ -82,7 +84,10 @@ def test_a_thumbs_down_through_the_api_makes_an_enriched_record(
     assert attributes["closedloop.prompt.template.id"] == TEMPLATE.id
     assert attributes["closedloop.prompt.template.version"] == TEMPLATE.version
     assert attributes["closedloop.prompt.template.hash"] == TEMPLATE.hash
-    assert attributes["closedloop.context.chunk_ids"] == ["kb-reset-password#2", "kb-account-locked#0"]
+    assert attributes["closedloop.context.chunk_ids"] == [
+        "kb-reset-password#2",
+        "kb-account-locked#0",
+    ]
     assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
     assert attributes["session.id"] == "s-api"
     (case,) = receiver.evalset()
@@ -98,23 +103,42 @@ def test_a_thumbs_down_through_the_api_makes_an_enriched_record(
 def test_the_api_refuses_bad_tokens(provider: TracerProvider, receiver: Receiver) -> None:
     ref = _answer(provider, "s-bad")
     forged = closedloop.issue_feedback_token(
-        "another secret of at least thirty-two bytes!", ref["trace_id"], ref["span_id"], time.time() + 60
+        "another secret of at least thirty-two bytes!",
+        ref["trace_id"],
+        ref["span_id"],
+        time.time() + 60,
     )
     with pytest.raises(closedloop.FeedbackError) as refused:
         closedloop.send_feedback(
-            receiver.http_url, signal="thumbs_down", trace_id=ref["trace_id"], span_id=ref["span_id"], feedback_token=forged
+            receiver.http_url,
+            signal="thumbs_down",
+            trace_id=ref["trace_id"],
+            span_id=ref["span_id"],
+            feedback_token=forged,
         )
     assert (refused.value.status, refused.value.code) == (401, "invalid_token")
-    expired = closedloop.issue_feedback_token(SECRET, ref["trace_id"], ref["span_id"], time.time() - 1)
+    expired = closedloop.issue_feedback_token(
+        SECRET, ref["trace_id"], ref["span_id"], time.time() - 1
+    )
     with pytest.raises(closedloop.FeedbackError) as refused:
         closedloop.send_feedback(
-            receiver.http_url, signal="thumbs_down", trace_id=ref["trace_id"], span_id=ref["span_id"], feedback_token=expired
+            receiver.http_url,
+            signal="thumbs_down",
+            trace_id=ref["trace_id"],
+            span_id=ref["span_id"],
+            feedback_token=expired,
         )
     assert refused.value.status == 401
-    other = closedloop.issue_feedback_token(SECRET, ref["trace_id"], "1111111111111111", time.time() + 60)
+    other = closedloop.issue_feedback_token(
+        SECRET, ref["trace_id"], "1111111111111111", time.time() + 60
+    )
     with pytest.raises(closedloop.FeedbackError) as refused:
         closedloop.send_feedback(
-            receiver.http_url, signal="thumbs_down", trace_id=ref["trace_id"], span_id=ref["span_id"], feedback_token=other
+            receiver.http_url,
+            signal="thumbs_down",
+            trace_id=ref["trace_id"],
+            span_id=ref["span_id"],
+            feedback_token=other,
         )
     assert (refused.value.status, refused.value.code) == (403, "token_mismatch")
     with pytest.raises(closedloop.FeedbackError) as refused:
@@ -141,7 +165,11 @@ def test_a_feedback_span_over_otlp_makes_an_enriched_record(
 ) -> None:
     ref = _answer(provider, "s-span")
     closedloop.record_feedback(
-        ref["trace_id"], ref["span_id"], "thumbs_down", category="wrong_answer", tracer_provider=provider
+        ref["trace_id"],
+        ref["span_id"],
+        "thumbs_down",
+        category="wrong_answer",
+        tracer_provider=provider,
     )
     record = _only_record(sink)
     attributes = record["attributes"]
@@ -149,8 +177,14 @@ def test_a_feedback_span_over_otlp_makes_an_enriched_record(
     assert attributes["closedloop.failure.response.span_id"] == ref["span_id"]
     assert attributes["closedloop.failure.category"] == "wrong_answer"
     assert attributes["session.id"] == "s-span"
-    judged = [link for link in record["links"] if link["attributes"].get("closedloop.link.type") == "judged_response"]
-    assert [(link["trace_id"], link["span_id"]) for link in judged] == [(ref["trace_id"], ref["span_id"])]
+    judged = [
+        link
+        for link in record["links"]
+        if link["attributes"].get("closedloop.link.type") == "judged_response"
+    ]
+    assert [(link["trace_id"], link["span_id"]) for link in judged] == [
+        (ref["trace_id"], ref["span_id"])
+    ]
 
 
 def test_the_same_question_twice_is_a_regenerate_and_a_rephrasing_a_rephrase(
@@ -162,7 +196,9 @@ def test_the_same_question_twice_is_a_regenerate_and_a_rephrasing_a_rephrase(
     _answer(provider, "s-other", REPHRASED)
     sink.wait_for(lambda spans: len(sink.records()) >= 2)
     signals = {
-        r["attributes"]["closedloop.failure.response.span_id"]: r["attributes"]["closedloop.failure.signals"]
+        r["attributes"]["closedloop.failure.response.span_id"]: r["attributes"][
+            "closedloop.failure.signals"
+        ]
         for r in sink.records().values()
     }
     assert signals == {first["span_id"]: ["regenerate"], rephrased["span_id"]: ["rephrase"]}

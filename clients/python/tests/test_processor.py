@@ -34,7 +34,9 @@ def test_spans_inside_a_turn_carry_its_attributes(traced) -> None:
         with tracer.start_as_current_span("retrieval product-docs"):
             pass
         t.set_chunk_ids(["kb-reset#0", "kb-locked#1"])
-        with tracer.start_as_current_span("chat gpt-4o-mini", attributes={"gen_ai.operation.name": "chat"}):
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini", attributes={"gen_ai.operation.name": "chat"}
+        ):
             pass
     with tracer.start_as_current_span("outside"):
         pass
@@ -162,4 +164,6 @@ def test_record_feedback_defaults_follow_the_signal(traced) -> None:
     assert rating["gen_ai.evaluation.score.label"] == "pass"
     assert rating["closedloop.feedback.comment"] == "fine"
     with pytest.raises(ValueError):
-        closedloop.record_feedback("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "rating", value=2.0)
+        closedloop.record_feedback(
+            "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "rating", value=2.0
+        )

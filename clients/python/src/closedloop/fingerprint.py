@@ -13,7 +13,7 @@ contain the text, but it is unkeyed: someone who can guess a query can test it a
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 __all__ = ["fingerprint"]
 
@@ -25,13 +25,89 @@ _SCHEME = "mh64v2"
 
 _STOPWORDS = frozenset(
     (
-        "a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
-        "can", "could", "did", "do", "doe", "does", "for", "from", "get", "got", "had", "has",
-        "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just",
-        "let", "me", "my", "need", "no", "not", "of", "on", "or", "our", "please", "she",
-        "should", "so", "some", "tell", "than", "that", "the", "their", "them", "then",
-        "there", "these", "they", "this", "to", "u", "up", "us", "wa", "want", "was", "we",
-        "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+        "a",
+        "about",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "doe",
+        "does",
+        "for",
+        "from",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "let",
+        "me",
+        "my",
+        "need",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "she",
+        "should",
+        "so",
+        "some",
+        "tell",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "u",
+        "up",
+        "us",
+        "wa",
+        "want",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
         "your",
     )
 )
@@ -235,12 +311,12 @@ def _canonical_words(query: str) -> List[str]:
         else:
             word = raw[i]
             i += 1
-            canonical = _SYNONYMS.get(word)
-            if canonical is None:
+            synonym = _SYNONYMS.get(word)
+            if synonym is None:
                 stemmed = _stem(word)
-                canonical = _SYNONYMS.get(stemmed, stemmed)
-            if canonical not in _STOPWORDS:
-                words.append(canonical)
+                synonym = _SYNONYMS.get(stemmed, stemmed)
+            if synonym not in _STOPWORDS:
+                words.append(synonym)
     return words
 
 
@@ -263,7 +339,7 @@ def fingerprint(query: str) -> str:
         return _SCHEME + ":"
     minima = [_MASK] * _SLOTS
     word_hashes = sorted({_fnv1a(b"w" + w.encode("utf-8")) for w in words})
-    trigram_set: set = set()
+    trigram_set: Set[int] = set()
     for w in words:
         _trigrams(w, lambda t: trigram_set.add(_fnv1a(b"c" + t)))
     trigram_hashes = sorted(trigram_set)

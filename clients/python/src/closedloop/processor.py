@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -54,10 +54,10 @@ class Turn:
         """The prompt template the answer is rendered from."""
         self.template = template
 
-    def attributes(self) -> dict:
+    def attributes(self) -> Dict[str, AttributeValue]:
         """The span attributes of this turn (values of an enclosing turn fill the gaps)."""
         inherited = self._parent.attributes() if self._parent is not None else {}
-        own: dict = {}
+        own: Dict[str, AttributeValue] = {}
         if self.session_id is not None:
             own[attr.SESSION_ID] = self.session_id
         if self.user_id is not None:
@@ -144,7 +144,7 @@ class ClosedloopSpanProcessor(SpanProcessor):
         if state is None:
             return
         present = span.attributes or {}
-        values: "dict[str, AttributeValue]" = {
+        values: Dict[str, AttributeValue] = {
             key: value for key, value in state.attributes().items() if key not in present
         }
         if values:

@@ -121,9 +121,7 @@ def verify_feedback_token(
     if not raw:
         raise TokenError("malformed", "malformed feedback token")
     if raw[0] != _VERSION:
-        raise TokenError(
-            "unsupported_version", f"unsupported feedback token version {raw[0]}"
-        )
+        raise TokenError("unsupported_version", f"unsupported feedback token version {raw[0]}")
     if len(raw) != _PAYLOAD_LEN + _TAG_LEN:
         raise TokenError("malformed", "malformed feedback token")
     payload, tag = raw[:_PAYLOAD_LEN], raw[_PAYLOAD_LEN:]

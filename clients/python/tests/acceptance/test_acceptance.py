@@ -21,10 +21,9 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 import pytest
-
 from llm_server import ANSWER_PREFIX, LlmServer
 from otlp_sink import OtlpSink
 from receiver import SECRET, Receiver
@@ -45,7 +44,13 @@ class Library:
 
 
 LIBRARIES = [
-    Library("openinference-openai", ["openai_app.py", "openinference"], "CLOSEDLOOP_ACCEPTANCE_PYTHON", False, {}),
+    Library(
+        "openinference-openai",
+        ["openai_app.py", "openinference"],
+        "CLOSEDLOOP_ACCEPTANCE_PYTHON",
+        False,
+        {},
+    ),
     Library(
         "opentelemetry-openai-v2",
         ["openai_app.py", "otel"],
@@ -64,8 +69,12 @@ LIBRARIES = [
         False,
         {"TRACELOOP_TRACE_CONTENT": "true"},
     ),
-    Library("langchain-openinference", ["langchain_app.py"], "CLOSEDLOOP_ACCEPTANCE_PYTHON", True, {}),
-    Library("llamaindex-openinference", ["llamaindex_app.py"], "CLOSEDLOOP_ACCEPTANCE_PYTHON", True, {}),
+    Library(
+        "langchain-openinference", ["langchain_app.py"], "CLOSEDLOOP_ACCEPTANCE_PYTHON", True, {}
+    ),
+    Library(
+        "llamaindex-openinference", ["llamaindex_app.py"], "CLOSEDLOOP_ACCEPTANCE_PYTHON", True, {}
+    ),
 ]
 
 QUESTION = "How do I reset my password?"
@@ -145,7 +154,9 @@ def sink() -> Iterator[OtlpSink]:
 
 def _receiver(binary: Path, directory: Path, sink: OtlpSink, store_content: bool) -> Receiver:
     directory.mkdir()
-    return Receiver(directory, binary=binary, export_url=sink.url, store_content=store_content).start()
+    return Receiver(
+        directory, binary=binary, export_url=sink.url, store_content=store_content
+    ).start()
 
 
 def _by_trace(sink: OtlpSink) -> Dict[str, Dict[str, Any]]:
@@ -186,9 +197,15 @@ def test_the_whole_loop_keeps_no_content(
     # One thumbs-down: one enriched record on the answer's trace.
     record = records.get(down["trace_id"], {})
     expect(bool(record), f"no record on the thumbs-down's trace; records: {records}")
-    expect(record.get("closedloop.failure.signals") == ["thumbs_down"], f"signals {record.get('closedloop.failure.signals')}")
+    expect(
+        record.get("closedloop.failure.signals") == ["thumbs_down"],
+        f"signals {record.get('closedloop.failure.signals')}",
+    )
     expect(record.get("closedloop.failure.enriched") is True, "the record is not enriched")
-    expect(record.get("gen_ai.request.model") == common.MODEL, f"model {record.get('gen_ai.request.model')!r}")
+    expect(
+        record.get("gen_ai.request.model") == common.MODEL,
+        f"model {record.get('gen_ai.request.model')!r}",
+    )
     expect(
         record.get("closedloop.prompt.template.id") == common.TEMPLATE.id,
         f"template id {record.get('closedloop.prompt.template.id')!r}",
@@ -200,20 +217,28 @@ def test_the_whole_loop_keeps_no_content(
     expect(record.get("session.id") == "s-down", f"session {record.get('session.id')!r}")
     if library.retriever:
         expect(bool(down["chunk_ids"]), "the app placed no chunk in the prompt")
+        chunk_ids = record.get("closedloop.context.chunk_ids")
         expect(
-            record.get("closedloop.context.chunk_ids") == down["chunk_ids"],
-            f"chunk ids {record.get('closedloop.context.chunk_ids')!r}, placed {down['chunk_ids']!r}",
+            chunk_ids == down["chunk_ids"],
+            f"chunk ids {chunk_ids!r}, placed {down['chunk_ids']!r}",
         )
 
     # The same question twice: regenerate; a rephrasing: rephrase (from fingerprints alone).
     signals = {trace_id: r.get("closedloop.failure.signals") for trace_id, r in records.items()}
-    expect(signals.get(again["trace_id"]) == ["regenerate"], f"no regenerate record; signals {signals}")
+    expect(
+        signals.get(again["trace_id"]) == ["regenerate"], f"no regenerate record; signals {signals}"
+    )
     expect(signals.get(first["trace_id"]) == ["rephrase"], f"no rephrase record; signals {signals}")
     expect(len(records) == 3, f"{len(records)} records, 3 expected")
 
     # One response per answer, all of the app's template version.
-    expect(report["responses"] == len(turns), f"{report['responses']} responses for {len(turns)} answers")
-    versions = [(v["template_id"], v["template_version"], v["responses"]) for v in report["versions"]]
+    expect(
+        report["responses"] == len(turns),
+        f"{report['responses']} responses for {len(turns)} answers",
+    )
+    versions = [
+        (v["template_id"], v["template_version"], v["responses"]) for v in report["versions"]
+    ]
     expect(
         versions == [(common.TEMPLATE.id, common.TEMPLATE.version, len(turns))],
         f"report versions {versions}",
@@ -225,7 +250,11 @@ def test_the_whole_loop_keeps_no_content(
     for text in texts:
         for where, data in (("store", stored), ("export", exported)):
             expect(text.encode("utf-8") not in data, f"{text!r} in the {where}")
-        for where, output in (("triage list", listed), ("evalset", evalset), ("report", json.dumps(report))):
+        for where, output in (
+            ("triage list", listed),
+            ("evalset", evalset),
+            ("report", json.dumps(report)),
+        ):
             expect(text not in output, f"{text!r} in {where}")
     assert not problems, f"{library.name}:\n" + "\n".join(problems)
 
@@ -237,7 +266,10 @@ def test_a_store_that_keeps_content_gives_eval_inputs(
     receiver = _receiver(binary, tmp_path / "store", sink, store_content=True)
     try:
         (down,) = run_app(
-            library, llm, receiver, [{"session": "s-content", "question": QUESTION, "thumbs_down": True}]
+            library,
+            llm,
+            receiver,
+            [{"session": "s-content", "question": QUESTION, "thumbs_down": True}],
         )
         sink.wait_for(lambda spans: len(sink.records()) >= 1, timeout_secs=20)
         cases = receiver.evalset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+import common
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -12,8 +13,6 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from openinference.instrumentation.langchain import LangChainInstrumentor
-
-import common
 
 
 def main() -> None:
@@ -24,7 +23,10 @@ def main() -> None:
     embeddings = OpenAIEmbeddings(model=common.EMBEDDING_MODEL, check_embedding_ctx_length=False)
     store = InMemoryVectorStore(embeddings)
     store.add_documents(
-        [Document(id=chunk_id, page_content=text, metadata={"id": chunk_id}) for chunk_id, text in common.KB]
+        [
+            Document(id=chunk_id, page_content=text, metadata={"id": chunk_id})
+            for chunk_id, text in common.KB
+        ]
     )
     retriever = store.as_retriever(search_kwargs={"k": 2})
     placed: List[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+import common
 from llama_index.core import Settings, VectorStoreIndex
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
@@ -12,8 +13,6 @@ from llama_index.core.schema import TextNode
 from llama_index.embeddings.openai import OpenAIEmbedding
 from llama_index.llms.openai import OpenAI
 from openinference.instrumentation.llama_index import LlamaIndexInstrumentor
-
-import common
 
 
 def main() -> None:
@@ -30,7 +29,10 @@ def main() -> None:
     # the question is the user's.
     prompt = ChatPromptTemplate(
         message_templates=[
-            ChatMessage(role=MessageRole.SYSTEM, content=common.TEMPLATE.text.replace("{context}", "{context_str}")),
+            ChatMessage(
+                role=MessageRole.SYSTEM,
+                content=common.TEMPLATE.text.replace("{context}", "{context_str}"),
+            ),
             ChatMessage(role=MessageRole.USER, content="{query_str}"),
         ]
     )

@@ -7,10 +7,9 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, Tuple
 
+import common
 import openai
 from opentelemetry import trace
-
-import common
 
 
 def instrument(library: str):
@@ -53,7 +52,10 @@ def main() -> None:
         completion = client.chat.completions.create(
             model=common.MODEL,
             messages=[
-                {"role": "system", "content": common.TEMPLATE.render(context=common.STATIC_CONTEXT)},
+                {
+                    "role": "system",
+                    "content": common.TEMPLATE.render(context=common.STATIC_CONTEXT),
+                },
                 {"role": "user", "content": question},
             ],
         )
