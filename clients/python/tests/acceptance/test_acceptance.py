@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -83,6 +85,41 @@ AGAIN = "How do I cancel my subscription?"
 REPHRASED = "How can I reset my pasword?"
 
 
+class DeadProxy:
+    """The proxy the apps are given for everything but 127.0.0.1: it refuses every request
+    and remembers it, so a library that tries to reach beyond this machine is caught."""
+
+    def __init__(self) -> None:
+        self.attempts: List[str] = []
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self._socket.getsockname()[1]
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                try:
+                    first_line = connection.recv(4096).split(b"\r\n", 1)[0]
+                except OSError:
+                    first_line = b"(nothing)"
+                self.attempts.append(first_line.decode("latin-1"))
+                connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 def _python(library: Library) -> str:
     python = os.environ.get(library.python_env)
     if not python:
@@ -96,8 +133,10 @@ def _python(library: Library) -> str:
 def run_app(
     library: Library, llm: LlmServer, receiver: Receiver, turns: List[Dict[str, Any]]
 ) -> List[Dict[str, Any]]:
-    """Runs the library's app through ``turns``; what it answered and sent."""
+    """Runs the library's app through ``turns``; what it answered and sent. Fails when the
+    app tried to reach anything beyond this machine."""
     python = _python(library)
+    proxy = DeadProxy()
     with tempfile.TemporaryDirectory() as empty:
         env = {
             key: value
@@ -113,8 +152,9 @@ def run_app(
                 "CLOSEDLOOP_FEEDBACK_SECRET": SECRET,
                 # Nothing may reach beyond this machine: a dead proxy for everything else, and
                 # empty caches for tiktoken and nltk, which otherwise download their data.
-                "HTTP_PROXY": "http://127.0.0.1:9",
-                "HTTPS_PROXY": "http://127.0.0.1:9",
+                "HTTP_PROXY": proxy.url,
+                "HTTPS_PROXY": proxy.url,
+                "ALL_PROXY": proxy.url,
                 "NO_PROXY": "127.0.0.1,localhost",
                 "TIKTOKEN_CACHE_DIR": empty,
                 "NLTK_DATA": empty,
@@ -134,7 +174,9 @@ def run_app(
             env=env,
             timeout=240,
         )
+        proxy.close()
         assert done.returncode == 0, f"{library.name} app failed:\n{done.stderr}"
+        assert proxy.attempts == [], f"{library.name} tried to reach {proxy.attempts}"
         return json.loads((Path(empty) / "results.json").read_text("utf-8"))
 
 
