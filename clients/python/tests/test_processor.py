@@ -167,3 +167,14 @@ def test_record_feedback_defaults_follow_the_signal(traced) -> None:
         closedloop.record_feedback(
             "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "rating", value=2.0
         )
+
+
+def test_response_ref_names_the_span_with_a_token_for_it(traced) -> None:
+    provider, _ = traced
+    with provider.get_tracer("t").start_as_current_span("POST /chat") as span:
+        ref = closedloop.response_ref(span, "s" * 32, ttl_secs=60)
+    context = span.get_span_context()
+    assert ref["trace_id"] == format(context.trace_id, "032x")
+    assert ref["span_id"] == format(context.span_id, "016x")
+    verified = closedloop.verify_feedback_token("s" * 32, ref["feedback_token"])
+    assert (verified.trace_id, verified.span_id) == (ref["trace_id"], ref["span_id"])
