@@ -35,6 +35,9 @@ cargo test --workspace
 step "JavaScript client and browser snippet (scripts/js-clients.sh)"
 scripts/js-clients.sh
 
+step "Python client and instrumentation acceptance tests (scripts/python-clients.sh)"
+scripts/python-clients.sh -q
+
 step "Fuzz every target for 20000 inputs (scripts/fuzz.sh)"
 scripts/fuzz.sh
 
