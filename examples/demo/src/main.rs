@@ -14,7 +14,8 @@
 //! Failure records are exported over OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set (a
 //! local Jaeger or Tempo, say); otherwise to an in-process backend that only counts them. The
 //! simulated users' queries and the answers are captured (they are nobody's personal data),
-//! so reviewers can read them; the store keeps them as `store.content_retention` says.
+//! so reviewers can read them; the demo turns `store.store_content` on (off by default) and the
+//! store keeps them as `store.content_retention` says.
 //!
 //! ```text
 //! cargo run --release -p closedloop-demo [-- --serve]
