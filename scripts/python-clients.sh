@@ -8,7 +8,7 @@
 # in clients/python/tests/acceptance (traceloop-sdk pins its own OpenTelemetry), and recreates
 # one only when its requirements file changes. Installs clients/python from the path into
 # both on every run, then runs pytest. The binary is CLOSEDLOOP_BIN, else target/debug/closedloop
-# (built with `cargo build -p closedloop-cli` when missing).
+# (brought up to date with `cargo build -p closedloop-cli`).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,13 +16,19 @@ client="$root/clients/python"
 requirements="$client/tests/acceptance"
 envs="$root/target/py-clients"
 
-binary="${CLOSEDLOOP_BIN:-$root/target/debug/closedloop}"
-if [ ! -x "$binary" ]; then
-  echo "Building closedloop (cargo build -p closedloop-cli)" >&2
-  (cd "$root" && cargo build -p closedloop-cli >&2)
+# The binary under test: CLOSEDLOOP_BIN, else the workspace's debug build, brought up to date
+# (a no-op after `cargo test --workspace`).
+if [ -n "${CLOSEDLOOP_BIN:-}" ]; then
+  binary=$CLOSEDLOOP_BIN
+else
+  (cd "$root" && cargo build --quiet -p closedloop-cli >&2)
+  binary="$root/target/debug/closedloop"
 fi
 
-# Prints the python of the environment NAME, built from requirements-NAME.txt.
+# Sets up the environment NAME from requirements-NAME.txt (recreated only when that file
+# changed; the stamp is written once the install succeeded) with the client installed from
+# the path, and sets `python` to its interpreter. Not run in a command substitution, so
+# `set -e` holds inside it.
 environment() {
   local name=$1 venv="$envs/$1" file="$requirements/requirements-$1.txt" want
   want=$(sha256sum "$file" | cut -d' ' -f1)
@@ -34,13 +40,22 @@ environment() {
       --requirement "$file" >&2
     echo "$want" > "$venv/.requirements.sha256"
   fi
+  # Built from a copy, so no build/ or egg-info is left in clients/python.
+  local build="$envs/build-$name"
+  rm -rf "$build"
+  cp -r "$client" "$build"
+  rm -rf "$build/build" "$build"/src/*.egg-info
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-    --force-reinstall "$client" >&2
-  echo "$venv/bin/python"
+    --force-reinstall "$build" >&2
+  rm -rf "$build"
+  python="$venv/bin/python"
 }
 
-main=$(environment main)
-traceloop=$(environment traceloop)
+mkdir -p "$envs"
+environment main
+main=$python
+environment traceloop
+traceloop=$python
 
 export CLOSEDLOOP_BIN="$binary"
 export CLOSEDLOOP_ACCEPTANCE_PYTHON="$main"

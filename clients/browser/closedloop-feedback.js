@@ -46,7 +46,9 @@
     ".closedloop-feedback button[aria-pressed=true]{border-color:#333;background:#eee}" +
     ".closedloop-feedback button:disabled{cursor:default;opacity:.6}" +
     ".closedloop-feedback form{display:flex;gap:.4em;align-items:flex-start;flex-basis:100%}" +
-    ".closedloop-feedback textarea{font:inherit;flex:1;min-height:3em}";
+    ".closedloop-feedback textarea{font:inherit;flex:1;min-height:3em}" +
+    // The rules above would otherwise override the hidden attribute's display:none.
+    ".closedloop-feedback [hidden]{display:none!important}";
 
   /** The feedback URL for an endpoint: a base URL, or the full /v1/feedback URL. */
   function feedbackUrl(endpoint) {
@@ -203,6 +205,33 @@
     return el;
   }
 
+  var stylesAdded = false;
+
+  /**
+   * Adds the stylesheet once: a constructed stylesheet where the browser has them (a page's
+   * Content-Security-Policy does not need 'unsafe-inline' for it), else a <style> element.
+   */
+  function addStyles() {
+    if (stylesAdded || document.getElementById(STYLE_ID)) {
+      return;
+    }
+    stylesAdded = true;
+    if (typeof CSSStyleSheet === "function" && "adoptedStyleSheets" in document) {
+      try {
+        var sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        document.adoptedStyleSheets = document.adoptedStyleSheets.concat([sheet]);
+        return;
+      } catch (error) {
+        // Fall through to a <style> element.
+      }
+    }
+    var style = document.createElement("style");
+    style.id = STYLE_ID;
+    style.textContent = CSS;
+    document.head.appendChild(style);
+  }
+
   /** Renders the buttons into `element` and wires them up. */
   function mount(element, options) {
     if (element.getAttribute("data-closedloop-mounted") === "true") {
@@ -210,12 +239,7 @@
     }
     element.setAttribute("data-closedloop-mounted", "true");
     options = options || optionsFrom(element);
-    if (!document.getElementById(STYLE_ID)) {
-      var style = document.createElement("style");
-      style.id = STYLE_ID;
-      style.textContent = CSS;
-      document.head.appendChild(style);
-    }
+    addStyles();
 
     var root = document.createElement("span");
     root.className = "closedloop-feedback";
@@ -297,12 +321,17 @@
       form.hidden = false;
       comment.focus();
     });
+    // The comment form sends only the thumbs down it was opened for.
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      finish("thumbs_down", { comment: comment.value.trim() });
+      if (pending) {
+        finish(pending.signal, { comment: comment.value.trim() });
+      }
     });
     skip.addEventListener("click", function () {
-      finish("thumbs_down");
+      if (pending) {
+        finish(pending.signal);
+      }
     });
     // A thumbs down whose comment was never sent still counts: send it as the page goes.
     document.addEventListener("visibilitychange", function () {

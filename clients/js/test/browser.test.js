@@ -45,7 +45,11 @@ const site = createServer((request, response) => {
     response.writeHead(200, { "content-type": "text/javascript; charset=utf-8" });
     response.end(SNIPPET);
   } else if (pages.has(path)) {
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    // A strict style policy: the snippet's stylesheet must not need 'unsafe-inline'.
+    response.writeHead(200, {
+      "content-type": "text/html; charset=utf-8",
+      "content-security-policy": "style-src 'self'",
+    });
     response.end(pages.get(path));
   } else {
     response.writeHead(404).end();
@@ -185,7 +189,16 @@ test("a thumbs-down with a comment goes by fetch with keepalive", { skip }, asyn
     attributes: "data-comment",
   });
   await browser.open(`${siteUrl}/fetch`);
+  const display = (selector) =>
+    browser.execute(`return getComputedStyle(document.querySelector(${JSON.stringify(selector)})).display;`);
+  await browser.waitFor("the snippet's buttons", async () =>
+    (await browser.execute('return document.querySelector("#feedback .closedloop-feedback") !== null;')) || undefined,
+  );
+  // Styled under the page's style-src 'self', and the comment form hidden until a thumbs down.
+  assert.equal(await display("#feedback .closedloop-feedback"), "inline-flex");
+  assert.equal(await display("#feedback form"), "none");
   await browser.click("#feedback .closedloop-feedback-down");
+  assert.equal(await display("#feedback form"), "flex");
   await browser.execute(
     'document.querySelector("#feedback textarea").value = "It named the wrong plan.";',
   );

@@ -572,7 +572,7 @@ impl Joiner {
             let Some((&oldest, _)) = self.waiting.iter().next() else {
                 break;
             };
-            self.give_up(w, oldest)?;
+            self.give_up(w, oldest, Fallback::Exact)?;
         }
         Ok(FeedbackWrite::Recorded)
     }
@@ -587,7 +587,7 @@ impl Joiner {
             if waiting.deadline > now {
                 break;
             }
-            self.give_up(w, row)?;
+            self.give_up(w, row, Fallback::Trace)?;
         }
         for detected in self.detectors.due(w, now)? {
             self.feedback(w, detected)?;
@@ -646,17 +646,21 @@ impl Joiner {
         Ok(())
     }
 
-    fn give_up(&mut self, w: &mut Tx<'_>, row: i64) -> Result<(), StoreError> {
+    /// Ends the wait of waiting feedback `row`: at its deadline (`fallback` is then
+    /// [`Fallback::Trace`]), or early because the waiting room is full ([`Fallback::Exact`]:
+    /// the span it names may still arrive, so it is recorded unenriched rather than on
+    /// another answer of its trace).
+    fn give_up(&mut self, w: &mut Tx<'_>, row: i64, fallback: Fallback) -> Result<(), StoreError> {
         let Some(waiting) = self.take_waiting(row) else {
             return Ok(());
         };
-        // The wait is over: a span the receiver has not seen above an answer resolves to its
+        // At the deadline, a span the receiver has not seen above an answer resolves to its
         // trace's last answer.
         if let Some((response, span)) = judged_response(
             w.conn,
             waiting.link,
             waiting.response_id.as_deref(),
-            Fallback::Trace,
+            fallback,
         )? {
             w.conn
                 .set_feedback_target(row, span, FeedbackState::Joined)?;

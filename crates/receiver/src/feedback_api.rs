@@ -22,8 +22,10 @@
 //!   received it, `feedback_token` included; a `traceparent` given with the ids must agree.
 //! - `feedback_token` is verified with `feedback.token_secret` (at least 32 bytes, checked at
 //!   startup): a missing, malformed, forged or expired token gets 401, a valid token minted
-//!   for another span 403. The feedback judges the token's span and only that span: it joins
-//!   that span's response when it is indexed (or arrives), never another response.
+//!   for another span 403. The feedback judges the token's span: that span's response when it
+//!   is indexed (or arrives), or, for a span above an answer (the app's request span), the
+//!   answer it produced, as `closedloop_engine::join` resolves a named span. It never reaches
+//!   another trace.
 //! - `signal` is a `closedloop.feedback.signal` value. `value` is the normalised score in
 //!   `0.0..=1.0`; alternatively `rating` on a 1-based `scale` (`(rating - 1) / (scale - 1)`).
 //!   `thumbs_up` and `thumbs_down` default to 1.0 and 0.0.

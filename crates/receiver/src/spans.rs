@@ -18,8 +18,8 @@
 //!     `gen_ai.prompt.name` or OpenInference `prompt.id`; the text
 //!     `closedloop.prompt.template.text`, `llm.prompt_template.template` or
 //!     `traceloop.prompt.template`, else the input's system messages (joined by a blank line;
-//!     or GenAI `gen_ai.system_instructions`), kept as text only with `store.store_content`. The hash is `sha256:` + the hex SHA-256
-//!     of the text; without a pinned version the version is the hash's first 12 hex digits,
+//!     or GenAI `gen_ai.system_instructions`), of which only the hash is kept (rendered, they
+//!     may hold documents and user data). The hash is `sha256:` + the hex SHA-256 of the text; without a pinned version the version is the hash's first 12 hex digits,
 //!     as closedloop-tracing does; without an id the id is `auto-` + its first 8 hex digits.
 //!   - the **request model**: `gen_ai.request.model`, else the `model` of OpenInference
 //!     `llm.invocation_parameters`, else the response model (`gen_ai.response.model`,
@@ -132,7 +132,7 @@ impl Default for SpansConfig {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReadSettings<'a> {
     pub(crate) spans: &'a SpansConfig,
-    /// `store.store_content`: a template text derived from system messages is content.
+    /// `store.store_content`: whether derived query text is kept.
     pub(crate) store_content: bool,
 }
 
@@ -440,7 +440,7 @@ fn read_span(
         return Ok(());
     }
     if attrs.is_llm() {
-        let (response, derived_query) = read_response(span, span_ref, &attrs, settings);
+        let (response, derived_query) = read_response(span, span_ref, &attrs);
         if derived_query {
             batch.derived_queries.insert(span_ref);
         }
@@ -525,12 +525,7 @@ fn fingerprint(query: &str) -> String {
 
 /// Reads an LLM span; the flag says whether its fingerprint was derived from its input
 /// messages (and so gives way to its trace's retrieval query).
-fn read_response(
-    span: &Span,
-    span_ref: SpanRef,
-    attrs: &Attrs<'_>,
-    settings: ReadSettings<'_>,
-) -> (Response, bool) {
+fn read_response(span: &Span, span_ref: SpanRef, attrs: &Attrs<'_>) -> (Response, bool) {
     let messages = derive::input_messages(span);
     let explicit_text = attrs.string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_TEXT);
     let system_text = explicit_text
@@ -548,8 +543,10 @@ fn read_response(
         .string(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID)
         .or_else(|| attrs.string(attr::GEN_AI_PROMPT_NAME))
         .or_else(|| Some(format!("auto-{}", hash_prefix(hash.as_deref()?, 8)?)));
-    // The system messages are the app's instructions, but they may hold user data too.
-    let text = explicit_text.or(system_text.filter(|_| settings.store_content));
+    // The system messages are the app's instructions, but once rendered they may hold
+    // retrieved documents and user data: only their hash is kept, never their text (the
+    // templates table outlives content retention).
+    let text = explicit_text;
 
     let explicit_query = attrs.string(attr::CLOSEDLOOP_QUERY_TEXT);
     let explicit_fingerprint = attrs.string(attr::CLOSEDLOOP_QUERY_FINGERPRINT);
@@ -645,7 +642,8 @@ fn read_retrieval(
         stage,
         chunk_ids,
         fingerprint,
-        query,
+        // Content: held (in the join's memory of recent retrievals) only when it is stored.
+        query: query.filter(|_| settings.store_content),
         data_source: attrs.string(attr::GEN_AI_DATA_SOURCE_ID),
         index_version: attrs.string(attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION),
     })

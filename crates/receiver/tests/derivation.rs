@@ -184,8 +184,8 @@ async fn with_content_stored_the_retrievers_query_is_the_query_text() {
     assert_eq!(rows[0][0].text(), Some(QUESTION));
     assert_eq!(
         stored_text(dir.path()).1,
-        1,
-        "the system text is the template text"
+        0,
+        "of system messages only the hash is kept, even with content stored"
     );
 }
 

@@ -258,7 +258,7 @@ pub const CLOSEDLOOP_PROMPT_TEMPLATE_HASH: &str = "closedloop.prompt.template.ha
 
 /// The stable identifier of the prompt template rendered into the prompt.
 ///
-/// Reports and triage rules group by this value. closedloop-tracing also writes it to `gen_ai.prompt.name`. A span that names no template (nor `gen_ai.prompt.name`, `traceloop.prompt.key` or OpenInference `prompt.id`) but carries a template text (this convention's, `llm.prompt_template.template`, or else its input's system messages, joined by a blank line) gets the id `auto-` + the first 8 hex digits of the text's `closedloop.prompt.template.hash` at the receiver: stable while the text is unchanged.
+/// Reports and triage rules group by this value. closedloop-tracing also writes it to `gen_ai.prompt.name`. A span that names no template (nor `gen_ai.prompt.name`, `traceloop.prompt.key` or OpenInference `prompt.id`) but carries a template text (this convention's, `llm.prompt_template.template`, or else its input's system messages, joined by a blank line) gets the id `auto-` + the first 8 hex digits of the text's `closedloop.prompt.template.hash` at the receiver: stable while the text is unchanged. Of system messages only the hash is kept, never the text.
 ///
 /// # Examples
 ///

@@ -341,7 +341,7 @@ const INDEXED: &[(&str, &str, &str)] = &[
 /// ```
 /// use closedloop_semconv::{attribute, compat};
 ///
-/// let equivalents = compat::equivalents(attribute::GEN_AI_REQUEST_MODEL).unwrap();
+/// let equivalents = compat::equivalents(attribute::GEN_AI_RESPONSE_MODEL).unwrap();
 /// assert_eq!(equivalents.openinference, ["llm.model_name"]);
 /// ```
 pub fn equivalents(attribute: &str) -> Option<&'static Equivalents> {

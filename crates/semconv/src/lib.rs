@@ -29,7 +29,7 @@
 //!
 //! assert_eq!(
 //!     compat::canonical_for("llm.model_name"),
-//!     Some(attribute::GEN_AI_REQUEST_MODEL)
+//!     Some(attribute::GEN_AI_RESPONSE_MODEL)
 //! );
 //! # Ok::<(), closedloop_semconv::UnknownValue>(())
 //! ```

@@ -184,7 +184,7 @@ impl Connection {
             concat!(
                 response_columns!(),
                 " WHERE r.trace_id = ?1
-                ORDER BY r.start_ns + r.duration_us * 1000 DESC, r.span_id DESC LIMIT 1"
+                ORDER BY r.start_ns / 1000 + r.duration_us DESC, r.span_id DESC LIMIT 1"
             ),
             values![trace_id],
             response_from_row,
@@ -198,7 +198,7 @@ impl Connection {
             concat!(
                 response_columns!(),
                 " WHERE r.trace_id = ?1 AND r.parent_span_id = ?2
-                ORDER BY r.start_ns + r.duration_us * 1000 DESC, r.span_id DESC LIMIT 1"
+                ORDER BY r.start_ns / 1000 + r.duration_us DESC, r.span_id DESC LIMIT 1"
             ),
             values![&span.trace_id, &span.span_id],
             response_from_row,

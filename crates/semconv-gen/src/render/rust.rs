@@ -581,7 +581,7 @@ const COMPAT_FUNCTIONS: &str = r#"
 /// ```
 /// use closedloop_semconv::{attribute, compat};
 ///
-/// let equivalents = compat::equivalents(attribute::GEN_AI_REQUEST_MODEL).unwrap();
+/// let equivalents = compat::equivalents(attribute::GEN_AI_RESPONSE_MODEL).unwrap();
 /// assert_eq!(equivalents.openinference, ["llm.model_name"]);
 /// ```
 pub fn equivalents(attribute: &str) -> Option<&'static Equivalents> {

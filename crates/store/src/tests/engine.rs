@@ -499,6 +499,21 @@ pub(crate) fn aliases_and_trace_lookups(conn: &mut Connection) {
         .is_none());
     let under = conn.response_under(in_trace(1, 7)).unwrap();
     assert_eq!(under.and_then(|r| r.span), Some(in_trace(1, 2)));
+    // Span times come from clients: the latest representable end must not overflow the
+    // ordering (PostgreSQL refuses an out-of-range bigint, which would fail the whole batch).
+    let extreme = Response {
+        span: Some(in_trace(4, 1)),
+        start_unix_nano: 1_700_000_000_000_000_000,
+        end_unix_nano: u64::MAX,
+        ..Default::default()
+    };
+    assert!(conn
+        .insert_response_under(&extreme, in_trace(4, 1), Some([7; 8]), 100, true)
+        .unwrap());
+    let last = conn.last_response_of_trace(&span(4).trace_id).unwrap();
+    assert_eq!(last.and_then(|r| r.span), Some(in_trace(4, 1)));
+    let under = conn.response_under(in_trace(4, 7)).unwrap();
+    assert_eq!(under.and_then(|r| r.span), Some(in_trace(4, 1)));
     assert!(conn.response_under(in_trace(1, 2)).unwrap().is_none());
     assert!(
         conn.response_under(SpanRef::new(span(2).trace_id, [7; 8]).unwrap())
