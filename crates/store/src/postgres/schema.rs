@@ -236,8 +236,17 @@ CREATE INDEX failures_severity ON failures (severity, created_s, trace_id, span_
 CREATE INDEX failures_triage ON failures (triage_status, due_s, created_s);
 ";
 
+/// Version 5 (SQLite's version 12): an outbox row per revision and sink, queued for each sink
+/// named in `outbox_sinks`.
+const OUTBOX_SINKS: &str = "
+ALTER TABLE outbox ADD COLUMN sink TEXT NOT NULL DEFAULT 'otlp';
+CREATE INDEX outbox_sink ON outbox (sink, leased_until_s, id);
+CREATE TABLE outbox_sinks (name TEXT PRIMARY KEY);
+INSERT INTO outbox_sinks (name) VALUES ('otlp');
+";
+
 /// Each entry moves the database from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS, REVISIONS];
+const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS, REVISIONS, OUTBOX_SINKS];
 
 /// The schema version this closedloop writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -292,6 +292,17 @@ CREATE INDEX failures_severity ON failures (severity, created_s);
 CREATE INDEX failures_triage ON failures (triage_status, due_s, created_s);
 ";
 
+/// Version 12. Failure records go to several sinks (OTLP, Phoenix annotations, Langfuse
+/// scores), each with its own delivery: an outbox row per revision and sink (`sink`), queued
+/// for each sink named in `outbox_sinks` (see `Connection::set_outbox_sinks`). Rows written
+/// before are the OTLP sink's, the only one there was.
+const OUTBOX_SINKS: &str = "
+ALTER TABLE outbox ADD COLUMN sink TEXT NOT NULL DEFAULT 'otlp';
+CREATE INDEX outbox_sink ON outbox (sink, id);
+CREATE TABLE outbox_sinks (name TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO outbox_sinks (name) VALUES ('otlp');
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -318,6 +329,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(PEOPLE),
     sql(CONTENT_DROPS),
     sql(REVISIONS),
+    sql(OUTBOX_SINKS),
 ];
 
 /// The column constraint that made idempotency ids global.
