@@ -339,7 +339,7 @@ impl Config {
     /// on, content storage, triage routing, the join and the detectors, so a label or a triage
     /// change is judged as the receiver would judge it.
     pub fn direct_settings(&self) -> Result<DirectSettings, ExportConfigError> {
-        let export = self.export.resolve()?.is_some();
+        let export = self.export.enabled()?;
         Ok(
             DirectSettings::new(export, self.store.store_content, &self.triage, &self.notify)
                 .with_detectors(&self.detectors)

@@ -28,7 +28,10 @@ impl Connection {
         let mut tx = self.transaction()?;
         let current = tx.outbox_sinks()?;
         let mut deleted = 0;
-        for name in current.iter().filter(|name| !sinks.contains(&name.as_str())) {
+        for name in current
+            .iter()
+            .filter(|name| !sinks.contains(&name.as_str()))
+        {
             tx.db.execute(
                 "DELETE FROM outbox_sinks WHERE name = ?1",
                 values![name.as_str()],

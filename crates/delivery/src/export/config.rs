@@ -4,6 +4,9 @@ use serde::Deserialize;
 
 use closedloop_engine::secret::Secret;
 
+use super::langfuse::LangfuseConfig;
+use super::phoenix::PhoenixConfig;
+
 /// The `[export]` section: where failure-record spans are sent.
 ///
 /// The standard OpenTelemetry exporter variables are read too (unless `use_env` is false) and
@@ -53,6 +56,18 @@ pub struct ExportConfig {
     /// Whether the `OTEL_EXPORTER_OTLP_*` variables are read. Default true.
     #[serde(default = "default_use_env")]
     pub use_env: bool,
+    /// The resource attributes of the exported record spans, e.g. `service.name` or
+    /// `openinference.project.name` (Phoenix's project of a trace it has not seen yet; a
+    /// record joins the project its trace is already in). `service.name` defaults to
+    /// `closedloop` when not given. Default `{ "service.name" = "closedloop" }`.
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
+    /// Phoenix span annotations (`[export.phoenix]`), beside or instead of OTLP. Default off.
+    #[serde(default)]
+    pub phoenix: Option<PhoenixConfig>,
+    /// Langfuse scores (`[export.langfuse]`), beside or instead of OTLP. Default off.
+    #[serde(default)]
+    pub langfuse: Option<LangfuseConfig>,
 }
 
 /// The OTLP transport of the exporter.
@@ -110,6 +125,9 @@ impl Default for ExportConfig {
             max_backoff_secs: default_max_backoff_secs(),
             shutdown_timeout_millis: default_shutdown_timeout_millis(),
             use_env: default_use_env(),
+            resource: BTreeMap::new(),
+            phoenix: None,
+            langfuse: None,
         }
     }
 }
@@ -154,6 +172,9 @@ pub enum ExportConfigError {
     /// A header whose name or value cannot be sent (HTTP header or gRPC metadata rules).
     #[error("export header `{0}` has an invalid name or value")]
     Header(String),
+    /// A sink that needs keys has none (in the file or its variables).
+    #[error("{0} needs its public and secret keys")]
+    MissingKey(&'static str),
 }
 
 impl ExportProtocol {
@@ -241,8 +262,8 @@ fn http_traces_url(endpoint: &str, always_append: bool) -> String {
     }
 }
 
-/// An `http://` URL with a host, as both exporters need.
-fn is_http_url(url: &str) -> bool {
+/// An `http://` URL with a host, as every sink needs.
+pub(crate) fn is_http_url(url: &str) -> bool {
     url.starts_with("http://")
         && url
             .parse::<http::Uri>()
@@ -270,6 +291,8 @@ impl ExportConfig {
         flags: ExportFlags<'_>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), (String, ExportConfigError)> {
+        // The sinks' keys are closedloop's own variables, read whatever `use_env` says.
+        let env_secret = env;
         let env = |name: &str| {
             if self.use_env {
                 env(name)
@@ -339,7 +362,34 @@ impl ExportConfig {
         self.timeout_millis = env_timeout.or(self.timeout_millis);
         let env_compression = parse::<ExportCompression>(signal_or_generic("COMPRESSION"))?;
         self.compression = env_compression.or(self.compression);
+        if let Some(phoenix) = &mut self.phoenix {
+            phoenix.layer(env_secret);
+        }
+        if let Some(langfuse) = &mut self.langfuse {
+            langfuse.layer(env_secret);
+        }
         Ok(())
+    }
+
+    /// The sinks this section turns on, by the name their outbox rows carry: `otlp` (an
+    /// endpoint is set), `phoenix`, `langfuse`. Empty: records are stored, not exported.
+    pub fn sink_names(&self) -> Result<Vec<&'static str>, ExportConfigError> {
+        let mut names = Vec::new();
+        if self.resolve()?.is_some() {
+            names.push(super::OTLP_SINK);
+        }
+        if self.phoenix.is_some() {
+            names.push(super::PHOENIX_SINK);
+        }
+        if self.langfuse.is_some() {
+            names.push(super::LANGFUSE_SINK);
+        }
+        Ok(names)
+    }
+
+    /// Whether any sink is on, so failure-record revisions go to the outbox.
+    pub fn enabled(&self) -> Result<bool, ExportConfigError> {
+        Ok(!self.sink_names()?.is_empty())
     }
 
     /// The export target this section describes. `Ok(None)`: no endpoint, export disabled.

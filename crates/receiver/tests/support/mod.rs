@@ -737,13 +737,19 @@ pub fn assert_enriched_record(record: &Exported, response: Ids, generation: &Gen
             .map(|chunks| chunks.iter().map(|chunk| chunk.to_string()).collect())
     );
     assert_eq!(
-        record.str(attr::GEN_AI_REQUEST_MODEL),
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL),
         Some(generation.model)
     );
     assert_eq!(
-        record.str(attr::GEN_AI_DATA_SOURCE_ID),
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_DATA_SOURCE),
         Some(generation.data_source)
     );
+    assert_eq!(
+        record.str(attr::GEN_AI_REQUEST_MODEL),
+        None,
+        "not a model call"
+    );
+    assert_eq!(record.str(attr::OPENINFERENCE_SPAN_KIND), Some("EVALUATOR"));
     assert_eq!(
         record.str(attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION),
         Some(generation.index_version)

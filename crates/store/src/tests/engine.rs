@@ -481,8 +481,15 @@ pub(crate) fn outbox_claims_lease_rows(conn: &mut Connection) {
 pub(crate) fn outbox_rows_per_sink(conn: &mut Connection) {
     assert_eq!(conn.outbox_sinks().unwrap(), ["otlp"]);
     conn.insert_outbox(10, &[0]).unwrap();
-    assert_eq!(conn.set_outbox_sinks(&["otlp", "phoenix", "langfuse"]).unwrap(), 0);
-    assert_eq!(conn.outbox_sinks().unwrap(), ["langfuse", "otlp", "phoenix"]);
+    assert_eq!(
+        conn.set_outbox_sinks(&["otlp", "phoenix", "langfuse"])
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        conn.outbox_sinks().unwrap(),
+        ["langfuse", "otlp", "phoenix"]
+    );
     conn.insert_outbox(11, &[1]).unwrap();
     assert_eq!(conn.outbox_len().unwrap(), 4);
     let spans = |rows: Vec<crate::records::OutboxRow>| {
@@ -495,7 +502,10 @@ pub(crate) fn outbox_rows_per_sink(conn: &mut Connection) {
     let phoenix = conn.claim_outbox("phoenix", 100, 160, 10).unwrap();
     assert_eq!(spans(phoenix.clone()), [vec![1]]);
     assert_eq!(conn.delete_outbox(&[phoenix[0].id]).unwrap(), 1);
-    assert!(conn.claim_outbox("phoenix", 200, 260, 10).unwrap().is_empty());
+    assert!(conn
+        .claim_outbox("phoenix", 200, 260, 10)
+        .unwrap()
+        .is_empty());
     assert_eq!(
         spans(conn.claim_outbox("langfuse", 100, 160, 10).unwrap()),
         [vec![1]],
