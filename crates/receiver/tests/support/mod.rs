@@ -8,6 +8,8 @@
 
 /// Real headless Chromium driven over WebDriver.
 pub mod browser;
+/// Arize Phoenix on loopback, from scripts/phoenix-env.sh.
+pub mod phoenix;
 /// The Python peers: the OpenTelemetry Python SDK and rotel.
 pub mod python;
 /// A real receiver on `127.0.0.1:0` (the network edge's fixture).
