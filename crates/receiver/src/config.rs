@@ -542,6 +542,9 @@ fn validate_export(export: &ExportConfig) -> Result<(), ConfigError> {
         };
         invalid(key, InvalidSetting::Export(error))
     })?;
+    export
+        .check_sinks()
+        .map_err(|(key, error)| invalid(key.to_owned(), InvalidSetting::Export(error)))?;
     if let Some(timeout) = export.timeout_millis {
         positive("export.timeout_millis", timeout)?;
     }

@@ -60,7 +60,7 @@ pub struct ExportConfig {
     /// `openinference.project.name` (Phoenix's project of a trace it has not seen yet; a
     /// record joins the project its trace is already in). `service.name` defaults to
     /// `closedloop` when not given. Default `{ "service.name" = "closedloop" }`.
-    #[serde(default)]
+    #[serde(default = "default_resource")]
     pub resource: BTreeMap<String, String>,
     /// Phoenix span annotations (`[export.phoenix]`), beside or instead of OTLP. Default off.
     #[serde(default)]
@@ -111,6 +111,11 @@ const fn default_use_env() -> bool {
     true
 }
 
+// Not a `const fn`: a map with an entry cannot be built in a constant.
+fn default_resource() -> BTreeMap<String, String> {
+    BTreeMap::from([("service.name".to_owned(), super::SERVICE_NAME.to_owned())])
+}
+
 impl Default for ExportConfig {
     fn default() -> Self {
         Self {
@@ -125,7 +130,7 @@ impl Default for ExportConfig {
             max_backoff_secs: default_max_backoff_secs(),
             shutdown_timeout_millis: default_shutdown_timeout_millis(),
             use_env: default_use_env(),
-            resource: BTreeMap::new(),
+            resource: default_resource(),
             phoenix: None,
             langfuse: None,
         }
@@ -387,6 +392,31 @@ impl ExportConfig {
         Ok(names)
     }
 
+    /// Checks the annotation sinks' settings (URLs, Langfuse's keys); `Err` names the setting.
+    pub fn check_sinks(&self) -> Result<(), (&'static str, ExportConfigError)> {
+        if let Some(phoenix) = &self.phoenix {
+            if !is_http_url(&phoenix.endpoint) {
+                let error = ExportConfigError::Endpoint(phoenix.endpoint.clone());
+                return Err(("export.phoenix.endpoint", error));
+            }
+        }
+        if let Some(langfuse) = &self.langfuse {
+            if !is_http_url(&langfuse.endpoint) {
+                let error = ExportConfigError::Endpoint(langfuse.endpoint.clone());
+                return Err(("export.langfuse.endpoint", error));
+            }
+            if langfuse.public_key.is_none() || langfuse.secret_key.is_none() {
+                let key = if langfuse.public_key.is_none() {
+                    "export.langfuse.public_key"
+                } else {
+                    "export.langfuse.secret_key"
+                };
+                return Err((key, ExportConfigError::MissingKey("export.langfuse")));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any sink is on, so failure-record revisions go to the outbox.
     pub fn enabled(&self) -> Result<bool, ExportConfigError> {
         Ok(!self.sink_names()?.is_empty())
@@ -597,6 +627,41 @@ mod tests {
         };
         let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318")];
         assert_eq!(target(config, ExportFlags::default(), &vars), None);
+    }
+
+    #[test]
+    fn sinks_are_named_and_their_keys_come_from_the_environment_redacted() {
+        let mut config: ExportConfig = toml::from_str(
+            "[phoenix]\nendpoint = \"http://phoenix:6006\"\napi_key = \"file-key\"\n\
+             [langfuse]\nendpoint = \"http://langfuse:3000\"\npublic_key = \"pk-file\"",
+        )
+        .unwrap();
+        assert_eq!(config.sink_names().unwrap(), ["phoenix", "langfuse"]);
+        let vars = [
+            ("CLOSEDLOOP_PHOENIX_API_KEY", "env-key"),
+            ("CLOSEDLOOP_LANGFUSE_SECRET_KEY", "sk-env"),
+        ];
+        config.layer(ExportFlags::default(), &env(&vars)).unwrap();
+        let phoenix = config.phoenix.as_ref().unwrap();
+        assert_eq!(phoenix.api_key.as_deref(), Some("env-key"));
+        let langfuse = config.langfuse.as_ref().unwrap();
+        assert_eq!(langfuse.public_key.as_deref(), Some("pk-file"));
+        assert_eq!(langfuse.secret_key.as_deref(), Some("sk-env"));
+        let printed = format!("{config:?}");
+        for secret in ["env-key", "pk-file", "sk-env"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        config.endpoint = Some("http://collector:4318".into());
+        assert_eq!(
+            config.sink_names().unwrap(),
+            ["otlp", "phoenix", "langfuse"]
+        );
+        // Langfuse without its secret key cannot start.
+        config.langfuse.as_mut().unwrap().secret_key = None;
+        assert!(matches!(
+            super::super::sink::Sink::all(&config),
+            Err(ExportConfigError::MissingKey("export.langfuse"))
+        ));
     }
 
     #[test]
