@@ -203,7 +203,7 @@ pub const FAILURE_REVISION_NAME_TEMPLATE: &str =
 
 /// The name of a failure revision span: a later revision of a failure record (revision 2 and up), a child of the record span.
 ///
-/// Carries the record's state at this revision, with the same attributes, links and `gen_ai.evaluation.result` event as the record span. Its parent is the record span (revision 1), whose span id is derived from the record alone, so every revision of one record nests under one node of the trace view. Each revision's span id is derived from the record and the revision: a revision exported twice is the same span.
+/// Carries the record's state at this revision, with the same attributes, links and `gen_ai.evaluation.result` event as the record span. Its parent is the record span (revision 1), whose span id is derived from the record alone, so every revision of one record nests under one node of the trace view. Each revision's span id is derived from the record and the revision: a revision exported twice is the same span. Revisions are not re-exported under the record's span id because a backend keeps the first span of an id (Phoenix inserts spans `ON CONFLICT DO NOTHING`: measured, a second copy is not listed), which would leave revision 1 showing forever; docs/backends.md has the measurement.
 ///
 /// Span kind: INTERNAL ([`FAILURE_REVISION_SPAN_KIND`]). Name template: `failure_record_revision {closedloop.failure.category}`.
 ///
