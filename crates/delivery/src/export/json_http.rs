@@ -8,12 +8,9 @@ use super::client::SendError;
 /// Sends `request` (a JSON body already set); `Ok` for a 2xx.
 ///
 /// 429, 5xx and the other answers that are not about the data (auth, routing) are retried;
-/// 400, 413, 415 and 422 say the data cannot be taken. `missing_is_retryable`: a 404 means the
-/// annotated span has not reached the backend yet (Phoenix), so it is retried too.
-pub(crate) async fn send(
-    request: reqwest::RequestBuilder,
-    missing_is_retryable: bool,
-) -> Result<(), SendError> {
+/// 400, 413, 415 and 422 say the data cannot be taken. A 404 is retried too: Phoenix answers
+/// it for a span it has not ingested yet, and elsewhere it is a routing problem.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<(), SendError> {
     let response = request
         .send()
         .await
@@ -31,11 +28,7 @@ pub(crate) async fn send(
         .and_then(|value| value.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     let body = response.text().await.unwrap_or_default();
-    let bad_data = match status.as_u16() {
-        400 | 413 | 415 | 422 => true,
-        404 => !missing_is_retryable,
-        _ => false,
-    };
+    let bad_data = matches!(status.as_u16(), 400 | 413 | 415 | 422);
     let mut detail: String = body.chars().take(200).collect();
     if !detail.is_empty() {
         detail.insert_str(0, ": ");

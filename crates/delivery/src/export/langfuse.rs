@@ -147,7 +147,7 @@ impl LangfuseClient {
                     .post(self.url.as_str())
                     .basic_auth(self.public_key.expose(), Some(self.secret_key.expose()))
                     .json(&score);
-                json_http::send(request, false).await?;
+                json_http::send(request).await?;
             }
         }
         Ok(())

@@ -149,6 +149,6 @@ impl PhoenixClient {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }
-        json_http::send(request, true).await
+        json_http::send(request).await
     }
 }

@@ -34,8 +34,6 @@ pub(crate) struct Evaluation {
     pub(crate) template_version: Option<String>,
     /// The triage status.
     pub(crate) triage_status: String,
-    /// `session.id` of the judged response, when known.
-    pub(crate) session_id: Option<String>,
 }
 
 fn find<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -89,7 +87,6 @@ impl Evaluation {
                 .unwrap_or_default(),
             template_version: text(attributes, attr::CLOSEDLOOP_PROMPT_TEMPLATE_VERSION),
             triage_status: text(attributes, attr::CLOSEDLOOP_TRIAGE_STATUS).unwrap_or_default(),
-            session_id: text(attributes, attr::SESSION_ID),
         })
     }
 
