@@ -16,6 +16,11 @@ step "Python test peers (OpenTelemetry SDK, rotel)"
 CLOSEDLOOP_TEST_PYTHON=$(scripts/python-env.sh)
 export CLOSEDLOOP_TEST_PYTHON
 
+step "Arize Phoenix for the backend test (scripts/phoenix-env.sh)"
+CLOSEDLOOP_TEST_PHOENIX_PYTHON=$(scripts/phoenix-env.sh)
+export CLOSEDLOOP_TEST_PHOENIX_PYTHON
+export CLOSEDLOOP_TEST_REQUIRE_PHOENIX=1
+
 step "PostgreSQL for the tests (scripts/postgres.sh)"
 postgres_dir=$(mktemp -d)
 # The server runs as the postgres user when this runs as root: it must reach its directory.

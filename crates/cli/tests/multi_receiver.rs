@@ -950,7 +950,7 @@ async fn three_receivers_share_one_postgres_store() {
         assert_eq!(
             (
                 latest.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_ID),
-                latest.str(attr::GEN_AI_REQUEST_MODEL)
+                latest.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL)
             ),
             (Some(generation.template_id), Some(generation.model)),
             "{id} ({:?}): enriched from its response span",

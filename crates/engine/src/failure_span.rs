@@ -1,9 +1,17 @@
 //! The failure-record span: one per record revision, in the judged response's trace.
+//!
+//! Revision 1 is the record span, a child of the judged span, with a span id derived from the
+//! record alone ([`record_span_id`]). Each later revision is a child of the record span, with
+//! a span id derived from the record and the revision, so a trace view shows one record with
+//! its history, and a revision exported twice is the same span. (A backend keeps the first
+//! copy of a span id: Phoenix inserts spans `ON CONFLICT DO NOTHING`, Tempo deduplicates by
+//! span id, so re-exporting one span id per record would hide every later revision.)
 
 use closedloop_semconv::attribute as attr;
-use closedloop_semconv::span::failure_record_name;
+use closedloop_semconv::attribute::{FailureSeverity, OpeninferenceSpanKind};
+use closedloop_semconv::span::{failure_record_name, failure_revision_name};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::span::{Link, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -43,6 +51,52 @@ pub fn failure_id(key: SpanRef) -> String {
         "fr_{}_{}",
         hex::encode(key.trace_id),
         hex::encode(key.span_id)
+    )
+}
+
+/// The name of the OpenTelemetry GenAI evaluation event (`event.gen_ai.evaluation.result` in
+/// the registry) each failure-record span carries.
+pub const EVALUATION_RESULT_EVENT: &str = "gen_ai.evaluation.result";
+
+/// The `gen_ai.evaluation.name` of the evaluation event, and the name of the annotation or
+/// score the annotation sinks write.
+pub const EVALUATION_NAME: &str = "closedloop.failure";
+
+/// The span id of the record span (revision 1), the parent of every later revision.
+pub fn record_span_id(key: SpanRef) -> [u8; 8] {
+    revision_span_id(key, 1)
+}
+
+/// A severity as an evaluation score between 0 and 1: low 0.25, medium 0.5, high 0.75,
+/// critical 1.
+pub fn severity_score(severity: FailureSeverity) -> f64 {
+    match severity {
+        FailureSeverity::Low => 0.25,
+        FailureSeverity::Medium => 0.5,
+        FailureSeverity::High => 0.75,
+        FailureSeverity::Critical => 1.0,
+        _ => 0.5,
+    }
+}
+
+/// The evaluation's explanation: the record's decision in words, from its category, stage,
+/// severity, signals and feedback count only (no content).
+fn explanation(record: &FailureSpan<'_>) -> String {
+    let decision = record.decision;
+    let signals: Vec<&str> = decision
+        .signals
+        .iter()
+        .map(|signal| signal.as_str())
+        .collect();
+    format!(
+        "{} at the {} stage, severity {}: {} feedback ({}); revision {}, triage {}",
+        decision.category.as_str(),
+        decision.stage.as_str(),
+        decision.severity.as_str(),
+        record.feedback_count,
+        signals.join(", "),
+        record.revision,
+        record.triage.status.as_str(),
     )
 }
 
@@ -116,6 +170,10 @@ pub fn build(record: &FailureSpan<'_>) -> Span {
             attr::CLOSEDLOOP_FAILURE_SEVERITY,
             decision.severity.as_str(),
         ),
+        string(
+            attr::OPENINFERENCE_SPAN_KIND,
+            OpeninferenceSpanKind::Evaluator.as_str(),
+        ),
         strings(
             attr::CLOSEDLOOP_FAILURE_SIGNALS,
             decision.signals.iter().map(|signal| signal.as_str()),
@@ -161,10 +219,18 @@ pub fn build(record: &FailureSpan<'_>) -> Span {
                 attr::CLOSEDLOOP_PROMPT_TEMPLATE_HASH,
                 &response.template.hash,
             ),
-            (attr::GEN_AI_REQUEST_MODEL, &response.model),
-            (attr::GEN_AI_PROVIDER_NAME, &response.provider),
-            (attr::GEN_AI_RESPONSE_ID, &response.response_id),
-            (attr::GEN_AI_DATA_SOURCE_ID, &response.data_source),
+            // Under closedloop's names: `gen_ai.*` model keys make backends take the record
+            // for a model call.
+            (attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL, &response.model),
+            (
+                attr::CLOSEDLOOP_FAILURE_RESPONSE_PROVIDER,
+                &response.provider,
+            ),
+            (attr::CLOSEDLOOP_FAILURE_RESPONSE_ID, &response.response_id),
+            (
+                attr::CLOSEDLOOP_FAILURE_RESPONSE_DATA_SOURCE,
+                &response.data_source,
+            ),
             (
                 attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION,
                 &response.index_version,
@@ -193,15 +259,48 @@ pub fn build(record: &FailureSpan<'_>) -> Span {
             .iter()
             .map(|&span| link(span, LinkType::Feedback)),
     );
+    let mut event = vec![
+        string(attr::GEN_AI_EVALUATION_NAME, EVALUATION_NAME),
+        value_kv(
+            attr::GEN_AI_EVALUATION_SCORE_VALUE,
+            any_value::Value::DoubleValue(severity_score(decision.severity)),
+        ),
+        string(
+            attr::GEN_AI_EVALUATION_SCORE_LABEL,
+            decision.category.as_str(),
+        ),
+        string(attr::GEN_AI_EVALUATION_EXPLANATION, explanation(record)),
+    ];
+    if let Some(response_id) = record.response.and_then(|r| r.response_id.as_deref()) {
+        event.push(string(attr::GEN_AI_RESPONSE_ID, response_id));
+    }
+    // Revision 1 is the record span, under the judged span; later revisions are its children.
+    let (parent_span_id, name) = if record.revision <= 1 {
+        (
+            record.key.span_id,
+            failure_record_name(decision.category.as_str()),
+        )
+    } else {
+        (
+            record_span_id(record.key),
+            failure_revision_name(decision.category.as_str()),
+        )
+    };
     Span {
         trace_id: record.key.trace_id.to_vec(),
         span_id: revision_span_id(record.key, record.revision).to_vec(),
-        parent_span_id: record.key.span_id.to_vec(),
-        name: failure_record_name(decision.category.as_str()),
+        parent_span_id: parent_span_id.to_vec(),
+        name,
         kind: SpanKind::Internal as i32,
         start_time_unix_nano: record.time_unix_nano,
         end_time_unix_nano: record.time_unix_nano,
         attributes,
+        events: vec![Event {
+            time_unix_nano: record.time_unix_nano,
+            name: EVALUATION_RESULT_EVENT.to_owned(),
+            attributes: event,
+            ..Default::default()
+        }],
         links,
         ..Default::default()
     }

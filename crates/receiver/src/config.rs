@@ -344,7 +344,7 @@ impl Config {
     /// on, content storage, triage routing, the join and the detectors, so a label or a triage
     /// change is judged as the receiver would judge it.
     pub fn direct_settings(&self) -> Result<DirectSettings, ExportConfigError> {
-        let export = self.export.resolve()?.is_some();
+        let export = self.export.enabled()?;
         Ok(
             DirectSettings::new(export, self.store.store_content, &self.triage, &self.notify)
                 .with_detectors(&self.detectors)
@@ -547,6 +547,9 @@ fn validate_export(export: &ExportConfig) -> Result<(), ConfigError> {
         };
         invalid(key, InvalidSetting::Export(error))
     })?;
+    export
+        .check_sinks()
+        .map_err(|(key, error)| invalid(key.to_owned(), InvalidSetting::Export(error)))?;
     if let Some(timeout) = export.timeout_millis {
         positive("export.timeout_millis", timeout)?;
     }

@@ -50,7 +50,10 @@ pub use detectors::{
 };
 pub use direct::DirectSettings;
 pub use edge::{IngestToken, IngestTokenError};
-pub use export::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
+pub use export::{
+    AnnotationTarget, AnnotatorKind, ExportCompression, ExportConfig, ExportConfigError,
+    ExportProtocol, LangfuseConfig, PhoenixConfig,
+};
 pub use feedback_api::{FeedbackApiError, FeedbackConfigError};
 pub use join::JoinConfig;
 pub use otlp::{OtlpError, ScanError};

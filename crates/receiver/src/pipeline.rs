@@ -152,9 +152,10 @@ impl Pipeline {
     /// the current tokio runtime.
     pub async fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let target = config.export.resolve().map_err(PipelineError::Export)?;
-        export::log_target(target.as_ref());
+        export::log_target(&config.export, target.as_ref());
+        let sinks = config.export.sink_names().map_err(PipelineError::Export)?;
         let shared = Arc::new(Shared {
-            export_enabled: target.is_some(),
+            export_enabled: !sinks.is_empty(),
             triage: TriageShared::new(&config.triage, &config.notify),
             ..Shared::default()
         });
@@ -163,6 +164,20 @@ impl Pipeline {
         let detectors_config = config.detectors.clone();
         let store_shared = Arc::clone(&shared);
         let store = tokio::task::spawn_blocking(move || {
+            if !sinks.is_empty() {
+                // Revisions are queued for the configured sinks, by every connection.
+                let mut conn = closedloop_store::Connection::open(
+                    &store_config,
+                    closedloop_store::Access::Writer,
+                )?;
+                let dropped = conn.set_outbox_sinks(&sinks)?;
+                if dropped > 0 {
+                    warn!(
+                        dropped,
+                        "Dropped the waiting failure records of sinks no longer configured."
+                    );
+                }
+            }
             Store::open(&store_config, &join_config, &detectors_config, store_shared)
         })
         .await
@@ -176,21 +191,15 @@ impl Pipeline {
         );
 
         let (stop, stop_receiver) = watch::channel(Stop::Run);
-        let exporter = match &target {
-            Some(target) => {
-                let exporter = Exporter::new(
-                    target,
-                    &config.export,
-                    config.store.clone(),
-                    Arc::clone(&store),
-                    Arc::clone(&shared),
-                    stop_receiver.clone(),
-                )
-                .map_err(PipelineError::Export)?;
-                Some(tokio::spawn(exporter.run()))
-            }
-            None => None,
-        };
+        let exporters = Exporter::all(
+            &config.export,
+            config.store.clone(),
+            Arc::clone(&store),
+            Arc::clone(&shared),
+            stop_receiver.clone(),
+        )
+        .map_err(PipelineError::Export)?;
+        let exporter = (!exporters.is_empty()).then(|| tokio::spawn(Exporter::run_all(exporters)));
         let triage = tokio::spawn(crate::triage_task::background(
             config.store.clone(),
             config.triage.clone(),

@@ -9,7 +9,7 @@ use closedloop_receiver::{
     FailureCategory, FeedbackInput, FeedbackOutcome, FeedbackSignal, FeedbackSource, Pipeline,
 };
 use closedloop_semconv::attribute as attr;
-use closedloop_semconv::span::failure_record_name;
+use closedloop_semconv::span::{failure_record_name, failure_revision_name};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -122,6 +122,9 @@ async fn feedback_by_link_yields_one_record_revised_by_more_feedback() {
     );
     assert_eq!(revision.links().len(), 3);
     assert_ne!(revision.span.span_id, record.span.span_id);
+    // One record in the trace view: later revisions are children of the record span.
+    assert_eq!(revision.span.parent_span_id, record.span.span_id);
+    assert_eq!(revision.span.name, failure_revision_name("hallucination"));
 
     let stats = pipeline.stats();
     assert_eq!(stats.failure_records, 1);
@@ -209,7 +212,7 @@ async fn feedback_without_link_joins_by_response_id() {
         Some(true)
     );
     assert_eq!(
-        from_span.str(attr::GEN_AI_RESPONSE_ID),
+        from_span.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_ID),
         Some("chatcmpl-span")
     );
     let from_api = by_parent(api_response);

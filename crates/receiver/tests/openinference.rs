@@ -93,7 +93,10 @@ async fn openinference_spans_are_indexed_and_annotations_joined() {
         record.str(attr::CLOSEDLOOP_PROMPT_TEMPLATE_HASH),
         Some(hash.as_str())
     );
-    assert_eq!(record.str(attr::GEN_AI_REQUEST_MODEL), Some("gpt-4o-mini"));
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL),
+        Some("gpt-4o-mini")
+    );
     assert_eq!(record.str(attr::SESSION_ID), Some("sess-42"));
     assert_eq!(record.str(attr::USER_ID), Some("user-7"));
     assert_eq!(

@@ -19,7 +19,12 @@ use crate::resolved::{
 pub const REUSED_NAMESPACES: &[&str] = &["gen_ai."];
 
 /// Individual OpenTelemetry attributes closedloop reuses verbatim.
-pub const REUSED_ATTRIBUTES: &[&str] = &["error.type", "session.id", "user.id"];
+pub const REUSED_ATTRIBUTES: &[&str] = &[
+    "error.type",
+    "openinference.span.kind",
+    "session.id",
+    "user.id",
+];
 
 /// The marker for a list index in a compat key, such as `retrieval.documents.<i>.document.id`.
 pub const INDEX_MARKER: &str = "<i>";

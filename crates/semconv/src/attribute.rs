@@ -78,6 +78,58 @@ pub const CLOSEDLOOP_FAILURE_FEEDBACK_COUNT: &str = "closedloop.failure.feedback
 /// - Type: `string`
 pub const CLOSEDLOOP_FAILURE_ID: &str = "closedloop.failure.id";
 
+/// The data source of the judged response, copied from its `gen_ai.data_source.id`.
+///
+/// # Examples
+///
+/// - `"product-docs"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_FAILURE_RESPONSE_DATA_SOURCE: &str = "closedloop.failure.response.data_source";
+
+/// The `gen_ai.response.id` of the judged response.
+///
+/// Also on the record's `gen_ai.evaluation.result` event, as the GenAI conventions name it there.
+///
+/// # Examples
+///
+/// - `"chatcmpl-123"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_FAILURE_RESPONSE_ID: &str = "closedloop.failure.response.id";
+
+/// The model of the judged response, copied from its `gen_ai.request.model`.
+///
+/// Copied under closedloop's own name: a record carrying `gen_ai.request.model` would be classified as a model call by backends that key on `gen_ai.*` (Phoenix, Langfuse).
+///
+/// # Examples
+///
+/// - `"gpt-4o"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_FAILURE_RESPONSE_MODEL: &str = "closedloop.failure.response.model";
+
+/// The provider of the judged response, copied from its `gen_ai.provider.name`.
+///
+/// # Examples
+///
+/// - `"openai"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_FAILURE_RESPONSE_PROVIDER: &str = "closedloop.failure.response.provider";
+
 /// The span id of the judged response span, as 16 lowercase hex digits.
 ///
 /// Repeats the span link's target as an attribute, because Jaeger drops link attributes and cannot search links.
@@ -94,7 +146,7 @@ pub const CLOSEDLOOP_FAILURE_RESPONSE_SPAN_ID: &str = "closedloop.failure.respon
 
 /// The revision of the record, starting at 1; each new signal or triage change adds one.
 ///
-/// Each revision is exported as a new span; the one with the highest revision is current.
+/// Revision 1 is the record span; each later revision is exported as a child span of it, so a trace view shows one record with its history. The highest revision is current.
 ///
 /// # Examples
 ///
@@ -970,6 +1022,20 @@ pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 /// - Stability: development
 /// - Type: `int`
 pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+
+/// The OpenInference kind of a span.
+///
+/// closedloop writes `EVALUATOR` on failure-record spans. Phoenix infers `LLM` from `gen_ai.*` model keys when this attribute is absent; set, it wins.
+///
+/// # Examples
+///
+/// - `"EVALUATOR"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`, with well-known values in [`OpeninferenceSpanKind`]
+pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
 
 /// A unique id to identify a session.
 ///
@@ -2033,6 +2099,59 @@ impl FromStr for GenAiProviderName {
             "perplexity" => Ok(Self::Perplexity),
             "x_ai" => Ok(Self::XAi),
             "ibm.watsonx.ai" => Ok(Self::IbmWatsonxAi),
+            _ => Err(UnknownValue::new(Self::ATTRIBUTE, value)),
+        }
+    }
+}
+
+/// Well-known values of [`OPENINFERENCE_SPAN_KIND`] (`openinference.span.kind`).
+///
+/// The OpenInference kind of a span.
+///
+/// Converts to and from the attribute value with [`OpeninferenceSpanKind::as_str`] and
+/// [`str::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpeninferenceSpanKind {
+    /// A model call.
+    ///
+    /// Value: `LLM`.
+    Llm,
+    /// An evaluation of another span.
+    ///
+    /// Value: `EVALUATOR`.
+    Evaluator,
+}
+
+impl OpeninferenceSpanKind {
+    /// The attribute these values belong to.
+    pub const ATTRIBUTE: &'static str = OPENINFERENCE_SPAN_KIND;
+
+    /// Every well-known value, in registry order.
+    pub const ALL: &'static [Self] = &[Self::Llm, Self::Evaluator];
+
+    /// The attribute value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Llm => "LLM",
+            Self::Evaluator => "EVALUATOR",
+        }
+    }
+}
+
+impl fmt::Display for OpeninferenceSpanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OpeninferenceSpanKind {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "LLM" => Ok(Self::Llm),
+            "EVALUATOR" => Ok(Self::Evaluator),
             _ => Err(UnknownValue::new(Self::ATTRIBUTE, value)),
         }
     }

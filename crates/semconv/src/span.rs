@@ -176,7 +176,7 @@ pub const FAILURE_RECORD_NAME_TEMPLATE: &str = "failure_record {closedloop.failu
 
 /// The name of a failure record span: a failure record, exported by the closedloop receiver into the judged response's trace.
 ///
-/// A failure record span lives in the trace of the judged response (same trace id), with resource `service.name` = `closedloop`. It carries one span link to the judged response span (`closedloop.link.type` = `judged_response`) and one to each feedback span (`feedback`), and copies the judged span's enrichment (template, chunks, model, data source, index version) into its own attributes, because Jaeger drops link attributes: a Jaeger or Tempo user sees everything on the record itself. Each revision is exported as a new span; the one with the highest `closedloop.failure.revision` is current.
+/// A failure record span lives in the trace of the judged response (same trace id), a child of the judged span, with the resource of `[export] resource` (default `service.name` = `closedloop`). It carries one span link to the judged response span (`closedloop.link.type` = `judged_response`) and one to each feedback span (`feedback`), and copies the judged span's enrichment (template, chunks, model, provider, response id, data source, index version) into its own attributes, because Jaeger drops link attributes: a Jaeger or Tempo user sees everything on the record itself. The model, provider, response id and data source are copied under `closedloop.failure.response.*` and the span is marked `openinference.span.kind` = `EVALUATOR`, so backends that classify spans by `gen_ai.*` keys do not take it for a model call. It carries one `gen_ai.evaluation.result` event. This span is revision 1; later revisions are `failure_record_revision` spans, its children.
 ///
 /// Span kind: INTERNAL ([`FAILURE_RECORD_SPAN_KIND`]). Name template: `failure_record {closedloop.failure.category}`.
 ///
@@ -192,6 +192,33 @@ pub const FAILURE_RECORD_NAME_TEMPLATE: &str = "failure_record {closedloop.failu
 /// ```
 pub fn failure_record_name(category: &str) -> String {
     join_non_empty(&["failure_record", category])
+}
+
+/// The span kind of a failure revision span ([`failure_revision_name`]).
+pub const FAILURE_REVISION_SPAN_KIND: SpanKind = SpanKind::Internal;
+
+/// The name template of a failure revision span.
+pub const FAILURE_REVISION_NAME_TEMPLATE: &str =
+    "failure_record_revision {closedloop.failure.category}";
+
+/// The name of a failure revision span: a later revision of a failure record (revision 2 and up), a child of the record span.
+///
+/// Carries the record's state at this revision, with the same attributes, links and `gen_ai.evaluation.result` event as the record span. Its parent is the record span (revision 1), whose span id is derived from the record alone, so every revision of one record nests under one node of the trace view. Each revision's span id is derived from the record and the revision: a revision exported twice is the same span. Revisions are not re-exported under the record's span id because a backend keeps the first span of an id (Phoenix inserts spans `ON CONFLICT DO NOTHING`: measured, a second copy is not listed), which would leave revision 1 showing forever; docs/backends.md has the measurement.
+///
+/// Span kind: INTERNAL ([`FAILURE_REVISION_SPAN_KIND`]). Name template: `failure_record_revision {closedloop.failure.category}`.
+///
+/// The parts are the values of [`closedloop.failure.category`](crate::attribute::CLOSEDLOOP_FAILURE_CATEGORY), in that order; empty parts are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use closedloop_semconv::span::failure_revision_name;
+///
+/// assert_eq!(failure_revision_name("irrelevant_context"), "failure_record_revision irrelevant_context");
+/// assert_eq!(failure_revision_name(""), "failure_record_revision");
+/// ```
+pub fn failure_revision_name(category: &str) -> String {
+    join_non_empty(&["failure_record_revision", category])
 }
 
 /// Joins the non-empty parts of a span name with single spaces.

@@ -1,4 +1,10 @@
-//! The export outbox: encoded failure-record spans waiting for delivery.
+//! The export outbox: encoded failure-record spans waiting for delivery, one row per
+//! revision and sink.
+//!
+//! The sinks a revision is queued for are store state (`outbox_sinks`), set by the receiver
+//! at start ([`Connection::set_outbox_sinks`]), so a command that writes a revision on its own
+//! connection queues it for the same sinks. A store that never had its sinks set queues for
+//! `otlp` alone.
 
 use crate::connection::Connection;
 use crate::db::values;
@@ -7,13 +13,51 @@ use crate::records::OutboxRow;
 use crate::Engine;
 
 impl Connection {
-    /// Queues an encoded failure-record span.
+    /// Queues an encoded failure-record span, once for each sink of [`Connection::outbox_sinks`].
     pub fn insert_outbox(&mut self, now_s: i64, span: &[u8]) -> Result<()> {
         self.db.execute(
-            "INSERT INTO outbox (created_s, span) VALUES (?1, ?2)",
+            "INSERT INTO outbox (created_s, span, sink) SELECT ?1, ?2, name FROM outbox_sinks",
             values![now_s, span],
         )?;
         Ok(())
+    }
+
+    /// Makes `sinks` the sinks later revisions are queued for, and deletes the rows waiting for
+    /// any other sink (one no longer configured). Returns how many rows were deleted.
+    pub fn set_outbox_sinks(&mut self, sinks: &[&str]) -> Result<usize> {
+        let mut tx = self.transaction()?;
+        let current = tx.outbox_sinks()?;
+        let mut deleted = 0;
+        for name in current
+            .iter()
+            .filter(|name| !sinks.contains(&name.as_str()))
+        {
+            tx.db.execute(
+                "DELETE FROM outbox_sinks WHERE name = ?1",
+                values![name.as_str()],
+            )?;
+            deleted += tx
+                .db
+                .execute("DELETE FROM outbox WHERE sink = ?1", values![name.as_str()])?
+                as usize;
+        }
+        for &name in sinks {
+            if !current.iter().any(|known| known == name) {
+                tx.db
+                    .execute("INSERT INTO outbox_sinks (name) VALUES (?1)", values![name])?;
+            }
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// The sinks revisions are queued for, by name.
+    pub fn outbox_sinks(&mut self) -> Result<Vec<String>> {
+        self.db.query(
+            "SELECT name FROM outbox_sinks ORDER BY name",
+            values![],
+            |row| row.get(0),
+        )
     }
 
     /// Deletes delivered rows; returns how many existed.
@@ -36,7 +80,7 @@ impl Connection {
             .unwrap_or(0) as usize)
     }
 
-    /// The oldest outbox rows after `after_id`, at most `limit`.
+    /// The oldest outbox rows after `after_id` (of every sink), at most `limit`.
     pub fn read_outbox(&mut self, after_id: i64, limit: usize) -> Result<Vec<OutboxRow>> {
         self.db.query(
             "SELECT id, span FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -50,7 +94,7 @@ impl Connection {
         )
     }
 
-    /// Claims the oldest rows to deliver, at most `limit`. On PostgreSQL, several receivers
+    /// Claims the oldest rows to deliver to `sink`, at most `limit`. On PostgreSQL, several receivers
     /// share the outbox: the rows are leased until `leased_until_s` and skipped by every
     /// other claim until then (rows another receiver is claiming at the same moment are
     /// skipped too, `FOR UPDATE SKIP LOCKED`), so each row is sent by one receiver at a time
@@ -59,6 +103,7 @@ impl Connection {
     /// a read-only connection can claim).
     pub fn claim_outbox(
         &mut self,
+        sink: &str,
         now_s: i64,
         leased_until_s: i64,
         limit: usize,
@@ -72,16 +117,16 @@ impl Connection {
         };
         let mut rows = match self.engine() {
             Engine::Sqlite => self.db.query(
-                "SELECT id, span FROM outbox ORDER BY id LIMIT ?1",
-                values![limit],
+                "SELECT id, span FROM outbox WHERE sink = ?2 ORDER BY id LIMIT ?1",
+                values![limit, sink],
                 read,
             )?,
             Engine::Postgres => self.db.query(
                 "UPDATE outbox SET leased_until_s = ?2
-                 WHERE id IN (SELECT id FROM outbox WHERE leased_until_s <= ?1
+                 WHERE id IN (SELECT id FROM outbox WHERE sink = ?4 AND leased_until_s <= ?1
                               ORDER BY id LIMIT ?3 FOR UPDATE SKIP LOCKED)
                  RETURNING id, span",
-                values![now_s, leased_until_s, limit],
+                values![now_s, leased_until_s, limit, sink],
                 read,
             )?,
         };

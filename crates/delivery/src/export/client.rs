@@ -33,7 +33,7 @@ pub(crate) struct SendError {
 }
 
 impl SendError {
-    fn retryable(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn retryable(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
         Self {
             retryable: true,
             retry_after,
@@ -42,7 +42,7 @@ impl SendError {
         }
     }
 
-    fn transport(error: &reqwest::Error) -> Self {
+    pub(crate) fn transport(error: &reqwest::Error) -> Self {
         Self {
             timed_out: error.is_timeout(),
             ..Self::retryable(error.to_string(), None)

@@ -4,6 +4,9 @@ use serde::Deserialize;
 
 use closedloop_engine::secret::Secret;
 
+use super::langfuse::LangfuseConfig;
+use super::phoenix::PhoenixConfig;
+
 /// The `[export]` section: where failure-record spans are sent.
 ///
 /// The standard OpenTelemetry exporter variables are read too (unless `use_env` is false) and
@@ -53,6 +56,18 @@ pub struct ExportConfig {
     /// Whether the `OTEL_EXPORTER_OTLP_*` variables are read. Default true.
     #[serde(default = "default_use_env")]
     pub use_env: bool,
+    /// The resource attributes of the exported record spans, e.g. `service.name` or
+    /// `openinference.project.name` (Phoenix's project of a trace it has not seen yet; a
+    /// record joins the project its trace is already in). `service.name` defaults to
+    /// `closedloop` when not given. Default `{ "service.name" = "closedloop" }`.
+    #[serde(default = "default_resource")]
+    pub resource: BTreeMap<String, String>,
+    /// Phoenix span annotations (`[export.phoenix]`), beside or instead of OTLP. Default off.
+    #[serde(default)]
+    pub phoenix: Option<PhoenixConfig>,
+    /// Langfuse scores (`[export.langfuse]`), beside or instead of OTLP. Default off.
+    #[serde(default)]
+    pub langfuse: Option<LangfuseConfig>,
 }
 
 /// The OTLP transport of the exporter.
@@ -96,6 +111,11 @@ const fn default_use_env() -> bool {
     true
 }
 
+// Not a `const fn`: a map with an entry cannot be built in a constant.
+fn default_resource() -> BTreeMap<String, String> {
+    BTreeMap::from([("service.name".to_owned(), super::SERVICE_NAME.to_owned())])
+}
+
 impl Default for ExportConfig {
     fn default() -> Self {
         Self {
@@ -110,6 +130,9 @@ impl Default for ExportConfig {
             max_backoff_secs: default_max_backoff_secs(),
             shutdown_timeout_millis: default_shutdown_timeout_millis(),
             use_env: default_use_env(),
+            resource: default_resource(),
+            phoenix: None,
+            langfuse: None,
         }
     }
 }
@@ -154,6 +177,9 @@ pub enum ExportConfigError {
     /// A header whose name or value cannot be sent (HTTP header or gRPC metadata rules).
     #[error("export header `{0}` has an invalid name or value")]
     Header(String),
+    /// A sink that needs keys has none (in the file or its variables).
+    #[error("{0} needs its public and secret keys")]
+    MissingKey(&'static str),
 }
 
 impl ExportProtocol {
@@ -241,8 +267,8 @@ fn http_traces_url(endpoint: &str, always_append: bool) -> String {
     }
 }
 
-/// An `http://` URL with a host, as both exporters need.
-fn is_http_url(url: &str) -> bool {
+/// An `http://` URL with a host, as every sink needs.
+pub(crate) fn is_http_url(url: &str) -> bool {
     url.starts_with("http://")
         && url
             .parse::<http::Uri>()
@@ -270,6 +296,8 @@ impl ExportConfig {
         flags: ExportFlags<'_>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), (String, ExportConfigError)> {
+        // The sinks' keys are closedloop's own variables, read whatever `use_env` says.
+        let env_secret = env;
         let env = |name: &str| {
             if self.use_env {
                 env(name)
@@ -339,7 +367,59 @@ impl ExportConfig {
         self.timeout_millis = env_timeout.or(self.timeout_millis);
         let env_compression = parse::<ExportCompression>(signal_or_generic("COMPRESSION"))?;
         self.compression = env_compression.or(self.compression);
+        if let Some(phoenix) = &mut self.phoenix {
+            phoenix.layer(env_secret);
+        }
+        if let Some(langfuse) = &mut self.langfuse {
+            langfuse.layer(env_secret);
+        }
         Ok(())
+    }
+
+    /// The sinks this section turns on, by the name their outbox rows carry: `otlp` (an
+    /// endpoint is set), `phoenix`, `langfuse`. Empty: records are stored, not exported.
+    pub fn sink_names(&self) -> Result<Vec<&'static str>, ExportConfigError> {
+        let mut names = Vec::new();
+        if self.resolve()?.is_some() {
+            names.push(super::OTLP_SINK);
+        }
+        if self.phoenix.is_some() {
+            names.push(super::PHOENIX_SINK);
+        }
+        if self.langfuse.is_some() {
+            names.push(super::LANGFUSE_SINK);
+        }
+        Ok(names)
+    }
+
+    /// Checks the annotation sinks' settings (URLs, Langfuse's keys); `Err` names the setting.
+    pub fn check_sinks(&self) -> Result<(), (&'static str, ExportConfigError)> {
+        if let Some(phoenix) = &self.phoenix {
+            if !is_http_url(&phoenix.endpoint) {
+                let error = ExportConfigError::Endpoint(phoenix.endpoint.clone());
+                return Err(("export.phoenix.endpoint", error));
+            }
+        }
+        if let Some(langfuse) = &self.langfuse {
+            if !is_http_url(&langfuse.endpoint) {
+                let error = ExportConfigError::Endpoint(langfuse.endpoint.clone());
+                return Err(("export.langfuse.endpoint", error));
+            }
+            if langfuse.public_key.is_none() || langfuse.secret_key.is_none() {
+                let key = if langfuse.public_key.is_none() {
+                    "export.langfuse.public_key"
+                } else {
+                    "export.langfuse.secret_key"
+                };
+                return Err((key, ExportConfigError::MissingKey("export.langfuse")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any sink is on, so failure-record revisions go to the outbox.
+    pub fn enabled(&self) -> Result<bool, ExportConfigError> {
+        Ok(!self.sink_names()?.is_empty())
     }
 
     /// The export target this section describes. `Ok(None)`: no endpoint, export disabled.
@@ -547,6 +627,41 @@ mod tests {
         };
         let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318")];
         assert_eq!(target(config, ExportFlags::default(), &vars), None);
+    }
+
+    #[test]
+    fn sinks_are_named_and_their_keys_come_from_the_environment_redacted() {
+        let mut config: ExportConfig = toml::from_str(
+            "[phoenix]\nendpoint = \"http://phoenix:6006\"\napi_key = \"file-key\"\n\
+             [langfuse]\nendpoint = \"http://langfuse:3000\"\npublic_key = \"pk-file\"",
+        )
+        .unwrap();
+        assert_eq!(config.sink_names().unwrap(), ["phoenix", "langfuse"]);
+        let vars = [
+            ("CLOSEDLOOP_PHOENIX_API_KEY", "env-key"),
+            ("CLOSEDLOOP_LANGFUSE_SECRET_KEY", "sk-env"),
+        ];
+        config.layer(ExportFlags::default(), &env(&vars)).unwrap();
+        let phoenix = config.phoenix.as_ref().unwrap();
+        assert_eq!(phoenix.api_key.as_deref(), Some("env-key"));
+        let langfuse = config.langfuse.as_ref().unwrap();
+        assert_eq!(langfuse.public_key.as_deref(), Some("pk-file"));
+        assert_eq!(langfuse.secret_key.as_deref(), Some("sk-env"));
+        let printed = format!("{config:?}");
+        for secret in ["env-key", "pk-file", "sk-env"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        config.endpoint = Some("http://collector:4318".into());
+        assert_eq!(
+            config.sink_names().unwrap(),
+            ["otlp", "phoenix", "langfuse"]
+        );
+        // Langfuse without its secret key cannot start.
+        config.langfuse.as_mut().unwrap().secret_key = None;
+        assert!(matches!(
+            super::super::sink::Sink::all(&config),
+            Err(ExportConfigError::MissingKey("export.langfuse"))
+        ));
     }
 
     #[test]

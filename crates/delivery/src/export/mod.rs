@@ -1,10 +1,17 @@
-//! The failure-record exporter: an outbox table drained to an OTLP backend.
+//! The failure-record exporter: an outbox table drained to an OTLP backend and to the
+//! annotation sinks.
 //!
 //! Each revision of a failure record is encoded as a span (see [`span`]) and written to the
-//! `outbox` table in the same transaction as the record, so a record and its export cannot
-//! diverge. The exporter task reads the oldest rows, sends them in one OTLP request (gRPC
-//! with tonic, or HTTP/protobuf with reqwest; gzip by default) and deletes them only after a
-//! 2xx / gRPC OK. A backend that is down loses nothing: rows stay in the outbox, and the
+//! `outbox` table in the same transaction as the record, once per sink, so a record and its
+//! export cannot diverge. The sinks are OTLP (`[export]` endpoint), Phoenix span annotations
+//! (`[export.phoenix]`, see [`PhoenixConfig`]) and Langfuse scores (`[export.langfuse]`, see
+//! [`LangfuseConfig`]), each optional; each sink has an exporter task of its own, with its
+//! own rows, so a sink that is down delays no other. Everything below holds for each sink.
+//! The exporter task reads the oldest rows, sends them in one request (OTLP: gRPC
+//! with tonic, or HTTP/protobuf with reqwest, gzip by default; Phoenix: one JSON request;
+//! Langfuse: one JSON request per score) and deletes them only after a
+//! 2xx / gRPC OK. Annotations and scores are keyed by the record's id, so a record's later
+//! revisions, and a batch sent twice, update them rather than add new ones. A backend that is down loses nothing: rows stay in the outbox, and the
 //! exporter retries with exponential backoff (full jitter, capped by
 //! `export.max_backoff_secs`), honouring HTTP `Retry-After` and gRPC `RetryInfo`; a restart
 //! resumes from the outbox.
@@ -39,61 +46,47 @@
 
 mod client;
 mod config;
+mod json_http;
+mod langfuse;
+mod phoenix;
+mod record;
+mod resource;
+mod sink;
 pub use closedloop_engine::failure_span as span;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 pub use config::{ExportCompression, ExportConfig, ExportConfigError, ExportProtocol};
 pub use config::{ExportFlags, Resolved};
+pub use langfuse::{LangfuseConfig, LANGFUSE_PUBLIC_KEY_ENV, LANGFUSE_SECRET_KEY_ENV};
+pub use phoenix::{AnnotatorKind, PhoenixConfig, PHOENIX_API_KEY_ENV};
+pub use record::AnnotationTarget;
 
 use crate::backoff::Backoff;
-use client::Client;
 use closedloop_engine::counters::Shared;
 use closedloop_engine::store::{Store, StoreConfig};
 use closedloop_store::records::OutboxRow;
 use closedloop_store::{Access, Connection};
+use sink::Sink;
 
-/// The `service.name` of the exported failure-record spans.
+/// The default `service.name` of the exported failure-record spans (`[export] resource`).
 pub const SERVICE_NAME: &str = "closedloop";
 /// The instrumentation scope of the exported failure-record spans.
 pub const SCOPE_NAME: &str = "closedloop-receiver";
 
-/// The resource and scope around exported spans.
-fn envelope(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    let resource = opentelemetry_sdk::Resource::builder_empty()
-        .with_service_name(SERVICE_NAME)
-        .build();
-    let attributes = ResourceAttributesWithSchema::from(&resource);
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: attributes.attributes.0,
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: SCOPE_NAME.to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..Default::default()
-                }),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
+/// The outbox name of the OTLP sink.
+pub const OTLP_SINK: &str = "otlp";
+/// The outbox name of the Phoenix span-annotation sink.
+pub const PHOENIX_SINK: &str = "phoenix";
+/// The outbox name of the Langfuse score sink.
+pub const LANGFUSE_SINK: &str = "langfuse";
 
 /// How often an idle exporter looks for outbox rows written by other connections.
 const OUTBOX_POLL: Duration = Duration::from_secs(2);
@@ -107,9 +100,9 @@ pub enum Stop {
     Drain,
 }
 
-/// The exporter task.
+/// The exporter task of one sink.
 pub struct Exporter {
-    client: Client,
+    sink: Sink,
     reader: Option<Connection>,
     store_config: StoreConfig,
     store: Arc<Store>,
@@ -129,7 +122,7 @@ pub struct Exporter {
 impl std::fmt::Debug for Exporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Exporter")
-            .field("client", &self.client)
+            .field("sink", &self.sink)
             .field("store", &self.store_config.path)
             .field("max_batch", &self.max_batch)
             .finish_non_exhaustive()
@@ -156,29 +149,42 @@ impl Drop for Exporter {
 }
 
 impl Exporter {
-    /// An exporter to `target`, draining the outbox of the store `store_config` names (its
-    /// deliveries handed to the writer `store`) until `stop` says so.
-    pub fn new(
-        target: &Resolved,
+    /// One exporter per sink `config` turns on, each draining its rows of the outbox of the
+    /// store `store_config` names (deliveries handed to the writer `store`) until `stop`
+    /// says so. Empty when no sink is on.
+    pub fn all(
         config: &ExportConfig,
         store_config: StoreConfig,
         store: Arc<Store>,
         shared: Arc<Shared>,
         stop: watch::Receiver<Stop>,
-    ) -> Result<Exporter, ExportConfigError> {
-        Ok(Exporter {
-            client: Client::new(target)?,
-            reader: None,
-            store_config,
-            store,
-            shared,
-            max_batch: config.max_batch_spans.max(1),
-            backoff: Backoff::new(config.initial_backoff_millis, config.max_backoff_secs),
-            stop,
-            timeout: target.timeout,
-            batch: config.max_batch_spans.max(1),
-            parts: Vec::new(),
-        })
+    ) -> Result<Vec<Exporter>, ExportConfigError> {
+        Ok(Sink::all(config)?
+            .into_iter()
+            .map(|sink| Exporter {
+                timeout: sink.timeout(),
+                sink,
+                reader: None,
+                store_config: store_config.clone(),
+                store: Arc::clone(&store),
+                shared: Arc::clone(&shared),
+                max_batch: config.max_batch_spans.max(1),
+                backoff: Backoff::new(config.initial_backoff_millis, config.max_backoff_secs),
+                stop: stop.clone(),
+                batch: config.max_batch_spans.max(1),
+                parts: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Runs every exporter of `exporters` until each has stopped; aborting the returned
+    /// future's task aborts them all.
+    pub async fn run_all(exporters: Vec<Exporter>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for exporter in exporters {
+            tasks.spawn(exporter.run());
+        }
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Runs until told to drain, then makes one last pass.
@@ -223,9 +229,10 @@ impl Exporter {
     /// [`lease`](Self::lease): no other receiver sends them meanwhile).
     async fn read(&mut self, limit: usize) -> Result<Vec<OutboxRow>, String> {
         let lease_secs = self.lease().as_secs() as i64;
+        let sink = self.sink.name();
         self.with_reader(move |reader| {
             let now_s = closedloop_engine::store::writer::unix_now_s();
-            reader.claim_outbox(now_s, now_s.saturating_add(lease_secs), limit)
+            reader.claim_outbox(sink, now_s, now_s.saturating_add(lease_secs), limit)
         })
         .await
     }
@@ -319,7 +326,8 @@ impl Exporter {
             .collect();
         let count = spans.len();
         let started = tokio::time::Instant::now();
-        match self.client.send(envelope(spans)).await {
+        let sink = self.sink.name();
+        match self.sink.send(spans).await {
             Ok(accepted) => {
                 if accepted.rejected_spans > 0 {
                     warn!(
@@ -338,15 +346,15 @@ impl Exporter {
                     .counters
                     .export_sent
                     .fetch_add(count as u64, Ordering::Relaxed);
-                debug!(spans = count, "Failure records exported.");
+                debug!(sink, spans = count, "Failure records exported.");
                 Pass::Progress
             }
             Err(error) if error.retryable => {
                 if error.timed_out {
                     self.batch = (rows.len() / 2).max(1);
-                    warn!(spans = count, next_batch = self.batch, error = %error.message, "Failure-record export timed out; will retry with smaller batches.");
+                    warn!(sink, spans = count, next_batch = self.batch, error = %error.message, "Failure-record export timed out; will retry with smaller batches.");
                 } else {
-                    warn!(spans = count, error = %error.message, "Failure-record export failed; will retry.");
+                    warn!(sink, spans = count, error = %error.message, "Failure-record export failed; will retry.");
                 }
                 // A part being isolated is sent again, in halves after a timeout; fresh rows
                 // are read again, as many as the batch size now allows.
@@ -366,11 +374,11 @@ impl Exporter {
             }
             Err(error) => {
                 if rows.len() > 1 {
-                    warn!(spans = count, error = %error.message, "Backend rejected a failure-record batch; retrying it in halves.");
+                    warn!(sink, spans = count, error = %error.message, "Backend rejected a failure-record batch; retrying it in halves.");
                     self.requeue(rows, true);
                     return Pass::Progress;
                 }
-                error!(spans = count, error = %error.message, "Backend rejected a failure-record span as malformed; dropping it.");
+                error!(sink, spans = count, error = %error.message, "Backend rejected a failure-record span as malformed; dropping it.");
                 if !self.delete(ids).await {
                     return Pass::Backoff(Duration::ZERO);
                 }
@@ -391,7 +399,7 @@ impl Exporter {
 }
 
 /// Logs, once at startup, where failure records go.
-pub fn log_target(target: Option<&Resolved>) {
+pub fn log_target(config: &ExportConfig, target: Option<&Resolved>) {
     match target {
         Some(target) => info!(
             endpoint = %target.endpoint,
@@ -399,8 +407,15 @@ pub fn log_target(target: Option<&Resolved>) {
             gzip = target.gzip,
             "Failure records will be exported over OTLP."
         ),
-        None => info!(
+        None if config.phoenix.is_none() && config.langfuse.is_none() => info!(
             "No export endpoint configured (export.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): failure records are stored but not exported."
         ),
+        None => info!("No OTLP export endpoint configured: failure records go to the annotation sinks only."),
+    }
+    if let Some(phoenix) = &config.phoenix {
+        info!(endpoint = %phoenix.endpoint, target = ?phoenix.target, "Failure records will be sent to Phoenix as span annotations.");
+    }
+    if let Some(langfuse) = &config.langfuse {
+        info!(endpoint = %langfuse.endpoint, target = ?langfuse.target, "Failure records will be sent to Langfuse as scores.");
     }
 }

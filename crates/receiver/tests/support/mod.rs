@@ -8,6 +8,8 @@
 
 /// Real headless Chromium driven over WebDriver.
 pub mod browser;
+/// Arize Phoenix on loopback, from scripts/phoenix-env.sh.
+pub mod phoenix;
 /// The Python peers: the OpenTelemetry Python SDK and rotel.
 pub mod python;
 /// A real receiver on `127.0.0.1:0` (the network edge's fixture).
@@ -737,13 +739,19 @@ pub fn assert_enriched_record(record: &Exported, response: Ids, generation: &Gen
             .map(|chunks| chunks.iter().map(|chunk| chunk.to_string()).collect())
     );
     assert_eq!(
-        record.str(attr::GEN_AI_REQUEST_MODEL),
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL),
         Some(generation.model)
     );
     assert_eq!(
-        record.str(attr::GEN_AI_DATA_SOURCE_ID),
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_DATA_SOURCE),
         Some(generation.data_source)
     );
+    assert_eq!(
+        record.str(attr::GEN_AI_REQUEST_MODEL),
+        None,
+        "not a model call"
+    );
+    assert_eq!(record.str(attr::OPENINFERENCE_SPAN_KIND), Some("EVALUATOR"));
     assert_eq!(
         record.str(attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION),
         Some(generation.index_version)

@@ -117,7 +117,10 @@ pub fn assert_emitted_failure_record(record: &Exported, trace_id: &str, span_id:
             "kb-account-locked#0".to_owned()
         ])
     );
-    assert_eq!(record.str(attr::GEN_AI_REQUEST_MODEL), Some("gpt-4o"));
+    assert_eq!(
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL),
+        Some("gpt-4o")
+    );
     assert_eq!(
         record.str(attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION),
         Some("2026-11-20")

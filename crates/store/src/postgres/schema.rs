@@ -252,8 +252,17 @@ CREATE TABLE span_aliases (
 CREATE UNIQUE INDEX span_aliases_span ON span_aliases (trace_id, span_id);
 ";
 
+/// Version 6 (SQLite's version 13): an outbox row per revision and sink, queued for each sink
+/// named in `outbox_sinks`.
+const OUTBOX_SINKS: &str = "
+ALTER TABLE outbox ADD COLUMN sink TEXT NOT NULL DEFAULT 'otlp';
+CREATE INDEX outbox_sink ON outbox (sink, leased_until_s, id);
+CREATE TABLE outbox_sinks (name TEXT PRIMARY KEY);
+INSERT INTO outbox_sinks (name) VALUES ('otlp');
+";
+
 /// Each entry moves the database from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS, REVISIONS, SPAN_ALIASES];
+const MIGRATIONS: &[&str] = &[V1, V2, CONTENT_DROPS, REVISIONS, SPAN_ALIASES, OUTBOX_SINKS];
 
 /// The schema version this closedloop writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -312,6 +312,17 @@ CREATE TABLE span_aliases (
 CREATE UNIQUE INDEX span_aliases_span ON span_aliases (trace_id, span_id);
 ";
 
+/// Version 13. Failure records go to several sinks (OTLP, Phoenix annotations, Langfuse
+/// scores), each with its own delivery: an outbox row per revision and sink (`sink`), queued
+/// for each sink named in `outbox_sinks` (see `Connection::set_outbox_sinks`). Rows written
+/// before are the OTLP sink's, the only one there was.
+const OUTBOX_SINKS: &str = "
+ALTER TABLE outbox ADD COLUMN sink TEXT NOT NULL DEFAULT 'otlp';
+CREATE INDEX outbox_sink ON outbox (sink, id);
+CREATE TABLE outbox_sinks (name TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO outbox_sinks (name) VALUES ('otlp');
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -339,6 +350,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(CONTENT_DROPS),
     sql(REVISIONS),
     sql(SPAN_ALIASES),
+    sql(OUTBOX_SINKS),
 ];
 
 /// The column constraint that made idempotency ids global.

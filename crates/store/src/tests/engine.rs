@@ -566,28 +566,68 @@ pub(crate) fn outbox_claims_lease_rows(conn: &mut Connection) {
     for n in 0..3u8 {
         conn.insert_outbox(10, &[n]).unwrap();
     }
-    let first = conn.claim_outbox(100, 160, 2).unwrap();
+    let first = conn.claim_outbox("otlp", 100, 160, 2).unwrap();
     assert_eq!(
         first.iter().map(|row| row.span.clone()).collect::<Vec<_>>(),
         [vec![0], vec![1]]
     );
-    let again = conn.claim_outbox(100, 160, 10).unwrap();
+    let again = conn.claim_outbox("otlp", 100, 160, 10).unwrap();
     match conn.engine() {
         crate::Engine::Postgres => {
             assert_eq!(again.len(), 1, "leased rows are skipped: {again:?}");
             assert_eq!(again[0].span, [2]);
             assert_eq!(
-                conn.claim_outbox(161, 200, 10).unwrap().len(),
+                conn.claim_outbox("otlp", 161, 200, 10).unwrap().len(),
                 3,
                 "leases expire"
             );
             conn.release_outbox(&[first[0].id]).unwrap();
-            let released = conn.claim_outbox(170, 230, 10).unwrap();
+            let released = conn.claim_outbox("otlp", 170, 230, 10).unwrap();
             assert_eq!(released.len(), 1);
             assert_eq!(released[0].id, first[0].id);
         }
         crate::Engine::Sqlite => assert_eq!(again.len(), 3, "one receiver: no lease"),
     }
+}
+
+/// A revision is queued once per sink; each sink claims its own rows; a sink taken out of the
+/// set loses its waiting rows, and a store whose sinks were never set queues for `otlp`.
+pub(crate) fn outbox_rows_per_sink(conn: &mut Connection) {
+    assert_eq!(conn.outbox_sinks().unwrap(), ["otlp"]);
+    conn.insert_outbox(10, &[0]).unwrap();
+    assert_eq!(
+        conn.set_outbox_sinks(&["otlp", "phoenix", "langfuse"])
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        conn.outbox_sinks().unwrap(),
+        ["langfuse", "otlp", "phoenix"]
+    );
+    conn.insert_outbox(11, &[1]).unwrap();
+    assert_eq!(conn.outbox_len().unwrap(), 4);
+    let spans = |rows: Vec<crate::records::OutboxRow>| {
+        rows.into_iter().map(|row| row.span).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        spans(conn.claim_outbox("otlp", 100, 160, 10).unwrap()),
+        [vec![0], vec![1]]
+    );
+    let phoenix = conn.claim_outbox("phoenix", 100, 160, 10).unwrap();
+    assert_eq!(spans(phoenix.clone()), [vec![1]]);
+    assert_eq!(conn.delete_outbox(&[phoenix[0].id]).unwrap(), 1);
+    assert!(conn
+        .claim_outbox("phoenix", 200, 260, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        spans(conn.claim_outbox("langfuse", 100, 160, 10).unwrap()),
+        [vec![1]],
+        "delivered to one sink, still waiting for the other"
+    );
+    assert_eq!(conn.set_outbox_sinks(&["phoenix"]).unwrap(), 3);
+    assert_eq!(conn.outbox_sinks().unwrap(), ["phoenix"]);
+    assert_eq!(conn.outbox_len().unwrap(), 0);
 }
 
 /// Two receivers claiming at once on PostgreSQL: rows another receiver is claiming are
@@ -600,9 +640,9 @@ pub(crate) fn receivers_claim_distinct_outbox_rows(
         first.insert_outbox(10, &[n]).unwrap();
     }
     let mut tx = first.transaction().unwrap();
-    let mine = tx.claim_outbox(100, 200, 2).unwrap();
+    let mine = tx.claim_outbox("otlp", 100, 200, 2).unwrap();
     // The first claim's transaction is open: its rows are locked, and skipped.
-    let theirs = second.claim_outbox(100, 200, 10).unwrap();
+    let theirs = second.claim_outbox("otlp", 100, 200, 10).unwrap();
     tx.commit().unwrap();
     let mine: Vec<i64> = mine.iter().map(|row| row.id).collect();
     let theirs: Vec<i64> = theirs.iter().map(|row| row.id).collect();
@@ -666,6 +706,7 @@ both_engines!(
     waiting_feedback_is_found_by_its_response,
     aliases_and_trace_lookups,
     outbox_claims_lease_rows,
+    outbox_rows_per_sink,
     feedback_waits_joins_and_reads_back,
     failure_revisions_update_one_record,
     outbox_reads_in_order_and_deletes_once,

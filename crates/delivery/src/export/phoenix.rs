@@ -1,0 +1,154 @@
+//! The Phoenix sink: each failure-record revision as a span annotation
+//! (`POST /v1/span_annotations`), upserted by the record's id.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde::Deserialize;
+
+use closedloop_engine::failure_span::EVALUATION_NAME;
+use closedloop_engine::secret::Secret;
+
+use super::client::SendError;
+use super::json_http;
+use super::record::{AnnotationTarget, Evaluation};
+use super::ExportConfigError;
+
+/// The variable the Phoenix API key is read from; it ranks above `export.phoenix.api_key`.
+pub const PHOENIX_API_KEY_ENV: &str = "CLOSEDLOOP_PHOENIX_API_KEY";
+
+/// The `[export.phoenix]` section: failure records as Phoenix span annotations.
+///
+/// Each revision of a record upserts one annotation named `closedloop.failure` (Phoenix's
+/// `identifier` is the record's `closedloop.failure.id`): label the category, score the
+/// severity (low 0.25 to critical 1), explanation a summary of the decision, and as metadata
+/// the record id, revision, stage, severity, template version and triage status. No content
+/// (queries, answers, comments) is sent. Requests are synchronous (`sync=true`), so a 2xx
+/// means Phoenix stored the annotation; a 404 (the span has not reached Phoenix yet) is
+/// retried with the exporter's backoff, like any failure that is not about the data.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PhoenixConfig {
+    /// Phoenix's base URL, e.g. `http://127.0.0.1:6006`. Required.
+    pub endpoint: String,
+    /// The API key sent as `Authorization: Bearer`, when Phoenix has authentication on. A
+    /// secret: prefer the `CLOSEDLOOP_PHOENIX_API_KEY` variable; `check-config` shows it
+    /// redacted. Default none.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The span annotated: `record` (the failure-record span, which must reach the same
+    /// Phoenix through `[export]`) or `response` (the judged span, from the application's own
+    /// traces). Default `record`.
+    #[serde(default)]
+    pub target: AnnotationTarget,
+    /// The annotator kind Phoenix shows: `HUMAN`, `LLM` or `CODE`. Default `CODE`: closedloop's
+    /// failure rules decide the label from the feedback.
+    #[serde(default)]
+    pub annotator_kind: AnnotatorKind,
+    /// The timeout of one request, in milliseconds. Default 10000.
+    #[serde(default = "default_timeout_millis")]
+    pub timeout_millis: u64,
+}
+
+/// Phoenix's annotator kinds.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum AnnotatorKind {
+    /// A person.
+    #[serde(rename = "HUMAN")]
+    Human,
+    /// A model acting as a judge.
+    #[serde(rename = "LLM")]
+    Llm,
+    /// A program.
+    #[default]
+    #[serde(rename = "CODE")]
+    Code,
+}
+
+impl AnnotatorKind {
+    /// The name Phoenix's API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnotatorKind::Human => "HUMAN",
+            AnnotatorKind::Llm => "LLM",
+            AnnotatorKind::Code => "CODE",
+        }
+    }
+}
+
+const fn default_timeout_millis() -> u64 {
+    10_000
+}
+
+impl PhoenixConfig {
+    /// Lays `CLOSEDLOOP_PHOENIX_API_KEY` over the file's key.
+    pub(crate) fn layer(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        if let Some(key) = env(PHOENIX_API_KEY_ENV).filter(|key| !key.trim().is_empty()) {
+            self.api_key = Some(key.trim().into());
+        }
+    }
+}
+
+/// The client of one Phoenix.
+#[derive(Debug)]
+pub(crate) struct PhoenixClient {
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<Secret>,
+    target: AnnotationTarget,
+    annotator_kind: AnnotatorKind,
+    pub(crate) timeout: Duration,
+}
+
+impl PhoenixClient {
+    pub(crate) fn new(config: &PhoenixConfig) -> Result<PhoenixClient, ExportConfigError> {
+        if !super::config::is_http_url(&config.endpoint) {
+            return Err(ExportConfigError::Endpoint(config.endpoint.clone()));
+        }
+        let timeout = Duration::from_millis(config.timeout_millis.max(1));
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|_| ExportConfigError::Endpoint(config.endpoint.clone()))?;
+        Ok(PhoenixClient {
+            client,
+            url: json_http::join(&config.endpoint, "/v1/span_annotations?sync=true"),
+            api_key: config.api_key.clone(),
+            target: config.target,
+            annotator_kind: config.annotator_kind,
+            timeout,
+        })
+    }
+
+    /// The request body for `spans`: one annotation per failure-record revision.
+    pub(crate) fn body(&self, spans: &[Span]) -> serde_json::Value {
+        let data: Vec<serde_json::Value> = spans
+            .iter()
+            .filter_map(Evaluation::from_span)
+            .map(|evaluation| {
+                serde_json::json!({
+                    "span_id": evaluation.target(self.target),
+                    "name": EVALUATION_NAME,
+                    "annotator_kind": self.annotator_kind.as_str(),
+                    "identifier": evaluation.failure_id,
+                    "result": {
+                        "label": evaluation.category,
+                        "score": evaluation.score,
+                        "explanation": evaluation.explanation,
+                    },
+                    "metadata": evaluation.metadata(),
+                })
+            })
+            .collect();
+        serde_json::json!({ "data": data })
+    }
+
+    pub(crate) async fn send(&self, spans: &[Span]) -> Result<(), SendError> {
+        let mut request = self.client.post(self.url.as_str()).json(&self.body(spans));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        json_http::send(request).await
+    }
+}
