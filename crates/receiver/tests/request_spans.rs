@@ -317,7 +317,7 @@ fn assert_nested_record(record: &Exported, key: Ids) {
     );
     assert_eq!(record.str(attr::SESSION_ID), Some("session-nested"));
     assert_eq!(
-        record.str(attr::GEN_AI_REQUEST_MODEL),
+        record.str(attr::CLOSEDLOOP_FAILURE_RESPONSE_MODEL),
         Some("gpt-4o-mini"),
         "from chat"
     );
