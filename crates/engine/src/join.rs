@@ -950,8 +950,7 @@ fn update_failure_because(
             time_unix_nano,
             triage: &assignment,
         });
-        w.conn.insert_outbox(w.now_s, &span)?;
-        w.effects.outbox_added += 1;
+        w.effects.outbox_added += w.conn.insert_outbox(w.now_s, &span)?;
     }
     Ok(())
 }

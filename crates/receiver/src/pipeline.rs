@@ -170,11 +170,11 @@ impl Pipeline {
                     &store_config,
                     closedloop_store::Access::Writer,
                 )?;
-                let dropped = conn.set_outbox_sinks(&sinks)?;
-                if dropped > 0 {
+                let removed = conn.set_outbox_sinks(&sinks)?;
+                if !removed.is_empty() {
                     warn!(
-                        dropped,
-                        "Dropped the waiting failure records of sinks no longer configured."
+                        removed = removed.join(","),
+                        "Failure records are no longer queued for sinks this receiver does not configure; on a store several receivers share, configure the same sinks on each."
                     );
                 }
             }

@@ -14,20 +14,24 @@ use crate::Engine;
 
 impl Connection {
     /// Queues an encoded failure-record span, once for each sink of [`Connection::outbox_sinks`].
-    pub fn insert_outbox(&mut self, now_s: i64, span: &[u8]) -> Result<()> {
-        self.db.execute(
+    /// Returns how many rows were queued.
+    pub fn insert_outbox(&mut self, now_s: i64, span: &[u8]) -> Result<usize> {
+        let rows = self.db.execute(
             "INSERT INTO outbox (created_s, span, sink) SELECT ?1, ?2, name FROM outbox_sinks",
             values![now_s, span],
         )?;
-        Ok(())
+        Ok(rows as usize)
     }
 
-    /// Makes `sinks` the sinks later revisions are queued for, and deletes the rows waiting for
-    /// any other sink (one no longer configured). Returns how many rows were deleted.
-    pub fn set_outbox_sinks(&mut self, sinks: &[&str]) -> Result<usize> {
+    /// Makes `sinks` the sinks later revisions are queued for. Rows already waiting for a sink
+    /// no longer in the set stay: its exporter, where one still runs, delivers them, and the
+    /// outbox's pruning removes them otherwise. Returns the sinks taken out of the set, so
+    /// that the caller can say so (on a shared store, receivers configured differently change
+    /// the set at each start).
+    pub fn set_outbox_sinks(&mut self, sinks: &[&str]) -> Result<Vec<String>> {
         let mut tx = self.transaction()?;
         let current = tx.outbox_sinks()?;
-        let mut deleted = 0;
+        let mut removed = Vec::new();
         for name in current
             .iter()
             .filter(|name| !sinks.contains(&name.as_str()))
@@ -36,19 +40,17 @@ impl Connection {
                 "DELETE FROM outbox_sinks WHERE name = ?1",
                 values![name.as_str()],
             )?;
-            deleted += tx
-                .db
-                .execute("DELETE FROM outbox WHERE sink = ?1", values![name.as_str()])?
-                as usize;
+            removed.push(name.clone());
         }
         for &name in sinks {
-            if !current.iter().any(|known| known == name) {
-                tx.db
-                    .execute("INSERT INTO outbox_sinks (name) VALUES (?1)", values![name])?;
-            }
+            // Two receivers starting at once may add the same sink.
+            tx.db.execute(
+                "INSERT INTO outbox_sinks (name) VALUES (?1) ON CONFLICT DO NOTHING",
+                values![name],
+            )?;
         }
         tx.commit()?;
-        Ok(deleted)
+        Ok(removed)
     }
 
     /// The sinks revisions are queued for, by name.

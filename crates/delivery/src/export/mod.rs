@@ -163,15 +163,15 @@ impl Exporter {
             .into_iter()
             .map(|sink| Exporter {
                 timeout: sink.timeout(),
+                max_batch: sink.max_batch(config.max_batch_spans),
+                batch: sink.max_batch(config.max_batch_spans),
                 sink,
                 reader: None,
                 store_config: store_config.clone(),
                 store: Arc::clone(&store),
                 shared: Arc::clone(&shared),
-                max_batch: config.max_batch_spans.max(1),
                 backoff: Backoff::new(config.initial_backoff_millis, config.max_backoff_secs),
                 stop: stop.clone(),
-                batch: config.max_batch_spans.max(1),
                 parts: Vec::new(),
             })
             .collect())

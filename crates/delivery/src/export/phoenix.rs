@@ -1,7 +1,7 @@
 //! The Phoenix sink: each failure-record revision as a span annotation
 //! (`POST /v1/span_annotations`), upserted by the record's id.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::Deserialize;
@@ -24,8 +24,12 @@ pub const PHOENIX_API_KEY_ENV: &str = "CLOSEDLOOP_PHOENIX_API_KEY";
 /// severity (low 0.25 to critical 1), explanation a summary of the decision, and as metadata
 /// the record id, revision, stage, severity, template version and triage status. No content
 /// (queries, answers, comments) is sent. Requests are synchronous (`sync=true`), so a 2xx
-/// means Phoenix stored the annotation; a 404 (the span has not reached Phoenix yet) is
-/// retried with the exporter's backoff, like any failure that is not about the data.
+/// means Phoenix stored the annotation. Phoenix refuses a whole request (404, "Spans with IDs
+/// … do not exist") when one of its spans has not reached it yet: that is retried with the
+/// exporter's backoff while every revision in the request is younger than
+/// `missing_span_wait_secs`; after that the request is split like a refused one, so the
+/// revisions whose span is there are delivered and one whose span never came is given up
+/// (logged), instead of holding up the annotations behind it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PhoenixConfig {
@@ -48,6 +52,10 @@ pub struct PhoenixConfig {
     /// The timeout of one request, in milliseconds. Default 10000.
     #[serde(default = "default_timeout_millis")]
     pub timeout_millis: u64,
+    /// How long after a revision was written its annotation waits for the annotated span to
+    /// reach Phoenix, in seconds. Default 600.
+    #[serde(default = "default_missing_span_wait_secs")]
+    pub missing_span_wait_secs: u64,
 }
 
 /// Phoenix's annotator kinds.
@@ -80,6 +88,13 @@ const fn default_timeout_millis() -> u64 {
     10_000
 }
 
+const fn default_missing_span_wait_secs() -> u64 {
+    600
+}
+
+/// What Phoenix says in a 404 for spans it does not have.
+const MISSING_SPANS: &str = "do not exist";
+
 impl PhoenixConfig {
     /// Lays `CLOSEDLOOP_PHOENIX_API_KEY` over the file's key.
     pub(crate) fn layer(&mut self, env: &dyn Fn(&str) -> Option<String>) {
@@ -97,6 +112,7 @@ pub(crate) struct PhoenixClient {
     api_key: Option<Secret>,
     target: AnnotationTarget,
     annotator_kind: AnnotatorKind,
+    missing_span_wait: Duration,
     pub(crate) timeout: Duration,
 }
 
@@ -117,6 +133,7 @@ impl PhoenixClient {
             api_key: config.api_key.clone(),
             target: config.target,
             annotator_kind: config.annotator_kind,
+            missing_span_wait: Duration::from_secs(config.missing_span_wait_secs),
             timeout,
         })
     }
@@ -149,6 +166,24 @@ impl PhoenixClient {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }
-        json_http::send(request).await
+        let mut result = json_http::send(request).await;
+        if let Err(error) = &mut result {
+            if error.message.starts_with("http status 404")
+                && error.message.contains(MISSING_SPANS)
+                && spans.iter().any(|span| self.waited_long_enough(span))
+            {
+                // Split (or, for one revision, give up): see [`PhoenixConfig`].
+                error.retryable = false;
+            }
+        }
+        result
+    }
+
+    /// Whether the revision `span` was written longer than `missing_span_wait` ago.
+    fn waited_long_enough(&self, span: &Span) -> bool {
+        let written = UNIX_EPOCH + Duration::from_nanos(span.end_time_unix_nano);
+        SystemTime::now()
+            .duration_since(written)
+            .is_ok_and(|waited| waited >= self.missing_span_wait)
     }
 }

@@ -13,6 +13,9 @@ use super::phoenix::PhoenixClient;
 use super::resource::Envelope;
 use super::{ExportConfig, ExportConfigError, LANGFUSE_SINK, OTLP_SINK, PHOENIX_SINK};
 
+/// The most revisions in one Langfuse batch (32 requests).
+const LANGFUSE_MAX_BATCH: usize = 16;
+
 /// One sink's client.
 #[derive(Debug)]
 pub(crate) enum Sink {
@@ -64,6 +67,17 @@ impl Sink {
             Sink::Phoenix(client) => client.timeout,
             Sink::Langfuse(client) => client.timeout,
         }
+    }
+
+    /// The most revisions one batch of this sink carries, at most `configured`. Langfuse
+    /// takes one score per request, two per revision, sent one after the other: its batches
+    /// are kept small enough to be sent well within the lease of the rows they hold.
+    pub(crate) fn max_batch(&self, configured: usize) -> usize {
+        match self {
+            Sink::Langfuse(_) => configured.min(LANGFUSE_MAX_BATCH),
+            Sink::Otlp { .. } | Sink::Phoenix(_) => configured,
+        }
+        .max(1)
     }
 
     /// Delivers one batch; `Ok` once the sink has it all.

@@ -187,6 +187,9 @@ impl Writer {
                     );
                 }
                 if effects.outbox_added > 0 {
+                    // One exporter per sink waits on it; the permit is for one that is not
+                    // waiting yet.
+                    self.shared.export_wake.notify_waiters();
                     self.shared.export_wake.notify_one();
                 }
                 if effects.notifications_added > 0 {

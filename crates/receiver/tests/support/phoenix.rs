@@ -45,6 +45,8 @@ impl Phoenix {
         let child = Command::new(&python)
             .args(["-m", "phoenix.server.main", "serve"])
             .env("PHOENIX_TELEMETRY_ENABLED", "false")
+            // No downloads at startup (a WASM sandbox binary) or fonts in its pages.
+            .env("PHOENIX_ALLOW_EXTERNAL_RESOURCES", "false")
             .env("PHOENIX_WORKING_DIR", dir.path().join("working"))
             .env("PHOENIX_HOST", "127.0.0.1")
             .env("PHOENIX_PORT", http.port().to_string())

@@ -591,20 +591,25 @@ pub(crate) fn outbox_claims_lease_rows(conn: &mut Connection) {
 }
 
 /// A revision is queued once per sink; each sink claims its own rows; a sink taken out of the
-/// set loses its waiting rows, and a store whose sinks were never set queues for `otlp`.
+/// set is no longer queued for but keeps its waiting rows, and a store whose sinks were never
+/// set queues for `otlp`.
 pub(crate) fn outbox_rows_per_sink(conn: &mut Connection) {
     assert_eq!(conn.outbox_sinks().unwrap(), ["otlp"]);
-    conn.insert_outbox(10, &[0]).unwrap();
-    assert_eq!(
-        conn.set_outbox_sinks(&["otlp", "phoenix", "langfuse"])
-            .unwrap(),
-        0
-    );
+    assert_eq!(conn.insert_outbox(10, &[0]).unwrap(), 1);
+    assert!(conn
+        .set_outbox_sinks(&["otlp", "phoenix", "langfuse"])
+        .unwrap()
+        .is_empty());
+    // Setting the same set again (another receiver starting) changes nothing.
+    assert!(conn
+        .set_outbox_sinks(&["otlp", "phoenix", "langfuse"])
+        .unwrap()
+        .is_empty());
     assert_eq!(
         conn.outbox_sinks().unwrap(),
         ["langfuse", "otlp", "phoenix"]
     );
-    conn.insert_outbox(11, &[1]).unwrap();
+    assert_eq!(conn.insert_outbox(11, &[1]).unwrap(), 3, "one row per sink");
     assert_eq!(conn.outbox_len().unwrap(), 4);
     let spans = |rows: Vec<crate::records::OutboxRow>| {
         rows.into_iter().map(|row| row.span).collect::<Vec<_>>()
@@ -625,9 +630,17 @@ pub(crate) fn outbox_rows_per_sink(conn: &mut Connection) {
         [vec![1]],
         "delivered to one sink, still waiting for the other"
     );
-    assert_eq!(conn.set_outbox_sinks(&["phoenix"]).unwrap(), 3);
+    assert_eq!(
+        conn.set_outbox_sinks(&["phoenix"]).unwrap(),
+        ["langfuse", "otlp"]
+    );
     assert_eq!(conn.outbox_sinks().unwrap(), ["phoenix"]);
-    assert_eq!(conn.outbox_len().unwrap(), 0);
+    assert_eq!(
+        conn.outbox_len().unwrap(),
+        3,
+        "rows already waiting for a sink taken out stay for its exporter or pruning"
+    );
+    assert_eq!(conn.insert_outbox(12, &[2]).unwrap(), 1);
 }
 
 /// Two receivers claiming at once on PostgreSQL: rows another receiver is claiming are
