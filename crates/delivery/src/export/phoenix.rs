@@ -187,3 +187,113 @@ impl PhoenixClient {
             .is_ok_and(|waited| waited >= self.missing_span_wait)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::{PhoenixClient, PhoenixConfig};
+
+    /// A server answering every request with a 404 and `body`.
+    async fn answering_404(body: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    // Read the request's head and body (small), then answer and close.
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(read) = stream.read(&mut buffer).await {
+                        if read == 0 {
+                            break;
+                        }
+                        request.extend_from_slice(&buffer[..read]);
+                        let text = String::from_utf8_lossy(&request);
+                        if let Some(head_end) = text.find("\r\n\r\n") {
+                            let length = text[..head_end]
+                                .lines()
+                                .find_map(|line| {
+                                    let (name, value) = line.split_once(':')?;
+                                    name.eq_ignore_ascii_case("content-length")
+                                        .then(|| value.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            if request.len() >= head_end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    fn client(endpoint: String) -> PhoenixClient {
+        PhoenixClient::new(&PhoenixConfig {
+            endpoint,
+            api_key: None,
+            target: Default::default(),
+            annotator_kind: Default::default(),
+            timeout_millis: 5_000,
+            missing_span_wait_secs: 600,
+        })
+        .unwrap()
+    }
+
+    /// A revision span written `age` ago.
+    fn written(age: Duration) -> Span {
+        let at = SystemTime::now() - age;
+        Span {
+            end_time_unix_nano: at.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_span_is_waited_for_then_given_up() {
+        let phoenix = client(
+            answering_404(r#"{"detail":"Spans with IDs 00f067aa0ba902b7 do not exist."}"#).await,
+        );
+        let young = phoenix
+            .send(&[written(Duration::from_secs(5))])
+            .await
+            .unwrap_err();
+        assert!(young.retryable, "the span may still reach Phoenix");
+        let old = phoenix
+            .send(&[
+                written(Duration::from_secs(5)),
+                written(Duration::from_secs(3_600)),
+            ])
+            .await
+            .unwrap_err();
+        assert!(
+            !old.retryable,
+            "split, so the other annotations are delivered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_that_is_not_about_spans_is_retried() {
+        // A wrong path or a proxy: not about the data, so nothing is given up.
+        let phoenix = client(answering_404(r#"{"detail":"Not Found"}"#).await);
+        let error = phoenix
+            .send(&[written(Duration::from_secs(3_600))])
+            .await
+            .unwrap_err();
+        assert!(error.retryable);
+    }
+}
