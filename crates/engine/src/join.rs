@@ -704,27 +704,35 @@ impl Joiner {
         steps.push(retrieval);
     }
 
+    /// The last retrieval step of `response`'s trace that ended before it started and has
+    /// what `has` asks for.
+    fn last_step_before(
+        &self,
+        response: &Response,
+        has: impl Fn(&Retrieval) -> bool,
+    ) -> Option<&Retrieval> {
+        let span = response.span?;
+        let start = response.start_unix_nano;
+        self.retrievals
+            .get(&span.trace_id)?
+            .iter()
+            .filter(|step| has(step))
+            .filter(|step| start == 0 || step.end_unix_nano <= start)
+            .max_by_key(|step| step.end_unix_nano)
+    }
+
     /// Gives an LLM span without chunk ids those of the last retrieval step of its trace that
     /// ended before it started (with its data source and index version when it has none).
     fn carry_retrieval(&self, response: &mut Response) {
-        let Some(span) = response.span else { return };
-        let Some(steps) = self.retrievals.get(&span.trace_id) else {
+        let Some(step) = self.last_step_before(response, |step| step.chunk_ids.is_some()) else {
             return;
         };
-        let start = response.start_unix_nano;
-        let best = steps
-            .iter()
-            .filter(|step| step.chunk_ids.is_some())
-            .filter(|step| start == 0 || step.end_unix_nano <= start)
-            .max_by_key(|step| step.end_unix_nano);
-        if let Some(step) = best {
-            response.chunk_ids.clone_from(&step.chunk_ids);
-            if response.data_source.is_none() {
-                response.data_source.clone_from(&step.data_source);
-            }
-            if response.index_version.is_none() {
-                response.index_version.clone_from(&step.index_version);
-            }
+        response.chunk_ids.clone_from(&step.chunk_ids);
+        if response.data_source.is_none() {
+            response.data_source.clone_from(&step.data_source);
+        }
+        if response.index_version.is_none() {
+            response.index_version.clone_from(&step.index_version);
         }
     }
 
@@ -732,20 +740,11 @@ impl Joiner {
     /// trace that ended before it started and carried one: the retriever's input is the user's
     /// question, where the LLM span's last user message is the rendered prompt.
     fn carry_query(&self, response: &mut Response) {
-        let Some(span) = response.span else { return };
-        let Some(steps) = self.retrievals.get(&span.trace_id) else {
+        let Some(step) = self.last_step_before(response, |step| step.fingerprint.is_some()) else {
             return;
         };
-        let start = response.start_unix_nano;
-        let best = steps
-            .iter()
-            .filter(|step| step.fingerprint.is_some())
-            .filter(|step| start == 0 || step.end_unix_nano <= start)
-            .max_by_key(|step| step.end_unix_nano);
-        if let Some(step) = best {
-            response.fingerprint.clone_from(&step.fingerprint);
-            response.content.query.clone_from(&step.query);
-        }
+        response.fingerprint.clone_from(&step.fingerprint);
+        response.content.query.clone_from(&step.query);
     }
 }
 
