@@ -88,7 +88,10 @@ def test_a_thumbs_down_through_the_api_makes_an_enriched_record(
         "kb-reset-password#2",
         "kb-account-locked#0",
     ]
-    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    # The record names the judged span's model under closedloop's key: no backend may take
+    # it for an LLM call.
+    assert attributes["closedloop.failure.response.model"] == "gpt-4o-mini"
+    assert "gen_ai.request.model" not in attributes
     assert attributes["session.id"] == "s-api"
     (case,) = receiver.evalset()
     assert case["metadata"]["query_fingerprint"] == closedloop.fingerprint(QUERY)

@@ -245,8 +245,8 @@ def test_the_whole_loop_keeps_no_content(
     )
     expect(record.get("closedloop.failure.enriched") is True, "the record is not enriched")
     expect(
-        record.get("gen_ai.request.model") == common.MODEL,
-        f"model {record.get('gen_ai.request.model')!r}",
+        record.get("closedloop.failure.response.model") == common.MODEL,
+        f"model {record.get('closedloop.failure.response.model')!r}",
     )
     expect(
         record.get("closedloop.prompt.template.id") == common.TEMPLATE.id,
