@@ -2,7 +2,7 @@
 //! join: which span resolves to which response, and which nested LLM spans are one call.
 //!
 //! The receiver reads every span of a request at once, so for each response span it knows
-//! the ancestors present in the same request ([`Lineage`]). From them, [`plan`] decides:
+//! the ancestors present in the same request ([`Lineage`]). From them, `plan` decides:
 //!
 //! - the response an ancestor span S *produced* is the last-ending response beneath S (ties:
 //!   the greatest span id), and S becomes an alias of it;
