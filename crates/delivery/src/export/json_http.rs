@@ -4,6 +4,25 @@
 use std::time::Duration;
 
 use super::client::SendError;
+use super::ExportConfigError;
+
+/// The HTTP client of an annotation sink at `endpoint`, with its request timeout (from
+/// `timeout_millis`, at least 1 ms): the endpoint is checked to be an HTTP URL.
+pub(crate) fn client(
+    endpoint: &str,
+    timeout_millis: u64,
+) -> Result<(reqwest::Client, Duration), ExportConfigError> {
+    if !super::config::is_http_url(endpoint) {
+        return Err(ExportConfigError::Endpoint(endpoint.to_owned()));
+    }
+    let timeout = Duration::from_millis(timeout_millis.max(1));
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|_| ExportConfigError::Endpoint(endpoint.to_owned()))?;
+    Ok((client, timeout))
+}
 
 /// Sends `request` (a JSON body already set); `Ok` for a 2xx.
 ///

@@ -87,18 +87,10 @@ pub(crate) struct LangfuseClient {
 
 impl LangfuseClient {
     pub(crate) fn new(config: &LangfuseConfig) -> Result<LangfuseClient, ExportConfigError> {
-        if !super::config::is_http_url(&config.endpoint) {
-            return Err(ExportConfigError::Endpoint(config.endpoint.clone()));
-        }
+        let (client, timeout) = json_http::client(&config.endpoint, config.timeout_millis)?;
         let (Some(public_key), Some(secret_key)) = (&config.public_key, &config.secret_key) else {
             return Err(ExportConfigError::MissingKey("export.langfuse"));
         };
-        let timeout = Duration::from_millis(config.timeout_millis.max(1));
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|_| ExportConfigError::Endpoint(config.endpoint.clone()))?;
         Ok(LangfuseClient {
             client,
             url: json_http::join(&config.endpoint, "/api/public/scores"),

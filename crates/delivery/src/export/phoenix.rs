@@ -118,15 +118,7 @@ pub(crate) struct PhoenixClient {
 
 impl PhoenixClient {
     pub(crate) fn new(config: &PhoenixConfig) -> Result<PhoenixClient, ExportConfigError> {
-        if !super::config::is_http_url(&config.endpoint) {
-            return Err(ExportConfigError::Endpoint(config.endpoint.clone()));
-        }
-        let timeout = Duration::from_millis(config.timeout_millis.max(1));
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|_| ExportConfigError::Endpoint(config.endpoint.clone()))?;
+        let (client, timeout) = json_http::client(&config.endpoint, config.timeout_millis)?;
         Ok(PhoenixClient {
             client,
             url: json_http::join(&config.endpoint, "/v1/span_annotations?sync=true"),
