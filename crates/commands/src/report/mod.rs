@@ -6,9 +6,10 @@
 //! any two versions asked for, with a significance test of the rate difference and a measure
 //! of the shift in the category mix; the chunks whose presence in the context goes with the
 //! most failures (lift over the baseline rate, smoothed); the feedback signals; and a daily
-//! trend. The statistics are in [`stats`], with their choices documented there.
+//! trend. The statistics are in `closedloop_stats::rates` (re-exported as `stats`), with their
+//! choices documented there.
 
-pub mod stats;
+pub use closedloop_stats::rates as stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! The statistics of `closedloop report`: pure functions, no I/O.
+//! Failure rates and their comparison: the statistics of `closedloop report`.
 //!
 //! - Failure rates carry a 95% **Wilson score interval** ([`wilson`]), which stays inside
 //!   [0, 1] and behaves at small counts, unlike the normal (Wald) interval.
