@@ -6,6 +6,9 @@
 //! and leave). The same seed always produces the same sessions ([`plan`]); [`run`] sends them
 //! and returns a [`Summary`].
 //!
+//! [`scenario`] simulates days of production traffic with a known truth (a regression, a new
+//! topic, a signal that goes quiet) for the benchmarks of closedloop's estimates and monitors.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -23,9 +26,10 @@
 #![forbid(unsafe_code)]
 
 mod queries;
+pub mod scenario;
 mod sim;
 
-pub use queries::{Topic, ANSWERABLE, UNANSWERABLE};
+pub use queries::{Topic, ANSWERABLE, EMERGING, UNANSWERABLE};
 pub use sim::{
     default_seed, default_sessions, plan, run, Persona, PersonaMix, SessionPlan, SimConfig,
     SimError, Step, Summary,

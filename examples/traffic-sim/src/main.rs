@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use closedloop_example_traffic::scenario::{Scenario, Traffic};
 use closedloop_example_traffic::{run, PersonaMix, SimConfig};
 
 /// Simulates users of the RAG example: satisfied, thumbs-down, rephrasers and abandoners.
@@ -23,6 +24,44 @@ struct Args {
     /// Persona weights as satisfied,thumbs_down,rephraser,abandoner.
     #[arg(long, default_value = "40,25,20,15")]
     mix: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints days of simulated production traffic with a known truth, without a service: per
+    /// day and template version, the responses, the true failure rate, the share with a
+    /// negative signal and the review sample (or every response as JSON Lines with `--jsonl`).
+    Scenario {
+        /// The scenario.
+        #[arg(value_enum)]
+        name: ScenarioName,
+        /// Number of days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// The day the change comes (regression, new-topic, silent-thumbs).
+        #[arg(long, default_value_t = 10)]
+        change_day: u32,
+        /// Share of the traffic on the new topics (new-topic).
+        #[arg(long, default_value_t = 0.05)]
+        topic_share: f64,
+        /// Print every response as a JSON line instead of the daily table.
+        #[arg(long)]
+        jsonl: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ScenarioName {
+    /// Nothing changes.
+    Stationary,
+    /// The first template version's failure rate rises from 10% to 15% (signal-based).
+    Regression,
+    /// Queries on topics never asked before appear.
+    NewTopic,
+    /// The thumbs-down button breaks.
+    SilentThumbs,
 }
 
 fn parse_mix(text: &str) -> anyhow::Result<PersonaMix> {
@@ -45,6 +84,28 @@ fn parse_mix(text: &str) -> anyhow::Result<PersonaMix> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Scenario {
+        name,
+        days,
+        change_day,
+        topic_share,
+        jsonl,
+    }) = args.command
+    {
+        let scenario = match name {
+            ScenarioName::Stationary => Scenario::stationary(args.seed, days),
+            ScenarioName::Regression => Scenario::regression(args.seed, days, change_day),
+            ScenarioName::NewTopic => Scenario::new_topic(args.seed, days, change_day, topic_share),
+            ScenarioName::SilentThumbs => Scenario::silent_thumbs(args.seed, days, change_day),
+        };
+        let traffic = scenario.generate();
+        if jsonl {
+            print_jsonl(&traffic);
+        } else {
+            print_days(&traffic, days);
+        }
+        return Ok(());
+    }
     let config = SimConfig {
         sessions: args.sessions,
         seed: args.seed,
@@ -57,4 +118,54 @@ async fn main() -> anyhow::Result<()> {
     )?;
     println!("{summary}");
     Ok(())
+}
+
+fn print_days(traffic: &Traffic, days: u32) {
+    println!(
+        "day  version                 responses  true_rate  signal_rate  reviewed  labelled_bad"
+    );
+    for day in 0..days {
+        for (index, version) in traffic.versions.iter().enumerate() {
+            let (mut n, mut bad, mut failed, mut reviewed, mut labelled_bad) =
+                (0u32, 0u32, 0u32, 0u32, 0u32);
+            for response in traffic.days(day..day + 1).filter(|r| r.version == index) {
+                n += 1;
+                bad += u32::from(response.bad);
+                failed += u32::from(response.failed);
+                if let Some(label) = response.reviewed {
+                    reviewed += 1;
+                    labelled_bad += u32::from(label);
+                }
+            }
+            let share = |k: u32| f64::from(k) / f64::from(n.max(1));
+            println!(
+                "{day:>3}  {:<22}  {n:>9}  {:>9.3}  {:>11.3}  {reviewed:>8}  {labelled_bad:>12}",
+                format!("{}@{}", version.template_id, version.template_version),
+                share(bad),
+                share(failed),
+            );
+        }
+    }
+}
+
+fn print_jsonl(traffic: &Traffic) {
+    for response in &traffic.responses {
+        let version = &traffic.versions[response.version];
+        let query = traffic.query(response);
+        let line = serde_json::json!({
+            "day": response.day,
+            "at_s": response.at_s,
+            "template_id": version.template_id,
+            "template_version": version.template_version,
+            "model": version.model,
+            "data_source": version.data_source,
+            "query": query.text,
+            "topic": query.topic,
+            "bad": response.bad,
+            "signals": response.signals.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "failed": response.failed,
+            "reviewed": response.reviewed,
+        });
+        println!("{line}");
+    }
 }
