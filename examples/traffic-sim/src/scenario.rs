@@ -206,7 +206,7 @@ pub enum Event {
         failure_rate: f64,
     },
     /// From `day`, a `share` of the queries are about topics never asked before
-    /// ([`EMERGING`](crate::EMERGING)), answered badly at `failure_rate`.
+    /// ([`crate::EMERGING`]), answered badly at `failure_rate`.
     NewTopic {
         /// The first day.
         day: u32,
