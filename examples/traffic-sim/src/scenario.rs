@@ -145,7 +145,8 @@ impl Default for SignalModel {
 impl SignalModel {
     /// The rates of `signal`.
     pub fn rates(&self, signal: Signal) -> SignalRates {
-        self.rates[Signal::ALL.iter().position(|s| *s == signal).unwrap_or(0)]
+        // `Signal::ALL` lists the variants in declaration order.
+        self.rates[signal as usize]
     }
 
     /// P(at least one negative signal | bad) and P(at least one negative signal | good).
