@@ -26,7 +26,7 @@
 //! specificity (Rogan and Gladen, *American Journal of Epidemiology* 107, 1978);
 //! [`labels_needed`] says how many labels would bring an interval to a given half-width.
 
-use crate::rates::{wilson, Z_95};
+use crate::rates::{wilson, wilson_at, Z_95};
 
 /// The reviewed sample as a 2×2 table: reviewer label against signal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -150,18 +150,6 @@ pub fn ppi_proportion(
         variance,
         effective_labels,
     })
-}
-
-/// The 95% Wilson score interval of a proportion `p` observed on an effective sample of `n`.
-pub fn wilson_at(p: f64, n: f64) -> (f64, f64) {
-    if n <= 0.0 {
-        return (0.0, 1.0);
-    }
-    let z2 = Z_95 * Z_95;
-    let denominator = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denominator;
-    let margin = Z_95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
-    ((centre - margin).max(0.0), (centre + margin).min(1.0))
 }
 
 /// The labels needed in all (not more) for a 95% interval of half-width `half_width` when

@@ -40,8 +40,15 @@ pub fn wilson(failures: u64, n: u64) -> (f64, f64) {
     if n == 0 {
         return (0.0, 1.0);
     }
-    let n = n as f64;
-    let p = failures as f64 / n;
+    wilson_at(failures as f64 / n as f64, n as f64)
+}
+
+/// The 95% Wilson score interval of a proportion `p` observed on a sample of `n`, which may
+/// be an effective (fractional) sample size; `(0, 1)` when `n` is not positive.
+pub fn wilson_at(p: f64, n: f64) -> (f64, f64) {
+    if n <= 0.0 {
+        return (0.0, 1.0);
+    }
     let z2 = Z_95 * Z_95;
     let denominator = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denominator;
