@@ -161,7 +161,7 @@ pub use crate::failures::{
 };
 pub use crate::notifications::Notification;
 pub use crate::overview::{DayCount, DayVersionCount, OwnerLoad, ReviewProgress};
-pub use crate::report::{ReportResponse, SignalCount};
+pub use crate::report::{ReportResponse, ReviewedFeedback, ReviewedResponse, SignalCount};
 pub use crate::review::{
     ReviewCandidate, ReviewDay, ReviewDayProgress, ReviewLabel, ReviewLabelUpdate, ReviewRow,
     ReviewStratum,

@@ -1,11 +1,13 @@
 //! What the failure report reads: responses with their template version, chunks and failure
-//! category, and counts of feedback and failure records by signal.
+//! category, counts of feedback and failure records by signal, and the labelled review
+//! sample with the signals each labelled response got.
 
-use closedloop_semconv::attribute::{FailureCategory, FeedbackSignal};
+use closedloop_semconv::attribute::{FailureCategory, FeedbackSignal, FeedbackSource};
 
 use crate::codec::decode_strings;
 use crate::db::values;
 use crate::error::Result;
+use crate::review::{ReviewLabel, ReviewStratum};
 use crate::typed::{parse, parse_list, parse_opt};
 use crate::Connection;
 
@@ -20,10 +22,43 @@ pub struct ReportResponse {
     pub template_id: Option<String>,
     /// `closedloop.prompt.template.version`.
     pub template_version: Option<String>,
+    /// `gen_ai.request.model`.
+    pub model: Option<String>,
+    /// `gen_ai.data_source.id`.
+    pub data_source: Option<String>,
+    /// `closedloop.retrieval.index.version`.
+    pub index_version: Option<String>,
     /// `closedloop.context.chunk_ids` (empty when the span named none).
     pub chunk_ids: Vec<String>,
     /// The category of its failure record, if it has one.
     pub failure: Option<FailureCategory>,
+    /// Whether it got negative feedback from anyone but a reviewer: what the signals alone
+    /// say of it, before any review.
+    pub signalled: bool,
+}
+
+/// A labelled item of the review queue whose response is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReviewedResponse {
+    /// The response's row (as in [`ReportResponse::row`]).
+    pub row: i64,
+    /// Which part of its day's sample drew it.
+    pub stratum: ReviewStratum,
+    /// The reviewer's verdict.
+    pub label: ReviewLabel,
+}
+
+/// A feedback item, other than a reviewer's, on a labelled response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReviewedFeedback {
+    /// The response's row (as in [`ReportResponse::row`]).
+    pub row: i64,
+    /// `closedloop.feedback.signal`.
+    pub signal: FeedbackSignal,
+    /// `closedloop.feedback.source`.
+    pub source: FeedbackSource,
+    /// Whether it counted as negative.
+    pub negative: bool,
 }
 
 /// Feedback of one signal.
@@ -45,10 +80,17 @@ impl Connection {
         mut each: impl FnMut(ReportResponse),
     ) -> Result<()> {
         self.db.query(
-            "SELECT r.id, r.received_s, ti.value, tv.value, r.chunk_ids, f.category
+            "SELECT r.id, r.received_s, ti.value, tv.value, m.value, ds.value, iv.value,
+                r.chunk_ids, f.category, CASE WHEN EXISTS (
+                    SELECT 1 FROM feedback fb
+                    WHERE fb.target_trace_id = r.trace_id AND fb.target_span_id = r.span_id
+                      AND fb.state IN (1, 2) AND fb.source <> 'reviewer') THEN 1 ELSE 0 END
              FROM responses r
              LEFT JOIN strings ti ON ti.id = r.template_id
              LEFT JOIN strings tv ON tv.id = r.template_version
+             LEFT JOIN strings m ON m.id = r.model
+             LEFT JOIN strings ds ON ds.id = r.data_source
+             LEFT JOIN strings iv ON iv.id = r.index_version
              LEFT JOIN failures f ON f.trace_id = r.trace_id AND f.span_id = r.span_id
              WHERE r.received_s >= ?1
              ORDER BY r.id",
@@ -59,11 +101,15 @@ impl Connection {
                     received_s: row.get(1)?,
                     template_id: row.get(2)?,
                     template_version: row.get(3)?,
+                    model: row.get(4)?,
+                    data_source: row.get(5)?,
+                    index_version: row.get(6)?,
                     chunk_ids: row
-                        .get::<Option<Vec<u8>>>(4)?
+                        .get::<Option<Vec<u8>>>(7)?
                         .map(|bytes| decode_strings(&bytes))
                         .unwrap_or_default(),
-                    failure: parse_opt(row, 5, "a failure category")?,
+                    failure: parse_opt(row, 8, "a failure category")?,
+                    signalled: row.get(9)?,
                 });
                 Ok(())
             },
@@ -95,6 +141,46 @@ impl Connection {
                     signal: parse(row, 0, "a feedback signal")?,
                     feedback: row.get::<i64>(1)?.max(0) as u64,
                     negative: row.get::<i64>(2)?.max(0) as u64,
+                })
+            },
+        )
+    }
+
+    /// The labelled review items whose response was received at or after `since_s`, in
+    /// response order.
+    pub fn reviewed_responses(&mut self, since_s: i64) -> Result<Vec<ReviewedResponse>> {
+        self.db.query(
+            "SELECT r.id, q.stratum, q.label FROM review_queue q
+             JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
+             WHERE q.label IS NOT NULL AND r.received_s >= ?1
+             ORDER BY r.id",
+            values![since_s],
+            |row| {
+                Ok(ReviewedResponse {
+                    row: row.get(0)?,
+                    stratum: parse(row, 1, "a review stratum")?,
+                    label: parse(row, 2, "a review label")?,
+                })
+            },
+        )
+    }
+
+    /// The feedback, other than reviewers', joined to the labelled review items whose
+    /// response was received at or after `since_s`, in response order.
+    pub fn reviewed_feedback(&mut self, since_s: i64) -> Result<Vec<ReviewedFeedback>> {
+        self.db.query(
+            "SELECT r.id, fb.signal, fb.source, fb.state FROM review_queue q
+             JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
+             JOIN feedback fb ON fb.target_trace_id = q.trace_id AND fb.target_span_id = q.span_id
+             WHERE q.label IS NOT NULL AND r.received_s >= ?1 AND fb.source <> 'reviewer'
+             ORDER BY r.id, fb.id",
+            values![since_s],
+            |row| {
+                Ok(ReviewedFeedback {
+                    row: row.get(0)?,
+                    signal: parse(row, 1, "a feedback signal")?,
+                    source: parse(row, 2, "a feedback source")?,
+                    negative: matches!(row.get::<i64>(3)?, 1 | 2),
                 })
             },
         )
@@ -201,5 +287,112 @@ pub(crate) mod tests {
         );
     }
 
-    both_engines!(responses_and_counts,);
+    pub(crate) fn the_labelled_sample(conn: &mut Connection) {
+        use crate::review::ReviewLabelUpdate;
+        for (n, model) in [(1, Some("gpt-x")), (2, None), (3, None), (4, None)] {
+            insert_response(
+                conn,
+                key(n),
+                &Response {
+                    received_s: 100 * i64::from(n),
+                    model,
+                    data_source: model.map(|_| "kb"),
+                    ..Response::default()
+                },
+            );
+        }
+        // Response 1: a user's thumbs-down and a detector's rephrase, then a reviewer's label
+        // (stored as reviewer feedback, which is not a signal). Response 2: a copy (stored,
+        // not negative). Response 3: nothing. Response 4: signalled, never reviewed.
+        insert_feedback(conn, "a", key(1), "explicit", "thumbs_down", 1, 100);
+        insert_feedback(conn, "b", key(2), "implicit", "copy", 3, 200);
+        insert_feedback(conn, "c", key(4), "explicit", "thumbs_down", 1, 400);
+        for (id, target, source, signal) in [
+            ("d", key(1), "detector", "rephrase"),
+            ("e", key(1), "reviewer", "thumbs_down"),
+            ("f", key(3), "reviewer", "thumbs_down"),
+        ] {
+            conn.db
+                .execute(
+                    "INSERT INTO feedback (feedback_id, received_s, time_ns, target_trace_id,
+                        target_span_id, state, signal, kind, source)
+                     VALUES (?1, 500, 0, ?2, ?3, 1, ?4, 'implicit', ?5)",
+                    values![id, &target.trace_id, &target.span_id, signal, source],
+                )
+                .unwrap();
+        }
+        let mut ids = Vec::new();
+        for n in [1, 2, 3] {
+            conn.queue_review_item("1970-01-01", key(n), ReviewStratum::Uniform, 500)
+                .unwrap();
+        }
+        for item in conn.review_items(None, false).unwrap() {
+            ids.push(item.id);
+        }
+        // Responses 1 and 3 are labelled bad, 2 good; 4 has no review item.
+        for (id, label) in ids
+            .iter()
+            .zip([ReviewLabel::Bad, ReviewLabel::Good, ReviewLabel::Bad])
+        {
+            let update = ReviewLabelUpdate {
+                label,
+                labelled_s: 600,
+                category: None,
+                expected: None,
+                note: None,
+                feedback_id: "review",
+                reviewer: None,
+            };
+            assert!(conn.set_review_label(*id, &update).unwrap());
+        }
+
+        let mut seen = Vec::new();
+        conn.report_responses(0, |response| seen.push(response))
+            .unwrap();
+        let signalled: Vec<bool> = seen.iter().map(|response| response.signalled).collect();
+        assert_eq!(signalled, vec![true, false, false, true]);
+        assert_eq!(seen[0].model.as_deref(), Some("gpt-x"));
+        assert_eq!(seen[0].data_source.as_deref(), Some("kb"));
+        assert_eq!(seen[1].model, None);
+
+        let reviewed = conn.reviewed_responses(0).unwrap();
+        let labels: Vec<(i64, ReviewLabel)> = reviewed.iter().map(|r| (r.row, r.label)).collect();
+        assert_eq!(
+            labels,
+            vec![
+                (seen[0].row, ReviewLabel::Bad),
+                (seen[1].row, ReviewLabel::Good),
+                (seen[2].row, ReviewLabel::Bad),
+            ]
+        );
+        assert!(reviewed.iter().all(|r| r.stratum == ReviewStratum::Uniform));
+        assert_eq!(conn.reviewed_responses(150).unwrap().len(), 2);
+
+        let feedback = conn.reviewed_feedback(0).unwrap();
+        assert_eq!(
+            feedback,
+            vec![
+                ReviewedFeedback {
+                    row: seen[0].row,
+                    signal: FeedbackSignal::ThumbsDown,
+                    source: FeedbackSource::User,
+                    negative: true,
+                },
+                ReviewedFeedback {
+                    row: seen[0].row,
+                    signal: FeedbackSignal::Rephrase,
+                    source: FeedbackSource::Detector,
+                    negative: true,
+                },
+                ReviewedFeedback {
+                    row: seen[1].row,
+                    signal: FeedbackSignal::Copy,
+                    source: FeedbackSource::User,
+                    negative: false,
+                },
+            ]
+        );
+    }
+
+    both_engines!(responses_and_counts, the_labelled_sample,);
 }
