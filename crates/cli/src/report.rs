@@ -36,7 +36,8 @@ impl SinceArgs {
 }
 
 /// `closedloop report`: failure rates per template version, version comparison, chunk lift,
-/// signals, daily trend.
+/// signals, daily trend, and the true failure rates and signal calibration the review sample
+/// gives.
 #[derive(Clone, Debug, Args)]
 pub struct ReportArgs {
     /// The window.
@@ -49,6 +50,9 @@ pub struct ReportArgs {
     /// The fewest responses a chunk needs to be ranked by failure lift.
     #[arg(long, default_value_t = closedloop_commands::report::DEFAULT_MIN_CHUNK_RESPONSES, value_name = "N")]
     pub min_chunk_responses: u64,
+    /// The half-width of the 95% interval the labels needed are counted for (0.02: ±2 points).
+    #[arg(long, default_value_t = closedloop_commands::report::DEFAULT_TARGET_HALF_WIDTH, value_name = "FRACTION")]
+    pub half_width: f64,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -77,7 +81,11 @@ pub(crate) fn run(
         since_s: args.since.since_s()?,
         compare,
         min_chunk_responses: args.min_chunk_responses,
+        target_half_width: args.half_width,
     };
+    if !(query.target_half_width > 0.0 && query.target_half_width < 1.0) {
+        anyhow::bail!("--half-width {} is not between 0 and 1", args.half_width);
+    }
     let mut conn =
         closedloop_engine::direct::connect(&config.store).context("cannot open the store")?;
     let report = report(&mut conn, &query).context("cannot build the report")?;

@@ -255,3 +255,231 @@ async fn report_matches_the_hand_computed_fixture() {
     .await
     .is_err());
 }
+
+/// The review sample against the signals, on 20 responses all drawn into today's sample and
+/// labelled by hand:
+///
+/// | responses | feedback                  | labelled bad      | labelled good     |
+/// |-----------|---------------------------|-------------------|-------------------|
+/// | 0         | thumbs_down and rephrase  | 0                 |                   |
+/// | 1-5       | thumbs_down               | 1-4               | 5                 |
+/// | 6-9       | copy                      | 6                 | 7-9               |
+/// | 10-13     | rephrase                  | 10, 11            | 12, 13            |
+/// | 14-19     | none                      | 14-16             | 17-19             |
+///
+/// 11 bad, 9 good. thumbs_down flags 0-5: precision 5/6, recall 5/11. rephrase flags 0 and
+/// 10-13: precision 3/5, recall 3/11. copy (a positive signal, flagging by being there) flags
+/// 6-9: precision 1/4, recall 1/11. Any negative signal flags 0-5 and 10-13: precision 7/10,
+/// recall 7/11; the silent failures are 6 and 14-16: 4/11.
+#[tokio::test(flavor = "multi_thread")]
+async fn calibration_matches_the_hand_computed_fixture() {
+    use closedloop_commands::review::{self, Label, ReviewConfig, ReviewFilter};
+    use closedloop_commands::triage::{NotifyConfig, TriageConfig};
+    use closedloop_receiver::DirectSettings;
+    use closedloop_store::ContentRetention;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::start(config(dir.path(), None)).await.unwrap();
+    let responses: Vec<Ids> = (0..20).map(|_| ids()).collect();
+    let mut spans = Vec::new();
+    for (index, &response) in responses.iter().enumerate() {
+        let mut span = generation_span(
+            response,
+            &Generation {
+                template_id: "answer",
+                template_version: "v1",
+                ..Generation::default()
+            },
+        );
+        span.attributes.retain(|kv| kv.key != attr::SESSION_ID);
+        span.attributes.push(text(
+            attr::SESSION_ID,
+            &format!("s-{}", hex::encode(response.0)),
+        ));
+        spans.push(span);
+        let signals: &[&str] = match index {
+            0 => &["thumbs_down", "rephrase"],
+            1..=5 => &["thumbs_down"],
+            6..=9 => &["copy"],
+            10..=13 => &["rephrase"],
+            _ => &[],
+        };
+        for signal in signals {
+            spans.push(feedback_span(
+                child(response),
+                Some(response),
+                signal,
+                vec![],
+            ));
+        }
+    }
+    pipeline.ingest(request(spans)).await.unwrap();
+    pipeline.shutdown().await.unwrap();
+
+    let store = dir.path().join("closedloop.db");
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        / 86_400;
+    let sample = ReviewConfig {
+        daily_sample_size: 20,
+        ..ReviewConfig::default()
+    };
+    let outcome = review::sample_day(
+        &mut command_store(&store),
+        &sample,
+        ContentRetention::default(),
+        today,
+        Some(1),
+    )
+    .unwrap();
+    assert_eq!((outcome.population, outcome.sampled), (20, 20));
+    let settings = DirectSettings::new(
+        true,
+        true,
+        &TriageConfig::default(),
+        &NotifyConfig::default(),
+    );
+    let bad = [0, 1, 2, 3, 4, 6, 10, 11, 14, 15, 16];
+    for item in review::list(&mut command_store(&store), &ReviewFilter::default()).unwrap() {
+        let index = responses
+            .iter()
+            .position(|response| hex::encode(response.0) == item.trace_id)
+            .unwrap();
+        review::label(
+            &mut command_store(&store),
+            &settings,
+            item.id,
+            &Label::new(!bad.contains(&index)),
+        )
+        .unwrap();
+    }
+
+    let json_path = dir.path().join("report.json");
+    closedloop(&[
+        "report",
+        "--store-path",
+        store.to_str().unwrap(),
+        "--json",
+        json_path.to_str().unwrap(),
+    ])
+    .await
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let number = |value: &serde_json::Value| value.as_f64().unwrap();
+    let calibration = &report["calibration"];
+    assert_eq!(calibration["labels"], 20);
+    assert_eq!(calibration["labelled_days"], 1);
+
+    // Wilson intervals (z = 1.959964) of each fraction, computed by hand.
+    let interval = |value: &serde_json::Value, rate: f64, low: f64, high: f64, what: &str| {
+        close(number(&value["rate"]), rate, 1e-12, what);
+        close(number(&value["low"]), low, 1e-6, what);
+        close(number(&value["high"]), high, 1e-6, what);
+    };
+    let signals = calibration["signals"].as_array().unwrap();
+    let find = |name: &str| {
+        signals
+            .iter()
+            .find(|signal| signal["signal"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {signals:?}"))
+    };
+    assert_eq!(signals.len(), 3, "{signals:?}");
+    let thumbs = find("thumbs_down");
+    assert_eq!(thumbs["origin"], "application");
+    interval(
+        &thumbs["precision"],
+        5.0 / 6.0,
+        0.436_497_2,
+        0.969_946_6,
+        "thumbs precision",
+    );
+    interval(
+        &thumbs["recall"],
+        5.0 / 11.0,
+        0.212_712_7,
+        0.719_908_5,
+        "thumbs recall",
+    );
+    let rephrase = find("rephrase");
+    interval(
+        &rephrase["precision"],
+        0.6,
+        0.230_724_3,
+        0.882_379_2,
+        "rephrase precision",
+    );
+    interval(
+        &rephrase["recall"],
+        3.0 / 11.0,
+        0.097_460_6,
+        0.565_645_3,
+        "rephrase recall",
+    );
+    let copy = find("copy");
+    assert_eq!(copy["positive"], true);
+    interval(
+        &copy["precision"],
+        0.25,
+        0.045_587_3,
+        0.699_358_2,
+        "copy precision",
+    );
+    interval(
+        &copy["recall"],
+        1.0 / 11.0,
+        0.016_232_2,
+        0.377_358_4,
+        "copy recall",
+    );
+    let any = &calibration["any_signal"];
+    assert_eq!(
+        (any["bad_flagged"].as_u64(), any["bad_unflagged"].as_u64()),
+        (Some(7), Some(4))
+    );
+    assert_eq!(
+        (any["good_flagged"].as_u64(), any["good_unflagged"].as_u64()),
+        (Some(3), Some(6))
+    );
+    interval(
+        &calibration["silent_failure_rate"],
+        4.0 / 11.0,
+        0.151_664_7,
+        0.646_198_8,
+        "silent failures",
+    );
+
+    // The estimates. Every response is labelled, so the correction f̄_N − f̄_n is 0 and the
+    // prediction-powered estimate is the labels' 11/20. With n = N = 20 and the factor
+    // n/(n − 1): Var(f) = 0.25·20/19, Cov(y, f) = (7/20 − 0.55·0.5)·20/19 = 0.075·20/19,
+    // λ = Cov / ((1 + n/N)·Var(f)) = 0.075 / 0.5 = 0.15; Var(y − λf) = (0.2475 − 2·0.15·0.075
+    // + 0.15²·0.25)·20/19 = 0.2427632, variance = 0.15²·0.25/20 + 0.2427632/20 = 0.0124194.
+    // Labels for ±2%: ⌈1.959964²·0.0124194·20 / 0.02²⌉ = 2386, so 2366 more.
+    let estimates = calibration["estimates"].as_array().unwrap();
+    let all = &estimates[0];
+    assert_eq!(all["dimension"], "all");
+    let version = estimates
+        .iter()
+        .find(|estimate| estimate["dimension"] == "template_version")
+        .unwrap();
+    assert_eq!(version["value"], "answer@v1");
+    for estimate in [all, version] {
+        assert_eq!(estimate["responses"], 20);
+        assert_eq!(estimate["signalled"], 10);
+        close(number(&estimate["signal_rate"]), 0.5, 1e-12, "signal rate");
+        interval(
+            &estimate["labels_only"],
+            0.55,
+            0.342_085_3,
+            0.741_802_1,
+            "labels only",
+        );
+        let ppi = &estimate["prediction_powered"];
+        close(number(&ppi["estimate"]), 0.55, 1e-12, "ppi");
+        close(number(&ppi["lambda"]), 0.15, 1e-12, "lambda");
+        close(number(&ppi["variance"]), 0.012_419_408, 1e-8, "variance");
+        assert_eq!(estimate["more_labels_needed"], 2366);
+    }
+}

@@ -42,6 +42,8 @@ pub struct ReportResponse {
 pub struct ReviewedResponse {
     /// The response's row (as in [`ReportResponse::row`]).
     pub row: i64,
+    /// When the response was received, in Unix seconds.
+    pub received_s: i64,
     /// Which part of its day's sample drew it.
     pub stratum: ReviewStratum,
     /// The reviewer's verdict.
@@ -150,7 +152,7 @@ impl Connection {
     /// response order.
     pub fn reviewed_responses(&mut self, since_s: i64) -> Result<Vec<ReviewedResponse>> {
         self.db.query(
-            "SELECT r.id, q.stratum, q.label FROM review_queue q
+            "SELECT r.id, r.received_s, q.stratum, q.label FROM review_queue q
              JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
              WHERE q.label IS NOT NULL AND r.received_s >= ?1
              ORDER BY r.id",
@@ -158,22 +160,30 @@ impl Connection {
             |row| {
                 Ok(ReviewedResponse {
                     row: row.get(0)?,
-                    stratum: parse(row, 1, "a review stratum")?,
-                    label: parse(row, 2, "a review label")?,
+                    received_s: row.get(1)?,
+                    stratum: parse(row, 2, "a review stratum")?,
+                    label: parse(row, 3, "a review label")?,
                 })
             },
         )
     }
 
-    /// The feedback, other than reviewers', joined to the labelled review items whose
-    /// response was received at or after `since_s`, in response order.
+    /// The feedback, other than reviewers', on the labelled review items whose response was
+    /// received at or after `since_s`, in response order: negative feedback joined to the
+    /// response, and feedback that was only stored (positive) linking to it.
     pub fn reviewed_feedback(&mut self, since_s: i64) -> Result<Vec<ReviewedFeedback>> {
         self.db.query(
-            "SELECT r.id, fb.signal, fb.source, fb.state FROM review_queue q
+            "SELECT r.id, fb.signal, fb.source, fb.state, fb.id FROM review_queue q
              JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
              JOIN feedback fb ON fb.target_trace_id = q.trace_id AND fb.target_span_id = q.span_id
              WHERE q.label IS NOT NULL AND r.received_s >= ?1 AND fb.source <> 'reviewer'
-             ORDER BY r.id, fb.id",
+             UNION ALL
+             SELECT r.id, fb.signal, fb.source, fb.state, fb.id FROM review_queue q
+             JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
+             JOIN feedback fb ON fb.link_trace_id = q.trace_id AND fb.link_span_id = q.span_id
+             WHERE q.label IS NOT NULL AND r.received_s >= ?1 AND fb.source <> 'reviewer'
+               AND fb.target_trace_id IS NULL
+             ORDER BY 1, 5",
             values![since_s],
             |row| {
                 Ok(ReviewedFeedback {
@@ -306,6 +316,14 @@ pub(crate) mod tests {
         // not negative). Response 3: nothing. Response 4: signalled, never reviewed.
         insert_feedback(conn, "a", key(1), "explicit", "thumbs_down", 1, 100);
         insert_feedback(conn, "b", key(2), "implicit", "copy", 3, 200);
+        // Positive feedback is stored with its link, never joined.
+        conn.db
+            .execute(
+                "UPDATE feedback SET target_trace_id = NULL, target_span_id = NULL
+                 WHERE feedback_id = 'b'",
+                values![],
+            )
+            .unwrap();
         insert_feedback(conn, "c", key(4), "explicit", "thumbs_down", 1, 400);
         for (id, target, source, signal) in [
             ("d", key(1), "detector", "rephrase"),
@@ -356,13 +374,16 @@ pub(crate) mod tests {
         assert_eq!(seen[1].model, None);
 
         let reviewed = conn.reviewed_responses(0).unwrap();
-        let labels: Vec<(i64, ReviewLabel)> = reviewed.iter().map(|r| (r.row, r.label)).collect();
+        let labels: Vec<(i64, i64, ReviewLabel)> = reviewed
+            .iter()
+            .map(|r| (r.row, r.received_s, r.label))
+            .collect();
         assert_eq!(
             labels,
             vec![
-                (seen[0].row, ReviewLabel::Bad),
-                (seen[1].row, ReviewLabel::Good),
-                (seen[2].row, ReviewLabel::Bad),
+                (seen[0].row, 100, ReviewLabel::Bad),
+                (seen[1].row, 200, ReviewLabel::Good),
+                (seen[2].row, 300, ReviewLabel::Bad),
             ]
         );
         assert!(reviewed.iter().all(|r| r.stratum == ReviewStratum::Uniform));

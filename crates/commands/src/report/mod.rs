@@ -11,6 +11,13 @@
 
 pub use closedloop_stats::rates as stats;
 
+mod calibration;
+
+pub use calibration::{
+    Calibration, Dimension, Estimate, Interval, SignalCalibration, SignalOrigin,
+    DEFAULT_TARGET_HALF_WIDTH,
+};
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -68,7 +75,7 @@ impl std::fmt::Display for TemplateVersion {
 }
 
 /// What the report covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReportQuery {
     /// Responses received at or after this Unix time.
     pub since_s: Option<i64>,
@@ -76,6 +83,8 @@ pub struct ReportQuery {
     pub compare: Option<(TemplateVersion, TemplateVersion)>,
     /// The fewest responses a chunk needs to be ranked.
     pub min_chunk_responses: u64,
+    /// The half-width of the interval the labels needed are counted for.
+    pub target_half_width: f64,
 }
 
 impl Default for ReportQuery {
@@ -84,6 +93,7 @@ impl Default for ReportQuery {
             since_s: None,
             compare: None,
             min_chunk_responses: DEFAULT_MIN_CHUNK_RESPONSES,
+            target_half_width: DEFAULT_TARGET_HALF_WIDTH,
         }
     }
 }
@@ -217,6 +227,8 @@ pub struct Report {
     pub signals: Vec<SignalStats>,
     /// Per day.
     pub daily: Vec<DayStats>,
+    /// What the labelled review sample says: true failure rates, signal calibration.
+    pub calibration: Calibration,
 }
 
 fn rate(failures: u64, n: u64) -> f64 {
@@ -285,7 +297,9 @@ pub fn report(conn: &mut Connection, query: &ReportQuery) -> Result<Report, Repo
     let mut chunks: HashMap<String, (u64, u64)> = HashMap::new();
     let mut days: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     let (mut responses, mut failures) = (0u64, 0u64);
+    let mut calibration = calibration::CalibrationAcc::load(conn, since)?;
     conn.report_responses(since, |response| {
+        calibration.add(&response);
         let version = TemplateVersion {
             template_id: response.template_id.unwrap_or_else(|| NO_TEMPLATE.into()),
             template_version: response
@@ -426,6 +440,7 @@ pub fn report(conn: &mut Connection, query: &ReportQuery) -> Result<Report, Repo
         chunks: chunk_lifts,
         signals,
         daily,
+        calibration: calibration.finish(query.target_half_width),
     })
 }
 
@@ -553,6 +568,7 @@ pub fn render(report: &Report) -> String {
             signal.signal, signal.feedback, signal.negative, signal.failure_records
         );
     }
+    render_calibration(&mut out, &report.calibration);
     let _ = writeln!(out, "\nDaily trend");
     for day in &report.daily {
         let _ = writeln!(
@@ -565,4 +581,122 @@ pub fn render(report: &Report) -> String {
         );
     }
     out
+}
+
+fn interval(value: Option<&Interval>) -> String {
+    value.map_or_else(
+        || "-".to_owned(),
+        |value| {
+            format!(
+                "{} [{}, {}]",
+                percent(value.rate),
+                percent(value.low),
+                percent(value.high)
+            )
+        },
+    )
+}
+
+fn render_calibration(out: &mut String, calibration: &Calibration) {
+    let _ = writeln!(
+        out,
+        "\nTrue failure rate from the review sample ({} labels on {} day{}{}; 95% intervals)",
+        calibration.labels,
+        calibration.labelled_days,
+        if calibration.labelled_days == 1 {
+            ""
+        } else {
+            "s"
+        },
+        if calibration.stratified_labels > 0 {
+            format!(
+                "; {} labels of stratified samples left out",
+                calibration.stratified_labels
+            )
+        } else {
+            String::new()
+        }
+    );
+    if calibration.labels == 0 {
+        let _ = writeln!(
+            out,
+            "  (no labelled uniform review sample in the window: see `closedloop review`)"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<32} {:>9} {:>7} {:>6}  {:<22} {:<22} more labels for ±{}",
+        "group",
+        "responses",
+        "signal",
+        "labels",
+        "labels only",
+        "prediction-powered",
+        percent(calibration.target_half_width)
+    );
+    for estimate in &calibration.estimates {
+        let group = if estimate.dimension == Dimension::All {
+            "all".to_owned()
+        } else {
+            format!("{} {}", estimate.dimension.as_str(), estimate.value)
+        };
+        let ppi = estimate.prediction_powered.map(|ppi| Interval {
+            rate: ppi.estimate,
+            low: ppi.low,
+            high: ppi.high,
+        });
+        let _ = writeln!(
+            out,
+            "  {:<32} {:>9} {:>7} {:>6}  {:<22} {:<22} {}",
+            group,
+            estimate.responses,
+            percent(estimate.signal_rate),
+            estimate.labelled,
+            interval(estimate.labels_only.as_ref()),
+            interval(ppi.as_ref()),
+            estimate
+                .more_labels_needed
+                .map_or_else(|| "-".to_owned(), |more| more.to_string())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nSignals against reviewer labels (precision: flagged and bad; recall: bad and flagged)"
+    );
+    for signal in &calibration.signals {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<11} {:>5} flagged  precision {:<22} recall {}{}",
+            signal.signal,
+            match signal.origin {
+                SignalOrigin::Application => "application",
+                SignalOrigin::Detector => "detector",
+            },
+            signal.table.flagged(),
+            interval(signal.precision.as_ref()),
+            interval(signal.recall.as_ref()),
+            if signal.positive {
+                " (positive signal)"
+            } else {
+                ""
+            }
+        );
+    }
+    let any = &calibration.any_signal;
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>5} flagged  precision {:<22} recall {}",
+        "any negative signal",
+        any.flagged(),
+        interval(Interval::from_triple(any.precision()).as_ref()),
+        interval(Interval::from_triple(any.recall()).as_ref()),
+    );
+    let _ = writeln!(
+        out,
+        "  silent failures: {} of {} reviewer-bad responses had no negative signal: {}",
+        any.bad_unflagged,
+        any.bad(),
+        interval(calibration.silent_failure_rate.as_ref())
+    );
 }

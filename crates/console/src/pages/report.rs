@@ -131,6 +131,7 @@ async fn report_page(
         since_s,
         compare,
         min_chunk_responses: DEFAULT_MIN_CHUNK_RESPONSES,
+        ..ReportQuery::default()
     };
     let report = app
         .store
