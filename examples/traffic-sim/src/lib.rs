@@ -25,6 +25,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+pub mod estimates;
 mod queries;
 pub mod scenario;
 mod sim;

@@ -30,6 +30,17 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Measures the report's failure-rate estimates on many seeded runs of stationary traffic:
+    /// per template version, how often each 95% interval covers the true rate, how wide it is,
+    /// and the signal rate's bias.
+    Coverage {
+        /// The number of runs (seeds `--seed` onwards).
+        #[arg(long, default_value_t = 100)]
+        runs: u64,
+        /// Days per run.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+    },
     /// Prints days of simulated production traffic with a known truth, without a service: per
     /// day and template version, the responses, the true failure rate, the share with a
     /// negative signal and the review sample (or every response as JSON Lines with `--jsonl`).
@@ -84,6 +95,10 @@ fn parse_mix(text: &str) -> anyhow::Result<PersonaMix> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Coverage { runs, days }) = args.command {
+        print_coverage(args.seed, runs, days);
+        return Ok(());
+    }
     if let Some(Command::Scenario {
         name,
         days,
@@ -167,5 +182,37 @@ fn print_jsonl(traffic: &Traffic) {
             "reviewed": response.reviewed,
         });
         println!("{line}");
+    }
+}
+
+fn print_coverage(seed: u64, runs: u64, days: u32) {
+    use closedloop_example_traffic::estimates::coverage;
+    let scenario = Scenario::stationary(seed, days);
+    println!(
+        "{runs} runs of {days} days, {} responses and {} reviews a day; 95% intervals",
+        scenario.responses_per_day, scenario.review_per_day
+    );
+    println!(
+        "version               true  covered: ppi labels signal  width: ppi labels  ratio  bias: signal    ppi  lambda"
+    );
+    for (version, result) in scenario
+        .versions
+        .iter()
+        .zip(coverage(seed..seed + runs, days))
+    {
+        println!(
+            "{:<20} {:>5.1}%  {:>13} {:>6} {:>6}  {:>10.4} {:>6.4}  {:>5.3}  {:>+12.4} {:>+6.4}  {:>6.3}",
+            format!("{}@{}", version.template_id, version.template_version),
+            version.failure_rate * 100.0,
+            result.ppi_covered,
+            result.labels_covered,
+            result.signal_covered,
+            result.ppi_width,
+            result.labels_width,
+            result.ppi_width / result.labels_width,
+            result.signal_bias,
+            result.ppi_bias,
+            result.lambda,
+        );
     }
 }

@@ -29,9 +29,12 @@ fn ppi_matches_hand_computation() {
     close(estimate.estimate, 0.1, 1e-12);
     close(estimate.variance, 0.000_631_258, 1e-9);
     close(estimate.effective_labels, 142.572, 1e-3);
-    // Wilson at p = 0.1, n = 142.572.
-    close(estimate.low, 0.060_781, 1e-6);
-    close(estimate.high, 0.160_209, 1e-6);
+    // The score interval: sensitivity 6/10 = 0.6, slope = 1 − 2λ(0.6 − 0.1) = 0.449945,
+    // fixed = λ²(0.09/100 + 0.09/10000) = 0.000275028; with z² = 3.841459:
+    // a = 1 + z²/100 = 1.038415, b = 0.2 + z²·0.449945/100 = 0.217284,
+    // c = 0.01 − z²·0.000275028 = 0.008943493; p = (b ∓ √(b² − 4ac)) / 2a.
+    close(estimate.low, 0.056_318_2, 1e-6);
+    close(estimate.high, 0.152_928_1, 1e-6);
     // Narrower than the labels alone.
     let (low, high) = wilson(SAMPLE.bad(), SAMPLE.labelled());
     assert!(estimate.high - estimate.low < high - low);
