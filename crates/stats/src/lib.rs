@@ -6,5 +6,6 @@
 //!   response (prediction-powered inference), signal calibration against reviewer labels,
 //!   the Rogan–Gladen correction and the labels a target interval needs.
 
+pub mod cusum;
 pub mod ppi;
 pub mod rates;
