@@ -7,5 +7,6 @@
 //!   the Rogan–Gladen correction and the labels a target interval needs.
 
 pub mod cusum;
+pub mod monitor;
 pub mod ppi;
 pub mod rates;

@@ -399,6 +399,41 @@ impl Fingerprint {
         }
     }
 
+    /// The locality-sensitive band keys of the query's word MinHash: its 32 word slots in
+    /// 8 bands of 4, each band hashed with its index and the scheme. Two queries share at
+    /// least one key with probability 1 − (1 − J⁴)⁸ for a word Jaccard similarity J (0.41 at
+    /// J = 0.5, 0.87 at 0.7, 0.06 at 0.3), so shared keys find near neighbours without
+    /// comparing every pair. Empty for a query with no words.
+    pub fn bands(&self) -> Vec<u64> {
+        const BANDS: usize = 8;
+        const ROWS: usize = 4;
+        let word_slots: Vec<u16> = match &self.repr {
+            Repr::Mh64 { slots } => slots.iter().take(WORD_SLOTS).copied().collect(),
+            Repr::Mh64v2 { slots, .. } => slots
+                .iter()
+                .take(V2_WORD_SLOTS)
+                .map(|&slot| u16::from(slot))
+                .collect(),
+        };
+        if word_slots.len() < BANDS * ROWS {
+            return Vec::new();
+        }
+        let scheme = self.scheme();
+        (0..BANDS)
+            .map(|band| {
+                let mut key = String::with_capacity(32);
+                key.push_str(scheme);
+                key.push(':');
+                key.push(char::from(b'0' + band as u8));
+                for slot in &word_slots[band * ROWS..(band + 1) * ROWS] {
+                    key.push(':');
+                    key.push_str(&slot.to_string());
+                }
+                fnv1a(&[key.as_bytes()])
+            })
+            .collect()
+    }
+
     /// Estimates how similar the two queries are, from 0.0 (unrelated) to 1.0 (the same
     /// canonical words).
     ///

@@ -85,6 +85,7 @@ mod feedback;
 mod fingerprint;
 pub mod guide;
 mod layer;
+pub mod novelty;
 mod response;
 mod spans;
 mod template;
