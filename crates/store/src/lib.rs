@@ -37,6 +37,7 @@ mod feedback;
 pub mod inspect;
 mod interner;
 mod locks;
+mod monitors;
 mod notifications;
 mod outbox;
 mod overview;

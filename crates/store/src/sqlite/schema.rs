@@ -323,6 +323,33 @@ CREATE TABLE outbox_sinks (name TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO outbox_sinks (name) VALUES ('otlp');
 ";
 
+/// Version 14. The alerts the monitors raise: one open alert per monitor at most (the
+/// partial unique index), and one row per excursion whoever fires it.
+const ALERTS: &str = "
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    monitor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    value TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    fired_s INTEGER NOT NULL,
+    resolved_s INTEGER,
+    baseline_rate REAL NOT NULL,
+    observed_rate REAL NOT NULL,
+    events INTEGER NOT NULL,
+    trials INTEGER NOT NULL,
+    statistic REAL NOT NULL,
+    threshold REAL NOT NULL,
+    owner TEXT,
+    due_s INTEGER,
+    detail TEXT,
+    UNIQUE (monitor, fired_s)
+);
+CREATE UNIQUE INDEX alerts_open ON alerts (monitor) WHERE resolved_s IS NULL;
+CREATE INDEX alerts_fired ON alerts (fired_s);
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -351,6 +378,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(REVISIONS),
     sql(SPAN_ALIASES),
     sql(OUTBOX_SINKS),
+    sql(ALERTS),
 ];
 
 /// The column constraint that made idempotency ids global.
