@@ -11,6 +11,104 @@ use std::str::FromStr;
 
 use crate::UnknownValue;
 
+/// The watched rate's baseline, from the last 28 days in control.
+///
+/// # Examples
+///
+/// - `0.1`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `double`
+pub const CLOSEDLOOP_ALERT_BASELINE_RATE: &str = "closedloop.alert.baseline_rate";
+
+/// The alert's stable id, the same on its firing and its resolution.
+///
+/// # Examples
+///
+/// - `"alert_17"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_ALERT_ID: &str = "closedloop.alert.id";
+
+/// What the monitor watches.
+///
+/// # Examples
+///
+/// - `"failure_rate"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`, with well-known values in [`AlertKind`]
+pub const CLOSEDLOOP_ALERT_KIND: &str = "closedloop.alert.kind";
+
+/// The monitor and the group it watches, `kind/dimension/value`.
+///
+/// # Examples
+///
+/// - `"failure_rate/template_version/support-answer@3"`
+/// - `"signal_rate/signal/thumbs_down"`
+/// - `"query_drift/all/all"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_ALERT_MONITOR: &str = "closedloop.alert.monitor";
+
+/// The watched rate over the excursion.
+///
+/// # Examples
+///
+/// - `0.15`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `double`
+pub const CLOSEDLOOP_ALERT_OBSERVED_RATE: &str = "closedloop.alert.observed_rate";
+
+/// The CUSUM statistic when the alert fired.
+///
+/// # Examples
+///
+/// - `10.4`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `double`
+pub const CLOSEDLOOP_ALERT_STATISTIC: &str = "closedloop.alert.statistic";
+
+/// Whether the rate is still away from its baseline.
+///
+/// # Examples
+///
+/// - `"firing"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`, with well-known values in [`AlertStatus`]
+pub const CLOSEDLOOP_ALERT_STATUS: &str = "closedloop.alert.status";
+
+/// The CUSUM threshold, set by the monitor's in-control run length.
+///
+/// # Examples
+///
+/// - `9.7`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `double`
+pub const CLOSEDLOOP_ALERT_THRESHOLD: &str = "closedloop.alert.threshold";
+
 /// The IDs of the chunks actually placed in the prompt, in prompt order.
 ///
 /// Set on the generation span. This is the list after rerank and filtering: a chunk that was retrieved and then dropped does not appear. An empty list means the generation had no retrieved context, which the receiver attributes to the retrieval stage.
@@ -1069,6 +1167,118 @@ pub const SESSION_ID: &str = "session.id";
 /// - OpenInference: `user.id`
 /// - OpenLLMetry: `traceloop.association.properties.user_id`
 pub const USER_ID: &str = "user.id";
+
+/// Well-known values of [`CLOSEDLOOP_ALERT_KIND`] (`closedloop.alert.kind`).
+///
+/// What the monitor watches.
+///
+/// Converts to and from the attribute value with [`AlertKind::as_str`] and
+/// [`str::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// The share of responses with a failure record.
+    ///
+    /// Value: `failure_rate`.
+    FailureRate,
+    /// The share of responses with negative feedback of one signal.
+    ///
+    /// Value: `signal_rate`.
+    SignalRate,
+    /// The share of queries with no near neighbour among recent queries or the eval set.
+    ///
+    /// Value: `query_drift`.
+    QueryDrift,
+}
+
+impl AlertKind {
+    /// The attribute these values belong to.
+    pub const ATTRIBUTE: &'static str = CLOSEDLOOP_ALERT_KIND;
+
+    /// Every well-known value, in registry order.
+    pub const ALL: &'static [Self] = &[Self::FailureRate, Self::SignalRate, Self::QueryDrift];
+
+    /// The attribute value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::FailureRate => "failure_rate",
+            Self::SignalRate => "signal_rate",
+            Self::QueryDrift => "query_drift",
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlertKind {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "failure_rate" => Ok(Self::FailureRate),
+            "signal_rate" => Ok(Self::SignalRate),
+            "query_drift" => Ok(Self::QueryDrift),
+            _ => Err(UnknownValue::new(Self::ATTRIBUTE, value)),
+        }
+    }
+}
+
+/// Well-known values of [`CLOSEDLOOP_ALERT_STATUS`] (`closedloop.alert.status`).
+///
+/// Whether the rate is still away from its baseline.
+///
+/// Converts to and from the attribute value with [`AlertStatus::as_str`] and
+/// [`str::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AlertStatus {
+    /// The rate left its baseline.
+    ///
+    /// Value: `firing`.
+    Firing,
+    /// The rate came back.
+    ///
+    /// Value: `resolved`.
+    Resolved,
+}
+
+impl AlertStatus {
+    /// The attribute these values belong to.
+    pub const ATTRIBUTE: &'static str = CLOSEDLOOP_ALERT_STATUS;
+
+    /// Every well-known value, in registry order.
+    pub const ALL: &'static [Self] = &[Self::Firing, Self::Resolved];
+
+    /// The attribute value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlertStatus {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "firing" => Ok(Self::Firing),
+            "resolved" => Ok(Self::Resolved),
+            _ => Err(UnknownValue::new(Self::ATTRIBUTE, value)),
+        }
+    }
+}
 
 /// Well-known values of [`CLOSEDLOOP_FAILURE_CATEGORY`] (`closedloop.failure.category`).
 ///

@@ -221,6 +221,32 @@ pub fn failure_revision_name(category: &str) -> String {
     join_non_empty(&["failure_record_revision", category])
 }
 
+/// The span kind of a alert span ([`alert_name`]).
+pub const ALERT_SPAN_KIND: SpanKind = SpanKind::Internal;
+
+/// The name template of a alert span.
+pub const ALERT_NAME_TEMPLATE: &str = "alert {closedloop.alert.monitor}";
+
+/// The name of a alert span: a monitor's alert, exported by the closedloop receiver when it fires and again when it resolves.
+///
+/// An alert has a trace of its own, derived from its id: the span of its firing and, once the rate is back, a child span of its resolution with `closedloop.alert.status` = `resolved`. Both carry the owner and due time triage routing gave the alert.
+///
+/// Span kind: INTERNAL ([`ALERT_SPAN_KIND`]). Name template: `alert {closedloop.alert.monitor}`.
+///
+/// The parts are the values of [`closedloop.alert.monitor`](crate::attribute::CLOSEDLOOP_ALERT_MONITOR), in that order; empty parts are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use closedloop_semconv::span::alert_name;
+///
+/// assert_eq!(alert_name("failure_rate/template_version/support-answer@3"), "alert failure_rate/template_version/support-answer@3");
+/// assert_eq!(alert_name(""), "alert");
+/// ```
+pub fn alert_name(monitor: &str) -> String {
+    join_non_empty(&["alert", monitor])
+}
+
 /// Joins the non-empty parts of a span name with single spaces.
 fn join_non_empty(parts: &[&str]) -> String {
     let mut name = String::new();
