@@ -50,6 +50,7 @@ pub mod direct;
 pub mod failure_span;
 pub mod join;
 pub mod lineage;
+pub mod monitors;
 pub mod rules;
 pub mod secret;
 pub mod store;

@@ -1,8 +1,9 @@
 //! The enums of the registry the receiver reads and writes, in one place.
 
 pub use closedloop_semconv::attribute::{
-    FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource,
+    AlertKind, AlertStatus, FailureSeverity, FailureStage, GenAiOperationName, LinkType,
+    RetrievalStage, TriageStatus,
 };
 pub use closedloop_semconv::attribute::{
-    FailureSeverity, FailureStage, GenAiOperationName, LinkType, RetrievalStage, TriageStatus,
+    FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource,
 };

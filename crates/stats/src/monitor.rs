@@ -113,6 +113,24 @@ impl RateMonitor {
         self.firing.is_some()
     }
 
+    /// The excursion going on, while firing.
+    pub fn excursion(&self) -> Option<Excursion> {
+        let (baseline, threshold) = self.firing?;
+        let (events, trials) = self.run;
+        Some(Excursion {
+            baseline,
+            observed: if trials == 0 {
+                0.0
+            } else {
+                events as f64 / trials as f64
+            },
+            events,
+            trials,
+            statistic: self.statistic,
+            threshold,
+        })
+    }
+
     /// The CUSUM statistic.
     pub fn statistic(&self) -> f64 {
         self.statistic

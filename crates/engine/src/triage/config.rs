@@ -58,6 +58,12 @@ pub struct TriageRule {
     /// The judged response's `gen_ai.data_source.id`.
     #[serde(default)]
     pub data_source: Option<String>,
+    /// Makes the rule one for monitors' alerts instead of failure records: the monitor kind
+    /// (`failure_rate`, `signal_rate`, `query_drift`) or the start of the monitor's key
+    /// (`failure_rate/template_version/support-answer@3`). With `template_id` or
+    /// `data_source`, only alerts of that group match.
+    #[serde(default)]
+    pub monitor: Option<String>,
     /// The person or team that gets the record (`closedloop.triage.owner`).
     pub owner: String,
     /// How long the owner has, in seconds, from the record's creation; without it the
@@ -98,6 +104,9 @@ pub struct NotifyConfig {
     /// Notify each record that passes its due time while open or acknowledged. Default true.
     #[serde(default = "default_true")]
     pub on_sla_breach: bool,
+    /// Notify each monitor alert when it fires and when it resolves. Default true.
+    #[serde(default = "default_true")]
+    pub on_alert: bool,
     /// The timeout of one webhook request, in milliseconds. Default 5000.
     #[serde(default = "default_timeout_millis")]
     pub timeout_millis: u64,
@@ -132,6 +141,7 @@ impl Default for NotifyConfig {
             webhook_url: None,
             on_new_failure: default_true(),
             on_sla_breach: default_true(),
+            on_alert: default_true(),
             timeout_millis: default_timeout_millis(),
             initial_backoff_millis: default_initial_backoff_millis(),
             max_backoff_secs: default_max_backoff_secs(),

@@ -84,12 +84,50 @@ pub fn route(
     let template_id = response.and_then(|response| response.template.id.as_deref());
     let data_source = response.and_then(|response| response.data_source.as_deref());
     let matched = config.rules.iter().find(|rule| {
-        rule.category
-            .is_none_or(|category| category == decision.category)
+        rule.monitor.is_none()
+            && rule
+                .category
+                .is_none_or(|category| category == decision.category)
             && rule.stage.is_none_or(|stage| stage == decision.stage)
             && rule
                 .severity
                 .is_none_or(|severity| severity == decision.severity)
+            && rule
+                .template_id
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == template_id)
+            && rule
+                .data_source
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == data_source)
+    });
+    match matched {
+        Some(rule) => (
+            Some(rule.owner.clone()),
+            rule.sla_secs.or(config.default_sla_secs),
+        ),
+        None => (config.default_owner.clone(), config.default_sla_secs),
+    }
+}
+
+/// The owner and SLA the rules give a monitor's alert: the first rule with `monitor` whose
+/// value is the alert's kind or starts its monitor key, and whose `template_id` or
+/// `data_source`, when given, is the alert's group; else the defaults.
+pub fn route_alert(
+    config: &TriageConfig,
+    alert: &closedloop_store::records::Alert,
+) -> (Option<String>, Option<u64>) {
+    let template_id = (alert.dimension == "template_version").then(|| {
+        alert
+            .value
+            .rsplit_once('@')
+            .map_or(alert.value.as_str(), |(id, _)| id)
+    });
+    let data_source = (alert.dimension == "data_source").then_some(alert.value.as_str());
+    let matched = config.rules.iter().find(|rule| {
+        rule.monitor
+            .as_deref()
+            .is_some_and(|wanted| wanted == alert.kind || alert.monitor.starts_with(wanted))
             && rule
                 .template_id
                 .as_deref()

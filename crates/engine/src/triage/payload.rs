@@ -15,6 +15,10 @@ use super::Assignment;
 pub const KIND_NEW: &str = "new_failure";
 /// The notification kind of an SLA breach.
 pub const KIND_BREACH: &str = "sla_breach";
+/// The notification kind of a monitor's alert firing.
+pub const KIND_ALERT_FIRED: &str = "alert_fired";
+/// The notification kind of a monitor's alert resolving.
+pub const KIND_ALERT_RESOLVED: &str = "alert_resolved";
 
 fn slack(text: String, details: String, context: String) -> String {
     json!({
@@ -99,4 +103,63 @@ pub fn breach_payload(
         format!("*SLA breach* `{id}`\n*Owner:* {owner}  *Due:* {due} ({late} s ago)\n*Category:* {category}  *Severity:* {severity}"),
         format!("trace {}", hex::encode(key.trace_id)),
     )
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+/// The webhook body announcing that a monitor's alert fired or resolved.
+pub fn alert_payload(alert: &closedloop_store::records::Alert, resolved: bool) -> String {
+    let what = match alert.kind.as_str() {
+        "failure_rate" => "failure rate",
+        "signal_rate" => "signal rate",
+        "query_drift" => "share of new queries",
+        other => other,
+    };
+    let group = if alert.dimension == "all" {
+        String::new()
+    } else {
+        format!(
+            " of {} `{}`",
+            alert.dimension.replace('_', " "),
+            alert.value
+        )
+    };
+    let moved = if alert.direction == "fall" {
+        "fell"
+    } else {
+        "rose"
+    };
+    let text = if resolved {
+        format!(
+            "closedloop: the {what}{group} is back at its baseline of {} (alert_{})",
+            percent(alert.baseline_rate),
+            alert.id
+        )
+    } else {
+        format!(
+            "closedloop: the {what}{group} {moved} from {} to {} (alert_{})",
+            percent(alert.baseline_rate),
+            percent(alert.observed_rate),
+            alert.id
+        )
+    };
+    let details = format!(
+        "*{}*\nBaseline {} · observed {} over {} responses · CUSUM {:.1} of {:.1}",
+        alert.monitor,
+        percent(alert.baseline_rate),
+        percent(alert.observed_rate),
+        alert.trials,
+        alert.statistic,
+        alert.threshold
+    );
+    let context = format!(
+        "Owner: {} · due {}",
+        owner_text(alert.owner.as_deref()),
+        alert
+            .due_s
+            .map_or_else(|| "never".to_owned(), format_rfc3339)
+    );
+    slack(text, details, context)
 }
