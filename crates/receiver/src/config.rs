@@ -41,6 +41,7 @@ use crate::spans::SpansConfig;
 use crate::store::StoreConfig;
 use closedloop_commands::review::ReviewConfig;
 use closedloop_console::{UiConfig, UiConfigError, UI_SESSION_SECRET_ENV};
+use closedloop_engine::monitors::{MonitorSpec, MonitoringConfig};
 use closedloop_engine::triage::{NotifyConfig, TriageConfig};
 
 /// The whole configuration of `closedloop serve`.
@@ -83,6 +84,13 @@ pub struct Config {
     /// The web console (`[ui]`).
     #[serde(default)]
     pub ui: UiConfig,
+    /// How the monitors decide (`[monitoring]`).
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    /// The monitors (`[[monitors]]`); without any, the defaults: the failure rate per template
+    /// version, model and data source, each negative signal's rate, the query-mix drift.
+    #[serde(default)]
+    pub monitors: Vec<MonitorSpec>,
 }
 
 impl Config {
@@ -117,6 +125,8 @@ impl Config {
             notify: self.notify.clone(),
             detectors: self.detectors.clone(),
             spans: self.spans.clone(),
+            monitoring: self.monitoring.clone(),
+            monitors: self.monitors.clone(),
             capture_comments_max_chars: self
                 .feedback
                 .capture_comments
@@ -159,6 +169,9 @@ pub enum ConfigError {
     /// The `[ui]` section cannot be used, or the console would be open beyond loopback.
     #[error("invalid [ui] section: {0}")]
     Ui(#[source] UiConfigError),
+    /// The `[monitoring]` section cannot be used.
+    #[error("invalid [monitoring] section: {0}")]
+    Monitoring(String),
     /// A setting's value cannot be used ([`Config::validate`]).
     #[error("invalid {key}: {reason}")]
     Invalid {
@@ -323,6 +336,9 @@ impl Config {
         validate_review(&self.review)?;
         validate_notify(&self.notify)?;
         validate_detectors(&self.detectors)?;
+        self.monitoring
+            .validate()
+            .map_err(ConfigError::Monitoring)?;
         self.ui.validate().map_err(ConfigError::Ui)?;
         // A console on a listener of its own must be servable there; under /ui/ of the HTTP
         // listener it refuses to serve instead (see `Receiver::serve`).

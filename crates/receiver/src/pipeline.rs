@@ -26,6 +26,7 @@ use crate::rules;
 use crate::spans::{self, SpansConfig};
 use crate::store::{FeedbackWrite, Rejected, Store, StoreConfig, StoreError};
 use closedloop_commands::review::ReviewConfig;
+use closedloop_engine::monitors::{MonitorSpec, MonitoringConfig, Monitors};
 use closedloop_engine::triage::{NotifyConfig, TriageConfig, TriageShared};
 
 pub use crate::vocab::{FailureCategory, FeedbackKind, FeedbackSignal, FeedbackSource};
@@ -71,6 +72,12 @@ pub struct PipelineConfig {
     /// How spans of other instrumentations are read (`[spans]`).
     #[serde(default)]
     pub spans: SpansConfig,
+    /// How the monitors decide (`[monitoring]`).
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    /// The monitors (`[[monitors]]`); without any, the defaults.
+    #[serde(default)]
+    pub monitors: Vec<MonitorSpec>,
 }
 
 /// The core pipeline. Cheap to clone; `Send + Sync`.
@@ -205,6 +212,12 @@ impl Pipeline {
             config.triage.clone(),
             config.notify.clone(),
             config.review.clone(),
+            config.monitoring.enabled.then(|| {
+                let (monitoring, specs) = (config.monitoring.clone(), config.monitors.clone());
+                let (triage, notify) = (config.triage.clone(), config.notify.clone());
+                Box::new(move || Monitors::new(&monitoring, &specs, &triage, &notify))
+                    as Box<dyn Fn() -> Monitors + Send>
+            }),
             Arc::clone(&shared),
             stop_receiver.clone(),
         ));

@@ -1,5 +1,5 @@
 //! The background task of the running receiver that keeps triage moving: SLA checks, the
-//! overdue gauge, daily review sampling, and webhook delivery.
+//! overdue gauge, daily review sampling, the monitors, and webhook delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use crate::pipeline::Shared;
 use crate::store::writer::unix_now_s;
 use closedloop_commands::review::{self, ReviewConfig};
 use closedloop_commands::triage as store;
+use closedloop_engine::monitors::Monitors;
 use closedloop_engine::triage::{NotifyConfig, TriageConfig};
 
 /// The most notifications read from the queue at once.
@@ -82,6 +83,7 @@ pub(crate) async fn background(
     triage: TriageConfig,
     notify: NotifyConfig,
     review: ReviewConfig,
+    new_monitors: Option<Box<dyn Fn() -> Monitors + Send>>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<Stop>,
 ) {
@@ -109,6 +111,7 @@ pub(crate) async fn background(
     let mut next_check = Instant::now();
     let mut retry_at: Option<Instant> = None;
     let mut failures: u32 = 0;
+    let mut monitors: Option<Monitors> = None;
     loop {
         if *stop.borrow() == Stop::Drain {
             break;
@@ -143,6 +146,32 @@ pub(crate) async fn background(
                     }
                 }
                 Err(error) => warn!(%error, "Triage check failed."),
+            }
+            // Built again after a failed check: its first check replays the store quietly.
+            if monitors.is_none() {
+                monitors = new_monitors.as_ref().map(|new| new());
+            }
+            if let Some(running) = monitors.take() {
+                let checked = db
+                    .run(move |conn| {
+                        let mut running = running;
+                        let outcome = running.check(conn, unix_now_s());
+                        Ok::<_, crate::store::StoreError>((running, outcome))
+                    })
+                    .await;
+                match checked {
+                    Ok((running, outcome)) => {
+                        monitors = Some(running);
+                        match outcome {
+                            Ok(outcome) if outcome.fired + outcome.resolved > 0 => {
+                                shared.triage.wake.notify_one();
+                            }
+                            Ok(_) => {}
+                            Err(error) => warn!(%error, "Monitor check failed."),
+                        }
+                    }
+                    Err(error) => warn!(%error, "Monitor check failed."),
+                }
             }
         }
         if let (Some(client), Some(url)) = (&client, &notify.webhook_url) {

@@ -35,8 +35,8 @@ use crate::triage::payload::{alert_payload, KIND_ALERT_FIRED, KIND_ALERT_RESOLVE
 use crate::triage::{route_alert, NotifyConfig, TriageConfig};
 use crate::vocab::{AlertKind, AlertStatus};
 
-/// Ticks read from the store at once.
-const CHUNK_TICKS: i64 = 24;
+/// Ticks read from the store at once (a query scans the window: the start-up replay is one).
+const CHUNK_TICKS: i64 = 24 * 35;
 
 /// The most recent new queries kept for the clusters of a drift alert.
 const RECENT_NOVEL: usize = 5_000;
