@@ -20,13 +20,9 @@ fn routing_leaves_a_reassigned_owner_alone() {
     populate(conn, &Spec::new(400, 40, NOW_S)).unwrap();
     let routing = TriageConfig {
         rules: vec![TriageRule {
-            category: None,
-            stage: None,
-            severity: None,
-            template_id: None,
-            data_source: None,
             owner: "search-team".into(),
             sla_secs: Some(3_600),
+            ..TriageRule::default()
         }],
         ..TriageConfig::default()
     };
