@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod estimates;
+pub mod monitors;
 mod queries;
 pub mod scenario;
 mod sim;

@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use closedloop_example_traffic::monitors::{BenchConfig, MonitorSettings};
 use closedloop_example_traffic::scenario::{Scenario, Traffic};
 use closedloop_example_traffic::{run, PersonaMix, SimConfig};
 
@@ -40,6 +41,35 @@ enum Command {
         /// Days per run.
         #[arg(long, default_value_t = 14)]
         days: u32,
+    },
+    /// Measures the default monitors on seeded runs of simulated traffic: false alarms per 30
+    /// stationary days, and the delay from a regression, a new topic and a silent thumbs-down
+    /// button to the alarm of the monitor meant to catch it.
+    Monitors {
+        /// The runs of each scenario (seeds `--seed` onwards).
+        #[arg(long, default_value_t = 20)]
+        runs: u64,
+        /// Measured days of each stationary run, after the 28-day warm-up.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Measured days after each change.
+        #[arg(long, default_value_t = 14)]
+        days_after: u32,
+        /// The relative change the monitors are built to catch.
+        #[arg(long, default_value_t = MonitorSettings::default().relative_change)]
+        relative_change: f64,
+        /// Each monitor's in-control average run length, in days.
+        #[arg(long, default_value_t = MonitorSettings::default().in_control_days)]
+        in_control_days: f64,
+        /// The hours left out of the baseline.
+        #[arg(long, default_value_t = MonitorSettings::default().guard_hours)]
+        guard_hours: u32,
+        /// The fewest events a monitor's baseline needs before it decides.
+        #[arg(long, default_value_t = MonitorSettings::default().min_baseline_events)]
+        min_baseline_events: u64,
+        /// Measured days before each change, after the warm-up.
+        #[arg(long, default_value_t = BenchConfig::default().days_before)]
+        days_before: u32,
     },
     /// Prints days of simulated production traffic with a known truth, without a service: per
     /// day and template version, the responses, the true failure rate, the share with a
@@ -97,6 +127,34 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(Command::Coverage { runs, days }) = args.command {
         print_coverage(args.seed, runs, days);
+        return Ok(());
+    }
+    if let Some(Command::Monitors {
+        runs,
+        days,
+        days_after,
+        relative_change,
+        in_control_days,
+        guard_hours,
+        min_baseline_events,
+        days_before,
+    }) = args.command
+    {
+        print_monitors(&BenchConfig {
+            seed: args.seed,
+            runs,
+            stationary_days: days,
+            days_before,
+            days_after,
+            settings: MonitorSettings {
+                relative_change,
+                in_control_days,
+                guard_hours,
+                min_baseline_events,
+                ..MonitorSettings::default()
+            },
+            ..BenchConfig::default()
+        });
         return Ok(());
     }
     if let Some(Command::Scenario {
@@ -215,4 +273,63 @@ fn print_coverage(seed: u64, runs: u64, days: u32) {
             result.lambda,
         );
     }
+}
+
+fn print_monitors(config: &BenchConfig) {
+    use closedloop_example_traffic::monitors::{bench, WARMUP_DAYS};
+    let started = std::time::Instant::now();
+    let result = bench(config);
+    let settings = config.settings;
+    println!(
+        "{} runs per scenario, each after {WARMUP_DAYS} stationary warm-up days; hourly ticks; \
+         relative_change {}, in-control run length {} days per monitor, baseline {} days, \
+         guard {} h, min {} baseline events",
+        config.runs,
+        settings.relative_change,
+        settings.in_control_days,
+        settings.baseline_days,
+        settings.guard_hours,
+        settings.min_baseline_events,
+    );
+    let false_alarms = &result.false_alarms;
+    println!(
+        "\nstationary: {} alarms in {} runs x {} days = {:.2} per 30 days across all monitors",
+        false_alarms.total(),
+        false_alarms.runs,
+        false_alarms.days,
+        false_alarms.per_30_days(),
+    );
+    for (monitor, alarms) in &false_alarms.by_monitor {
+        println!("  {monitor:<40} {alarms:>3}");
+    }
+    println!(
+        "\nchanges on day {} after the warm-up, measured for {} days after",
+        config.days_before, config.days_after
+    );
+    println!(
+        "scenario        monitor                              detected  <=2d  <=7d  median_h   max_h  alarms_before"
+    );
+    for detection in &result.detections {
+        let (median, max) = detection
+            .median_and_max_hours()
+            .map_or(("-".to_owned(), "-".to_owned()), |(median, max)| {
+                (format!("{median:.0}"), format!("{max:.0}"))
+            });
+        println!(
+            "{:<15} {:<36} {:>5}/{:<2} {:>5} {:>5} {:>9} {:>7} {:>14}",
+            detection.scenario,
+            detection.monitor,
+            detection.delays_hours.iter().flatten().count(),
+            detection.delays_hours.len(),
+            detection.within_days(2.0),
+            detection.within_days(7.0),
+            median,
+            max,
+            detection.before_change,
+        );
+        for (monitor, runs) in &detection.others {
+            println!("    also fired: {monitor} in {runs} runs");
+        }
+    }
+    println!("\n({:.1} s)", started.elapsed().as_secs_f64());
 }
