@@ -6,8 +6,9 @@
 //! any two versions asked for, with a significance test of the rate difference and a measure
 //! of the shift in the category mix; the chunks whose presence in the context goes with the
 //! most failures (lift over the baseline rate, smoothed); the feedback signals; and a daily
-//! trend. The statistics are in `closedloop_stats::rates` (re-exported as `stats`), with their
-//! choices documented there.
+//! trend; what the labelled review sample says of the true failure rates and of each signal
+//! ([`calibration`](Calibration)); and the monitors' alerts. The statistics are in
+//! `closedloop_stats` (`rates` is re-exported as `stats`), with their choices documented there.
 
 pub use closedloop_stats::rates as stats;
 
@@ -229,6 +230,29 @@ pub struct Report {
     pub daily: Vec<DayStats>,
     /// What the labelled review sample says: true failure rates, signal calibration.
     pub calibration: Calibration,
+    /// The monitors' alerts fired in the window, newest first.
+    pub alerts: Vec<AlertSummary>,
+}
+
+/// A monitor's alert, as the report lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertSummary {
+    /// `alert_<id>`.
+    pub id: String,
+    /// The monitor and group, `kind/dimension/value`.
+    pub monitor: String,
+    /// When it fired, RFC 3339.
+    pub fired: String,
+    /// When it resolved, RFC 3339; `None` while it fires.
+    pub resolved: Option<String>,
+    /// The baseline rate.
+    pub baseline_rate: f64,
+    /// The rate over the excursion.
+    pub observed_rate: f64,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// When it is due, RFC 3339.
+    pub due: Option<String>,
 }
 
 fn rate(failures: u64, n: u64) -> f64 {
@@ -441,6 +465,20 @@ pub fn report(conn: &mut Connection, query: &ReportQuery) -> Result<Report, Repo
         signals,
         daily,
         calibration: calibration.finish(query.target_half_width),
+        alerts: conn
+            .alerts(since)?
+            .into_iter()
+            .map(|alert| AlertSummary {
+                id: format!("alert_{}", alert.id),
+                monitor: alert.monitor,
+                fired: format_rfc3339(alert.fired_s),
+                resolved: alert.resolved_s.map(format_rfc3339),
+                baseline_rate: alert.baseline_rate,
+                observed_rate: alert.observed_rate,
+                owner: alert.owner,
+                due: alert.due_s.map(format_rfc3339),
+            })
+            .collect(),
     })
 }
 
@@ -569,6 +607,26 @@ pub fn render(report: &Report) -> String {
         );
     }
     render_calibration(&mut out, &report.calibration);
+    let _ = writeln!(out, "\nMonitor alerts");
+    if report.alerts.is_empty() {
+        let _ = writeln!(out, "  (none in the window)");
+    }
+    for alert in &report.alerts {
+        let _ = writeln!(
+            out,
+            "  {} {:<48} {} -> {}  fired {}  {}  owner {}",
+            alert.id,
+            alert.monitor,
+            percent(alert.baseline_rate),
+            percent(alert.observed_rate),
+            alert.fired,
+            alert
+                .resolved
+                .as_ref()
+                .map_or_else(|| "FIRING".to_owned(), |at| format!("resolved {at}")),
+            alert.owner.as_deref().unwrap_or("nobody")
+        );
+    }
     let _ = writeln!(out, "\nDaily trend");
     for day in &report.daily {
         let _ = writeln!(
