@@ -7,8 +7,9 @@
 //!
 //! 1. takes the **baseline** rate p₀ from the ticks of the last `baseline_ticks` that were in
 //!    control, leaving out the most recent `guard_ticks` (so the start of a slow change is not
-//!    learnt as normal before it is caught), and waits until the baseline holds at least
-//!    `min_baseline_events` events;
+//!    learnt as normal before it is caught); a falling rate waits until the baseline holds at
+//!    least `min_baseline_events` events, a rising one counts its baseline as at least that
+//!    many (a rate near zero can rise too, and the floor errs towards fewer alarms);
 //! 2. runs a [`BernoulliCusum`] from p₀ towards p₁ = p₀·(1 ± `relative_change`), with the
 //!    threshold whose in-control average run length is `in_control_ticks` ticks of the
 //!    baseline's mean volume ([`threshold_for_arl0`]);
@@ -142,8 +143,19 @@ impl RateMonitor {
             return Some(p0);
         }
         let (events, trials) = self.baseline_sum;
-        (events >= self.config.min_baseline_events.max(1) && trials > events)
-            .then(|| events as f64 / trials as f64)
+        let min_events = self.config.min_baseline_events.max(1);
+        match self.config.direction {
+            // A rate near zero (new queries once the usual ones are known) can still rise: its
+            // baseline counts as at least `min_baseline_events`, the most the baseline cannot
+            // tell from zero, which errs towards fewer alarms.
+            Direction::Rise => {
+                (trials > 2 * min_events).then(|| events.max(min_events) as f64 / trials as f64)
+            }
+            // A rate can fall only from somewhere.
+            Direction::Fall => {
+                (events >= min_events && trials > events).then(|| events as f64 / trials as f64)
+            }
+        }
     }
 
     fn target(&self, p0: f64) -> f64 {
@@ -301,6 +313,18 @@ mod tests {
         assert!(!monitor.is_firing());
         // The excursion did not move the baseline.
         assert_eq!(monitor.baseline(), Some(0.1));
+    }
+
+    #[test]
+    fn a_rate_near_zero_can_rise() {
+        let mut monitor = RateMonitor::new(config(Direction::Rise));
+        // A week without a single event: the baseline counts as 20 in 16,800.
+        assert!(feed(&mut monitor, 7 * 24, 0).is_empty());
+        let floor = monitor.baseline().unwrap();
+        assert!((floor - 20.0 / (144.0 * 100.0)).abs() < 1e-12, "{floor}");
+        // A burst of new queries fires within hours.
+        let fired = feed(&mut monitor, 6, 3);
+        assert_eq!(fired.len(), 1, "{fired:?}");
     }
 
     #[test]

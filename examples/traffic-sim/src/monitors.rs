@@ -13,7 +13,7 @@
 //!
 //! The novelty index has no history at the start of a run, so every benchmark run begins with
 //! [`WARMUP_DAYS`] of stationary traffic that the monitors learn from and whose alarms are not
-//! counted. [`bench`] measures, over seeded runs, the false alarms per 30 stationary days and
+//! counted. [`bench()`] measures, over seeded runs, the false alarms per 30 stationary days and
 //! the delay from a regression, a new topic and a silent thumbs-down button to the alarm of
 //! the monitor meant to catch it.
 //!
@@ -246,7 +246,7 @@ pub fn run_monitors(traffic: &Traffic, settings: &MonitorSettings) -> Vec<Alarm>
     alarms
 }
 
-/// What the stationary runs of [`bench`] say.
+/// What the stationary runs of [`bench()`] say.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FalseAlarms {
     /// The runs.
@@ -269,7 +269,7 @@ impl FalseAlarms {
     }
 }
 
-/// What the runs of one change scenario of [`bench`] say.
+/// What the runs of one change scenario of [`bench()`] say.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Detection {
     /// The scenario.
@@ -306,7 +306,7 @@ impl Detection {
     }
 }
 
-/// How [`bench`] runs.
+/// How [`bench()`] runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BenchConfig {
     /// The first seed.
@@ -339,7 +339,7 @@ impl Default for BenchConfig {
     }
 }
 
-/// What [`bench`] measured.
+/// What [`bench()`] measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bench {
     /// The stationary runs.
