@@ -253,6 +253,9 @@ pub struct AlertSummary {
     pub owner: Option<String>,
     /// When it is due, RFC 3339.
     pub due: Option<String>,
+    /// More about it: for a drift alert, the new queries of the last day and their largest
+    /// clusters (sizes and example responses).
+    pub detail: Option<serde_json::Value>,
 }
 
 fn rate(failures: u64, n: u64) -> f64 {
@@ -477,6 +480,10 @@ pub fn report(conn: &mut Connection, query: &ReportQuery) -> Result<Report, Repo
                 observed_rate: alert.observed_rate,
                 owner: alert.owner,
                 due: alert.due_s.map(format_rfc3339),
+                detail: alert
+                    .detail
+                    .as_deref()
+                    .and_then(|detail| serde_json::from_str(detail).ok()),
             })
             .collect(),
     })

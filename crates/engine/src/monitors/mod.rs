@@ -38,8 +38,8 @@ use crate::vocab::{AlertKind, AlertStatus};
 /// Ticks read from the store at once (a query scans the window: the start-up replay is one).
 const CHUNK_TICKS: i64 = 24 * 35;
 
-/// The most recent new queries kept for the clusters of a drift alert.
-const RECENT_NOVEL: usize = 5_000;
+/// The most recent queries kept for the clusters of a drift alert.
+const RECENT_QUERIES: usize = 20_000;
 
 /// The most clusters a drift alert names.
 const MAX_CLUSTERS: usize = 5;
@@ -77,11 +77,12 @@ struct Tick {
     novel: (u64, u64),
 }
 
-/// A new query, for the clusters of a drift alert.
-struct NovelQuery {
+/// A recent query, for the clusters of a drift alert.
+struct RecentQuery {
     tick: i64,
     response: SpanRef,
     bands: Vec<u64>,
+    novel: bool,
 }
 
 /// Every monitor of a receiver.
@@ -93,13 +94,13 @@ pub struct Monitors {
     notify: bool,
     streams: BTreeMap<String, Stream>,
     novelty: Option<NoveltyIndex>,
-    recent_novel: std::collections::VecDeque<NovelQuery>,
+    recent_queries: std::collections::VecDeque<RecentQuery>,
     next_tick: Option<i64>,
 }
 
-impl std::fmt::Debug for NovelQuery {
+impl std::fmt::Debug for RecentQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NovelQuery")
+        f.debug_struct("RecentQuery")
             .field("tick", &self.tick)
             .finish()
     }
@@ -135,7 +136,7 @@ impl Monitors {
             notify: notify.webhook_url.is_some() && notify.on_alert,
             streams: BTreeMap::new(),
             novelty,
-            recent_novel: std::collections::VecDeque::new(),
+            recent_queries: std::collections::VecDeque::new(),
             next_tick: None,
         }
     }
@@ -249,7 +250,7 @@ impl Monitors {
             }
         }
         if let Some(novelty) = &mut self.novelty {
-            let recent = &mut self.recent_novel;
+            let recent = &mut self.recent_queries;
             conn.monitor_fingerprints(from * tick_secs, to * tick_secs, |at_s, response, text| {
                 let Ok(fingerprint) = text.parse::<Fingerprint>() else {
                     return;
@@ -263,17 +264,16 @@ impl Monitors {
                     return;
                 };
                 tick.novel.1 += 1;
-                if novel {
-                    tick.novel.0 += 1;
-                    if recent.len() == RECENT_NOVEL {
-                        recent.pop_front();
-                    }
-                    recent.push_back(NovelQuery {
-                        tick: index,
-                        response,
-                        bands: fingerprint.bands(),
-                    });
+                tick.novel.0 += u64::from(novel);
+                if recent.len() == RECENT_QUERIES {
+                    recent.pop_front();
                 }
+                recent.push_back(RecentQuery {
+                    tick: index,
+                    response,
+                    bands: fingerprint.bands(),
+                    novel,
+                });
                 novelty.insert(&fingerprint, t);
             })?;
         }
@@ -427,16 +427,10 @@ impl Monitors {
         Some(alert)
     }
 
-    /// The largest clusters of the new queries of the last day before `fired_s`: queries
-    /// that share a band key are one cluster.
+    /// The largest clusters of new queries in the last day before `fired_s`: the recent
+    /// queries linked by shared band keys, each cluster holding at least one new query (the
+    /// one that was new, and those asked after it in other words).
     fn clusters(&self, fired_s: i64) -> serde_json::Value {
-        let since = (fired_s - 86_400).div_euclid(self.tick_secs());
-        let queries: Vec<&NovelQuery> = self
-            .recent_novel
-            .iter()
-            .filter(|query| query.tick >= since)
-            .collect();
-        let mut parent: Vec<usize> = (0..queries.len()).collect();
         fn root(parent: &mut [usize], mut i: usize) -> usize {
             while parent[i] != i {
                 parent[i] = parent[parent[i]];
@@ -444,6 +438,13 @@ impl Monitors {
             }
             i
         }
+        let since = (fired_s - 86_400).div_euclid(self.tick_secs());
+        let queries: Vec<&RecentQuery> = self
+            .recent_queries
+            .iter()
+            .filter(|query| query.tick >= since)
+            .collect();
+        let mut parent: Vec<usize> = (0..queries.len()).collect();
         let mut first_with: HashMap<u64, usize> = HashMap::new();
         for (i, query) in queries.iter().enumerate() {
             for band in &query.bands {
@@ -463,13 +464,17 @@ impl Monitors {
             let r = root(&mut parent, i);
             members.entry(r).or_default().push(i);
         }
-        let mut clusters: Vec<Vec<usize>> = members.into_values().filter(|m| m.len() > 1).collect();
+        let mut clusters: Vec<Vec<usize>> = members
+            .into_values()
+            .filter(|members| members.len() > 1 && members.iter().any(|&i| queries[i].novel))
+            .collect();
         clusters.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
         clusters.truncate(MAX_CLUSTERS);
         json!({
-            "new_queries": queries.len(),
+            "new_queries": queries.iter().filter(|query| query.novel).count(),
             "clusters": clusters.iter().map(|cluster| json!({
                 "queries": cluster.len(),
+                "new_queries": cluster.iter().filter(|&&i| queries[i].novel).count(),
                 "examples": cluster.iter().take(3).map(|&i| {
                     let response = queries[i].response;
                     format!("{}:{}", hex(&response.trace_id), hex(&response.span_id))

@@ -171,3 +171,120 @@ fn steady_traffic_raises_nothing() {
         .contains(&"failure_rate/template_version/answer@1".to_owned()));
     assert!(conn.alerts(0).unwrap().is_empty());
 }
+
+/// `per_hour` responses in each hour of `hours` asking `query(hour, n)`.
+fn fill_queries(
+    conn: &mut Connection,
+    hours: std::ops::Range<i64>,
+    per_hour: i64,
+    query: impl Fn(i64, i64) -> String,
+    next: &mut u64,
+) {
+    let mut tx = conn.transaction().unwrap();
+    for hour in hours {
+        for n in 0..per_hour {
+            *next += 1;
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&next.to_be_bytes());
+            let response = Response {
+                fingerprint: Some(closedloop_tracing::fingerprint(&query(hour, n)).to_string()),
+                ..Response::default()
+            };
+            let key = SpanRef {
+                trace_id,
+                span_id: [2; 8],
+            };
+            tx.insert_response(&response, key, START_S + hour * HOUR + n, false)
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Thirty days of the same ten questions, then a day in which a tenth of the queries are
+/// about something new: the drift alert fires and names the new cluster.
+#[test]
+fn new_queries_raise_a_drift_alert_with_their_cluster() {
+    const USUAL: [&str; 10] = [
+        "how do I reset my password",
+        "where is my invoice",
+        "cancel my subscription",
+        "change the billing address",
+        "add a user to my team",
+        "export my data as csv",
+        "enable two factor authentication",
+        "which plans include sso",
+        "delete my account",
+        "update my payment card",
+    ];
+    let store = TestStore::sqlite();
+    let mut conn = store.open(Access::Writer);
+    let mut next = 0;
+    let usual = |hour: i64, n: i64| USUAL[((hour + n) % 10) as usize].to_owned();
+    fill_queries(&mut conn, 0..30 * 24, 20, usual, &mut next);
+    fill_queries(
+        &mut conn,
+        30 * 24..31 * 24,
+        20,
+        |hour, n| {
+            if n < 2 {
+                // New words, in many combinations.
+                const A: [&str; 8] = [
+                    "warehouse",
+                    "forklift",
+                    "pallet",
+                    "conveyor",
+                    "scanner",
+                    "barcode",
+                    "dock",
+                    "robot",
+                ];
+                const B: [&str; 8] = [
+                    "calibrate",
+                    "pair",
+                    "firmware",
+                    "reboot",
+                    "jammed",
+                    "offline",
+                    "battery",
+                    "sensor",
+                ];
+                const C: [&str; 8] = [
+                    "zone", "aisle", "shift", "manifest", "shipment", "rack", "bay", "lane",
+                ];
+                let i = hour * 2 + n;
+                format!(
+                    "{} {} {}",
+                    A[(i % 8) as usize],
+                    B[(i / 8 % 8) as usize],
+                    C[(i / 64 % 8) as usize]
+                )
+            } else {
+                usual(hour, n)
+            }
+        },
+        &mut next,
+    );
+    let mut monitors = monitors();
+    monitors
+        .check(&mut conn, START_S + 31 * 24 * HOUR + HOUR)
+        .unwrap();
+    let alert = conn
+        .open_alert("query_drift/all/all")
+        .unwrap()
+        .expect("a drift alert");
+    let detail: serde_json::Value = serde_json::from_str(alert.detail.as_deref().unwrap()).unwrap();
+    let clusters = detail["clusters"].as_array().unwrap();
+    assert!(!clusters.is_empty(), "{detail}");
+    assert!(clusters[0]["queries"].as_u64().unwrap() >= 5, "{detail}");
+    assert_eq!(clusters[0]["examples"].as_array().unwrap().len(), 3);
+    let notifications = conn
+        .claim_notifications(i64::MAX / 2, i64::MAX / 2 + 1, 10)
+        .unwrap();
+    assert!(
+        notifications
+            .iter()
+            .any(|n| n.payload.contains("New query clusters")),
+        "{notifications:?}"
+    );
+}

@@ -154,6 +154,21 @@ pub fn alert_payload(alert: &closedloop_store::records::Alert, resolved: bool) -
         alert.statistic,
         alert.threshold
     );
+    let clusters = alert
+        .detail
+        .as_deref()
+        .and_then(|detail| serde_json::from_str::<serde_json::Value>(detail).ok())
+        .and_then(|detail| {
+            let sizes: Vec<String> = detail["clusters"]
+                .as_array()?
+                .iter()
+                .filter_map(|cluster| cluster["queries"].as_u64())
+                .map(|size| size.to_string())
+                .collect();
+            (!sizes.is_empty()).then(|| format!("\nNew query clusters: {}", sizes.join(", ")))
+        })
+        .unwrap_or_default();
+    let details = details + &clusters;
     let context = format!(
         "Owner: {} · due {}",
         owner_text(alert.owner.as_deref()),
