@@ -72,6 +72,23 @@ pub struct TriageRule {
     pub sla_secs: Option<u64>,
 }
 
+impl TriageRule {
+    /// Whether the rule's `template_id` and `data_source`, where given, are these.
+    pub(crate) fn matches_group(
+        &self,
+        template_id: Option<&str>,
+        data_source: Option<&str>,
+    ) -> bool {
+        self.template_id
+            .as_deref()
+            .is_none_or(|wanted| Some(wanted) == template_id)
+            && self
+                .data_source
+                .as_deref()
+                .is_none_or(|wanted| Some(wanted) == data_source)
+    }
+}
+
 fn enum_value<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,

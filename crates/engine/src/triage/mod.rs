@@ -92,15 +92,16 @@ pub fn route(
             && rule
                 .severity
                 .is_none_or(|severity| severity == decision.severity)
-            && rule
-                .template_id
-                .as_deref()
-                .is_none_or(|wanted| Some(wanted) == template_id)
-            && rule
-                .data_source
-                .as_deref()
-                .is_none_or(|wanted| Some(wanted) == data_source)
+            && rule.matches_group(template_id, data_source)
     });
+    assignment(config, matched)
+}
+
+/// The owner and SLA of the rule that matched, else the defaults.
+fn assignment(
+    config: &TriageConfig,
+    matched: Option<&TriageRule>,
+) -> (Option<String>, Option<u64>) {
     match matched {
         Some(rule) => (
             Some(rule.owner.clone()),
@@ -128,22 +129,9 @@ pub fn route_alert(
         rule.monitor
             .as_deref()
             .is_some_and(|wanted| wanted == alert.kind || alert.monitor.starts_with(wanted))
-            && rule
-                .template_id
-                .as_deref()
-                .is_none_or(|wanted| Some(wanted) == template_id)
-            && rule
-                .data_source
-                .as_deref()
-                .is_none_or(|wanted| Some(wanted) == data_source)
+            && rule.matches_group(template_id, data_source)
     });
-    match matched {
-        Some(rule) => (
-            Some(rule.owner.clone()),
-            rule.sla_secs.or(config.default_sla_secs),
-        ),
-        None => (config.default_owner.clone(), config.default_sla_secs),
-    }
+    assignment(config, matched)
 }
 
 /// Runs in the writer's transaction after a revision of the record `key` was upserted:
