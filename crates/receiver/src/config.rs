@@ -169,8 +169,8 @@ pub enum ConfigError {
     /// The `[ui]` section cannot be used, or the console would be open beyond loopback.
     #[error("invalid [ui] section: {0}")]
     Ui(#[source] UiConfigError),
-    /// The `[monitoring]` section cannot be used.
-    #[error("invalid [monitoring] section: {0}")]
+    /// The `[monitoring]` section or a `[[monitors]]` entry cannot be used.
+    #[error("invalid [monitoring] or [[monitors]]: {0}")]
     Monitoring(String),
     /// A setting's value cannot be used ([`Config::validate`]).
     #[error("invalid {key}: {reason}")]
@@ -339,6 +339,9 @@ impl Config {
         self.monitoring
             .validate()
             .map_err(ConfigError::Monitoring)?;
+        for monitor in &self.monitors {
+            monitor.validate().map_err(ConfigError::Monitoring)?;
+        }
         self.ui.validate().map_err(ConfigError::Ui)?;
         // A console on a listener of its own must be servable there; under /ui/ of the HTTP
         // listener it refuses to serve instead (see `Receiver::serve`).

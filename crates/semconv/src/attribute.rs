@@ -54,6 +54,7 @@ pub const CLOSEDLOOP_ALERT_KIND: &str = "closedloop.alert.kind";
 /// - `"failure_rate/template_version/support-answer@3"`
 /// - `"signal_rate/signal/thumbs_down"`
 /// - `"query_drift/all/all"`
+/// - `"label_rate/template_version/support-answer@3"`
 ///
 /// # Details
 ///
@@ -1189,6 +1190,10 @@ pub enum AlertKind {
     ///
     /// Value: `query_drift`.
     QueryDrift,
+    /// The share of the uniform review sample that reviewers label bad, by the time of the label.
+    ///
+    /// Value: `label_rate`.
+    LabelRate,
 }
 
 impl AlertKind {
@@ -1196,7 +1201,12 @@ impl AlertKind {
     pub const ATTRIBUTE: &'static str = CLOSEDLOOP_ALERT_KIND;
 
     /// Every well-known value, in registry order.
-    pub const ALL: &'static [Self] = &[Self::FailureRate, Self::SignalRate, Self::QueryDrift];
+    pub const ALL: &'static [Self] = &[
+        Self::FailureRate,
+        Self::SignalRate,
+        Self::QueryDrift,
+        Self::LabelRate,
+    ];
 
     /// The attribute value.
     pub const fn as_str(self) -> &'static str {
@@ -1204,6 +1214,7 @@ impl AlertKind {
             Self::FailureRate => "failure_rate",
             Self::SignalRate => "signal_rate",
             Self::QueryDrift => "query_drift",
+            Self::LabelRate => "label_rate",
         }
     }
 }
@@ -1222,6 +1233,7 @@ impl FromStr for AlertKind {
             "failure_rate" => Ok(Self::FailureRate),
             "signal_rate" => Ok(Self::SignalRate),
             "query_drift" => Ok(Self::QueryDrift),
+            "label_rate" => Ok(Self::LabelRate),
             _ => Err(UnknownValue::new(Self::ATTRIBUTE, value)),
         }
     }

@@ -40,6 +40,22 @@ pub struct SignalTick {
     pub responses: u64,
 }
 
+/// The labels of one tick (by the time they were given) and template version, of the
+/// uniform review sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelTick {
+    /// The tick: `labelled_s / tick_secs`.
+    pub tick: i64,
+    /// `closedloop.prompt.template.id`.
+    pub template_id: Option<String>,
+    /// `closedloop.prompt.template.version`.
+    pub template_version: Option<String>,
+    /// Labels given in the tick.
+    pub labelled: u64,
+    /// Of those, `bad`.
+    pub bad: u64,
+}
+
 /// An alert a monitor raised.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
@@ -168,6 +184,38 @@ impl Connection {
         )
     }
 
+    /// The labels of the uniform review sample given in `[from_s, to_s)`, counted by tick of
+    /// `tick_secs` (of the label's time) and the response's template version.
+    pub fn monitor_label_ticks(
+        &mut self,
+        from_s: i64,
+        to_s: i64,
+        tick_secs: i64,
+    ) -> Result<Vec<LabelTick>> {
+        self.db.query(
+            "SELECT q.labelled_s / ?3, ti.value, tv.value, count(*),
+                CAST(COALESCE(SUM(CASE WHEN q.label = 'bad' THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM review_queue q
+             JOIN responses r ON r.trace_id = q.trace_id AND r.span_id = q.span_id
+             LEFT JOIN strings ti ON ti.id = r.template_id
+             LEFT JOIN strings tv ON tv.id = r.template_version
+             WHERE q.label IS NOT NULL AND q.stratum = 'uniform'
+               AND q.labelled_s >= ?1 AND q.labelled_s < ?2
+             GROUP BY q.labelled_s / ?3, ti.value, tv.value
+             ORDER BY 1",
+            values![from_s, to_s, tick_secs.max(1)],
+            |row| {
+                Ok(LabelTick {
+                    tick: row.get(0)?,
+                    template_id: row.get(1)?,
+                    template_version: row.get(2)?,
+                    labelled: row.get::<i64>(3)?.max(0) as u64,
+                    bad: row.get::<i64>(4)?.max(0) as u64,
+                })
+            },
+        )
+    }
+
     /// Calls `each` with the receive time, response span and query fingerprint of every
     /// response received in `[from_s, to_s)` that has one, in arrival order.
     pub fn monitor_fingerprints(
@@ -278,6 +326,7 @@ impl Connection {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::review::{ReviewLabel, ReviewLabelUpdate, ReviewStratum};
     use crate::testing::{
         both_engines, insert_failure, insert_feedback, insert_response, key, Failure, Response,
     };
@@ -371,6 +420,39 @@ pub(crate) mod tests {
             vec!["mh64v2:".to_owned()]
         );
         assert!(conn.evalset_fingerprints(3_700).unwrap().is_empty());
+
+        for (n, label, labelled_s) in [
+            (1, ReviewLabel::Bad, 3_650),
+            (2, ReviewLabel::Good, 3_660),
+            (3, ReviewLabel::Bad, 7_300),
+        ] {
+            conn.queue_review_item("1970-01-01", key(n), ReviewStratum::Uniform, 10)
+                .unwrap();
+            let id = conn
+                .review_items(None, false)
+                .unwrap()
+                .into_iter()
+                .find(|item| item.key == key(n))
+                .unwrap()
+                .id;
+            let update = ReviewLabelUpdate {
+                label,
+                labelled_s,
+                category: None,
+                expected: None,
+                note: None,
+                feedback_id: "review",
+                reviewer: None,
+            };
+            conn.set_review_label(id, &update).unwrap();
+        }
+        let mut labels = conn.monitor_label_ticks(3_600, 10_800, 3_600).unwrap();
+        labels.sort_by_key(|tick| (tick.tick, tick.template_version.clone()));
+        let labels: Vec<(i64, Option<&str>, u64, u64)> = labels
+            .iter()
+            .map(|t| (t.tick, t.template_version.as_deref(), t.labelled, t.bad))
+            .collect();
+        assert_eq!(labels, vec![(1, Some("v1"), 2, 1), (2, Some("v2"), 1, 1)]);
 
         // One open alert per monitor; once resolved, the next excursion may fire.
         let first = conn.insert_alert(&sample_alert("m", 100)).unwrap();

@@ -159,7 +159,7 @@ pub use crate::failures::{
     FailureCursor, FailureDetail, FailureFacets, FailureFilter, FailureListRow, FailureRevision,
     RecordFeedback, RevisionCause, TraceIdRange,
 };
-pub use crate::monitors::{Alert, SignalTick, TickCounts};
+pub use crate::monitors::{Alert, LabelTick, SignalTick, TickCounts};
 pub use crate::notifications::Notification;
 pub use crate::overview::{DayCount, DayVersionCount, OwnerLoad, ReviewProgress};
 pub use crate::report::{ReportResponse, ReviewedFeedback, ReviewedResponse, SignalCount};

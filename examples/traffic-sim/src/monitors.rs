@@ -9,7 +9,10 @@
 //! - **signal_rate** (fall), one per negative signal ([`Signal::is_negative`]): the share of
 //!   all responses with that signal (a broken button, a detector switched off);
 //! - **query_drift** (rise): the share of queries with no near neighbour in the last 28 days
-//!   ([`NoveltyIndex`]), among those with band keys.
+//!   ([`NoveltyIndex`]), among those with band keys;
+//! - **label_rate** (rise), one per template version: the share of its reviewed responses
+//!   labelled bad (counted at the response's time; the receiver counts a label when it is
+//!   given).
 //!
 //! The novelty index has no history at the start of a run, so every benchmark run begins with
 //! [`WARMUP_DAYS`] of stationary traffic that the monitors learn from and whose alarms are not
@@ -106,6 +109,8 @@ pub enum MonitorId {
     Signal(Signal),
     /// The share of novel queries.
     QueryDrift,
+    /// The share of a template version's reviewed responses labelled bad.
+    Labels(String),
 }
 
 impl fmt::Display for MonitorId {
@@ -116,6 +121,7 @@ impl fmt::Display for MonitorId {
             MonitorId::DataSource(source) => write!(f, "failure_rate[data_source={source}]"),
             MonitorId::Signal(signal) => write!(f, "signal_rate[{}]", signal.as_str()),
             MonitorId::QueryDrift => f.write_str("query_drift"),
+            MonitorId::Labels(version) => write!(f, "label_rate[template={version}]"),
         }
     }
 }
@@ -186,6 +192,19 @@ pub fn run_monitors(traffic: &Traffic, settings: &MonitorSettings) -> Vec<Alarm>
         .map(|signal| (signal, group(MonitorId::Signal(signal), fall)))
         .collect();
     let drift = group(MonitorId::QueryDrift, rise);
+    let label_groups: Vec<usize> = traffic
+        .versions
+        .iter()
+        .map(|version| {
+            group(
+                MonitorId::Labels(format!(
+                    "{}@{}",
+                    version.template_id, version.template_version
+                )),
+                rise,
+            )
+        })
+        .collect();
 
     let mut novelty = NoveltyIndex::new(NOVELTY_WINDOW_DAYS * TICKS_PER_DAY, NOVELTY_MAX_KEYS);
     let mut alarms: Vec<Alarm> = Vec::new();
@@ -230,6 +249,13 @@ pub fn run_monitors(traffic: &Traffic, settings: &MonitorSettings) -> Vec<Alarm>
         for &(signal, monitor) in &signal_groups {
             let counts = &mut monitors[monitor].tick;
             counts.0 += u64::from(response.signals.contains(&signal));
+            counts.1 += 1;
+        }
+        // A label counts at the time of its response (the receiver counts it when it is
+        // given, a day or so later: the same series, shifted).
+        if let Some(bad) = response.reviewed {
+            let counts = &mut monitors[label_groups[response.version]].tick;
+            counts.0 += u64::from(bad);
             counts.1 += 1;
         }
         let fingerprint = &traffic.query(response).fingerprint;
@@ -393,10 +419,15 @@ pub fn bench(config: &BenchConfig) -> Bench {
     let change_day = WARMUP_DAYS + config.days_before;
     let days = change_day + config.days_after;
     type Make = fn(u64, u32, u32, f64) -> Scenario;
-    let scenarios: [(&'static str, MonitorId, Make); 3] = [
+    let scenarios: [(&'static str, MonitorId, Make); 4] = [
         (
             "regression",
             MonitorId::TemplateVersion("support-answer@3".to_owned()),
+            |seed, days, day, _| Scenario::regression(seed, days, day),
+        ),
+        (
+            "regression",
+            MonitorId::Labels("support-answer@3".to_owned()),
             |seed, days, day, _| Scenario::regression(seed, days, day),
         ),
         ("new_topic", MonitorId::QueryDrift, Scenario::new_topic),

@@ -140,7 +140,8 @@ impl MonitorGroup {
 
 /// One `[[monitors]]` entry. Without any, the receiver runs the defaults
 /// ([`MonitorSpec::defaults`]): the failure rate per template version, per model and per
-/// data source, the rate of each negative signal, and the query-mix drift.
+/// data source, the rate of each negative signal, the query-mix drift, and the reviewers'
+/// bad-label rate per template version.
 ///
 /// ```toml
 /// [[monitors]]
@@ -160,11 +161,14 @@ impl MonitorGroup {
 pub struct MonitorSpec {
     /// What it watches: `failure_rate` (share of responses with a failure record, rising),
     /// `signal_rate` (share with negative feedback of a signal, falling: a broken button or
-    /// a detector gone quiet) or `query_drift` (share of queries with no near neighbour among
-    /// the last `baseline_days` of queries or the eval set, rising).
+    /// a detector gone quiet), `query_drift` (share of queries with no near neighbour among
+    /// the last `baseline_days` of queries or the eval set, rising) or `label_rate` (share of
+    /// the uniform review sample labelled bad, by the time of the label, rising: the unbiased
+    /// rate, slow at a few dozen labels a day).
     #[serde(deserialize_with = "alert_kind")]
     pub kind: AlertKind,
-    /// For `failure_rate`: what to group by. Default `all`.
+    /// For `failure_rate`: what to group by; for `label_rate`, `all` or `template_version`.
+    /// Default `all`.
     #[serde(default)]
     pub by: Option<MonitorGroup>,
     /// For `signal_rate`: the signal. Default: every signal seen, one monitor each.
@@ -211,7 +215,39 @@ impl MonitorSpec {
             spec(AlertKind::FailureRate, Some(MonitorGroup::DataSource)),
             spec(AlertKind::SignalRate, None),
             spec(AlertKind::QueryDrift, None),
+            spec(AlertKind::LabelRate, Some(MonitorGroup::TemplateVersion)),
         ]
+    }
+
+    /// Checks that the entry's fields go with its kind; the error says which does not.
+    pub fn validate(&self) -> Result<(), String> {
+        let kind = self.kind.as_str();
+        match (self.kind, self.by) {
+            (AlertKind::FailureRate, _) | (_, None) => {}
+            (AlertKind::LabelRate, Some(MonitorGroup::All | MonitorGroup::TemplateVersion)) => {}
+            (_, Some(by)) => {
+                return Err(format!(
+                    "monitors: kind {kind} cannot group by {}",
+                    by.as_str()
+                ));
+            }
+        }
+        if self.signal.is_some() && self.kind != AlertKind::SignalRate {
+            return Err(format!("monitors: kind {kind} has no signal"));
+        }
+        if let Some(change) = self.relative_change {
+            if !(change > 0.0 && change < 1.0) {
+                return Err(format!(
+                    "monitors: relative_change {change} is not between 0 and 1"
+                ));
+            }
+        }
+        if let Some(days) = self.in_control_days {
+            if !(days.is_finite() && days > 0.0) {
+                return Err(format!("monitors: in_control_days {days} is not positive"));
+            }
+        }
+        Ok(())
     }
 
     /// Which way it looks.

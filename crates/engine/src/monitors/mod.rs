@@ -2,7 +2,8 @@
 //!
 //! Each `[[monitors]]` entry ([`MonitorSpec`], the defaults without any) becomes one
 //! [`RateMonitor`] per group it sees: per template version, model or data source for the
-//! failure rate, per signal for the signal rate, one for the query drift. The receiver's
+//! failure rate, per signal for the signal rate, one for the query drift, per template
+//! version for the reviewers' labels. The receiver's
 //! background task calls [`Monitors::check`]; each call reads the ticks completed (and
 //! settled) since the last, in order, from the store, and feeds them to the monitors.
 //!
@@ -71,6 +72,8 @@ struct Tick {
     responses: u64,
     /// (group, value) -> (failed, responses).
     groups: HashMap<(MonitorGroup, String), (u64, u64)>,
+    /// (group, value) -> (labelled bad, labelled), by the time of the label.
+    labels: HashMap<(MonitorGroup, String), (u64, u64)>,
     /// signal -> responses.
     signals: BTreeMap<&'static str, u64>,
     /// (novel, with a fingerprint).
@@ -238,6 +241,35 @@ impl Monitors {
                 }
             }
         }
+        let label_groups: Vec<MonitorGroup> = self
+            .specs
+            .iter()
+            .filter(|spec| spec.kind == AlertKind::LabelRate)
+            .map(|spec| spec.by.unwrap_or(MonitorGroup::All))
+            .collect();
+        if !label_groups.is_empty() {
+            for labels in conn.monitor_label_ticks(from * tick_secs, to * tick_secs, tick_secs)? {
+                let Some(tick) = slot(labels.tick).and_then(|i| ticks.get_mut(i)) else {
+                    continue;
+                };
+                let counts = TickCounts {
+                    tick: labels.tick,
+                    template_id: labels.template_id,
+                    template_version: labels.template_version,
+                    model: None,
+                    data_source: None,
+                    responses: labels.labelled,
+                    failed: labels.bad,
+                };
+                for group in &label_groups {
+                    if let Some(value) = group_value(*group, &counts) {
+                        let entry = tick.labels.entry((*group, value)).or_default();
+                        entry.0 += counts.failed;
+                        entry.1 += counts.responses;
+                    }
+                }
+            }
+        }
         if self
             .specs
             .iter()
@@ -305,9 +337,14 @@ impl Monitors {
             let kind = self.specs[spec].kind;
             let mut observations: Vec<(String, &'static str, String, u64, u64)> = Vec::new();
             match kind {
-                AlertKind::FailureRate => {
+                AlertKind::FailureRate | AlertKind::LabelRate => {
                     let group = self.specs[spec].by.unwrap_or(MonitorGroup::All);
-                    // Every group seen before gets the tick, with 0 responses when it had none.
+                    let counts = if kind == AlertKind::LabelRate {
+                        &tick.labels
+                    } else {
+                        &tick.groups
+                    };
+                    // Every group seen before gets the tick, with 0 trials when it had none.
                     let prefix = format!("{}/{}/", kind.as_str(), group.as_str());
                     let mut seen: Vec<String> = self
                         .streams
@@ -315,19 +352,13 @@ impl Monitors {
                         .filter(|key| key.starts_with(&prefix))
                         .map(|key| key[prefix.len()..].to_owned())
                         .collect();
-                    for (group_key, _) in tick
-                        .groups
-                        .keys()
-                        .filter(|(g, _)| *g == group)
-                        .map(|(g, v)| (v, g))
-                    {
-                        if !seen.contains(group_key) {
-                            seen.push(group_key.clone());
+                    for (_, value) in counts.keys().filter(|(g, _)| *g == group) {
+                        if !seen.contains(value) {
+                            seen.push(value.clone());
                         }
                     }
                     for value in seen {
-                        let (failed, responses) = tick
-                            .groups
+                        let (events, trials) = counts
                             .get(&(group, value.clone()))
                             .copied()
                             .unwrap_or((0, 0));
@@ -335,8 +366,8 @@ impl Monitors {
                             format!("{prefix}{value}"),
                             group.as_str(),
                             value,
-                            failed,
-                            responses,
+                            events,
+                            trials,
                         ));
                     }
                 }

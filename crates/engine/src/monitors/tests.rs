@@ -288,3 +288,84 @@ fn new_queries_raise_a_drift_alert_with_their_cluster() {
         "{notifications:?}"
     );
 }
+
+/// The reviewers' labels: thirty days with one bad label in ten, then a day with six in ten,
+/// fire the label-rate monitor of the template version.
+#[test]
+fn a_rise_in_bad_labels_fires_the_label_monitor() {
+    use closedloop_store::records::{ReviewLabel, ReviewLabelUpdate, ReviewStratum};
+    let store = TestStore::sqlite();
+    let mut conn = store.open(Access::Writer);
+    let mut keys = Vec::new();
+    let mut tx = conn.transaction().unwrap();
+    for hour in 0..31 * 24i64 {
+        for k in 0..3i64 {
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&((hour * 3 + k) as u64 + 1).to_be_bytes());
+            let key = SpanRef {
+                trace_id,
+                span_id: [3; 8],
+            };
+            let response = Response {
+                template: Template {
+                    id: Some("answer".into()),
+                    version: Some("2".into()),
+                    ..Template::default()
+                },
+                ..Response::default()
+            };
+            let at_s = START_S + hour * HOUR + k;
+            tx.insert_response(&response, key, at_s, false).unwrap();
+            tx.queue_review_item("day", key, ReviewStratum::Uniform, at_s)
+                .unwrap();
+            let i = hour * 3 + k;
+            let bad = if hour < 30 * 24 {
+                i % 10 == 0
+            } else {
+                i % 10 < 6
+            };
+            keys.push((key, bad, at_s + 60));
+        }
+    }
+    tx.commit().unwrap();
+    let ids: HashMap<SpanRef, i64> = conn
+        .review_items(None, false)
+        .unwrap()
+        .into_iter()
+        .map(|item| (item.key, item.id))
+        .collect();
+    let mut tx = conn.transaction().unwrap();
+    for (key, bad, labelled_s) in keys {
+        let update = ReviewLabelUpdate {
+            label: if bad {
+                ReviewLabel::Bad
+            } else {
+                ReviewLabel::Good
+            },
+            labelled_s,
+            category: None,
+            expected: None,
+            note: None,
+            feedback_id: "review",
+            reviewer: None,
+        };
+        tx.set_review_label(ids[&key], &update).unwrap();
+    }
+    tx.commit().unwrap();
+    let mut monitors = monitors();
+    monitors
+        .check(&mut conn, START_S + 31 * 24 * HOUR + HOUR)
+        .unwrap();
+    let alert = conn
+        .open_alert("label_rate/template_version/answer@2")
+        .unwrap()
+        .expect("a label-rate alert");
+    assert!((alert.baseline_rate - 0.1).abs() < 0.01, "{alert:?}");
+    assert!(alert.observed_rate > 0.3, "{alert:?}");
+    // The failure-rate monitor saw no failure records at all.
+    assert_eq!(
+        conn.open_alert("failure_rate/template_version/answer@2")
+            .unwrap(),
+        None
+    );
+}

@@ -115,6 +115,7 @@ pub fn alert_payload(alert: &closedloop_store::records::Alert, resolved: bool) -
         "failure_rate" => "failure rate",
         "signal_rate" => "signal rate",
         "query_drift" => "share of new queries",
+        "label_rate" => "share of reviewed answers labelled bad",
         other => other,
     };
     let group = if alert.dimension == "all" {
