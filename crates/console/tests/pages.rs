@@ -412,3 +412,61 @@ fn within<'a>(body: &'a str, marker: &str) -> &'a str {
 fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("", text)]).unwrap()[1..].to_owned()
 }
+
+/// The report lists the monitors' alerts of the window with their owner, due time and state.
+#[test]
+fn the_report_lists_monitor_alerts() {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (store, ()) in support::both_engines("the_report_lists_monitor_alerts", |conn| {
+        calibration_fixture(conn, false);
+        let alert = closedloop_store::records::Alert {
+            id: 0,
+            monitor: "failure_rate/template_version/answer@<v2>".into(),
+            kind: "failure_rate".into(),
+            dimension: "template_version".into(),
+            value: "answer@<v2>".into(),
+            direction: "rise".into(),
+            fired_s: now_s - 3_600,
+            resolved_s: None,
+            baseline_rate: 0.1,
+            observed_rate: 0.155,
+            events: 31,
+            trials: 200,
+            statistic: 11.0,
+            threshold: 9.7,
+            owner: Some("answers-team".into()),
+            due_s: Some(now_s + 7_200),
+            detail: None,
+        };
+        conn.insert_alert(&alert).unwrap().unwrap();
+    }) {
+        run(async {
+            let mut console = signed_in(&store).await;
+            let page = console.get("/ui/report?days=30").await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            let table = within(&page.body, "id=\"alerts\"");
+            assert!(
+                table.contains("failure_rate/template_version/answer@&#60;v2&#62;"),
+                "{table}"
+            );
+            assert!(table.contains("10.0% → 15.5%"), "{table}");
+            assert!(
+                table.contains("<td>firing</td><td>answers-team</td>"),
+                "{table}"
+            );
+            assert!(!page.body.contains("id=\"alerts-empty\""));
+        });
+    }
+    for (store, ()) in support::both_engines("the_report_without_alerts", |conn| {
+        calibration_fixture(conn, false);
+    }) {
+        run(async {
+            let mut console = signed_in(&store).await;
+            let page = console.get("/ui/report?days=30").await;
+            assert!(page.body.contains("id=\"alerts-empty\""), "{}", page.body);
+        });
+    }
+}

@@ -112,6 +112,41 @@ struct ReportPage {
     chunks: Vec<ChunkLift>,
     signals: Vec<SignalStats>,
     calibration: CalibrationView,
+    alerts: Vec<AlertRow>,
+}
+
+/// A monitor's alert, as the page shows it.
+struct AlertRow {
+    id: String,
+    monitor: String,
+    change: String,
+    fired: String,
+    state: String,
+    owner: String,
+    due: String,
+}
+
+fn alert_rows(report: &Report) -> Vec<AlertRow> {
+    report
+        .alerts
+        .iter()
+        .map(|alert| AlertRow {
+            id: alert.id.clone(),
+            monitor: alert.monitor.clone(),
+            change: format!(
+                "{} → {}",
+                percent(alert.baseline_rate),
+                percent(alert.observed_rate)
+            ),
+            fired: alert.fired.clone(),
+            state: alert
+                .resolved
+                .as_ref()
+                .map_or_else(|| "firing".to_owned(), |at| format!("resolved {at}")),
+            owner: alert.owner.clone().unwrap_or_else(|| "nobody".to_owned()),
+            due: alert.due.clone().unwrap_or_else(|| "-".to_owned()),
+        })
+        .collect()
 }
 
 fn percent(value: f64) -> String {
@@ -379,6 +414,7 @@ async fn report_page(
         .collect();
     let verdicts = report.comparisons.iter().cloned().map(verdict).collect();
     let calibration = calibration_view(&report.calibration)?;
+    let alerts = alert_rows(&report);
     render(&ReportPage {
         chrome: Chrome::new(&signed, "report", "Report"),
         days,
@@ -393,6 +429,7 @@ async fn report_page(
         chunks: report.chunks.clone(),
         signals: report.signals.clone(),
         calibration,
+        alerts,
         report,
     })
 }
