@@ -9,9 +9,12 @@ use closedloop_commands::review::{self, Label, ReviewConfig, ReviewFilter};
 use closedloop_console::UiConfig;
 use closedloop_engine::direct::DirectSettings;
 use closedloop_engine::timefmt::DAY_SECS;
-use closedloop_engine::vocab::{FeedbackKind, FeedbackSignal, FeedbackSource};
+use closedloop_engine::vocab::{
+    FailureCategory, FailureSeverity, FailureStage, FeedbackKind, FeedbackSignal, FeedbackSource,
+    TriageStatus,
+};
 use closedloop_store::bulk::{populate, Populated, Spec};
-use closedloop_store::records::{Feedback, FeedbackState, Response, SpanRef, Template};
+use closedloop_store::records::{FailureRow, Feedback, FeedbackState, Response, SpanRef, Template};
 use closedloop_store::testing::TestStore;
 use closedloop_store::{Connection, ContentRetention};
 use support::{run, TestConsole};
@@ -230,6 +233,22 @@ fn calibration_fixture(conn: &mut Connection, labelled: bool) {
                 conn.set_feedback_target(row, span, FeedbackState::Joined)
                     .unwrap();
             }
+        }
+        // The engine makes a failure record of joined negative feedback.
+        if n <= 5 || (10..=13).contains(&n) {
+            conn.upsert_failure(&FailureRow {
+                key: span,
+                now_s: received_s + 30,
+                category: FailureCategory::WrongAnswer,
+                stage: FailureStage::Generation,
+                severity: FailureSeverity::Medium,
+                signals: "thumbs_down",
+                feedback_count: 1,
+                revision: 1,
+                enriched: true,
+                triage_status: TriageStatus::Open,
+            })
+            .unwrap();
         }
     }
     if !labelled {

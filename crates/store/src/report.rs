@@ -32,8 +32,9 @@ pub struct ReportResponse {
     pub chunk_ids: Vec<String>,
     /// The category of its failure record, if it has one.
     pub failure: Option<FailureCategory>,
-    /// Whether it got negative feedback from anyone but a reviewer: what the signals alone
-    /// say of it, before any review.
+    /// Whether it has a failure record with negative feedback from anyone but a reviewer:
+    /// what the signals alone say of it, before any review. (Only responses with a record
+    /// are looked up, so the pass costs about the same as without it.)
     pub signalled: bool,
 }
 
@@ -83,7 +84,7 @@ impl Connection {
     ) -> Result<()> {
         self.db.query(
             "SELECT r.id, r.received_s, ti.value, tv.value, m.value, ds.value, iv.value,
-                r.chunk_ids, f.category, CASE WHEN EXISTS (
+                r.chunk_ids, f.category, CASE WHEN f.trace_id IS NULL THEN 0 WHEN EXISTS (
                     SELECT 1 FROM feedback fb
                     WHERE fb.target_trace_id = r.trace_id AND fb.target_span_id = r.span_id
                       AND fb.state IN (1, 2) AND fb.source <> 'reviewer') THEN 1 ELSE 0 END
@@ -325,6 +326,10 @@ pub(crate) mod tests {
             )
             .unwrap();
         insert_feedback(conn, "c", key(4), "explicit", "thumbs_down", 1, 400);
+        // Joined negative feedback made records; response 3's is the reviewer's.
+        for n in [1, 3, 4] {
+            insert_failure(conn, &Failure::new(key(n), 500));
+        }
         for (id, target, source, signal) in [
             ("d", key(1), "detector", "rephrase"),
             ("e", key(1), "reviewer", "thumbs_down"),
