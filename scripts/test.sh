@@ -21,6 +21,11 @@ CLOSEDLOOP_TEST_PHOENIX_PYTHON=$(scripts/phoenix-env.sh)
 export CLOSEDLOOP_TEST_PHOENIX_PYTHON
 export CLOSEDLOOP_TEST_REQUIRE_PHOENIX=1
 
+step "The bundled embedding model (scripts/embedding-model.sh)"
+CLOSEDLOOP_EMBEDDING_MODEL_DIR=$(scripts/embedding-model.sh)
+export CLOSEDLOOP_EMBEDDING_MODEL_DIR
+export CLOSEDLOOP_TEST_REQUIRE_MODEL=1
+
 step "PostgreSQL for the tests (scripts/postgres.sh)"
 postgres_dir=$(mktemp -d)
 # The server runs as the postgres user when this runs as root: it must reach its directory.

@@ -11,7 +11,8 @@
 //! - Span helpers: [`generation`], [`retrieval`], [`rerank`], [`filter`], [`embedding`],
 //!   [`request`], [`record_query`].
 //! - [`PromptTemplate`] and [`TemplateRegistry`]: content-hash versioned templates.
-//! - [`fingerprint()`] and [`Fingerprint`]: privacy-preserving query fingerprints.
+//! - [`fingerprint()`] and [`Fingerprint`]: privacy-preserving query fingerprints;
+//!   [`SemanticHasher`] and [`SemanticFingerprint`]: the same for the query's embedding.
 //! - [`ContentPolicy`] and [`ContentKind`]: opt-in content capture and redaction.
 //! - [`ResponseRef`], [`verify_feedback_token`]: what the client gets, and what the receiver checks.
 //! - [`record_feedback`], [`Feedback`], [`FeedbackRecorder`]: the feedback API.
@@ -87,6 +88,7 @@ pub mod guide;
 mod layer;
 pub mod novelty;
 mod response;
+mod semantic;
 mod spans;
 mod template;
 mod token;
@@ -98,6 +100,10 @@ pub use fingerprint::{
 };
 pub use layer::{ClosedloopLayer, ClosedloopLayerBuilder};
 pub use response::{ResponseRef, ResponseRefError};
+pub use semantic::{
+    ParseSemanticFingerprintError, SemanticFingerprint, SemanticFingerprintError, SemanticHasher,
+    SUGGESTED_SEMANTIC_THRESHOLD,
+};
 pub use spans::{
     embedding, filter, generation, record_query, request, rerank, retrieval, EmbeddingBuilder,
     GenerationBuilder, GenerationSpan, RequestBuilder, RetrievalBuilder, RetrievalSpan,
