@@ -500,6 +500,20 @@ pub const CLOSEDLOOP_PROMPT_VARIABLES: &str = "closedloop.prompt.variables";
 /// - Type: `string`
 pub const CLOSEDLOOP_QUERY_FINGERPRINT: &str = "closedloop.query.fingerprint";
 
+/// A locality-sensitive hash of the query's embedding, as `sh512:<model>:<128 hex>`.
+///
+/// Random-hyperplane SimHash of the embedding the application computed for retrieval (or the bundled `all-MiniLM-L6-v2`), 512 bits seeded by the model's name; the vector itself is never exported. The receiver estimates two queries' cosine similarity from the Hamming distance and combines it with the lexical fingerprint to detect rephrasing; fingerprints of different models are never compared. The hash reveals roughly where the query sits in the model's embedding space (which queries are near it), so it is exported only with query-embedding capture on, like content.
+///
+/// # Examples
+///
+/// - `"sh512:all-MiniLM-L6-v2:ea32b68ce8b8b23c…"`
+///
+/// # Details
+///
+/// - Stability: development
+/// - Type: `string`
+pub const CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT: &str = "closedloop.query.semantic_fingerprint";
+
 /// The user's query as typed, before any rewriting for retrieval.
 ///
 /// Content. Opt-in only; never captured by default. Differs from `gen_ai.retrieval.query.text`, which is the (possibly rewritten) text sent to the index.

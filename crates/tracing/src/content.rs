@@ -8,7 +8,8 @@ use hmac::Mac;
 use sha2::{Digest, Sha256};
 
 /// The environment variable the OpenTelemetry GenAI instrumentations use to turn on message
-/// content capture. When it is `true` (any case), query, prompt and output capture default to on.
+/// content capture. When it is `true` (any case), query, prompt, output and query-embedding
+/// capture default to on.
 pub const CAPTURE_MESSAGE_CONTENT_ENV: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
 
 /// A kind of user or model content that is only exported when capture of that kind is on.
@@ -23,6 +24,9 @@ pub enum ContentKind {
     Output,
     /// Free-text feedback comments (`closedloop.feedback.comment`, `gen_ai.evaluation.explanation`).
     Comment,
+    /// The query's semantic fingerprint (`closedloop.query.semantic_fingerprint`): a hash of its
+    /// embedding, never the vector, which still tells roughly what the query is about.
+    QueryEmbedding,
 }
 
 impl ContentKind {
@@ -32,6 +36,7 @@ impl ContentKind {
             ContentKind::Prompt => 2,
             ContentKind::Output => 4,
             ContentKind::Comment => 8,
+            ContentKind::QueryEmbedding => 16,
         }
     }
 }
@@ -61,6 +66,10 @@ impl fmt::Debug for ContentPolicy {
             .field("prompt", &self.captures(ContentKind::Prompt))
             .field("output", &self.captures(ContentKind::Output))
             .field("comment", &self.captures(ContentKind::Comment))
+            .field(
+                "query_embedding",
+                &self.captures(ContentKind::QueryEmbedding),
+            )
             .field("redactor", &self.inner.redactor.is_some())
             .field("hashes_user_ids", &self.inner.user_id_key.is_some())
             .finish()
@@ -166,8 +175,10 @@ impl PolicyBuilder {
     pub(crate) fn build(self) -> ContentPolicy {
         let mut capture = 0;
         if self.env == Some(true) {
-            capture |=
-                ContentKind::Query.bit() | ContentKind::Prompt.bit() | ContentKind::Output.bit();
+            capture |= ContentKind::Query.bit()
+                | ContentKind::Prompt.bit()
+                | ContentKind::Output.bit()
+                | ContentKind::QueryEmbedding.bit();
         }
         for (bit, on) in self.explicit {
             if on {
@@ -198,6 +209,7 @@ mod tests {
             ContentKind::Prompt,
             ContentKind::Output,
             ContentKind::Comment,
+            ContentKind::QueryEmbedding,
         ] {
             assert!(!policy.captures(kind));
             assert_eq!(policy.capture(kind, "secret"), None);

@@ -105,8 +105,9 @@ pub use semantic::{
     SUGGESTED_SEMANTIC_THRESHOLD,
 };
 pub use spans::{
-    embedding, filter, generation, record_query, request, rerank, retrieval, EmbeddingBuilder,
-    GenerationBuilder, GenerationSpan, RequestBuilder, RetrievalBuilder, RetrievalSpan,
+    embedding, filter, generation, record_query, record_query_semantic_fingerprint, request,
+    rerank, retrieval, EmbeddingBuilder, GenerationBuilder, GenerationSpan, RequestBuilder,
+    RetrievalBuilder, RetrievalSpan,
 };
 pub use template::{PromptTemplate, RenderError, TemplateRegistry};
 pub use token::{issue_feedback_token, verify_feedback_token, TokenError, VerifiedToken};

@@ -13,6 +13,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::content::{ContentKind, ContentPolicy};
 use crate::fingerprint::fingerprint;
 use crate::layer::{ClosedloopLayer, Update};
+use crate::semantic::SemanticFingerprint;
 use crate::ResponseRef;
 
 /// The content policy of the layer installed in the current dispatcher (default if none).
@@ -467,6 +468,7 @@ pub fn request(name: impl Into<String>) -> RequestBuilder {
         turn_index: None,
         conversation_id: None,
         query: None,
+        semantic_fingerprint: None,
     }
 }
 
@@ -479,6 +481,7 @@ pub struct RequestBuilder {
     turn_index: Option<i64>,
     conversation_id: Option<String>,
     query: Option<String>,
+    semantic_fingerprint: Option<SemanticFingerprint>,
 }
 
 impl RequestBuilder {
@@ -513,9 +516,22 @@ impl RequestBuilder {
         self
     }
 
+    /// Sets the query's semantic fingerprint (`closedloop.query.semantic_fingerprint`), made
+    /// with [`SemanticHasher::fingerprint`](crate::SemanticHasher::fingerprint) from the
+    /// embedding the application computed for retrieval. Exported only when query-embedding
+    /// capture ([`ContentKind::QueryEmbedding`]) is on; the vector never is.
+    pub fn with_query_semantic_fingerprint(mut self, fingerprint: SemanticFingerprint) -> Self {
+        self.semantic_fingerprint = Some(fingerprint);
+        self
+    }
+
     /// Creates the span, a child of the current span.
     pub fn start(self) -> tracing::Span {
         let policy = current_policy();
+        let semantic = self
+            .semantic_fingerprint
+            .filter(|_| policy.captures(ContentKind::QueryEmbedding))
+            .map(|fingerprint| fingerprint.to_string());
         let user_id = self.user_id.as_deref().map(|id| policy.user_id(id));
         let fingerprint = self.query.as_deref().map(|q| fingerprint(q).to_string());
         let query_text = self
@@ -530,6 +546,7 @@ impl RequestBuilder {
             { attribute::CLOSEDLOOP_TURN_INDEX } = self.turn_index,
             { attribute::GEN_AI_CONVERSATION_ID } = self.conversation_id.as_deref(),
             { attribute::CLOSEDLOOP_QUERY_FINGERPRINT } = fingerprint.as_deref(),
+            { attribute::CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT } = semantic.as_deref(),
             { attribute::CLOSEDLOOP_QUERY_TEXT } = Empty,
         );
         if let Some(text) = query_text {
@@ -552,5 +569,17 @@ pub fn record_query(span: &tracing::Span, query: &str) {
             fingerprint: fp,
             text,
         })
+    });
+}
+
+/// Records the query's semantic fingerprint on `span` (made with
+/// [`SemanticHasher::fingerprint`](crate::SemanticHasher::fingerprint) from the query's
+/// embedding), when query-embedding capture ([`ContentKind::QueryEmbedding`]) is on. Generation
+/// spans below `span` inherit it. The first fingerprint recorded or inherited wins.
+pub fn record_query_semantic_fingerprint(span: &tracing::Span, fingerprint: &SemanticFingerprint) {
+    update(span, |policy| {
+        policy
+            .captures(ContentKind::QueryEmbedding)
+            .then(|| Update::SemanticFingerprint(StringValue::from(fingerprint.to_string())))
     });
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use closedloop_semconv::attribute::{
     RetrievalStage, CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_PROMPT_TEMPLATE_ID,
-    CLOSEDLOOP_QUERY_FINGERPRINT, CLOSEDLOOP_QUERY_TEXT, CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
-    CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES, CLOSEDLOOP_RETRIEVAL_INDEX_VERSION,
-    CLOSEDLOOP_RETRIEVAL_STAGE, CLOSEDLOOP_TURN_INDEX, GEN_AI_CONVERSATION_ID,
-    GEN_AI_DATA_SOURCE_ID, GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL, SESSION_ID, USER_ID,
+    CLOSEDLOOP_QUERY_FINGERPRINT, CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT, CLOSEDLOOP_QUERY_TEXT,
+    CLOSEDLOOP_RETRIEVAL_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES,
+    CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, CLOSEDLOOP_RETRIEVAL_STAGE, CLOSEDLOOP_TURN_INDEX,
+    GEN_AI_CONVERSATION_ID, GEN_AI_DATA_SOURCE_ID, GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL,
+    SESSION_ID, USER_ID,
 };
 use opentelemetry::StringValue;
 use tracing_core::field::{Field, Visit};
@@ -51,6 +52,7 @@ pub(super) struct FieldValues {
     pub(super) conversation_id: Option<StringValue>,
     pub(super) turn_index: Option<i64>,
     pub(super) fingerprint: Option<StringValue>,
+    pub(super) semantic_fingerprint: Option<StringValue>,
     pub(super) query_text: Option<StringValue>,
     pub(super) has_template: bool,
     pub(super) has_context_chunks: bool,
@@ -77,6 +79,8 @@ impl FieldValues {
             GEN_AI_CONVERSATION_ID => self.conversation_id = Some(owned()),
             CLOSEDLOOP_TURN_INDEX => self.turn_index = value.trim().parse().ok(),
             CLOSEDLOOP_QUERY_FINGERPRINT => self.fingerprint = Some(owned()),
+            // Recorded by closedloop-tracing only when query-embedding capture is on.
+            CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT => self.semantic_fingerprint = Some(owned()),
             // Recorded by closedloop-tracing only when query capture is on.
             CLOSEDLOOP_QUERY_TEXT => self.query_text = Some(owned()),
             CLOSEDLOOP_PROMPT_TEMPLATE_ID => self.has_template = true,

@@ -10,9 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use closedloop_semconv::attribute::{
     RetrievalStage, CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_QUERY_FINGERPRINT,
-    CLOSEDLOOP_QUERY_TEXT, CLOSEDLOOP_RETRIEVAL_CHUNK_IDS, CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES,
-    CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, CLOSEDLOOP_TURN_INDEX, GEN_AI_CONVERSATION_ID,
-    GEN_AI_DATA_SOURCE_ID, SESSION_ID, USER_ID,
+    CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT, CLOSEDLOOP_QUERY_TEXT, CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
+    CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES, CLOSEDLOOP_RETRIEVAL_INDEX_VERSION, CLOSEDLOOP_TURN_INDEX,
+    GEN_AI_CONVERSATION_ID, GEN_AI_DATA_SOURCE_ID, SESSION_ID, USER_ID,
 };
 use closedloop_semconv::span as span_name;
 use opentelemetry::trace::TraceContextExt;
@@ -139,6 +139,8 @@ pub(crate) enum Update {
         fingerprint: StringValue,
         text: Option<KeyValue>,
     },
+    /// The query's semantic fingerprint (query-embedding capture on).
+    SemanticFingerprint(StringValue),
     /// Attributes to write as they are (captured content).
     Attributes(Vec<KeyValue>),
 }
@@ -275,6 +277,7 @@ impl ClosedloopLayer {
         let (mut session, mut user, mut conversation, mut turn, mut fingerprint) =
             (None, None, None, None, None);
         let mut query_text = None;
+        let mut semantic = None;
         let mut ancestor = span.parent();
         while let Some(parent) = ancestor {
             {
@@ -298,6 +301,9 @@ impl ClosedloopLayer {
                         // The text goes with the fingerprint it belongs to.
                         fingerprint.clone_from(&up.fingerprint);
                         query_text.clone_from(&up.query_text);
+                    }
+                    if semantic.is_none() {
+                        semantic.clone_from(&up.semantic_fingerprint);
                     }
                 }
             }
@@ -351,6 +357,13 @@ impl ClosedloopLayer {
                 pending.push(KeyValue::new(CLOSEDLOOP_QUERY_TEXT, text.clone()));
                 state.query_text = Some(text);
             }
+        }
+        if let (Some(semantic), None) = (semantic, &state.semantic_fingerprint) {
+            pending.push(KeyValue::new(
+                CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT,
+                semantic.clone(),
+            ));
+            state.semantic_fingerprint = Some(semantic);
         }
     }
 
@@ -443,6 +456,14 @@ impl ClosedloopLayer {
                     }
                 }
                 Update::Query { .. } => {}
+                Update::SemanticFingerprint(value) if state.semantic_fingerprint.is_none() => {
+                    state.pending.push(KeyValue::new(
+                        CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT,
+                        value.clone(),
+                    ));
+                    state.semantic_fingerprint = Some(value);
+                }
+                Update::SemanticFingerprint(_) => {}
                 Update::Attributes(attributes) => state.pending.extend(attributes),
             }
             self.note_pending(state);
@@ -591,6 +612,7 @@ fn absorb(state: &mut SpanState, values: FieldValues) -> Option<Arc<[StringValue
     set(&mut state.conversation_id, values.conversation_id);
     set(&mut state.turn_index, values.turn_index);
     set(&mut state.fingerprint, values.fingerprint);
+    set(&mut state.semantic_fingerprint, values.semantic_fingerprint);
     set(&mut state.query_text, values.query_text);
     state.has_template |= values.has_template;
     state.has_context_chunks |= values.has_context_chunks;

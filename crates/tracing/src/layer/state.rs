@@ -145,6 +145,8 @@ pub(super) struct SpanState {
     pub(super) conversation_id: Option<StringValue>,
     pub(super) turn_index: Option<i64>,
     pub(super) fingerprint: Option<StringValue>,
+    /// The query's semantic fingerprint, when query-embedding capture is on.
+    pub(super) semantic_fingerprint: Option<StringValue>,
     /// The query's text, when it was captured with the fingerprint (content capture on).
     pub(super) query_text: Option<StringValue>,
     pub(super) has_template: bool,
@@ -177,6 +179,7 @@ impl SpanState {
             conversation_id: None,
             turn_index: None,
             fingerprint: None,
+            semantic_fingerprint: None,
             query_text: None,
             has_template: false,
             has_context_chunks: false,
