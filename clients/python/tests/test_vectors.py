@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -11,9 +12,12 @@ import pytest
 
 from closedloop import (
     PromptTemplate,
+    SemanticHasher,
     TokenError,
     fingerprint,
     issue_feedback_token,
+    semantic_hamming,
+    semantic_similarity,
     verify_feedback_token,
 )
 
@@ -60,6 +64,41 @@ def test_template_versions_match_the_rust_crate(vector: Dict[str, str]) -> None:
     assert template.version == vector["version"]
     assert template.with_version("v3").version == "v3"
     assert template.with_version("v3").hash == vector["hash"]
+
+
+@pytest.mark.parametrize(
+    "vector",
+    VECTORS["semantic_fingerprints"],
+    ids=[
+        f"{v['model']}-{len(v['embedding'])}-{i}"
+        for i, v in enumerate(VECTORS["semantic_fingerprints"])
+    ],
+)
+def test_semantic_fingerprints_match_the_rust_crate(vector: Dict[str, Any]) -> None:
+    hasher = SemanticHasher(vector["model"], len(vector["embedding"]))
+    assert hasher.fingerprint(vector["embedding"]) == vector["fingerprint"]
+    # Scale does not matter (doubling is exact in float32 too).
+    assert hasher.fingerprint([2 * x for x in vector["embedding"]]) == vector["fingerprint"]
+
+
+def test_the_semantic_vectors_cover_the_cases() -> None:
+    cases = VECTORS["semantic_fingerprints"]
+    assert any(v["model"] == "all-MiniLM-L6-v2" and len(v["embedding"]) == 384 for v in cases)
+    assert any(all(x < 0 for x in v["embedding"]) for v in cases)
+    assert any(0 < max(abs(x) for x in v["embedding"]) < 1e-20 for v in cases)
+
+
+@pytest.mark.parametrize("vector", VECTORS["semantic_similarities"])
+def test_semantic_similarities_match_the_rust_crate(vector: Dict[str, Any]) -> None:
+    assert semantic_hamming(vector["a"], vector["b"]) == vector["hamming"]
+    similarity = semantic_similarity(vector["a"], vector["b"])
+    if vector["similarity"] is None:
+        assert similarity is None
+    else:
+        # The libm's cosine may differ from Rust's in the last place, never more.
+        assert similarity is not None
+        assert math.isclose(similarity, vector["similarity"], rel_tol=1e-15, abs_tol=1e-15)
+        assert similarity == math.cos(math.pi * vector["hamming"] / 512)
 
 
 def test_every_tampered_byte_is_refused() -> None:

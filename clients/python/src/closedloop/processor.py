@@ -4,7 +4,8 @@ The application marks one user turn (one question and its answer) with :func:`tu
 span started inside it, by any instrumentation (OpenInference, OpenLLMetry, the OpenTelemetry
 GenAI instrumentations, the app's own), gets the turn's session, template id, version and
 hash, chunk ids and query fingerprint from :class:`ClosedloopSpanProcessor`. The query text is
-never written: only its fingerprint.
+never written: only its fingerprint. The semantic fingerprint of the query's embedding is
+written only when the application gives one and the processor captures it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -20,6 +21,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import attributes as attr
 from .fingerprint import fingerprint
+from .semantic import SemanticHasher
 from .template import PromptTemplate
 
 __all__ = ["ClosedloopSpanProcessor", "Turn", "current_turn", "turn"]
@@ -40,6 +42,7 @@ class Turn:
     chunk_ids: Optional[List[str]] = None
     index_version: Optional[str] = None
     turn_index: Optional[int] = None
+    query_semantic_fingerprint: Optional[str] = None
     _parent: Optional["Turn"] = field(default=None, repr=False)
 
     def set_chunk_ids(self, chunk_ids: Sequence[str]) -> None:
@@ -50,13 +53,25 @@ class Turn:
         """Fingerprints the user's query; the text is not kept."""
         self.query_fingerprint = fingerprint(query)
 
+    def set_query_embedding(self, hasher: SemanticHasher, embedding: Iterable[float]) -> None:
+        """Fingerprints the query's embedding (the one the app computed for retrieval) with
+        ``hasher``; the vector is not kept. The fingerprint still tells roughly what the query
+        is about, so it is content: only a processor built with
+        ``capture_query_embedding=True`` writes it."""
+        self.query_semantic_fingerprint = hasher.fingerprint(embedding)
+
     def set_template(self, template: PromptTemplate) -> None:
         """The prompt template the answer is rendered from."""
         self.template = template
 
-    def attributes(self) -> Dict[str, AttributeValue]:
-        """The span attributes of this turn (values of an enclosing turn fill the gaps)."""
-        inherited = self._parent.attributes() if self._parent is not None else {}
+    def attributes(self, *, capture_query_embedding: bool = False) -> Dict[str, AttributeValue]:
+        """The span attributes of this turn (values of an enclosing turn fill the gaps); the
+        semantic fingerprint only with ``capture_query_embedding``."""
+        inherited = (
+            self._parent.attributes(capture_query_embedding=capture_query_embedding)
+            if self._parent is not None
+            else {}
+        )
         own: Dict[str, AttributeValue] = {}
         if self.session_id is not None:
             own[attr.SESSION_ID] = self.session_id
@@ -72,6 +87,8 @@ class Turn:
             own[attr.RETRIEVAL_INDEX_VERSION] = self.index_version
         if self.query_fingerprint is not None:
             own[attr.QUERY_FINGERPRINT] = self.query_fingerprint
+        if capture_query_embedding and self.query_semantic_fingerprint is not None:
+            own[attr.QUERY_SEMANTIC_FINGERPRINT] = self.query_semantic_fingerprint
         if self.turn_index is not None:
             own[attr.TURN_INDEX] = self.turn_index
         inherited.update(own)
@@ -137,7 +154,15 @@ class ClosedloopSpanProcessor(SpanProcessor):
 
     An attribute the span already has (an instrumentation's own ``session.id``, say) is
     left as it is, and one set later overwrites the turn's value.
+
+    ``capture_query_embedding=True`` also writes the semantic fingerprint a turn got from
+    :meth:`Turn.set_query_embedding` (``closedloop.query.semantic_fingerprint``). It is off
+    by default, like content: the vector never leaves, but the hash tells roughly what the
+    query is about.
     """
+
+    def __init__(self, *, capture_query_embedding: bool = False) -> None:
+        self._capture_query_embedding = capture_query_embedding
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         state = _CURRENT.get()
@@ -145,7 +170,11 @@ class ClosedloopSpanProcessor(SpanProcessor):
             return
         present = span.attributes or {}
         values: Dict[str, AttributeValue] = {
-            key: value for key, value in state.attributes().items() if key not in present
+            key: value
+            for key, value in state.attributes(
+                capture_query_embedding=self._capture_query_embedding
+            ).items()
+            if key not in present
         }
         if values:
             span.set_attributes(values)
