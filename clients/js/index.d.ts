@@ -12,6 +12,49 @@ export declare const FINGERPRINT_SCHEME: "mh64v2";
  */
 export declare function queryFingerprint(query: string): string;
 
+/** The scheme of the fingerprints `SemanticHasher` writes: `sh512`. */
+export declare const SEMANTIC_FINGERPRINT_SCHEME: "sh512";
+
+/**
+ * The cosine estimate at or above which two consecutive queries are likely the same question
+ * asked differently, for `sh512` fingerprints of `all-MiniLM-L6-v2` embeddings: 0.8.
+ */
+export declare const SUGGESTED_SEMANTIC_THRESHOLD: number;
+
+/**
+ * Computes `sh512` semantic fingerprints (the value of `closedloop.query.semantic_fingerprint`)
+ * of one embedding model's vectors, exactly as closedloop-tracing does: a 512-bit SimHash of
+ * the embedding, seeded by the model's name. The vector never leaves the process, but the hash
+ * still tells roughly what the query is about: send it only where content may go.
+ */
+export declare class SemanticHasher {
+  /**
+   * Throws a `TypeError` for a model name that is empty or holds `:` or whitespace, a
+   * `RangeError` for a dimension that is not a non-negative integer.
+   */
+  constructor(model: string, dimensions: number);
+  /** The embedding model's name, part of every fingerprint. */
+  readonly model: string;
+  /** The embedding length this hasher takes. */
+  readonly dimensions: number;
+  /**
+   * `sh512:<model>:` and 128 lowercase hex digits. Values are rounded to float32 first; only
+   * the direction matters. Throws a `RangeError` for another length, a NaN or an infinity, or
+   * an all-zero vector.
+   */
+  fingerprint(embedding: ArrayLike<number>): string;
+}
+
+/**
+ * The estimated cosine similarity of two semantic fingerprints' embeddings, cos(π·h/512) for
+ * `h` differing bits; `undefined` across models. Throws a `TypeError` for a value that is not
+ * a semantic fingerprint.
+ */
+export declare function semanticSimilarity(a: string, b: string): number | undefined;
+
+/** The number of bits in which two semantic fingerprints differ; `undefined` across models. */
+export declare function semanticHamming(a: string, b: string): number | undefined;
+
 /** Why a feedback token was refused. */
 export declare class FeedbackTokenError extends Error {
   readonly name: "FeedbackTokenError";
@@ -118,6 +161,13 @@ export declare class Turn {
   /** Sets the chunks placed in the prompt; spans of the turn that end later carry them. */
   setChunkIds(chunkIds: string[]): void;
   /**
+   * Fingerprints the query's embedding with `hasher` (the vector is not kept). Written on the
+   * turn's spans started later only by a processor with `captureQueryEmbedding: true`.
+   */
+  setQueryEmbedding(hasher: SemanticHasher, embedding: ArrayLike<number>): void;
+  /** The `sh512` fingerprint of the query's embedding, once set. */
+  readonly querySemanticFingerprint: string | undefined;
+  /**
    * The reference to the turn's model call (or to `span`, e.g. the request's own span), with
    * a feedback token when `secret` is given. Throws when no model call has ended and no span
    * is given.
@@ -145,7 +195,11 @@ export declare function isModelCall(attributes: Attributes): boolean;
  * register it beside the exporting processor.
  */
 export declare class ClosedloopSpanProcessor {
-  constructor();
+  /**
+   * `captureQueryEmbedding` (off by default, like content) also writes a turn's
+   * `closedloop.query.semantic_fingerprint`.
+   */
+  constructor(options?: { captureQueryEmbedding?: boolean });
   onStart(span: unknown, parentContext: Context): void;
   onEnding(span: unknown): void;
   onEnd(span: unknown): void;

@@ -8,6 +8,7 @@ export const PROMPT_TEMPLATE_HASH = "closedloop.prompt.template.hash";
 export const GEN_AI_PROMPT_NAME = "gen_ai.prompt.name";
 export const CONTEXT_CHUNK_IDS = "closedloop.context.chunk_ids";
 export const QUERY_FINGERPRINT = "closedloop.query.fingerprint";
+export const QUERY_SEMANTIC_FINGERPRINT = "closedloop.query.semantic_fingerprint";
 export const TURN_INDEX = "closedloop.turn.index";
 export const DATA_SOURCE_ID = "gen_ai.data_source.id";
 export const RETRIEVAL_INDEX_VERSION = "closedloop.retrieval.index.version";

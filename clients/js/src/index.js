@@ -1,6 +1,13 @@
 // closedloop for JavaScript applications.
 
 export { queryFingerprint, FINGERPRINT_SCHEME } from "./fingerprint.js";
+export {
+  SemanticHasher,
+  semanticSimilarity,
+  semanticHamming,
+  SEMANTIC_FINGERPRINT_SCHEME,
+  SUGGESTED_SEMANTIC_THRESHOLD,
+} from "./semantic.js";
 export { issueFeedbackToken, verifyFeedbackToken, FeedbackTokenError } from "./token.js";
 export { PromptTemplate } from "./template.js";
 export { Turn, withTurn, currentTurn, contextWithTurn, responseRef, isModelCall } from "./turn.js";

@@ -11,11 +11,17 @@ import { currentTurn, isModelCall } from "./turn.js";
  * starts, and the turn's chunk ids when it ends. Attributes the instrumentation already set
  * at start are kept. Feedback spans are left alone. It exports nothing itself: register it
  * beside the exporting processor.
+ *
+ * With `captureQueryEmbedding: true` it also writes the semantic fingerprint a turn got from
+ * `turn.setQueryEmbedding` (`closedloop.query.semantic_fingerprint`). Off by default, like
+ * content: the vector never leaves, but the hash tells roughly what the query is about.
  */
 export class ClosedloopSpanProcessor {
-  constructor() {
+  /** @param {{ captureQueryEmbedding?: boolean }} [options] */
+  constructor(options = {}) {
     /** @type {WeakMap<object, import("./turn.js").Turn>} */
     this._turns = new WeakMap();
+    this._captureQueryEmbedding = options.captureQueryEmbedding === true;
   }
 
   /**
@@ -45,6 +51,9 @@ export class ClosedloopSpanProcessor {
     }
     if (turn.chunkIds !== undefined) {
       setIfAbsent(attr.CONTEXT_CHUNK_IDS, [...turn.chunkIds]);
+    }
+    if (this._captureQueryEmbedding && turn.querySemanticFingerprint !== undefined) {
+      setIfAbsent(attr.QUERY_SEMANTIC_FINGERPRINT, turn.querySemanticFingerprint);
     }
   }
 

@@ -80,6 +80,8 @@ export class Turn {
     this._chunkIds = undefined;
     /** @type {import("@opentelemetry/api").SpanContext | undefined} */
     this._response = undefined;
+    /** @type {string | undefined} */
+    this._semanticFingerprint = undefined;
     if (options.chunkIds !== undefined) {
       this.setChunkIds(options.chunkIds);
     }
@@ -100,6 +102,24 @@ export class Turn {
   /** @returns {readonly string[] | undefined} */
   get chunkIds() {
     return this._chunkIds;
+  }
+
+  /**
+   * Fingerprints the query's embedding (the one the app computed for retrieval) with
+   * `hasher`; the vector is not kept. The fingerprint still tells roughly what the query is
+   * about, so it is content: only a `ClosedloopSpanProcessor` built with
+   * `{ captureQueryEmbedding: true }` writes it (`closedloop.query.semantic_fingerprint`), on
+   * the spans of the turn started after this call.
+   * @param {import("./semantic.js").SemanticHasher} hasher
+   * @param {ArrayLike<number>} embedding
+   */
+  setQueryEmbedding(hasher, embedding) {
+    this._semanticFingerprint = hasher.fingerprint(embedding);
+  }
+
+  /** @returns {string | undefined} */
+  get querySemanticFingerprint() {
+    return this._semanticFingerprint;
   }
 
   /**

@@ -1,5 +1,6 @@
 // The shared test vectors (clients/testdata/vectors.json, written by closedloop-tracing):
-// feedback tokens, query fingerprints and template versions, reproduced exactly.
+// feedback tokens, query fingerprints, template versions and semantic fingerprints, reproduced
+// exactly.
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -10,8 +11,11 @@ import { test } from "node:test";
 import {
   FeedbackTokenError,
   PromptTemplate,
+  SemanticHasher,
   issueFeedbackToken,
   queryFingerprint,
+  semanticHamming,
+  semanticSimilarity,
   verifyFeedbackToken,
 } from "../src/index.js";
 
@@ -132,5 +136,75 @@ test("every template vector has the same hash and version", () => {
     const pinned = new PromptTemplate("t", v.text, { version: "v3" });
     assert.equal(pinned.version, "v3");
     assert.equal(pinned.hash, v.hash);
+  }
+});
+
+test("every semantic fingerprint vector is reproduced, from arrays and typed arrays", () => {
+  const cases = vectors.semantic_fingerprints;
+  assert.ok(cases.some((v) => v.model === "all-MiniLM-L6-v2" && v.embedding.length === 384));
+  assert.ok(cases.some((v) => v.embedding.every((x) => x < 0)));
+  assert.ok(cases.some((v) => Math.max(...v.embedding.map(Math.abs)) < 1e-20));
+  for (const v of cases) {
+    const hasher = new SemanticHasher(v.model, v.embedding.length);
+    assert.equal(hasher.fingerprint(v.embedding), v.fingerprint, v.model);
+    assert.equal(hasher.fingerprint(Float32Array.from(v.embedding)), v.fingerprint, v.model);
+    assert.equal(hasher.fingerprint(v.embedding.map((x) => 2 * x)), v.fingerprint, v.model);
+  }
+});
+
+test("embedding values are rounded to float32 first", () => {
+  const v = vectors.semantic_fingerprints.find(
+    (c) => c.model === "all-MiniLM-L6-v2" && c.embedding.some((x) => x * 64 !== Math.trunc(x * 64)),
+  );
+  // A quarter of a float32 step away: the same float32 values, as the crate would see them.
+  const nudged = v.embedding.map((x) => x + Math.abs(x) * 2 ** -25);
+  assert.ok(nudged.every((x, i) => x !== v.embedding[i] && Math.fround(x) === v.embedding[i]));
+  assert.equal(new SemanticHasher(v.model, 384).fingerprint(nudged), v.fingerprint);
+});
+
+test("every semantic similarity vector is reproduced", () => {
+  for (const v of vectors.semantic_similarities) {
+    assert.equal(semanticHamming(v.a, v.b), v.hamming ?? undefined);
+    const similarity = semanticSimilarity(v.a, v.b);
+    if (v.similarity === null) {
+      assert.equal(similarity, undefined);
+    } else {
+      // Math.cos may differ from Rust's libm in the last place, never more.
+      assert.ok(Math.abs(similarity - v.similarity) <= 1e-15, `${similarity} ${v.similarity}`);
+    }
+  }
+});
+
+test("what cannot be hashed or compared is refused", () => {
+  for (const model of ["", "a:b", "two words", "nbsp\u00a0", "line\u2028sep", "nel\u0085"]) {
+    assert.throws(() => new SemanticHasher(model, 4), TypeError, JSON.stringify(model));
+  }
+  assert.throws(() => new SemanticHasher("m", -1), RangeError);
+  assert.throws(() => new SemanticHasher("m", 1.5), RangeError);
+  const hasher = new SemanticHasher("m", 4);
+  for (const bad of [
+    [1, 2],
+    [0, 0, -0, 0],
+    [1, NaN, 0, 0],
+    [1, Infinity, 0, 0],
+    // Beyond float32's range, and below its smallest subnormal: infinite, and zero.
+    [1e39, 1, 0, 0],
+    [1e-50, 0, 0, -1e-50],
+  ]) {
+    assert.throws(() => hasher.fingerprint(bad), RangeError, String(bad));
+  }
+  assert.throws(() => hasher.fingerprint(["a", "b", "c", "d"]), TypeError);
+  const a = vectors.semantic_similarities[0].a;
+  assert.equal(semanticSimilarity(a, a), 1);
+  assert.equal(semanticSimilarity(a, a.replace("all-MiniLM-L6-v2", "another-model")), undefined);
+  for (const bad of [
+    "sh512:m:00",
+    `mh64v2:m:${"0".repeat(128)}`,
+    `sh512::${"0".repeat(128)}`,
+    `sh512:m:${"g".repeat(128)}`,
+    `sh512:${"0".repeat(128)}`,
+    `sh512:a:b:${"0".repeat(128)}`,
+  ]) {
+    assert.throws(() => semanticSimilarity(a, bad), TypeError, bad);
   }
 });
