@@ -17,7 +17,7 @@ export declare const SEMANTIC_FINGERPRINT_SCHEME: "sh512";
 
 /**
  * The cosine estimate at or above which two consecutive queries are likely the same question
- * asked differently, for `sh512` fingerprints of `all-MiniLM-L6-v2` embeddings: 0.8.
+ * asked differently, for `sh512` fingerprints of `all-MiniLM-L6-v2` embeddings: 0.77.
  */
 export declare const SUGGESTED_SEMANTIC_THRESHOLD: number;
 

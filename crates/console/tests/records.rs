@@ -71,6 +71,7 @@ fn judge(conn: &mut Connection, answer: &Answer) {
         session_id: Some(format!("sess-{}", answer.n)),
         user_id: Some("user-8812".into()),
         fingerprint: None,
+        semantic_fingerprint: None,
         content: Content {
             input: None,
             output: answer

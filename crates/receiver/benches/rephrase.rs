@@ -1,14 +1,28 @@
-//! Precision and recall of the rephrase detector on the labelled pairs of consecutive queries
-//! in `tests/fixtures/rephrase_pairs.jsonl`, at the default `[detectors.rephrase]` thresholds:
-//! with content capture off (query fingerprints only) and on (query texts), with a threshold
-//! sweep for each. Not a timing benchmark: run with
-//! `cargo bench -p closedloop-receiver --bench rephrase`.
+//! Precision and recall of the rephrase detector on labelled pairs of consecutive queries
+//! (`tests/fixtures/rephrase_pairs.jsonl` by default), at the default `[detectors.rephrase]`
+//! settings, for each way the receiver compares queries:
 //!
-//! `CLOSEDLOOP_REPHRASE_PAIRS=<file>` scores another file of the same JSON Lines format instead,
-//! for example `tests/fixtures/rephrase_pairs_holdout.jsonl` or a team's own labelled pairs.
+//! - lexical: `mh64v2` fingerprints (content capture off) and query texts (content on);
+//! - semantic: `sh512` fingerprints of the bundled `all-MiniLM-L6-v2` embeddings;
+//! - combined: semantic with the lexical rescue (`semantic_lexical_threshold`,
+//!   `semantic_floor`), as the detector runs when both queries carry a semantic fingerprint.
+//!
+//! Each with a threshold sweep, then the per-query cost of a semantic fingerprint (embedding
+//! with the bundled model; hashing an application's vector). Not a timing benchmark for the
+//! scores: run with `cargo bench -p closedloop-receiver --bench rephrase`.
+//!
+//! `CLOSEDLOOP_REPHRASE_PAIRS=<file>` scores another file of the same JSON Lines format, for
+//! example `tests/fixtures/rephrase_pairs_holdout.jsonl` or a team's own labelled pairs. The
+//! model is found as the receiver finds it (`CLOSEDLOOP_EMBEDDING_MODEL_DIR`, or
+//! `target/models`, where `scripts/embedding-model.sh` installs it); without it only the
+//! lexical detectors are scored.
 
-use closedloop_receiver::DetectorsConfig;
-use closedloop_tracing::{fingerprint, query_similarity};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use closedloop_embed::{find_model_dir, Embedder, MODEL_NAME};
+use closedloop_receiver::{DetectorsConfig, QueryComparison, RephraseDetectorConfig};
+use closedloop_tracing::{fingerprint, query_similarity, Fingerprint, SemanticHasher};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -28,6 +42,19 @@ struct Counts {
 }
 
 impl Counts {
+    fn of(judged: impl Iterator<Item = (bool, bool)>) -> Self {
+        let mut counts = Counts::default();
+        for (said, rephrase) in judged {
+            match (said, rephrase) {
+                (true, true) => counts.tp += 1,
+                (true, false) => counts.fp += 1,
+                (false, true) => counts.fn_ += 1,
+                (false, false) => counts.tn += 1,
+            }
+        }
+        counts
+    }
+
     fn precision(&self) -> f64 {
         f64::from(self.tp) / f64::from((self.tp + self.fp).max(1))
     }
@@ -37,23 +64,34 @@ impl Counts {
     }
 }
 
-fn count(scores: &[(f64, bool)], threshold: f64) -> Counts {
-    let mut counts = Counts::default();
-    for &(score, rephrase) in scores {
-        match (score >= threshold, rephrase) {
-            (true, true) => counts.tp += 1,
-            (true, false) => counts.fp += 1,
-            (false, true) => counts.fn_ += 1,
-            (false, false) => counts.tn += 1,
-        }
-    }
-    counts
+/// What the bench knows of one pair.
+struct Scored<'a> {
+    pair: &'a Pair,
+    fingerprints: Option<f64>,
+    text: Option<f64>,
+    semantic: Option<f64>,
 }
 
-fn report(name: &str, pairs: &[Pair], scores: &[(f64, bool)], threshold: f64) {
-    let counts = count(scores, threshold);
+/// A verdict on a pair at a threshold (`None`: the default one).
+type Judge<'a> = Box<dyn Fn(&Scored<'_>, Option<f64>) -> bool + 'a>;
+
+/// One way of judging pairs: its name, and its verdicts.
+struct Detector<'a> {
+    name: &'a str,
+    judge: Judge<'a>,
+    default_threshold: f64,
+}
+
+fn report(detector: &Detector<'_>, scored: &[Scored<'_>]) {
+    let counts = Counts::of(
+        scored
+            .iter()
+            .map(|s| ((detector.judge)(s, None), s.pair.rephrase)),
+    );
     println!(
-        "{name}: threshold {threshold:.2}: precision {:.3} recall {:.3} (tp {} fp {} fn {} tn {})",
+        "{}: default (threshold {:.2}): precision {:.3} recall {:.3} (tp {} fp {} fn {} tn {})",
+        detector.name,
+        detector.default_threshold,
         counts.precision(),
         counts.recall(),
         counts.tp,
@@ -64,20 +102,23 @@ fn report(name: &str, pairs: &[Pair], scores: &[(f64, bool)], threshold: f64) {
     let mut sweep = String::new();
     for step in 10..=19 {
         let t = f64::from(step) * 0.05;
-        let c = count(scores, t);
+        let c = Counts::of(
+            scored
+                .iter()
+                .map(|s| ((detector.judge)(s, Some(t)), s.pair.rephrase)),
+        );
         sweep.push_str(&format!(
             "  {t:.2}: P {:.2} R {:.2}\n",
             c.precision(),
             c.recall()
         ));
     }
-    print!("{name}: sweep\n{sweep}");
-    // Errors by kind at the configured threshold.
+    print!("{}: sweep\n{sweep}", detector.name);
     let mut kinds: std::collections::BTreeMap<&str, (u32, u32)> = Default::default();
-    for (pair, &(score, rephrase)) in pairs.iter().zip(scores) {
-        let entry = kinds.entry(pair.kind.as_str()).or_default();
+    for s in scored {
+        let entry = kinds.entry(s.pair.kind.as_str()).or_default();
         entry.0 += 1;
-        if (score >= threshold) != rephrase {
+        if (detector.judge)(s, None) != s.pair.rephrase {
             entry.1 += 1;
         }
     }
@@ -85,7 +126,27 @@ fn report(name: &str, pairs: &[Pair], scores: &[(f64, bool)], threshold: f64) {
         .iter()
         .map(|(kind, (total, wrong))| format!("{kind} {wrong}/{total}"))
         .collect();
-    println!("{name}: wrong by kind: {}", errors.join(", "));
+    println!("{}: wrong by kind: {}", detector.name, errors.join(", "));
+}
+
+/// The combined verdict, with the semantic threshold replaced by `threshold` when given.
+fn combined(
+    config: &RephraseDetectorConfig,
+    lexical: Option<f64>,
+    from_text: bool,
+) -> impl Fn(&Scored<'_>, Option<f64>) -> bool + '_ {
+    move |s, threshold| {
+        let lexical = if from_text { s.text } else { s.fingerprints }.or(lexical);
+        let mut config = config.clone();
+        if let Some(t) = threshold {
+            config.semantic_threshold = t;
+        }
+        config.rephrases(&QueryComparison {
+            lexical,
+            from_text,
+            semantic: s.semantic,
+        })
+    }
 }
 
 fn main() {
@@ -105,43 +166,107 @@ fn main() {
         pairs.len(),
         pairs.len() - positives
     );
-    let config = DetectorsConfig::default();
+    let config = DetectorsConfig::default().rephrase;
 
-    // Content off: what the spans carry is `closedloop.query.fingerprint`, as written by
-    // closedloop-tracing and parsed back by the receiver.
-    let off: Vec<(f64, bool)> = pairs
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/models");
+    let embedder = find_model_dir(&[target]).map(|dir| {
+        Embedder::load(&dir)
+            .expect("the embedding model loads")
+            .with_model_name(MODEL_NAME)
+    });
+    let hasher = embedder
+        .as_ref()
+        .map(|e| SemanticHasher::new(e.model_name(), e.dimensions()).expect("a valid model name"));
+    if embedder.is_none() {
+        println!("no embedding model (scripts/embedding-model.sh installs it): lexical only");
+    }
+
+    // What the spans carry, written by closedloop-tracing and parsed back by the receiver.
+    let fingerprints = |a: &str, b: &str| {
+        let a: Fingerprint = fingerprint(a).to_string().parse().expect("parses");
+        let b: Fingerprint = fingerprint(b).to_string().parse().expect("parses");
+        a.similarity(&b)
+    };
+    let semantic = |a: &str, b: &str| {
+        let (embedder, hasher) = (embedder.as_ref()?, hasher.as_ref()?);
+        let a = hasher.fingerprint(&embedder.embed(a)).ok()?.to_string();
+        let b = hasher.fingerprint(&embedder.embed(b)).ok()?.to_string();
+        let a: closedloop_tracing::SemanticFingerprint = a.parse().expect("parses");
+        a.similarity(&b.parse().expect("parses"))
+    };
+    let scored: Vec<Scored<'_>> = pairs
         .iter()
-        .map(|pair| {
-            let a: closedloop_tracing::Fingerprint = fingerprint(&pair.previous)
-                .to_string()
-                .parse()
-                .expect("parses");
-            let b: closedloop_tracing::Fingerprint =
-                fingerprint(&pair.next).to_string().parse().expect("parses");
-            (a.similarity(&b).unwrap_or(0.0), pair.rephrase)
+        .map(|pair| Scored {
+            pair,
+            fingerprints: fingerprints(&pair.previous, &pair.next),
+            text: query_similarity(&pair.previous, &pair.next),
+            semantic: semantic(&pair.previous, &pair.next),
         })
         .collect();
-    report(
-        "content off (mh64v2 fingerprints)",
-        &pairs,
-        &off,
-        config.rephrase.threshold,
-    );
 
-    // Content on: `closedloop.query.text` on both spans.
-    let on: Vec<(f64, bool)> = pairs
-        .iter()
-        .map(|pair| {
-            (
-                query_similarity(&pair.previous, &pair.next).unwrap_or(0.0),
-                pair.rephrase,
-            )
-        })
-        .collect();
-    report(
-        "content on (query text)",
-        &pairs,
-        &on,
-        config.rephrase.text_threshold,
-    );
+    let lexical = |value: fn(&Scored<'_>) -> Option<f64>, default: f64| {
+        move |s: &Scored<'_>, threshold: Option<f64>| {
+            value(s).is_some_and(|v| v >= threshold.unwrap_or(default))
+        }
+    };
+    let mut detectors = vec![
+        Detector {
+            name: "lexical, content off (mh64v2 fingerprints)",
+            judge: Box::new(lexical(|s| s.fingerprints, config.threshold)),
+            default_threshold: config.threshold,
+        },
+        Detector {
+            name: "lexical, content on (query texts)",
+            judge: Box::new(lexical(|s| s.text, config.text_threshold)),
+            default_threshold: config.text_threshold,
+        },
+    ];
+    if embedder.is_some() {
+        detectors.push(Detector {
+            name: "semantic (sh512 of all-MiniLM-L6-v2)",
+            judge: Box::new(lexical(|s| s.semantic, config.semantic_threshold)),
+            default_threshold: config.semantic_threshold,
+        });
+        detectors.push(Detector {
+            name: "combined, content off (sh512 + mh64v2)",
+            judge: Box::new(combined(&config, None, false)),
+            default_threshold: config.semantic_threshold,
+        });
+        detectors.push(Detector {
+            name: "combined, content on (sh512 + texts)",
+            judge: Box::new(combined(&config, None, true)),
+            default_threshold: config.semantic_threshold,
+        });
+    }
+    for detector in &detectors {
+        report(detector, &scored);
+    }
+
+    // The cost of a semantic fingerprint per query.
+    if let (Some(embedder), Some(hasher)) = (&embedder, &hasher) {
+        let queries: Vec<&str> = pairs
+            .iter()
+            .flat_map(|p| [p.previous.as_str(), p.next.as_str()])
+            .collect();
+        let started = Instant::now();
+        let vectors: Vec<Vec<f32>> = queries.iter().map(|q| embedder.embed(q)).collect();
+        let embed = started.elapsed() / queries.len() as u32;
+        let rounds = 20;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            for vector in &vectors {
+                std::hint::black_box(hasher.fingerprint(vector).expect("hashes"));
+            }
+        }
+        let hash = started.elapsed() / (rounds * vectors.len()) as u32;
+        let started = Instant::now();
+        for q in &queries {
+            std::hint::black_box(fingerprint(q));
+        }
+        let lexical = started.elapsed() / queries.len() as u32;
+        println!(
+            "cost per query, one core: bundled model embedding {embed:?} + sh512 hash {hash:?} \
+             (an application's own vector: the hash only); mh64v2 fingerprint {lexical:?}"
+        );
+    }
 }

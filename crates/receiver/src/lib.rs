@@ -35,6 +35,7 @@ mod pipeline;
 use closedloop_delivery::export;
 use closedloop_engine::{detectors, direct, join, rules, secret, store, timefmt, vocab};
 use closedloop_store::records;
+mod semantic;
 mod serve;
 mod spans;
 mod telemetry;
@@ -45,8 +46,8 @@ pub use config::{
     TelemetryConfig, FEEDBACK_TOKEN_SECRET_ENV, INGEST_TOKEN_ENV, STORE_URL_ENV,
 };
 pub use detectors::{
-    AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, RegenerateDetectorConfig,
-    RephraseDetectorConfig,
+    AbandonDetectorConfig, DetectorsConfig, EditDetectorConfig, QueryComparison,
+    RegenerateDetectorConfig, RephraseDetectorConfig,
 };
 pub use direct::DirectSettings;
 pub use edge::{IngestToken, IngestTokenError};
@@ -62,6 +63,7 @@ pub use pipeline::{
     IngestError, IngestOutcome, Pipeline, PipelineConfig, PipelineError, PipelineStats,
 };
 pub use secret::Secret;
+pub use semantic::EmbeddingModelError;
 pub use serve::{Listeners, Receiver, ReceiverBuilder, ServeError};
 pub use spans::SpansConfig;
 pub use store::{StoreConfig, StoreError, Synchronous};

@@ -23,6 +23,7 @@ use crate::export::{self, ExportConfig, ExportConfigError, Exporter, Stop};
 use crate::join::JoinConfig;
 use crate::records::{Feedback, SpanRef};
 use crate::rules;
+use crate::semantic::{EmbeddingModelError, SemanticDeriver};
 use crate::spans::{self, SpansConfig};
 use crate::store::{FeedbackWrite, Rejected, Store, StoreConfig, StoreError};
 use closedloop_commands::review::ReviewConfig;
@@ -103,6 +104,8 @@ struct Inner {
     spans: SpansConfig,
     /// `store.store_content`.
     store_content: bool,
+    /// The embedding model that fingerprints queries spans carry as text only.
+    semantic: Option<Arc<SemanticDeriver>>,
 }
 
 impl Inner {
@@ -159,6 +162,19 @@ impl Pipeline {
     /// the current tokio runtime.
     pub async fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let target = config.export.resolve().map_err(PipelineError::Export)?;
+        let semantic = match config.detectors.rephrase.embedding_model_dir.clone() {
+            Some(dir) => {
+                let loaded = tokio::task::spawn_blocking(move || {
+                    SemanticDeriver::load(&dir).map(|deriver| (deriver, dir))
+                })
+                .await
+                .map_err(|_| PipelineError::Store(StoreError::WriterStopped))?
+                .map_err(PipelineError::EmbeddingModel)?;
+                info!(model = loaded.0.model(), dir = %loaded.1.display(), "Embedding model loaded.");
+                Some(Arc::new(loaded.0))
+            }
+            None => None,
+        };
         export::log_target(&config.export, target.as_ref());
         let sinks = config.export.sink_names().map_err(PipelineError::Export)?;
         let shared = Arc::new(Shared {
@@ -241,6 +257,7 @@ impl Pipeline {
                     .filter(|_| config.store.store_content),
                 spans: config.spans.clone(),
                 store_content: config.store.store_content,
+                semantic,
             }),
         })
     }
@@ -266,7 +283,18 @@ impl Pipeline {
             error_message: parsed.error_message(),
         };
         let (accepted, rejected_count) = (parsed.accepted, parsed.rejected);
-        let batch = parsed.batch;
+        let mut batch = parsed.batch;
+        if let Some(semantic) = &self.inner.semantic {
+            if SemanticDeriver::needed(&batch.responses) {
+                let semantic = Arc::clone(semantic);
+                batch = tokio::task::spawn_blocking(move || {
+                    semantic.fill(&mut batch.responses);
+                    batch
+                })
+                .await
+                .map_err(|_| IngestError::Store(StoreError::WriterStopped))?;
+            }
+        }
         if !batch.is_empty() {
             let receiver = self.inner.store.ingest(batch).map_err(rejected)?;
             wait(receiver).await?;
@@ -454,6 +482,9 @@ pub enum PipelineError {
     /// The `[export]` settings (or `OTEL_EXPORTER_OTLP_*` variables) cannot be used.
     #[error("invalid export configuration")]
     Export(#[source] ExportConfigError),
+    /// `[detectors.rephrase] embedding_model_dir` does not hold a usable model.
+    #[error("cannot load the embedding model")]
+    EmbeddingModel(#[source] EmbeddingModelError),
 }
 
 /// One piece of feedback from the feedback API.

@@ -280,6 +280,7 @@ const OWN_KEYS: &[&str] = &[
     attr::CLOSEDLOOP_RETRIEVAL_CHUNK_IDS,
     attr::CLOSEDLOOP_RETRIEVAL_INDEX_VERSION,
     attr::CLOSEDLOOP_QUERY_FINGERPRINT,
+    attr::CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT,
     attr::CLOSEDLOOP_QUERY_TEXT,
     attr::CLOSEDLOOP_FEEDBACK_SIGNAL,
     attr::CLOSEDLOOP_FEEDBACK_KIND,
@@ -585,6 +586,7 @@ fn read_response(span: &Span, span_ref: SpanRef, attrs: &Attrs<'_>) -> (Response
             .or_else(|| attrs.string(attr::GEN_AI_CONVERSATION_ID)),
         user_id: attrs.string(attr::USER_ID),
         fingerprint,
+        semantic_fingerprint: attrs.string(attr::CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT),
         content: Content {
             input: content(attrs, attr::GEN_AI_INPUT_MESSAGES),
             output: content(attrs, attr::GEN_AI_OUTPUT_MESSAGES),

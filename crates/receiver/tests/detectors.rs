@@ -532,3 +532,122 @@ async fn edit_applies_the_configured_threshold() {
     pipeline.shutdown().await.unwrap();
     assert_eq!(sink.spans().len(), 1);
 }
+
+/// Two turns of a session asking the same question in other words: `mh64v2` fingerprints
+/// too far apart for the lexical detector, meanings close.
+const PARAPHRASE: (&str, &str) = (
+    "The search doesn't return any results",
+    "Search isn't finding anything",
+);
+
+/// The bundled embedding model's directory; `None` (the test is skipped) without it, unless
+/// `CLOSEDLOOP_TEST_REQUIRE_MODEL` is set.
+fn embedding_model() -> Option<std::path::PathBuf> {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models");
+    let found = closedloop_embed::find_model_dir(&[target]);
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CLOSEDLOOP_TEST_REQUIRE_MODEL").is_none(),
+            "no embedding model: run scripts/embedding-model.sh"
+        );
+        eprintln!("skipped: no embedding model (scripts/embedding-model.sh installs it)");
+    }
+    found
+}
+
+fn stored_semantic_fingerprints(dir: &Path) -> Vec<Option<String>> {
+    let mut conn =
+        closedloop_store::Connection::inspect_sqlite_file(&dir.join("closedloop.db"), false)
+            .unwrap();
+    conn.inspect_rows(
+        "SELECT semantic_fingerprint FROM responses ORDER BY start_ns",
+        &[],
+        1,
+    )
+    .unwrap()
+    .iter()
+    .map(|row| row[0].text().map(str::to_owned))
+    .collect()
+}
+
+#[tokio::test]
+async fn the_bundled_model_finds_a_paraphrase_the_lexical_fingerprints_miss() {
+    let Some(model_dir) = embedding_model() else {
+        return;
+    };
+    for with_model in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Sink::grpc().await;
+        let mut detectors = DetectorsConfig::default();
+        detectors.rephrase.embedding_model_dir = with_model.then(|| model_dir.clone());
+        let mut config = with_detectors(dir.path(), &sink, detectors);
+        // Content is not stored: the text is read, embedded and dropped.
+        config.store.store_content = false;
+        let pipeline = Pipeline::start(config).await.unwrap();
+        let previous = ids();
+        let spans = vec![
+            turn(previous, "session-p", PARAPHRASE.0, 0, true),
+            turn(ids(), "session-p", PARAPHRASE.1, 1, true),
+        ];
+        pipeline.ingest(request(spans)).await.unwrap();
+        pipeline.shutdown().await.unwrap();
+        let stored = stored_semantic_fingerprints(dir.path());
+        let feedback = feedback_rows(dir.path());
+        if with_model {
+            assert_eq!(feedback.len(), 1, "{feedback:?}");
+            assert_eq!(feedback[0].0, detector_id("rephrase", previous));
+            assert!(stored.iter().all(|fp| fp
+                .as_deref()
+                .unwrap()
+                .starts_with("sh512:all-MiniLM-L6-v2:")));
+            let db = std::fs::read(dir.path().join("closedloop.db")).unwrap();
+            let text = String::from_utf8_lossy(&db);
+            assert!(
+                !text.contains("Search isn't finding"),
+                "the query text was stored"
+            );
+        } else {
+            assert_eq!(feedback, vec![], "the lexical detector alone misses it");
+            assert_eq!(stored, vec![None, None]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn semantic_fingerprints_from_the_application_need_no_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::grpc().await;
+    let pipeline = Pipeline::start(with_detectors(dir.path(), &sink, Default::default()))
+        .await
+        .unwrap();
+    let hasher = closedloop_tracing::SemanticHasher::new("text-embedding-3-small", 8).unwrap();
+    let with_embedding = |ids: Ids, query: &str, minute: u64, embedding: [f32; 8]| {
+        let mut span = turn(ids, "session-a", query, minute, false);
+        let fingerprint = hasher.fingerprint(&embedding).unwrap().to_string();
+        span.attributes.push(text(
+            attr::CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT,
+            &fingerprint,
+        ));
+        span
+    };
+    let previous = ids();
+    let spans = vec![
+        with_embedding(
+            previous,
+            PARAPHRASE.0,
+            0,
+            [0.5, 0.25, -0.125, 0.75, 0.0, 0.5, -0.25, 0.125],
+        ),
+        with_embedding(
+            ids(),
+            PARAPHRASE.1,
+            1,
+            [0.5, 0.25, -0.125, 0.75, 0.0625, 0.5, -0.25, 0.125],
+        ),
+    ];
+    pipeline.ingest(request(spans)).await.unwrap();
+    pipeline.shutdown().await.unwrap();
+    let feedback = feedback_rows(dir.path());
+    assert_eq!(feedback.len(), 1, "{feedback:?}");
+    assert_eq!(feedback[0].0, detector_id("rephrase", previous));
+}

@@ -220,6 +220,7 @@ pub fn populate(conn: &mut Connection, spec: &Spec) -> Result<Populated> {
             session_id: Some(format!("sess-{}", i / 4)),
             user_id: Some(format!("user-{}", (i / 4) % 5_000)),
             fingerprint: Some(format!("fp-{}", hex(&key.trace_id[..8]))),
+            semantic_fingerprint: None,
             content,
         };
         tx.insert_response(&response, key, received_s, true)?;

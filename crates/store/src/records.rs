@@ -95,6 +95,8 @@ pub struct Response {
     pub user_id: Option<String>,
     /// The fingerprint of the query, for the session detectors.
     pub fingerprint: Option<String>,
+    /// The semantic fingerprint of the query (`closedloop.query.semantic_fingerprint`).
+    pub semantic_fingerprint: Option<String>,
     /// Content attributes, when captured.
     pub content: Content,
 }
@@ -270,6 +272,8 @@ pub struct SessionTurn {
     pub end_ns: i64,
     /// The fingerprint of its query.
     pub fingerprint: Option<String>,
+    /// The semantic fingerprint of its query.
+    pub semantic_fingerprint: Option<String>,
     /// `gen_ai.response.id`.
     pub response_id: Option<String>,
     /// `user.id`.

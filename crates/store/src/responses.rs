@@ -11,7 +11,7 @@ macro_rules! response_columns {
     () => {
         "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us,
             r.response_id, ti.value, tv.value, th.value, r.chunk_ids, m.value, p.value, pa.value,
-            ds.value, iv.value, r.session_id, r.user_id, r.fingerprint
+            ds.value, iv.value, r.session_id, r.user_id, r.fingerprint, r.semantic_fingerprint
         FROM responses r
         LEFT JOIN strings ti ON ti.id = r.template_id
         LEFT JOIN strings tv ON tv.id = r.template_version
@@ -54,6 +54,7 @@ fn response_from_row(row: &Row<'_>) -> Result<Response> {
         session_id: row.get(14)?,
         user_id: row.get(15)?,
         fingerprint: row.get(16)?,
+        semantic_fingerprint: row.get(17)?,
         content: Default::default(),
     })
 }
@@ -101,9 +102,9 @@ impl Connection {
             "INSERT INTO responses (trace_id, span_id, received_s, start_ns,
                 duration_us, response_id, template_id, template_version, template_hash,
                 chunk_ids, model, provider, parameters, data_source, index_version, session_id,
-                user_id, fingerprint, response_key, parent_span_id)
+                user_id, fingerprint, response_key, parent_span_id, semantic_fingerprint)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20)
+                ?17, ?18, ?19, ?20, ?21)
              ON CONFLICT DO NOTHING",
             values![
                 &span.trace_id,
@@ -126,6 +127,7 @@ impl Connection {
                 response.fingerprint.as_deref(),
                 response.response_id.as_deref().map(text_key),
                 parent.as_ref(),
+                response.semantic_fingerprint.as_deref(),
             ],
         )?;
         let Some(row) = row else {
@@ -231,7 +233,7 @@ impl Connection {
             "UPDATE responses SET response_id = ?3, template_id = ?4, template_version = ?5,
                 template_hash = ?6, chunk_ids = ?7, model = ?8, provider = ?9, parameters = ?10,
                 data_source = ?11, index_version = ?12, session_id = ?13, user_id = ?14,
-                fingerprint = ?15, response_key = ?16
+                fingerprint = ?15, response_key = ?16, semantic_fingerprint = ?17
              WHERE trace_id = ?1 AND span_id = ?2",
             values![
                 &span.trace_id,
@@ -250,6 +252,7 @@ impl Connection {
                 response.user_id.as_deref(),
                 response.fingerprint.as_deref(),
                 response.response_id.as_deref().map(text_key),
+                response.semantic_fingerprint.as_deref(),
             ],
         )?;
         if let (Some(hash), Some(text)) = (template_hash, &response.template.text) {

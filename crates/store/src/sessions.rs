@@ -32,18 +32,20 @@ impl Connection {
         let sql = match direction {
             Direction::Previous => {
                 "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
-                    r.response_id, r.user_id, c.query
+                    r.response_id, r.user_id, c.query, r.semantic_fingerprint
                  FROM responses r LEFT JOIN response_content c ON c.response = r.id
                  WHERE r.session_id = ?1 AND r.start_ns < ?2 AND r.trace_id <> ?3
-                    AND (r.fingerprint IS NOT NULL OR c.query IS NOT NULL)
+                    AND (r.fingerprint IS NOT NULL OR r.semantic_fingerprint IS NOT NULL
+                        OR c.query IS NOT NULL)
                  ORDER BY r.start_ns DESC LIMIT 1"
             }
             Direction::Next => {
                 "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
-                    r.response_id, r.user_id, c.query
+                    r.response_id, r.user_id, c.query, r.semantic_fingerprint
                  FROM responses r LEFT JOIN response_content c ON c.response = r.id
                  WHERE r.session_id = ?1 AND r.start_ns > ?2 AND r.trace_id <> ?3
-                    AND (r.fingerprint IS NOT NULL OR c.query IS NOT NULL)
+                    AND (r.fingerprint IS NOT NULL OR r.semantic_fingerprint IS NOT NULL
+                        OR c.query IS NOT NULL)
                  ORDER BY r.start_ns ASC LIMIT 1"
             }
         };
@@ -60,6 +62,7 @@ impl Connection {
                     response_id: row.get(5).ok().flatten(),
                     user_id: row.get(6).ok().flatten(),
                     query: row.get(7).ok().flatten(),
+                    semantic_fingerprint: row.get(8).ok().flatten(),
                 }))
             })?;
         Ok(found.flatten())

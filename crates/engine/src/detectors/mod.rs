@@ -35,14 +35,14 @@ mod rephrase;
 use std::time::{Duration, Instant};
 
 use closedloop_store::{Connection, Direction, StoreError};
-use closedloop_tracing::{query_similarity, Fingerprint};
+use closedloop_tracing::{query_similarity, Fingerprint, SemanticFingerprint};
 
 use serde::Deserialize;
 
 pub use abandon::AbandonDetectorConfig;
 pub use edit::EditDetectorConfig;
 pub use regenerate::RegenerateDetectorConfig;
-pub use rephrase::RephraseDetectorConfig;
+pub use rephrase::{QueryComparison, RephraseDetectorConfig};
 
 use crate::join::Tx;
 use crate::records::{Feedback, Response, SpanRef};
@@ -90,6 +90,7 @@ struct Turn {
     start_ns: i64,
     end_ns: i64,
     fingerprint: Option<String>,
+    semantic_fingerprint: Option<String>,
     text: Option<String>,
     response_id: Option<String>,
     session_id: Option<String>,
@@ -98,28 +99,32 @@ struct Turn {
 
 impl Turn {
     fn has_query(&self) -> bool {
-        self.fingerprint.is_some() || self.text.is_some()
+        self.fingerprint.is_some() || self.semantic_fingerprint.is_some() || self.text.is_some()
     }
 }
 
-/// How two consecutive queries compare.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Similarity {
-    /// Computed from both query texts.
-    Text(f64),
-    /// Estimated from both query fingerprints.
-    Fingerprint(f64),
-}
-
-fn compare(previous: &Turn, next: &Turn) -> Option<Similarity> {
-    if let (Some(a), Some(b)) = (&previous.text, &next.text) {
-        if let Some(similarity) = query_similarity(a, b) {
-            return Some(Similarity::Text(similarity));
-        }
-    }
-    let a: Fingerprint = previous.fingerprint.as_deref()?.parse().ok()?;
-    let b: Fingerprint = next.fingerprint.as_deref()?.parse().ok()?;
-    a.similarity(&b).map(Similarity::Fingerprint)
+/// How two consecutive queries compare: lexically by their texts when both are at hand, else
+/// by their fingerprints; semantically when both carry a semantic fingerprint of one model.
+fn compare(previous: &Turn, next: &Turn) -> Option<QueryComparison> {
+    let text = match (&previous.text, &next.text) {
+        (Some(a), Some(b)) => query_similarity(a, b),
+        _ => None,
+    };
+    let lexical = text.or_else(|| {
+        let a: Fingerprint = previous.fingerprint.as_deref()?.parse().ok()?;
+        let b: Fingerprint = next.fingerprint.as_deref()?.parse().ok()?;
+        a.similarity(&b)
+    });
+    let semantic = (|| {
+        let a: SemanticFingerprint = previous.semantic_fingerprint.as_deref()?.parse().ok()?;
+        let b: SemanticFingerprint = next.semantic_fingerprint.as_deref()?.parse().ok()?;
+        a.similarity(&b)
+    })();
+    (lexical.is_some() || semantic.is_some()).then_some(QueryComparison {
+        lexical,
+        from_text: text.is_some(),
+        semantic,
+    })
 }
 
 fn detector_feedback_id(signal: FeedbackSignal, span: SpanRef) -> String {
@@ -185,6 +190,7 @@ impl Detectors {
             start_ns: response.start_unix_nano as i64,
             end_ns: response.end_unix_nano.max(response.start_unix_nano) as i64,
             fingerprint: response.fingerprint.clone(),
+            semantic_fingerprint: response.semantic_fingerprint.clone(),
             // The text of this span is at hand even when the store does not keep content.
             text: response.content.query.clone(),
             response_id: response.response_id.clone(),
@@ -213,17 +219,16 @@ impl Detectors {
         previous: &Turn,
         next: &Turn,
     ) -> Result<Option<Feedback>, StoreError> {
-        let Some(similarity) = compare(previous, next) else {
+        let Some(comparison) = compare(previous, next) else {
             return Ok(None);
         };
         let gap = Duration::from_nanos(next.start_ns.saturating_sub(previous.end_ns).max(0) as u64);
-        let (value, rephrase_threshold) = match similarity {
-            Similarity::Text(value) => (value, self.config.rephrase.text_threshold),
-            Similarity::Fingerprint(value) => (value, self.config.rephrase.threshold),
-        };
-        let signal = if self.config.regenerate.judges(gap, value) {
+        let regenerated = comparison
+            .lexical
+            .is_some_and(|lexical| self.config.regenerate.judges(gap, lexical));
+        let signal = if regenerated {
             FeedbackSignal::Regenerate
-        } else if self.config.rephrase.judges(gap, value, rephrase_threshold) {
+        } else if self.config.rephrase.judges(gap, &comparison) {
             FeedbackSignal::Rephrase
         } else {
             return Ok(None);
@@ -266,6 +271,7 @@ fn neighbour(
         start_ns: found.start_ns,
         end_ns: found.end_ns,
         fingerprint: found.fingerprint,
+        semantic_fingerprint: found.semantic_fingerprint,
         response_id: found.response_id,
         user_id: found.user_id,
         text: found.query,

@@ -10,6 +10,7 @@ fn turn(n: u8, query: &str, text: bool) -> Turn {
         start_ns: i64::from(n) * 60_000_000_000,
         end_ns: i64::from(n) * 60_000_000_000 + 1_000_000_000,
         fingerprint: Some(closedloop_tracing::fingerprint(query).to_string()),
+        semantic_fingerprint: None,
         text: text.then(|| query.to_owned()),
         response_id: None,
         session_id: Some("s".into()),
@@ -21,12 +22,76 @@ fn turn(n: u8, query: &str, text: bool) -> Turn {
 fn text_is_preferred_to_fingerprints() {
     let a = turn(1, "How do I cancel my subscription?", true);
     let b = turn(2, "cancel subscription", true);
-    assert!(matches!(compare(&a, &b), Some(Similarity::Text(_))));
+    assert!(compare(&a, &b).unwrap().from_text);
     let b = turn(2, "cancel subscription", false);
-    assert!(matches!(compare(&a, &b), Some(Similarity::Fingerprint(_))));
+    let comparison = compare(&a, &b).unwrap();
+    assert!(!comparison.from_text && comparison.lexical.is_some());
     let mut broken = turn(3, "cancel subscription", false);
     broken.fingerprint = Some("mh64v2:00".into());
     assert_eq!(compare(&a, &broken), None);
+}
+
+/// A semantic fingerprint of `model` for an embedding `mix` of the way between two fixed
+/// directions.
+fn semantic(model: &str, mix: f32) -> String {
+    let a: Vec<f32> = (0..64).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
+    let b: Vec<f32> = (0..64).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();
+    let v: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (1.0 - mix) * x + mix * y).collect();
+    closedloop_tracing::SemanticHasher::new(model, 64)
+        .unwrap()
+        .fingerprint(&v)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn semantic_fingerprints_of_one_model_are_compared_beside_the_lexical_ones() {
+    let mut a = turn(1, "The search doesn't return any results", false);
+    let mut b = turn(2, "Search isn't finding anything", false);
+    a.semantic_fingerprint = Some(semantic("m", 0.0));
+    b.semantic_fingerprint = Some(semantic("m", 0.05));
+    let comparison = compare(&a, &b).unwrap();
+    assert!(comparison.semantic.unwrap() > 0.9, "{comparison:?}");
+    assert!(comparison.lexical.unwrap() < 0.75, "{comparison:?}");
+    let config = RephraseDetectorConfig::default();
+    assert!(config.rephrases(&comparison));
+    // The lexical fingerprints alone would not say so.
+    assert!(!config.rephrases(&QueryComparison {
+        semantic: None,
+        ..comparison
+    }));
+    // Another model's fingerprint is never compared.
+    b.semantic_fingerprint = Some(semantic("other", 0.05));
+    assert_eq!(compare(&a, &b).unwrap().semantic, None);
+    // Semantic fingerprints alone are enough to compare.
+    a.fingerprint = None;
+    b.fingerprint = None;
+    b.semantic_fingerprint = Some(semantic("m", 0.05));
+    assert!(a.has_query() && compare(&a, &b).unwrap().lexical.is_none());
+}
+
+#[test]
+fn the_combined_rule() {
+    let config = RephraseDetectorConfig::default();
+    let judge = |lexical: Option<f64>, semantic: Option<f64>| {
+        config.rephrases(&QueryComparison {
+            lexical,
+            from_text: false,
+            semantic,
+        })
+    };
+    // Meaning alone suffices.
+    assert!(judge(Some(0.1), Some(config.semantic_threshold)));
+    assert!(!judge(Some(0.1), Some(config.semantic_threshold - 0.01)));
+    // Close words need some meaning too: a shortened or misspelt query passes, a different
+    // question on the same words does not.
+    assert!(judge(Some(config.semantic_lexical_threshold), Some(config.semantic_floor)));
+    assert!(!judge(Some(1.0), Some(config.semantic_floor - 0.01)));
+    assert!(!judge(Some(config.semantic_lexical_threshold - 0.01), Some(config.semantic_floor)));
+    // Without a semantic similarity the lexical threshold decides, as before.
+    assert!(judge(Some(config.threshold), None));
+    assert!(!judge(Some(config.threshold - 0.01), None));
+    assert!(!judge(None, None));
 }
 
 #[test]

@@ -289,6 +289,11 @@ CREATE INDEX alerts_fired ON alerts (fired_s);
 ";
 
 /// Each entry moves the database from version `index` to `index + 1`.
+/// Version 8 (SQLite's version 15): the semantic fingerprint of a response's query.
+const SEMANTIC_FINGERPRINTS: &str = "
+ALTER TABLE responses ADD COLUMN semantic_fingerprint TEXT;
+";
+
 const MIGRATIONS: &[&str] = &[
     V1,
     V2,
@@ -297,6 +302,7 @@ const MIGRATIONS: &[&str] = &[
     SPAN_ALIASES,
     OUTBOX_SINKS,
     ALERTS,
+    SEMANTIC_FINGERPRINTS,
 ];
 
 /// The schema version this closedloop writes.

@@ -350,6 +350,12 @@ CREATE UNIQUE INDEX alerts_open ON alerts (monitor) WHERE resolved_s IS NULL;
 CREATE INDEX alerts_fired ON alerts (fired_s);
 ";
 
+/// Version 15. The semantic fingerprint of a response's query (`sh512:<model>:<hex>`), which
+/// the rephrase detector compares beside the lexical one.
+const SEMANTIC_FINGERPRINTS: &str = "
+ALTER TABLE responses ADD COLUMN semantic_fingerprint TEXT;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -379,6 +385,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(SPAN_ALIASES),
     sql(OUTBOX_SINKS),
     sql(ALERTS),
+    sql(SEMANTIC_FINGERPRINTS),
 ];
 
 /// The column constraint that made idempotency ids global.

@@ -35,6 +35,7 @@ fn full_response(span: SpanRef) -> Response {
         session_id: Some("session-1".into()),
         user_id: Some("user-1".into()),
         fingerprint: Some("fp".into()),
+        semantic_fingerprint: None,
         content: Content {
             input: Some("in".into()),
             output: Some("out".into()),
