@@ -130,8 +130,6 @@ impl RephraseDetectorConfig {
     /// Whether a next query `gap` after the previous response, comparing so with its query,
     /// makes it a rephrasing.
     pub(super) fn judges(&self, gap: Duration, comparison: &QueryComparison) -> bool {
-        self.enabled
-            && gap <= Duration::from_secs(self.window_secs)
-            && self.rephrases(comparison)
+        self.enabled && gap <= Duration::from_secs(self.window_secs) && self.rephrases(comparison)
     }
 }

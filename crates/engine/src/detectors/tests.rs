@@ -34,9 +34,17 @@ fn text_is_preferred_to_fingerprints() {
 /// A semantic fingerprint of `model` for an embedding `mix` of the way between two fixed
 /// directions.
 fn semantic(model: &str, mix: f32) -> String {
-    let a: Vec<f32> = (0..64).map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0).collect();
-    let b: Vec<f32> = (0..64).map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0).collect();
-    let v: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (1.0 - mix) * x + mix * y).collect();
+    let a: Vec<f32> = (0..64)
+        .map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0)
+        .collect();
+    let b: Vec<f32> = (0..64)
+        .map(|i| ((i * 53 % 97) as f32) / 48.0 - 1.0)
+        .collect();
+    let v: Vec<f32> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (1.0 - mix) * x + mix * y)
+        .collect();
     closedloop_tracing::SemanticHasher::new(model, 64)
         .unwrap()
         .fingerprint(&v)
@@ -85,9 +93,15 @@ fn the_combined_rule() {
     assert!(!judge(Some(0.1), Some(config.semantic_threshold - 0.01)));
     // Close words need some meaning too: a shortened or misspelt query passes, a different
     // question on the same words does not.
-    assert!(judge(Some(config.semantic_lexical_threshold), Some(config.semantic_floor)));
+    assert!(judge(
+        Some(config.semantic_lexical_threshold),
+        Some(config.semantic_floor)
+    ));
     assert!(!judge(Some(1.0), Some(config.semantic_floor - 0.01)));
-    assert!(!judge(Some(config.semantic_lexical_threshold - 0.01), Some(config.semantic_floor)));
+    assert!(!judge(
+        Some(config.semantic_lexical_threshold - 0.01),
+        Some(config.semantic_floor)
+    ));
     // Without a semantic similarity the lexical threshold decides, as before.
     assert!(judge(Some(config.threshold), None));
     assert!(!judge(Some(config.threshold - 0.01), None));
