@@ -355,12 +355,19 @@ impl Embedder {
 }
 
 impl Linear {
-    /// `n` rows of `inputs` values in, `n` rows of `outputs` values out.
+    /// `n` rows of `inputs` values in, `n` rows of `outputs` values out. Weight rows outside,
+    /// tokens inside: each weight row is read from memory once per text, not once per token.
     fn apply(&self, x: &[f32], n: usize) -> Vec<f32> {
-        let mut y = Vec::with_capacity(n * self.outputs);
-        for row in x.chunks_exact(self.inputs).take(n) {
-            for (w, b) in self.weight.chunks_exact(self.inputs).zip(&self.bias) {
-                y.push(dot(row, w) + b);
+        let mut y = vec![0f32; n * self.outputs];
+        let rows: Vec<&[f32]> = x.chunks_exact(self.inputs).take(n).collect();
+        for (o, (w, b)) in self
+            .weight
+            .chunks_exact(self.inputs)
+            .zip(&self.bias)
+            .enumerate()
+        {
+            for (t, row) in rows.iter().enumerate() {
+                y[t * self.outputs + o] = dot(row, w) + b;
             }
         }
         y
