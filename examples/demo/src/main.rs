@@ -75,6 +75,10 @@ struct Args {
     /// console under `/ui/`) until Ctrl-C.
     #[arg(long)]
     serve: bool,
+    /// The embedding model the receiver judges rephrasings by meaning with; default: the one
+    /// `scripts/embedding-model.sh` installs (`target/models`), when it is there.
+    #[arg(long, env = "CLOSEDLOOP_EMBEDDING_MODEL_DIR")]
+    embedding_model_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -105,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
     config.export.endpoint = Some(export_endpoint.clone());
     config.export.protocol = Some(ExportProtocol::Grpc);
     config.export.use_env = false;
+    let embedding_model = args
+        .embedding_model_dir
+        .clone()
+        .or_else(|| closedloop_embed::find_model_dir(&[PathBuf::from("target/models")]));
+    config.detectors.rephrase.embedding_model_dir = embedding_model.clone();
     let review_config = config.review.clone();
     let retention = config.store.content_retention;
     let pipeline = Pipeline::start(config.pipeline())
@@ -172,6 +181,16 @@ async fn main() -> anyhow::Result<()> {
         closedloop_example_rag::EXTRACTIVE_LABEL
     );
     println!("  records to {export_endpoint}");
+    match &embedding_model {
+        Some(dir) => println!(
+            "  rephrase   judged by words and meaning (the receiver embeds queries with {})",
+            dir.display()
+        ),
+        None => println!(
+            "  rephrase   judged by words only (scripts/embedding-model.sh installs the model that \
+             adds meaning)"
+        ),
+    }
 
     // 3. Simulated users.
     let mut sim = SimConfig::new(format!("http://{service_addr}"));

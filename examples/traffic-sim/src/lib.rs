@@ -28,6 +28,7 @@
 pub mod estimates;
 pub mod monitors;
 mod queries;
+pub mod rephrase;
 pub mod scenario;
 mod sim;
 

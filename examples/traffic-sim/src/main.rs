@@ -71,6 +71,11 @@ enum Command {
         #[arg(long, default_value_t = BenchConfig::default().days_before)]
         days_before: u32,
     },
+    /// Scores the rephrase detector on the query bank's phrasings (every two phrasings of a
+    /// topic are one question; neighbouring topics are not): lexical, and combined with the
+    /// semantic fingerprints of the bundled embedding model when it is installed
+    /// (`scripts/embedding-model.sh`).
+    Rephrase,
     /// Prints days of simulated production traffic with a known truth, without a service: per
     /// day and template version, the responses, the true failure rate, the share with a
     /// negative signal and the review sample (or every response as JSON Lines with `--jsonl`).
@@ -125,6 +130,10 @@ fn parse_mix(text: &str) -> anyhow::Result<PersonaMix> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Rephrase) = args.command {
+        print_rephrase();
+        return Ok(());
+    }
     if let Some(Command::Coverage { runs, days }) = args.command {
         print_coverage(args.seed, runs, days);
         return Ok(());
@@ -191,6 +200,56 @@ async fn main() -> anyhow::Result<()> {
     )?;
     println!("{summary}");
     Ok(())
+}
+
+fn print_rephrase() {
+    use closedloop_example_traffic::rephrase;
+    let pairs = rephrase::pairs();
+    let positives = pairs.iter().filter(|p| p.rephrase).count();
+    println!(
+        "{} pairs of the query bank ({positives} rephrasings, {} not), default thresholds",
+        pairs.len(),
+        pairs.len() - positives
+    );
+    let config = closedloop_engine::detectors::RephraseDetectorConfig::default();
+    let show = |name: &str, score: rephrase::Score| {
+        println!(
+            "  {name:<42} precision {:.3} recall {:.3}",
+            score.precision, score.recall
+        );
+    };
+    show(
+        "lexical, content off (mh64v2)",
+        rephrase::score(&pairs, |p| rephrase::lexical(&config, p, false)),
+    );
+    show(
+        "lexical, content on (texts)",
+        rephrase::score(&pairs, |p| rephrase::lexical(&config, p, true)),
+    );
+    let model = closedloop_embed::find_model_dir(&[std::path::PathBuf::from("target/models")]);
+    let Some(dir) = model else {
+        println!("  (no embedding model: scripts/embedding-model.sh installs it)");
+        return;
+    };
+    let embedder = match closedloop_embed::Embedder::load(&dir) {
+        Ok(embedder) => embedder.with_model_name(closedloop_embed::MODEL_NAME),
+        Err(error) => {
+            println!(
+                "  (the embedding model in {} does not load: {error})",
+                dir.display()
+            );
+            return;
+        }
+    };
+    let hasher =
+        closedloop_tracing::SemanticHasher::new(embedder.model_name(), embedder.dimensions())
+            .expect("the bundled model's name is valid");
+    show(
+        "combined (sh512 of all-MiniLM-L6-v2 + mh64v2)",
+        rephrase::score(&pairs, |p| {
+            rephrase::combined(&config, &hasher, p, |text| embedder.embed(text))
+        }),
+    );
 }
 
 fn print_days(traffic: &Traffic, days: u32) {
