@@ -99,6 +99,37 @@
 //! [`SUGGESTED_REPHRASE_THRESHOLD`](crate::SUGGESTED_REPHRASE_THRESHOLD) rephrasings are told
 //! from new and follow-up questions on the crate's labelled pairs.
 //!
+//! # Semantic query fingerprints
+//!
+//! When the application embeds the query (for retrieval, usually), it can hand the receiver the
+//! query's meaning without the vector: [`SemanticHasher`](crate::SemanticHasher) turns an
+//! embedding into `sh512:<model>:<128 hex>`, a 512-bit SimHash seeded by the model's name, and
+//! the receiver estimates two queries' cosine from the bits they differ in. The hash still
+//! tells roughly what a query is about, so it is exported only with
+//! [`ContentKind::QueryEmbedding`](crate::ContentKind::QueryEmbedding) capture on. Build the
+//! hasher once per model:
+//!
+//! ```
+//! use closedloop_tracing::{request, ClosedloopLayer, ContentKind, SemanticHasher};
+//!
+//! let layer = ClosedloopLayer::builder()
+//!     .with_capture(ContentKind::QueryEmbedding)
+//!     .build();
+//! let hasher = SemanticHasher::new("text-embedding-3-small", 4)?;
+//! let embedding = [0.12_f32, -0.5, 0.33, 0.8]; // from the embedding call retrieval made
+//! let fingerprint = hasher.fingerprint(&embedding)?;
+//! assert!(fingerprint.to_string().starts_with("sh512:text-embedding-3-small:"));
+//! let span = request("POST /chat")
+//!     .with_query("How many vacation days do I get?")
+//!     .with_query_semantic_fingerprint(fingerprint)
+//!     .start();
+//! # drop((layer, span));
+//! # Ok::<(), closedloop_tracing::SemanticFingerprintError>(())
+//! ```
+//!
+//! [`record_query_semantic_fingerprint`](crate::record_query_semantic_fingerprint) sets it on a
+//! span already started. Generation spans below inherit it.
+//!
 //! # Feedback
 //!
 //! Hand the client [`ResponseRef`](crate::ResponseRef) (from
