@@ -35,7 +35,7 @@ fn full_response(span: SpanRef) -> Response {
         session_id: Some("session-1".into()),
         user_id: Some("user-1".into()),
         fingerprint: Some("fp".into()),
-        semantic_fingerprint: None,
+        semantic_fingerprint: Some(format!("sh512:all-MiniLM-L6-v2:{}", "0f".repeat(64))),
         content: Content {
             input: Some("in".into()),
             output: Some("out".into()),
@@ -333,6 +333,27 @@ pub(crate) fn session_neighbours_and_activity(conn: &mut Connection) {
         "joined feedback counts"
     );
     assert!(conn.has_signal(span(1), FeedbackSignal::Rephrase).unwrap());
+    // A semantic fingerprint alone is a query too, and comes back with the turn.
+    let semantic = format!("sh512:m:{}", "a5".repeat(64));
+    let only_semantic = Response {
+        semantic_fingerprint: Some(semantic.clone()),
+        ..turn(5, 50, false)
+    };
+    conn.insert_response(&only_semantic, span(5), 100, true)
+        .unwrap();
+    let next = conn
+        .session_neighbour(
+            "session-1",
+            40 * 1_000_000_000,
+            &span(4).trace_id,
+            Direction::Next,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (next.span, next.semantic_fingerprint),
+        (span(5), Some(semantic))
+    );
 }
 
 /// A session's abandon candidate is its latest response; it comes due at its time, and is
