@@ -236,6 +236,11 @@ pub enum InvalidSetting {
     /// The feedback endpoint cannot be built.
     #[error(transparent)]
     Feedback(FeedbackConfigError),
+    /// A directory that holds no `model.safetensors`.
+    #[error(
+        "{0} holds no model.safetensors (scripts/embedding-model.sh installs all-MiniLM-L6-v2)"
+    )]
+    NotAModelDir(PathBuf),
 }
 
 /// The environment variable holding the feedback token secret (never a flag: flags show up in
@@ -625,6 +630,23 @@ fn validate_detectors(detectors: &DetectorsConfig) -> Result<(), ConfigError> {
     positive("detectors.rephrase.window_secs", rephrase.window_secs)?;
     fraction("detectors.rephrase.threshold", rephrase.threshold)?;
     fraction("detectors.rephrase.text_threshold", rephrase.text_threshold)?;
+    fraction(
+        "detectors.rephrase.semantic_threshold",
+        rephrase.semantic_threshold,
+    )?;
+    fraction(
+        "detectors.rephrase.semantic_lexical_threshold",
+        rephrase.semantic_lexical_threshold,
+    )?;
+    fraction("detectors.rephrase.semantic_floor", rephrase.semantic_floor)?;
+    if let Some(dir) = &rephrase.embedding_model_dir {
+        if !dir.join("model.safetensors").is_file() {
+            return Err(invalid(
+                "detectors.rephrase.embedding_model_dir",
+                InvalidSetting::NotAModelDir(dir.clone()),
+            ));
+        }
+    }
     let regenerate = &detectors.regenerate;
     positive("detectors.regenerate.window_secs", regenerate.window_secs)?;
     fraction("detectors.regenerate.threshold", regenerate.threshold)?;

@@ -60,3 +60,25 @@ fn defaults_parse_from_empty_sections() {
     assert!(Config::from_toml("[detectors.rephrase]\nwindow = 3\n").is_err());
     assert!(Config::from_toml("[detectors.sulk]\n").is_err());
 }
+
+/// The semantic settings: thresholds within 0..=1, and a model directory that holds a model.
+#[test]
+fn semantic_rephrase_settings_are_checked() {
+    let config = Config::from_toml("[detectors.rephrase]\nsemantic_threshold = 1.5\n").unwrap();
+    let error = config.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("detectors.rephrase.semantic_threshold"),
+        "{error}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[detectors.rephrase]\nembedding_model_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let config = Config::from_toml(&toml).unwrap();
+    let message = config.validate().unwrap_err().to_string();
+    assert!(message.contains("embedding_model_dir"), "{message}");
+    assert!(message.contains("model.safetensors"), "{message}");
+    std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
+    Config::from_toml(&toml).unwrap().validate().unwrap();
+}

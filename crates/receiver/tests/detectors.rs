@@ -651,3 +651,28 @@ async fn semantic_fingerprints_from_the_application_need_no_model() {
     assert_eq!(feedback.len(), 1, "{feedback:?}");
     assert_eq!(feedback[0].0, detector_id("rephrase", previous));
 }
+
+#[tokio::test]
+async fn a_missing_embedding_model_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::grpc().await;
+    let mut detectors = DetectorsConfig::default();
+    let empty = dir.path().join("no-model");
+    std::fs::create_dir(&empty).unwrap();
+    detectors.rephrase.embedding_model_dir = Some(empty.clone());
+    let Err(error) = Pipeline::start(with_detectors(dir.path(), &sink, detectors)).await else {
+        panic!("the pipeline started without its embedding model");
+    };
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    assert!(message.contains("embedding model"), "{message}");
+    assert!(
+        message.contains(&empty.join("config.json").display().to_string()),
+        "{message}"
+    );
+}
