@@ -46,6 +46,7 @@ class Receiver:
         join_wait_secs: int = 2,
         export_url: Optional[str] = None,
         binary: Optional[Path] = None,
+        embedding_model_dir: Optional[Path] = None,
     ) -> None:
         self.binary = binary or closedloop_binary()
         self.directory = directory
@@ -74,6 +75,14 @@ class Receiver:
                         else []
                     ),
                     "initial_backoff_millis = 50",
+                    *(
+                        [
+                            "[detectors.rephrase]",
+                            f"embedding_model_dir = {json.dumps(str(embedding_model_dir))}",
+                        ]
+                        if embedding_model_dir
+                        else []
+                    ),
                     "",
                 ]
             )
