@@ -2,13 +2,14 @@
 
 import type { Attributes, Context, Span, SpanContext, Tracer } from "@opentelemetry/api";
 
-/** The scheme of the fingerprints `queryFingerprint` writes: `mh64v2`. */
-export declare const FINGERPRINT_SCHEME: "mh64v2";
+/** The scheme of the fingerprints `queryFingerprint` writes: `mh64v3`. */
+export declare const FINGERPRINT_SCHEME: "mh64v3";
 
 /**
- * The `mh64v2` fingerprint of a query, the value of `closedloop.query.fingerprint`, exactly as
- * closedloop-tracing computes it: `mh64v2:` and 260 lowercase hex digits, or `mh64v2:` alone
- * when no words are left after normalisation.
+ * The `mh64v3` fingerprint of a query, the value of `closedloop.query.fingerprint`, exactly as
+ * closedloop-tracing computes it: `mh64v3:`, 260 lowercase hex digits and two per contrast mark
+ * (a side of a pair of opposite actions such as "enable" / "disable" that the query uses), or
+ * `mh64v3:` alone when no words are left after normalisation.
  */
 export declare function queryFingerprint(query: string): string;
 
@@ -17,7 +18,7 @@ export declare const SEMANTIC_FINGERPRINT_SCHEME: "sh512";
 
 /**
  * The cosine estimate at or above which two consecutive queries are likely the same question
- * asked differently, for `sh512` fingerprints of `all-MiniLM-L6-v2` embeddings: 0.77.
+ * asked differently, for `sh512` fingerprints of `all-MiniLM-L6-v2` embeddings: 0.75.
  */
 export declare const SUGGESTED_SEMANTIC_THRESHOLD: number;
 

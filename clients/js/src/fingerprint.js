@@ -1,9 +1,9 @@
-// The `mh64v2` query fingerprint, as closedloop-tracing computes it
+// The `mh64v3` query fingerprint, as closedloop-tracing computes it
 // (crates/tracing/src/fingerprint.rs): the same normalisation, the same hashes, the same
 // hex string, checked against clients/testdata/vectors.json.
 
 /** The scheme name of the fingerprints this module writes. */
-export const FINGERPRINT_SCHEME = "mh64v2";
+export const FINGERPRINT_SCHEME = "mh64v3";
 
 /** One-byte MinHash slots over canonical words. */
 const WORD_SLOTS = 32;
@@ -29,6 +29,55 @@ const STOPWORDS = new Set([
   "up", "us", "wa", "want", "was", "we", "were", "what", "when", "where", "which", "who", "why",
   "will", "with", "would", "you", "your",
 ]);
+
+/**
+ * Opposite actions and settings: side `s` of pair `i` is contrast mark `2 i + s`. Matched on
+ * the words as written (lowercased) or a phrase's canonical word.
+ * @type {[string[], string[]][]}
+ */
+// prettier-ignore
+const CONTRASTS = [
+  [["enable", "enables", "activate", "activates"], ["disable", "disables", "deactivate", "deactivates"]],
+  [["add", "adds"], ["remove", "removes"]],
+  [["import", "imports"], ["export", "exports"]],
+  [["upload", "uploads"], ["download", "downloads"]],
+  [["lock", "locks"], ["unlock", "unlocks"]],
+  [["freeze", "freezes"], ["unfreeze", "unfreezes"]],
+  [["block", "blocks"], ["unblock", "unblocks"]],
+  [["mute", "mutes"], ["unmute", "unmutes"]],
+  [["pin", "pins"], ["unpin", "unpins"]],
+  [["archive", "archives"], ["unarchive", "unarchives"]],
+  [["hide", "hides"], ["unhide", "unhides"]],
+  [["hide", "hides"], ["show", "shows"]],
+  [["follow", "follows"], ["unfollow", "unfollows"]],
+  [["subscribe", "subscribes"], ["unsubscribe", "unsubscribes"]],
+  [["install", "installs"], ["uninstall", "uninstalls"]],
+  [["connect", "connects"], ["disconnect", "disconnects"]],
+  [["link", "links"], ["unlink", "unlinks"]],
+  [["pair", "pairs"], ["unpair", "unpairs"]],
+  [["assign", "assigns"], ["unassign", "unassigns"]],
+  [["share", "shares"], ["unshare", "unshares"]],
+  [["publish", "publishes"], ["unpublish", "unpublishes"]],
+  [["approve", "approves"], ["reject", "rejects"]],
+  [["accept", "accepts"], ["reject", "rejects"]],
+  [["accept", "accepts"], ["decline", "declines"]],
+  [["allow", "allows"], ["block", "blocks"]],
+  [["upgrade", "upgrades"], ["downgrade", "downgrades"]],
+  [["increase", "increases"], ["decrease", "decreases"]],
+  [["start", "starts"], ["stop", "stops"]],
+  [["pause", "pauses"], ["resume", "resumes"]],
+  [["send", "sends"], ["receive", "receives"]],
+  [["login"], ["logout"]],
+  [["encrypt", "encrypts"], ["decrypt", "decrypts"]],
+  [["join", "joins"], ["leave", "leaves"]],
+  [["include", "includes"], ["exclude", "excludes"]],
+  [["undo"], ["redo"]],
+  [["public"], ["private"]],
+  [["incoming"], ["outgoing"]],
+  [["inbound"], ["outbound"]],
+  [["maximum"], ["minimum"]],
+  [["expand", "expands"], ["collapse", "collapses"]],
+];
 
 /** Word sequences read as one canonical word (before stopwords are dropped). */
 /** @type {[string[], string][]} */
@@ -158,7 +207,7 @@ function mix(z) {
   return z ^ (z >> 31n);
 }
 
-/** Per-slot seeds, fixed forever for the `mh64v2` scheme. */
+/** Per-slot seeds, fixed forever for the `mh64v2` and `mh64v3` schemes. */
 const SEEDS = (() => {
   const seeds = new Array(SLOTS);
   let state = 0x6d68363476320000n; // "mh64v2"
@@ -212,12 +261,17 @@ function stem(word) {
 }
 
 /**
- * `mh64v2` normalisation: lowercases, strips punctuation, reads phrases and synonyms as one
+ * `mh64v3` normalisation: lowercases, strips punctuation, reads phrases and synonyms as one
  * canonical word, stems and drops stopwords.
  * @param {string} query
  * @returns {string[]}
  */
-function canonicalWords(query) {
+/**
+ * The lowercased words of a query, without punctuation or apostrophes.
+ * @param {string} query
+ * @returns {string[]}
+ */
+function rawWords(query) {
   /** @type {string[]} */
   const raw = [];
   let current = "";
@@ -230,21 +284,46 @@ function canonicalWords(query) {
     }
   }
   raw.push(current);
-  const tokens = raw.map((w) => w.replaceAll("'", "")).filter((w) => w !== "");
+  return raw.map((w) => w.replaceAll("'", "")).filter((w) => w !== "");
+}
 
-  /** @type {string[]} */
+/**
+ * The words of a query after phrases are read: `{ phrase: true, word }` for a phrase's
+ * canonical word, `{ phrase: false, word }` for a word as written.
+ * @param {string} query
+ * @returns {{ phrase: boolean, word: string }[]}
+ */
+function phraseWords(query) {
+  const tokens = rawWords(query);
+  /** @type {{ phrase: boolean, word: string }[]} */
   const words = [];
   let i = 0;
   outer: while (i < tokens.length) {
     for (const [phrase, canonical] of PHRASES) {
       if (tokens.length - i >= phrase.length && phrase.every((p, k) => tokens[i + k] === p)) {
-        words.push(canonical);
+        words.push({ phrase: true, word: canonical });
         i += phrase.length;
         continue outer;
       }
     }
-    const word = tokens[i];
+    words.push({ phrase: false, word: tokens[i] });
     i += 1;
+  }
+  return words;
+}
+
+/**
+ * @param {string} query
+ * @returns {string[]}
+ */
+function canonicalWords(query) {
+  /** @type {string[]} */
+  const words = [];
+  for (const { phrase, word } of phraseWords(query)) {
+    if (phrase) {
+      words.push(word);
+      continue;
+    }
     let canonical = SYNONYMS.get(word);
     if (canonical === undefined) {
       const stemmed = stem(word);
@@ -255,6 +334,22 @@ function canonicalWords(query) {
     }
   }
   return words;
+}
+
+/**
+ * The ascending contrast marks of a query.
+ * @param {string} query
+ * @returns {number[]}
+ */
+function contrastMarks(query) {
+  const marks = new Set();
+  for (const { word } of phraseWords(query)) {
+    CONTRASTS.forEach(([first, second], pair) => {
+      if (first.includes(word)) marks.add(2 * pair);
+      if (second.includes(word)) marks.add(2 * pair + 1);
+    });
+  }
+  return [...marks].sort((a, b) => a - b);
 }
 
 /**
@@ -275,9 +370,10 @@ const WORD_PREFIX = encoder.encode("w");
 const TRIGRAM_PREFIX = encoder.encode("c");
 
 /**
- * The `mh64v2` fingerprint of a query, as the value of `closedloop.query.fingerprint`:
- * `mh64v2:` and 260 lowercase hex digits, or `mh64v2:` alone when no words are left after
- * normalisation. The text cannot be read back from it, but it is unkeyed: treat it like a hash
+ * The `mh64v3` fingerprint of a query, as the value of `closedloop.query.fingerprint`:
+ * `mh64v3:`, 260 lowercase hex digits and two per contrast mark (a side of a pair of opposite
+ * actions such as "enable" / "disable" that the query uses), or `mh64v3:` alone when no words
+ * are left after normalisation. The text cannot be read back from it, but it is unkeyed: treat it like a hash
  * of the query.
  *
  * @param {string} query
@@ -313,6 +409,9 @@ export function queryFingerprint(query) {
   let hex = byte(Math.min(wordHashes.size, 255)) + byte(Math.min(trigramHashes.size, 255));
   for (const m of minima) {
     hex += byte(Number(m >> 56n));
+  }
+  for (const mark of contrastMarks(query)) {
+    hex += byte(mark);
   }
   return `${FINGERPRINT_SCHEME}:${hex}`;
 }

@@ -16,7 +16,7 @@ export const SEMANTIC_FINGERPRINT_SCHEME = "sh512";
  * asked differently, for `sh512` fingerprints of `all-MiniLM-L6-v2` embeddings (the receiver's
  * `[detectors.rephrase] semantic_threshold`).
  */
-export const SUGGESTED_SEMANTIC_THRESHOLD = 0.77;
+export const SUGGESTED_SEMANTIC_THRESHOLD = 0.75;
 
 const BITS = 512;
 /** 32-bit halves of the fingerprint's 8 64-bit words. */

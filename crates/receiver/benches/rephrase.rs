@@ -2,10 +2,12 @@
 //! (`tests/fixtures/rephrase_pairs.jsonl` by default), at the default `[detectors.rephrase]`
 //! settings, for each way the receiver compares queries:
 //!
-//! - lexical: `mh64v2` fingerprints (content capture off) and query texts (content on);
+//! - lexical: `mh64v3` fingerprints (content capture off) and query texts (content on), with
+//!   the contrast check (a swap of opposite actions is a different question);
 //! - semantic: `sh512` fingerprints of the bundled `all-MiniLM-L6-v2` embeddings;
 //! - combined: semantic with the lexical rescue (`semantic_lexical_threshold`,
-//!   `semantic_floor`), as the detector runs when both queries carry a semantic fingerprint.
+//!   `semantic_floor`) and the contrast check, as the detector runs when both queries carry a
+//!   semantic fingerprint.
 //!
 //! Each with a threshold sweep, then the per-query cost of a semantic fingerprint (embedding
 //! with the bundled model; hashing an application's vector). Not a timing benchmark for the
@@ -22,7 +24,9 @@ use std::time::Instant;
 
 use closedloop_embed::{find_model_dir, Embedder, MODEL_NAME};
 use closedloop_receiver::{DetectorsConfig, QueryComparison, RephraseDetectorConfig};
-use closedloop_tracing::{fingerprint, query_similarity, Fingerprint, SemanticHasher};
+use closedloop_tracing::{
+    fingerprint, queries_contrast, query_similarity, Fingerprint, SemanticHasher,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -68,7 +72,11 @@ impl Counts {
 struct Scored<'a> {
     pair: &'a Pair,
     fingerprints: Option<f64>,
+    /// Whether the fingerprints' contrast marks say the queries swap opposite actions.
+    fingerprints_contrast: bool,
     text: Option<f64>,
+    /// Whether the texts swap opposite actions.
+    text_contrast: bool,
     semantic: Option<f64>,
 }
 
@@ -129,22 +137,33 @@ fn report(detector: &Detector<'_>, scored: &[Scored<'_>]) {
     println!("{}: wrong by kind: {}", detector.name, errors.join(", "));
 }
 
-/// The combined verdict, with the semantic threshold replaced by `threshold` when given.
-fn combined(
+/// The detector's verdict from fingerprints or texts (`from_text`), with the semantic
+/// similarity when `semantic`; the threshold that decides (the semantic one, or the lexical
+/// one without a semantic similarity) replaced by `threshold` when given.
+fn verdict(
     config: &RephraseDetectorConfig,
-    lexical: Option<f64>,
     from_text: bool,
+    semantic: bool,
 ) -> impl Fn(&Scored<'_>, Option<f64>) -> bool + '_ {
     move |s, threshold| {
-        let lexical = if from_text { s.text } else { s.fingerprints }.or(lexical);
         let mut config = config.clone();
         if let Some(t) = threshold {
-            config.semantic_threshold = t;
+            match (semantic, from_text) {
+                (true, _) => config.semantic_threshold = t,
+                (false, true) => config.text_threshold = t,
+                (false, false) => config.threshold = t,
+            }
         }
+        let (lexical, contrast) = if from_text {
+            (s.text, s.text_contrast)
+        } else {
+            (s.fingerprints, s.fingerprints_contrast)
+        };
         config.rephrases(&QueryComparison {
             lexical,
             from_text,
-            semantic: s.semantic,
+            semantic: if semantic { s.semantic } else { None },
+            contrast,
         })
     }
 }
@@ -185,7 +204,7 @@ fn main() {
     let fingerprints = |a: &str, b: &str| {
         let a: Fingerprint = fingerprint(a).to_string().parse().expect("parses");
         let b: Fingerprint = fingerprint(b).to_string().parse().expect("parses");
-        a.similarity(&b)
+        (a.similarity(&b), a.contrasts(&b))
     };
     let semantic = |a: &str, b: &str| {
         let (embedder, hasher) = (embedder.as_ref()?, hasher.as_ref()?);
@@ -196,45 +215,49 @@ fn main() {
     };
     let scored: Vec<Scored<'_>> = pairs
         .iter()
-        .map(|pair| Scored {
-            pair,
-            fingerprints: fingerprints(&pair.previous, &pair.next),
-            text: query_similarity(&pair.previous, &pair.next),
-            semantic: semantic(&pair.previous, &pair.next),
+        .map(|pair| {
+            let (similarity, contrast) = fingerprints(&pair.previous, &pair.next);
+            Scored {
+                pair,
+                fingerprints: similarity,
+                fingerprints_contrast: contrast,
+                text: query_similarity(&pair.previous, &pair.next),
+                text_contrast: queries_contrast(&pair.previous, &pair.next),
+                semantic: semantic(&pair.previous, &pair.next),
+            }
         })
         .collect();
 
-    let lexical = |value: fn(&Scored<'_>) -> Option<f64>, default: f64| {
-        move |s: &Scored<'_>, threshold: Option<f64>| {
-            value(s).is_some_and(|v| v >= threshold.unwrap_or(default))
-        }
-    };
     let mut detectors = vec![
         Detector {
-            name: "lexical, content off (mh64v2 fingerprints)",
-            judge: Box::new(lexical(|s| s.fingerprints, config.threshold)),
+            name: "lexical, content off (mh64v3 fingerprints)",
+            judge: Box::new(verdict(&config, false, false)),
             default_threshold: config.threshold,
         },
         Detector {
             name: "lexical, content on (query texts)",
-            judge: Box::new(lexical(|s| s.text, config.text_threshold)),
+            judge: Box::new(verdict(&config, true, false)),
             default_threshold: config.text_threshold,
         },
     ];
     if embedder.is_some() {
+        let semantic_threshold = config.semantic_threshold;
         detectors.push(Detector {
-            name: "semantic (sh512 of all-MiniLM-L6-v2)",
-            judge: Box::new(lexical(|s| s.semantic, config.semantic_threshold)),
+            name: "semantic alone (sh512 of all-MiniLM-L6-v2, no contrast check)",
+            judge: Box::new(move |s: &Scored<'_>, threshold: Option<f64>| {
+                s.semantic
+                    .is_some_and(|v| v >= threshold.unwrap_or(semantic_threshold))
+            }),
             default_threshold: config.semantic_threshold,
         });
         detectors.push(Detector {
-            name: "combined, content off (sh512 + mh64v2)",
-            judge: Box::new(combined(&config, None, false)),
+            name: "combined, content off (sh512 + mh64v3)",
+            judge: Box::new(verdict(&config, false, true)),
             default_threshold: config.semantic_threshold,
         });
         detectors.push(Detector {
             name: "combined, content on (sh512 + texts)",
-            judge: Box::new(combined(&config, None, true)),
+            judge: Box::new(verdict(&config, true, true)),
             default_threshold: config.semantic_threshold,
         });
     }
@@ -277,7 +300,7 @@ fn main() {
         println!(
             "cost per query, one core: bundled model embedding {embed:?} + sh512 hash {hash:?} \
              (an application's own vector: the hash only; {hash_large:?} for 1536 dimensions); \
-             mh64v2 fingerprint {lexical:?}"
+             mh64v3 fingerprint {lexical:?}"
         );
     }
 }

@@ -533,7 +533,7 @@ async fn edit_applies_the_configured_threshold() {
     assert_eq!(sink.spans().len(), 1);
 }
 
-/// Two turns of a session asking the same question in other words: `mh64v2` fingerprints
+/// Two turns of a session asking the same question in other words: `mh64v3` fingerprints
 /// too far apart for the lexical detector, meanings close.
 const PARAPHRASE: (&str, &str) = (
     "The search doesn't return any results",

@@ -1,12 +1,17 @@
 //! Privacy-preserving query fingerprints for rephrase detection.
 //!
-//! Two schemes exist. `mh64v2` (written by [`fingerprint`]) canonicalises common help-desk
+//! Three schemes exist. `mh64v3` (written by [`fingerprint`]) canonicalises common help-desk
 //! synonyms and phrasal verbs before hashing and carries the sizes of its feature sets, so the
 //! receiver can estimate how much of the shorter query the longer one contains: a query that
 //! was shortened or expanded stays close, while two questions on the same topic that differ in
-//! their key word drift apart. `mh64` (the first scheme) is still parsed and compared, so
-//! fingerprints written by older releases keep working; the two schemes are never compared
-//! with each other.
+//! their key word drift apart. It also carries which words of a fixed list of opposite actions
+//! and settings the query uses ("enable" / "disable", "import" / "export"), so two queries that
+//! differ by such a swap are known to ask different things ([`Fingerprint::contrasts`]): word
+//! overlap and sentence embeddings both rate them as near-duplicates.
+//!
+//! `mh64v2` is `mh64v3` without that list; the two compare with each other on their shared
+//! MinHash slots, so fingerprints written by older releases keep working. `mh64` (the first
+//! scheme) is still parsed and compared with itself only.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,11 +33,13 @@ const V2_CHAR_SLOTS: usize = 96;
 const V2_SLOTS: usize = V2_WORD_SLOTS + V2_CHAR_SLOTS;
 /// Hex digits of an `mh64v2` signature: two size bytes, then one byte per slot.
 const V2_HEX_LEN: usize = (2 + V2_SLOTS) * 2;
-/// The scheme name written by [`fingerprint`].
+/// The scheme name of `mh64v3` without its contrast marks.
 const SCHEME_MH64V2: &str = "mh64v2";
+/// The scheme name written by [`fingerprint`].
+const SCHEME_MH64V3: &str = "mh64v3";
 
 /// A similarity at or above which two consecutive queries are likely the same question asked
-/// differently (for `mh64v2` fingerprints, which [`fingerprint`] writes).
+/// differently (for `mh64v3` fingerprints, which [`fingerprint`] writes, and `mh64v2` ones).
 ///
 /// Chosen on labelled pairs of consecutive help-desk queries (the receiver's
 /// `rephrase_pairs.jsonl` fixture and this crate's tests); see the receiver's rephrase
@@ -85,7 +92,7 @@ const PHRASES: &[(&[&str], &str)] = &[
     (&["e", "mail"], "email"),
 ];
 
-/// Words (or their stems) read as a canonical synonym by `mh64v2`: common help-desk, account,
+/// Words (or their stems) read as a canonical synonym by `mh64v2` and `mh64v3`: common help-desk, account,
 /// billing, shipping and IT vocabulary. The pairs are part of the scheme: changing them
 /// changes fingerprints, so it needs a new scheme name.
 const SYNONYMS: &[(&str, &str)] = &[
@@ -173,21 +180,81 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("org", "organization"),
 ];
 
+/// Opposite actions and settings: two queries that differ by swapping one side of a pair for
+/// the other ("turn on 2FA" / "turn off 2FA", "add a user" / "remove a user") ask different
+/// things however much else they share. Each side lists the words as written (lowercased, or a
+/// phrase's canonical word such as "enable" for "turn on"), in the base and third-person forms
+/// only: a past participle usually names a state whose remedy is the other side ("account
+/// locked" / "unlock my account" is one question). Side `s` of pair `i` is contrast mark
+/// `2 i + s` of `mh64v3`; the list is part of the scheme and only ever grows at its end.
+const CONTRASTS: &[(&[&str], &[&str])] = &[
+    (
+        &["enable", "enables", "activate", "activates"],
+        &["disable", "disables", "deactivate", "deactivates"],
+    ),
+    (&["add", "adds"], &["remove", "removes"]),
+    (&["import", "imports"], &["export", "exports"]),
+    (&["upload", "uploads"], &["download", "downloads"]),
+    (&["lock", "locks"], &["unlock", "unlocks"]),
+    (&["freeze", "freezes"], &["unfreeze", "unfreezes"]),
+    (&["block", "blocks"], &["unblock", "unblocks"]),
+    (&["mute", "mutes"], &["unmute", "unmutes"]),
+    (&["pin", "pins"], &["unpin", "unpins"]),
+    (&["archive", "archives"], &["unarchive", "unarchives"]),
+    (&["hide", "hides"], &["unhide", "unhides"]),
+    (&["hide", "hides"], &["show", "shows"]),
+    (&["follow", "follows"], &["unfollow", "unfollows"]),
+    (
+        &["subscribe", "subscribes"],
+        &["unsubscribe", "unsubscribes"],
+    ),
+    (&["install", "installs"], &["uninstall", "uninstalls"]),
+    (&["connect", "connects"], &["disconnect", "disconnects"]),
+    (&["link", "links"], &["unlink", "unlinks"]),
+    (&["pair", "pairs"], &["unpair", "unpairs"]),
+    (&["assign", "assigns"], &["unassign", "unassigns"]),
+    (&["share", "shares"], &["unshare", "unshares"]),
+    (&["publish", "publishes"], &["unpublish", "unpublishes"]),
+    (&["approve", "approves"], &["reject", "rejects"]),
+    (&["accept", "accepts"], &["reject", "rejects"]),
+    (&["accept", "accepts"], &["decline", "declines"]),
+    (&["allow", "allows"], &["block", "blocks"]),
+    (&["upgrade", "upgrades"], &["downgrade", "downgrades"]),
+    (&["increase", "increases"], &["decrease", "decreases"]),
+    (&["start", "starts"], &["stop", "stops"]),
+    (&["pause", "pauses"], &["resume", "resumes"]),
+    (&["send", "sends"], &["receive", "receives"]),
+    (&["login"], &["logout"]),
+    (&["encrypt", "encrypts"], &["decrypt", "decrypts"]),
+    (&["join", "joins"], &["leave", "leaves"]),
+    (&["include", "includes"], &["exclude", "excludes"]),
+    (&["undo"], &["redo"]),
+    (&["public"], &["private"]),
+    (&["incoming"], &["outgoing"]),
+    (&["inbound"], &["outbound"]),
+    (&["maximum"], &["minimum"]),
+    (&["expand", "expands"], &["collapse", "collapses"]),
+];
+
 /// A MinHash fingerprint of a normalised query, as carried in `closedloop.query.fingerprint`.
 ///
-/// [`fingerprint`] writes the `mh64v2` scheme: the text is lowercased, stripped of
+/// [`fingerprint`] writes the `mh64v3` scheme: the text is lowercased, stripped of
 /// punctuation, common phrasal verbs and synonyms are mapped to one canonical word, words are
 /// lightly stemmed and cleared of stopwords. 32 one-byte slots are MinHash minima over the
 /// canonical words, 96 over their character trigrams (so misspelt rephrasings stay close);
 /// two leading bytes carry how many distinct words and trigrams there were (capped at 255),
 /// which lets [`similarity`](Fingerprint::similarity) estimate containment rather than plain
-/// overlap. The attribute value is `mh64v2:` followed by 260 lowercase hex digits; a query
-/// with no words left after normalisation has an empty signature (`mh64v2:`). The older `mh64`
-/// scheme (`mh64:` and 256 hex digits) is still parsed and compared with itself.
+/// overlap. Then come the contrast marks: one byte for each side of a pair of opposite actions
+/// or settings (such as "enable" / "disable") that the query's words include, ascending. The
+/// attribute value is `mh64v3:` followed by 260 lowercase hex digits and two more per mark; a
+/// query with no words left after normalisation has an empty signature (`mh64v3:`). `mh64v2`
+/// values (the same without marks) are still parsed and compared with `mh64v3` ones, and the
+/// older `mh64` scheme (`mh64:` and 256 hex digits) with itself.
 ///
 /// The fingerprint does not contain the text, but it is unkeyed: someone who can guess candidate
-/// queries can test them against it, and the sizes reveal roughly how long the query was.
-/// Treat it like a hash of the query, not like noise.
+/// queries can test them against it, the sizes reveal roughly how long the query was, and the
+/// marks say which words of a short public list of action words (enable, export, unlock, …)
+/// it uses. Treat it like a hash of the query, not like noise.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
     repr: Repr,
@@ -197,16 +264,18 @@ pub struct Fingerprint {
 enum Repr {
     /// `mh64`: 16-bit minima, word slots first; empty when the query had no words.
     Mh64 { slots: Vec<u16> },
-    /// `mh64v2`: the distinct word and trigram counts, and 8-bit minima, word slots first;
-    /// `slots` is empty when the query had no words.
+    /// `mh64v2` and `mh64v3`: the distinct word and trigram counts, and 8-bit minima, word
+    /// slots first; `slots` is empty when the query had no words. `contrasts` holds the
+    /// ascending contrast marks of `mh64v3`, `None` for `mh64v2`.
     Mh64v2 {
         words: u8,
         trigrams: u8,
         slots: Vec<u8>,
+        contrasts: Option<Vec<u8>>,
     },
 }
 
-/// Computes the (`mh64v2`) fingerprint of a query.
+/// Computes the (`mh64v3`) fingerprint of a query.
 ///
 /// # Examples
 ///
@@ -225,6 +294,7 @@ pub fn fingerprint(query: &str) -> Fingerprint {
             words: 0,
             trigrams: 0,
             slots: Vec::new(),
+            contrasts: Some(Vec::new()),
         },
     };
     if words.is_empty() {
@@ -264,11 +334,61 @@ pub fn fingerprint(query: &str) -> Fingerprint {
             words: word_hashes.len().min(255) as u8,
             trigrams: trigram_hashes.len().min(255) as u8,
             slots: minima.iter().map(|m| (m >> 56) as u8).collect(),
+            contrasts: Some(contrast_marks(query)),
         },
     }
 }
 
-/// How similar two query texts are, computed exactly on the features an `mh64v2`
+/// Whether two query texts differ by a swap of opposite actions or settings ("turn on 2FA" /
+/// "turn off 2FA"): one uses a side of a contrast pair that the other does not, and the other
+/// uses the opposite side that the first does not. Computed on the same words as the contrast
+/// marks of an `mh64v3` fingerprint, so it agrees with [`Fingerprint::contrasts`].
+///
+/// # Examples
+///
+/// ```
+/// use closedloop_tracing::queries_contrast;
+///
+/// assert!(queries_contrast("How do I turn on 2FA?", "how to disable two-factor"));
+/// assert!(!queries_contrast("my account is locked", "How do I unlock my account?"));
+/// ```
+pub fn queries_contrast(a: &str, b: &str) -> bool {
+    marks_contrast(&contrast_marks(a), &contrast_marks(b))
+}
+
+/// The ascending contrast marks of a query: `2 i + s` for each side `s` of pair `i` of
+/// [`CONTRASTS`] that one of its words (or a phrase's canonical word) is on.
+fn contrast_marks(query: &str) -> Vec<u8> {
+    let mut marks = Vec::new();
+    for word in phrase_words(&raw_words(query)) {
+        let surface = match &word {
+            Word::Phrase(canonical) => canonical,
+            Word::Raw(raw) => raw.as_str(),
+        };
+        for (pair, (first, second)) in CONTRASTS.iter().enumerate() {
+            for (side, words) in [first, second].into_iter().enumerate() {
+                if words.contains(&surface) {
+                    marks.push((2 * pair + side) as u8);
+                }
+            }
+        }
+    }
+    marks.sort_unstable();
+    marks.dedup();
+    marks
+}
+
+/// Whether a side is in one set of marks but not the other while its opposite is in the other
+/// but not the first.
+fn marks_contrast(a: &[u8], b: &[u8]) -> bool {
+    let has = |marks: &[u8], mark: u8| marks.binary_search(&mark).is_ok();
+    a.iter().any(|&mark| {
+        let opposite = mark ^ 1;
+        !has(a, opposite) && has(b, opposite) && !has(b, mark)
+    })
+}
+
+/// How similar two query texts are, computed exactly on the features an `mh64v3`
 /// fingerprint estimates (so the same thresholds apply): the weighted containment of the
 /// shorter query's character trigrams and canonical words in the other. For a receiver that
 /// has both texts (query capture on). `None` when either query has no words.
@@ -387,7 +507,29 @@ impl Fingerprint {
     pub fn scheme(&self) -> &'static str {
         match self.repr {
             Repr::Mh64 { .. } => SCHEME_MH64,
-            Repr::Mh64v2 { .. } => SCHEME_MH64V2,
+            Repr::Mh64v2 {
+                contrasts: None, ..
+            } => SCHEME_MH64V2,
+            Repr::Mh64v2 {
+                contrasts: Some(_), ..
+            } => SCHEME_MH64V3,
+        }
+    }
+
+    /// Whether the two queries differ by a swap of opposite actions or settings ("turn on
+    /// 2FA" / "turn off 2FA"), as [`queries_contrast`] says of their texts. Always false unless
+    /// both fingerprints are `mh64v3` (only it carries the marks).
+    pub fn contrasts(&self, other: &Fingerprint) -> bool {
+        match (&self.repr, &other.repr) {
+            (
+                Repr::Mh64v2 {
+                    contrasts: Some(a), ..
+                },
+                Repr::Mh64v2 {
+                    contrasts: Some(b), ..
+                },
+            ) => marks_contrast(a, b),
+            _ => false,
         }
     }
 
@@ -418,7 +560,11 @@ impl Fingerprint {
         if word_slots.len() < BANDS * ROWS {
             return Vec::new();
         }
-        let scheme = self.scheme();
+        // `mh64v3` shares its MinHash slots with `mh64v2`, and so its band keys.
+        let scheme = match self.scheme() {
+            SCHEME_MH64V3 => SCHEME_MH64V2,
+            scheme => scheme,
+        };
         (0..BANDS)
             .map(|band| {
                 let mut key = String::with_capacity(32);
@@ -441,8 +587,9 @@ impl Fingerprint {
     /// query's character trigrams, weighted 0.8, and of its words, weighted 0.2, the other
     /// query has). For `mh64`, the mean of the
     /// word-shingle and the character-trigram Jaccard estimates. Returns `None` when either
-    /// query had no words, so an empty query is never reported as a rephrasing, and when the
-    /// two fingerprints are of different schemes.
+    /// query had no words, so an empty query is never reported as a rephrasing, and when one
+    /// fingerprint is `mh64` and the other is not (`mh64v2` and `mh64v3` compare with each
+    /// other). The similarity ignores the contrast marks: see [`Fingerprint::contrasts`].
     pub fn similarity(&self, other: &Fingerprint) -> Option<f64> {
         if self.is_empty() || other.is_empty() {
             return None;
@@ -461,11 +608,13 @@ impl Fingerprint {
                     words: wa,
                     trigrams: ta,
                     slots: a,
+                    ..
                 },
                 Repr::Mh64v2 {
                     words: wb,
                     trigrams: tb,
                     slots: b,
+                    ..
                 },
             ) => {
                 let words = b_bit_jaccard(&a[..V2_WORD_SLOTS], &b[..V2_WORD_SLOTS]);
@@ -481,7 +630,7 @@ impl Fingerprint {
     }
 }
 
-/// The weight of the word estimate in an `mh64v2` similarity (the rest is the trigram one).
+/// The weight of the word estimate in an `mh64v2` / `mh64v3` similarity (the rest is the trigram one).
 const WORD_WEIGHT: f64 = 0.2;
 
 impl fmt::Display for Fingerprint {
@@ -498,13 +647,14 @@ impl fmt::Display for Fingerprint {
                 words,
                 trigrams,
                 slots,
+                contrasts,
             } => {
-                f.write_str(SCHEME_MH64V2)?;
+                f.write_str(self.scheme())?;
                 f.write_str(":")?;
                 if !slots.is_empty() {
                     write!(f, "{words:02x}{trigrams:02x}")?;
-                    for slot in slots {
-                        write!(f, "{slot:02x}")?;
+                    for byte in slots.iter().chain(contrasts.iter().flatten()) {
+                        write!(f, "{byte:02x}")?;
                     }
                 }
             }
@@ -525,7 +675,8 @@ pub enum ParseFingerprintError {
     #[error("unknown fingerprint scheme `{0}`")]
     UnknownScheme(String),
     /// The hex part is not as long as the scheme requires (256 hex digits for `mh64`, 260 for
-    /// `mh64v2`), not hex, or (for `mh64v2`) declares no words.
+    /// `mh64v2`, 260 and two per contrast mark for `mh64v3`), not hex, declares no words, or
+    /// has contrast marks that are out of order or unknown.
     #[error("fingerprint signature is malformed")]
     BadSignature,
 }
@@ -562,17 +713,19 @@ impl FromStr for Fingerprint {
                     },
                 })
             }
-            SCHEME_MH64V2 => {
+            SCHEME_MH64V2 | SCHEME_MH64V3 => {
+                let marked = scheme == SCHEME_MH64V3;
                 if hex.is_empty() {
                     return Ok(Fingerprint {
                         repr: Repr::Mh64v2 {
                             words: 0,
                             trigrams: 0,
                             slots: Vec::new(),
+                            contrasts: marked.then(Vec::new),
                         },
                     });
                 }
-                if hex.len() != V2_HEX_LEN {
+                if hex.len() < V2_HEX_LEN || (!marked && hex.len() != V2_HEX_LEN) {
                     return Err(ParseFingerprintError::BadSignature);
                 }
                 let bytes = parse_hex(hex, 2, u8::from_str_radix)?;
@@ -580,11 +733,17 @@ impl FromStr for Fingerprint {
                 if words == 0 || trigrams == 0 {
                     return Err(ParseFingerprintError::BadSignature);
                 }
+                let (slots, marks) = bytes[2..].split_at(V2_SLOTS);
+                let known = |mark: &u8| usize::from(*mark) < 2 * CONTRASTS.len();
+                if !marks.iter().all(known) || !marks.windows(2).all(|w| w[0] < w[1]) {
+                    return Err(ParseFingerprintError::BadSignature);
+                }
                 Ok(Fingerprint {
                     repr: Repr::Mh64v2 {
                         words,
                         trigrams,
-                        slots: bytes[2..].to_vec(),
+                        slots: slots.to_vec(),
+                        contrasts: marked.then(|| marks.to_vec()),
                     },
                 })
             }
@@ -593,34 +752,58 @@ impl FromStr for Fingerprint {
     }
 }
 
-/// `mh64v2` normalisation: lowercases, strips punctuation, reads phrases and synonyms as one
-/// canonical word, stems and drops stopwords.
-fn canonical_words(query: &str) -> Vec<String> {
-    let lower = query.to_lowercase();
-    let raw: Vec<String> = lower
+/// The lowercased words of a query, without punctuation or apostrophes.
+fn raw_words(query: &str) -> Vec<String> {
+    query
+        .to_lowercase()
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .map(|w| w.replace('\'', ""))
         .filter(|w| !w.is_empty())
-        .collect();
+        .collect()
+}
+
+/// A word of a query after phrases are read: a phrase's canonical word, or a word as written.
+enum Word<'a> {
+    Phrase(&'static str),
+    Raw(&'a String),
+}
+
+/// Reads the [`PHRASES`] in a query's words, left to right.
+fn phrase_words(raw: &[String]) -> Vec<Word<'_>> {
     let mut words = Vec::with_capacity(raw.len());
     let mut i = 0;
     'outer: while i < raw.len() {
         for (phrase, canonical) in PHRASES {
             let n = phrase.len();
             if raw.len() - i >= n && raw[i..i + n].iter().zip(*phrase).all(|(a, b)| a == b) {
-                words.push((*canonical).to_owned());
+                words.push(Word::Phrase(canonical));
                 i += n;
                 continue 'outer;
             }
         }
-        let word = &raw[i];
+        words.push(Word::Raw(&raw[i]));
         i += 1;
-        let canonical = synonym(word).map(str::to_owned).unwrap_or_else(|| {
-            let stemmed = stem(word);
-            synonym(&stemmed).map_or(stemmed, str::to_owned)
-        });
-        if !STOPWORDS.contains(&canonical.as_str()) {
-            words.push(canonical);
+    }
+    words
+}
+
+/// `mh64v2` / `mh64v3` normalisation: lowercases, strips punctuation, reads phrases and
+/// synonyms as one canonical word, stems and drops stopwords.
+fn canonical_words(query: &str) -> Vec<String> {
+    let raw = raw_words(query);
+    let mut words = Vec::with_capacity(raw.len());
+    for word in phrase_words(&raw) {
+        match word {
+            Word::Phrase(canonical) => words.push(canonical.to_owned()),
+            Word::Raw(word) => {
+                let canonical = synonym(word).map(str::to_owned).unwrap_or_else(|| {
+                    let stemmed = stem(word);
+                    synonym(&stemmed).map_or(stemmed, str::to_owned)
+                });
+                if !STOPWORDS.contains(&canonical.as_str()) {
+                    words.push(canonical);
+                }
+            }
         }
     }
     words
@@ -703,7 +886,7 @@ const SEEDS: [u64; SLOTS] = {
     seeds
 };
 
-/// Per-slot seeds, fixed forever for the `mh64v2` scheme.
+/// Per-slot seeds, fixed forever for the `mh64v2` and `mh64v3` schemes.
 const V2_SEEDS: [u64; V2_SLOTS] = {
     let mut seeds = [0u64; V2_SLOTS];
     let mut state: u64 = 0x6d68_3634_7632_0000; // "mh64v2"

@@ -91,9 +91,12 @@
 //!
 //! # Query fingerprints
 //!
-//! [`fingerprint`](crate::fingerprint()) turns a query into `mh64v2:<260 hex>`, a MinHash over
-//! normalised words (common synonyms and phrasal verbs mapped to one canonical word) and their
-//! character trigrams, with the sizes of both sets so containment can be estimated. The receiver parses it back with
+//! [`fingerprint`](crate::fingerprint()) turns a query into `mh64v3:<260 hex><marks>`, a MinHash
+//! over normalised words (common synonyms and phrasal verbs mapped to one canonical word) and
+//! their character trigrams, with the sizes of both sets so containment can be estimated, then
+//! one byte for each side of a pair of opposite actions ("enable" / "disable") the query uses,
+//! so that [`Fingerprint::contrasts`](crate::Fingerprint::contrasts) can tell "turn on 2FA"
+//! from "turn off 2FA". The receiver parses it back with
 //! [`str::parse`] and compares consecutive queries with
 //! [`Fingerprint::similarity`](crate::Fingerprint::similarity); at
 //! [`SUGGESTED_REPHRASE_THRESHOLD`](crate::SUGGESTED_REPHRASE_THRESHOLD) rephrasings are told

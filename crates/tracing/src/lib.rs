@@ -96,7 +96,8 @@ mod token;
 pub use content::{ContentKind, ContentPolicy, CAPTURE_MESSAGE_CONTENT_ENV};
 pub use feedback::{record_feedback, Feedback, FeedbackError, FeedbackRecorder};
 pub use fingerprint::{
-    fingerprint, query_similarity, Fingerprint, ParseFingerprintError, SUGGESTED_REPHRASE_THRESHOLD,
+    fingerprint, queries_contrast, query_similarity, Fingerprint, ParseFingerprintError,
+    SUGGESTED_REPHRASE_THRESHOLD,
 };
 pub use layer::{ClosedloopLayer, ClosedloopLayerBuilder};
 pub use response::{ResponseRef, ResponseRefError};

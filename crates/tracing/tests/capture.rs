@@ -55,7 +55,7 @@ fn with_capture_off_no_content_attribute_is_exported() {
         // The fingerprint is not content and is always there.
         assert!(attr_str(&h.span("chat"), CLOSEDLOOP_QUERY_FINGERPRINT)
             .unwrap()
-            .starts_with("mh64v2:"));
+            .starts_with("mh64v3:"));
     }
 }
 

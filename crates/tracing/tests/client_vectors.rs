@@ -67,6 +67,8 @@ const QUERIES: &[&str] = &[
     "API key rotate regenerate token",
     "x1 x2 x3 v2.0 3.14",
     "Why was I charged twice this month on my credit card?",
+    "How do I unfreeze my card and unlock my account?",
+    "hide SHOW unhide; log out, then sign in: accepts/declines",
 ];
 
 const TEMPLATES: &[&str] = &[

@@ -93,7 +93,7 @@ async fn generation_span_carries_template_version_and_reranked_chunks() {
         assert_eq!(attr_str(generation, SESSION_ID), Some(session.clone()));
         assert_eq!(attr_str(generation, USER_ID).as_deref(), Some("user-7"));
         assert!(attr_str(generation, CLOSEDLOOP_QUERY_FINGERPRINT)
-            .is_some_and(|f| f.starts_with("mh64v2:")));
+            .is_some_and(|f| f.starts_with("mh64v3:")));
         // Content capture is off by default.
         assert_eq!(attr(generation, CLOSEDLOOP_QUERY_TEXT), None);
 

@@ -219,7 +219,7 @@ fn print_rephrase() {
         );
     };
     show(
-        "lexical, content off (mh64v2)",
+        "lexical, content off (mh64v3)",
         rephrase::score(&pairs, |p| rephrase::lexical(&config, p, false)),
     );
     show(
@@ -245,7 +245,7 @@ fn print_rephrase() {
         closedloop_tracing::SemanticHasher::new(embedder.model_name(), embedder.dimensions())
             .expect("the bundled model's name is valid");
     show(
-        "combined (sh512 of all-MiniLM-L6-v2 + mh64v2)",
+        "combined (sh512 of all-MiniLM-L6-v2 + mh64v3)",
         rephrase::score(&pairs, |p| {
             rephrase::combined(&config, &hasher, p, |text| embedder.embed(text))
         }),

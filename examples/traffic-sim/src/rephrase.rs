@@ -5,7 +5,9 @@
 //! traffic the thresholds have not seen.
 
 use closedloop_engine::detectors::{QueryComparison, RephraseDetectorConfig};
-use closedloop_tracing::{fingerprint, query_similarity, SemanticFingerprint, SemanticHasher};
+use closedloop_tracing::{
+    fingerprint, queries_contrast, query_similarity, SemanticFingerprint, SemanticHasher,
+};
 
 use crate::queries::{Topic, ANSWERABLE, EMERGING, UNANSWERABLE};
 
@@ -79,15 +81,20 @@ pub fn score(pairs: &[Pair], judge: impl Fn(&Pair) -> bool) -> Score {
 
 /// The lexical verdict at the default thresholds: fingerprints (content off) or texts.
 pub fn lexical(config: &RephraseDetectorConfig, pair: &Pair, from_text: bool) -> bool {
-    let lexical = if from_text {
-        query_similarity(pair.previous, pair.next)
+    let (lexical, contrast) = if from_text {
+        (
+            query_similarity(pair.previous, pair.next),
+            queries_contrast(pair.previous, pair.next),
+        )
     } else {
-        fingerprint(pair.previous).similarity(&fingerprint(pair.next))
+        let (a, b) = (fingerprint(pair.previous), fingerprint(pair.next));
+        (a.similarity(&b), a.contrasts(&b))
     };
     config.rephrases(&QueryComparison {
         lexical,
         from_text,
         semantic: None,
+        contrast,
     })
 }
 
@@ -104,10 +111,12 @@ pub fn combined(
         (Some(a), Some(b)) => a.similarity(&b),
         _ => None,
     };
+    let (a, b) = (fingerprint(pair.previous), fingerprint(pair.next));
     config.rephrases(&QueryComparison {
-        lexical: fingerprint(pair.previous).similarity(&fingerprint(pair.next)),
+        lexical: a.similarity(&b),
         from_text: false,
         semantic,
+        contrast: a.contrasts(&b),
     })
 }
 

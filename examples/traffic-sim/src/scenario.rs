@@ -489,7 +489,7 @@ pub struct SimResponse {
 pub struct SimQuery {
     /// The text.
     pub text: String,
-    /// Its closedloop fingerprint (`mh64v2`), what the receiver sees without content.
+    /// Its closedloop fingerprint (`mh64v3`), what the receiver sees without content.
     pub fingerprint: Fingerprint,
     /// The topic it is about; `None` for a one-off question.
     pub topic: Option<&'static str>,

@@ -1,11 +1,13 @@
-"""Privacy-preserving query fingerprints (the ``mh64v2`` scheme of closedloop-tracing).
+"""Privacy-preserving query fingerprints (the ``mh64v3`` scheme of closedloop-tracing).
 
 The text is lowercased and stripped of punctuation; common phrasal verbs and help-desk
 synonyms become one canonical word; words are lightly stemmed and cleared of stopwords. 32
 one-byte slots are MinHash minima over the canonical words and 96 over their character
 trigrams; two leading bytes carry how many distinct words and trigrams there were (capped at
-255). The value, as carried in ``closedloop.query.fingerprint``, is ``mh64v2:`` followed by
-260 lowercase hex digits, or ``mh64v2:`` alone for a query with no words left.
+255). Then one byte per contrast mark: each side of a pair of opposite actions or settings
+("enable" / "disable") that the query's words include, ascending. The value, as carried in
+``closedloop.query.fingerprint``, is ``mh64v3:`` followed by 260 lowercase hex digits and two
+per mark, or ``mh64v3:`` alone for a query with no words left.
 
 Only generation lives here: the receiver compares fingerprints. The fingerprint does not
 contain the text, but it is unkeyed: someone who can guess a query can test it against one.
@@ -22,7 +24,7 @@ _MASK = (1 << 64) - 1
 _WORD_SLOTS = 32
 _CHAR_SLOTS = 96
 _SLOTS = _WORD_SLOTS + _CHAR_SLOTS
-_SCHEME = "mh64v2"
+_SCHEME = "mh64v3"
 
 _STOPWORDS = frozenset(
     (
@@ -111,6 +113,51 @@ _STOPWORDS = frozenset(
         "you",
         "your",
     )
+)
+
+# Opposite actions and settings: side ``s`` of pair ``i`` is contrast mark ``2 i + s``,
+# matched on the words as written (lowercased) or a phrase's canonical word.
+_CONTRASTS: Tuple[Tuple[Tuple[str, ...], Tuple[str, ...]], ...] = (
+    (("enable", "enables", "activate", "activates"), ("disable", "disables", "deactivate", "deactivates")),
+    (("add", "adds"), ("remove", "removes")),
+    (("import", "imports"), ("export", "exports")),
+    (("upload", "uploads"), ("download", "downloads")),
+    (("lock", "locks"), ("unlock", "unlocks")),
+    (("freeze", "freezes"), ("unfreeze", "unfreezes")),
+    (("block", "blocks"), ("unblock", "unblocks")),
+    (("mute", "mutes"), ("unmute", "unmutes")),
+    (("pin", "pins"), ("unpin", "unpins")),
+    (("archive", "archives"), ("unarchive", "unarchives")),
+    (("hide", "hides"), ("unhide", "unhides")),
+    (("hide", "hides"), ("show", "shows")),
+    (("follow", "follows"), ("unfollow", "unfollows")),
+    (("subscribe", "subscribes"), ("unsubscribe", "unsubscribes")),
+    (("install", "installs"), ("uninstall", "uninstalls")),
+    (("connect", "connects"), ("disconnect", "disconnects")),
+    (("link", "links"), ("unlink", "unlinks")),
+    (("pair", "pairs"), ("unpair", "unpairs")),
+    (("assign", "assigns"), ("unassign", "unassigns")),
+    (("share", "shares"), ("unshare", "unshares")),
+    (("publish", "publishes"), ("unpublish", "unpublishes")),
+    (("approve", "approves"), ("reject", "rejects")),
+    (("accept", "accepts"), ("reject", "rejects")),
+    (("accept", "accepts"), ("decline", "declines")),
+    (("allow", "allows"), ("block", "blocks")),
+    (("upgrade", "upgrades"), ("downgrade", "downgrades")),
+    (("increase", "increases"), ("decrease", "decreases")),
+    (("start", "starts"), ("stop", "stops")),
+    (("pause", "pauses"), ("resume", "resumes")),
+    (("send", "sends"), ("receive", "receives")),
+    (("login",), ("logout",)),
+    (("encrypt", "encrypts"), ("decrypt", "decrypts")),
+    (("join", "joins"), ("leave", "leaves")),
+    (("include", "includes"), ("exclude", "excludes")),
+    (("undo",), ("redo",)),
+    (("public",), ("private",)),
+    (("incoming",), ("outgoing",)),
+    (("inbound",), ("outbound",)),
+    (("maximum",), ("minimum",)),
+    (("expand", "expands"), ("collapse", "collapses")),
 )
 
 _PHRASES: Tuple[Tuple[Tuple[str, ...], str], ...] = (
@@ -542,27 +589,48 @@ def _raw_words(query: str) -> List[str]:
     return [w for w in (w.replace("'", "") for w in words) if w]
 
 
-def _canonical_words(query: str) -> List[str]:
+def _phrase_words(query: str) -> List[Tuple[bool, str]]:
+    """The words after phrases are read: (True, a phrase's canonical word) or (False, a word)."""
     raw = _raw_words(query)
-    words: List[str] = []
+    words: List[Tuple[bool, str]] = []
     i = 0
     while i < len(raw):
         for phrase, canonical in _PHRASES:
             n = len(phrase)
             if len(raw) - i >= n and tuple(raw[i : i + n]) == phrase:
-                words.append(canonical)
+                words.append((True, canonical))
                 i += n
                 break
         else:
-            word = raw[i]
+            words.append((False, raw[i]))
             i += 1
-            synonym = _SYNONYMS.get(word)
-            if synonym is None:
-                stemmed = _stem(word)
-                synonym = _SYNONYMS.get(stemmed, stemmed)
-            if synonym not in _STOPWORDS:
-                words.append(synonym)
     return words
+
+
+def _canonical_words(query: str) -> List[str]:
+    words: List[str] = []
+    for phrase, word in _phrase_words(query):
+        if phrase:
+            words.append(word)
+            continue
+        synonym = _SYNONYMS.get(word)
+        if synonym is None:
+            stemmed = _stem(word)
+            synonym = _SYNONYMS.get(stemmed, stemmed)
+        if synonym not in _STOPWORDS:
+            words.append(synonym)
+    return words
+
+
+def _contrast_marks(query: str) -> List[int]:
+    marks: Set[int] = set()
+    for _, word in _phrase_words(query):
+        for pair, (first, second) in enumerate(_CONTRASTS):
+            if word in first:
+                marks.add(2 * pair)
+            if word in second:
+                marks.add(2 * pair + 1)
+    return sorted(marks)
 
 
 def _trigrams(word: str, f: Callable[[bytes], None]) -> None:
@@ -572,12 +640,14 @@ def _trigrams(word: str, f: Callable[[bytes], None]) -> None:
 
 
 def fingerprint(query: str) -> str:
-    """The ``mh64v2`` fingerprint of a query, as the ``closedloop.query.fingerprint`` value.
+    """The ``mh64v3`` fingerprint of a query, as the ``closedloop.query.fingerprint`` value.
 
     >>> fingerprint("")
-    'mh64v2:'
+    'mh64v3:'
     >>> len(fingerprint("How do I reset my password?"))
     267
+    >>> len(fingerprint("How do I turn off 2FA?"))
+    269
     """
     words = _canonical_words(query)
     if not words:
@@ -599,4 +669,5 @@ def fingerprint(query: str) -> str:
             if h < minima[slot]:
                 minima[slot] = h
     head = bytes([min(len(word_hashes), 255), min(len(trigram_hashes), 255)])
-    return _SCHEME + ":" + head.hex() + bytes(m >> 56 for m in minima).hex()
+    marks = bytes(_contrast_marks(query))
+    return _SCHEME + ":" + head.hex() + bytes(m >> 56 for m in minima).hex() + marks.hex()

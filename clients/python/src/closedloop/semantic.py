@@ -39,7 +39,7 @@ _WORDS = _BITS // 64
 #: The cosine estimate at or above which two consecutive queries are likely the same question
 #: asked differently, for ``sh512`` fingerprints of ``all-MiniLM-L6-v2`` embeddings (the
 #: receiver's ``[detectors.rephrase] semantic_threshold``).
-SUGGESTED_SEMANTIC_THRESHOLD = 0.77
+SUGGESTED_SEMANTIC_THRESHOLD = 0.75
 
 # Rust's char::is_whitespace (Unicode White_Space), which str.isspace does not match exactly.
 _WHITESPACE = frozenset(

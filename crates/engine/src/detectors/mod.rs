@@ -35,7 +35,7 @@ mod rephrase;
 use std::time::{Duration, Instant};
 
 use closedloop_store::{Connection, Direction, StoreError};
-use closedloop_tracing::{query_similarity, Fingerprint, SemanticFingerprint};
+use closedloop_tracing::{queries_contrast, query_similarity, Fingerprint, SemanticFingerprint};
 
 use serde::Deserialize;
 
@@ -106,15 +106,22 @@ impl Turn {
 /// How two consecutive queries compare: lexically by their texts when both are at hand, else
 /// by their fingerprints; semantically when both carry a semantic fingerprint of one model.
 fn compare(previous: &Turn, next: &Turn) -> Option<QueryComparison> {
-    let text = match (&previous.text, &next.text) {
-        (Some(a), Some(b)) => query_similarity(a, b),
-        _ => None,
-    };
-    let lexical = text.or_else(|| {
+    let texts = previous.text.as_deref().zip(next.text.as_deref());
+    let text = texts.and_then(|(a, b)| query_similarity(a, b));
+    let fingerprints = (|| {
         let a: Fingerprint = previous.fingerprint.as_deref()?.parse().ok()?;
         let b: Fingerprint = next.fingerprint.as_deref()?.parse().ok()?;
-        a.similarity(&b)
+        Some((a, b))
+    })();
+    let lexical = text.or_else(|| {
+        let (a, b) = fingerprints.as_ref()?;
+        a.similarity(b)
     });
+    let contrast = match (texts, &fingerprints) {
+        (Some((a, b)), _) => queries_contrast(a, b),
+        (None, Some((a, b))) => a.contrasts(b),
+        (None, None) => false,
+    };
     let semantic = (|| {
         let a: SemanticFingerprint = previous.semantic_fingerprint.as_deref()?.parse().ok()?;
         let b: SemanticFingerprint = next.semantic_fingerprint.as_deref()?.parse().ok()?;
@@ -124,6 +131,7 @@ fn compare(previous: &Turn, next: &Turn) -> Option<QueryComparison> {
         lexical,
         from_text: text.is_some(),
         semantic,
+        contrast,
     })
 }
 

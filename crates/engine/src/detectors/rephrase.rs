@@ -13,13 +13,15 @@ use super::default_true;
 /// previous response gets `rephrase` feedback (negative).
 ///
 /// Queries are compared lexically, by their text (`closedloop.query.text`) when both are at
-/// hand, otherwise by their fingerprints (`closedloop.query.fingerprint`, scheme `mh64v2`);
+/// hand, otherwise by their fingerprints (`closedloop.query.fingerprint`, scheme `mh64v3`);
 /// and, when both carry a semantic fingerprint of the same embedding model
 /// (`closedloop.query.semantic_fingerprint`), by the cosine similarity it estimates. With a
 /// semantic similarity the next query is a rephrasing when that similarity reaches
 /// `semantic_threshold`, or when the lexical similarity reaches `semantic_lexical_threshold`
 /// and the semantic one `semantic_floor` (a shortened query, a typo); without one, when the
-/// lexical similarity reaches `threshold` (`text_threshold` for texts).
+/// lexical similarity reaches `threshold` (`text_threshold` for texts). Either way, two queries
+/// that differ by a swap of opposite actions or settings ("turn on 2FA" / "turn off 2FA",
+/// [`closedloop_tracing::queries_contrast`]) are different questions.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RephraseDetectorConfig {
@@ -39,7 +41,7 @@ pub struct RephraseDetectorConfig {
     #[serde(default = "default_rephrase_text_threshold")]
     pub text_threshold: f64,
     /// The semantic similarity (estimated cosine, −1..=1) from which the next query is a
-    /// rephrasing whatever its words. Default 0.77
+    /// rephrasing whatever its words. Default 0.75
     /// (`closedloop_tracing::SUGGESTED_SEMANTIC_THRESHOLD`, for `all-MiniLM-L6-v2`).
     #[serde(default = "default_semantic_threshold")]
     pub semantic_threshold: f64,
@@ -104,17 +106,24 @@ impl Default for RephraseDetectorConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct QueryComparison {
     /// The lexical similarity, 0..=1: of the texts ([`closedloop_tracing::query_similarity`])
-    /// or of the `mh64v2` fingerprints.
+    /// or of the `mh64v3` fingerprints.
     pub lexical: Option<f64>,
     /// Whether [`QueryComparison::lexical`] compares texts (else fingerprints).
     pub from_text: bool,
     /// The semantic similarity, the cosine the two semantic fingerprints estimate.
     pub semantic: Option<f64>,
+    /// Whether the queries differ by a swap of opposite actions or settings, by their texts
+    /// ([`closedloop_tracing::queries_contrast`]) or their fingerprints
+    /// ([`closedloop_tracing::Fingerprint::contrasts`]).
+    pub contrast: bool,
 }
 
 impl RephraseDetectorConfig {
     /// Whether queries that compare so are the same question, whatever the time between them.
     pub fn rephrases(&self, comparison: &QueryComparison) -> bool {
+        if comparison.contrast {
+            return false;
+        }
         let lexical_at_least = |threshold: f64| comparison.lexical.is_some_and(|l| l >= threshold);
         match comparison.semantic {
             Some(semantic) => {

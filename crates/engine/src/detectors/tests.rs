@@ -86,6 +86,7 @@ fn the_combined_rule() {
             lexical,
             from_text: false,
             semantic,
+            contrast: false,
         })
     };
     // Meaning alone suffices.
@@ -106,6 +107,42 @@ fn the_combined_rule() {
     assert!(judge(Some(config.threshold), None));
     assert!(!judge(Some(config.threshold - 0.01), None));
     assert!(!judge(None, None));
+    // A swap of opposite actions is another question, however close.
+    let swapped = QueryComparison {
+        lexical: Some(1.0),
+        from_text: false,
+        semantic: Some(1.0),
+        contrast: true,
+    };
+    assert!(!config.rephrases(&swapped));
+    assert!(!config.rephrases(&QueryComparison {
+        semantic: None,
+        ..swapped
+    }));
+}
+
+#[test]
+fn opposite_actions_contrast_by_text_and_by_fingerprint() {
+    let a = turn(1, "How do I turn on two-factor authentication?", false);
+    let b = turn(2, "How do I turn off two-factor authentication?", false);
+    let by_fingerprint = compare(&a, &b).unwrap();
+    assert!(!by_fingerprint.from_text && by_fingerprint.contrast);
+    let (mut a, mut b) = (a, b);
+    a.text = Some("How do I turn on two-factor authentication?".into());
+    b.text = Some("how to disable 2FA".into());
+    let by_text = compare(&a, &b).unwrap();
+    assert!(by_text.from_text && by_text.contrast);
+    // A state and its remedy are one question.
+    b.text = Some("two-factor authentication is enabled, how do I switch it on".into());
+    assert!(!compare(&a, &b).unwrap().contrast);
+    // Fingerprints of the previous scheme carry no marks: nothing is known.
+    for turn in [&mut a, &mut b] {
+        turn.text = None;
+        let signature = turn.fingerprint.take().unwrap()["mh64v3:".len()..][..260].to_owned();
+        turn.fingerprint = Some(format!("mh64v2:{signature}"));
+    }
+    let previous_scheme = compare(&a, &b).unwrap();
+    assert!(previous_scheme.lexical.is_some() && !previous_scheme.contrast);
 }
 
 #[test]

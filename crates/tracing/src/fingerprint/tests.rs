@@ -224,19 +224,96 @@ fn empty_query_has_no_similarity() {
     let empty = fingerprint("?? the a");
     assert!(empty.is_empty());
     assert_eq!(empty.similarity(&fingerprint("reset password")), None);
-    assert_eq!(empty.to_string(), "mh64v2:");
+    assert_eq!(empty.to_string(), "mh64v3:");
 }
 
 #[test]
 fn round_trips_through_the_attribute_string() {
     let fp = fingerprint("how do I export my data to CSV?");
     let text = fp.to_string();
-    assert!(text.starts_with("mh64v2:"));
-    assert_eq!(text.len(), "mh64v2:".len() + V2_HEX_LEN);
+    assert!(text.starts_with("mh64v3:"));
+    // "export" is one contrast mark: two more hex digits.
+    assert_eq!(text.len(), "mh64v3:".len() + V2_HEX_LEN + 2);
     let parsed: Fingerprint = text.parse().unwrap();
     assert_eq!(parsed, fp);
     assert_eq!(parsed.similarity(&fp), Some(1.0));
-    assert_eq!("mh64v2:".parse::<Fingerprint>().unwrap(), fingerprint(""));
+    assert_eq!("mh64v3:".parse::<Fingerprint>().unwrap(), fingerprint(""));
+    let unmarked = fingerprint("reset my password").to_string();
+    assert_eq!(unmarked.len(), "mh64v3:".len() + V2_HEX_LEN);
+    assert_eq!(
+        unmarked.parse::<Fingerprint>().unwrap().to_string(),
+        unmarked
+    );
+}
+
+#[test]
+fn the_previous_scheme_compares_with_the_current_one() {
+    let current = fingerprint("How do I turn off two-factor authentication?");
+    let text = current.to_string();
+    let previous: Fingerprint = format!("mh64v2:{}", &text["mh64v3:".len()..][..V2_HEX_LEN])
+        .parse()
+        .unwrap();
+    assert_eq!(previous.scheme(), "mh64v2");
+    assert_eq!(previous.to_string().len(), "mh64v2:".len() + V2_HEX_LEN);
+    assert_eq!(previous.similarity(&current), Some(1.0));
+    assert_eq!(previous.bands(), current.bands());
+    // Without marks on both sides, nothing is known about contrasts.
+    let on = fingerprint("How do I turn on two-factor authentication?");
+    assert!(current.contrasts(&on));
+    assert!(!previous.contrasts(&on));
+    assert!(!on.contrasts(&previous));
+    assert!("mh64v2:".parse::<Fingerprint>().unwrap().is_empty());
+}
+
+#[test]
+fn swapped_opposites_contrast() {
+    let contrast = |a: &str, b: &str| {
+        let by_marks = fingerprint(a).contrasts(&fingerprint(b));
+        assert_eq!(by_marks, queries_contrast(a, b), "{a} / {b}");
+        assert_eq!(by_marks, queries_contrast(b, a), "{b} / {a}");
+        by_marks
+    };
+    // A phrase, a synonym the MinHash would merge, and a prefix.
+    assert!(contrast("turn on 2FA", "How do I turn off two-factor?"));
+    assert!(contrast("How do I add a teammate?", "remove a teammate"));
+    assert!(contrast(
+        "export contacts to CSV",
+        "import contacts from csv"
+    ));
+    assert!(contrast(
+        "How do I freeze my card?",
+        "How do I unfreeze my card?"
+    ));
+    // A state and its remedy are one question; so is a query that names both sides.
+    assert!(!contrast("account locked", "How do I unlock my account?"));
+    assert!(!contrast("my card is blocked", "how can i unblock my card"));
+    assert!(!contrast(
+        "enable or disable notifications",
+        "how do I disable notifications"
+    ));
+    // Different pairs, or one side only, do not contrast.
+    assert!(!contrast("How do I export my data?", "download my data"));
+    assert!(!contrast(
+        "How do I cancel my subscription?",
+        "pause my subscription"
+    ));
+    assert!(!contrast("reset password", "reset password"));
+    assert!(!contrast("", "disable 2FA"));
+}
+
+#[test]
+fn contrast_lists_are_well_formed() {
+    for (first, second) in CONTRASTS {
+        for word in first.iter().chain(second.iter()) {
+            assert_eq!(
+                raw_words(word),
+                [word.to_string()],
+                "{word} is one lowercase word"
+            );
+        }
+        assert!(first.iter().all(|word| !second.contains(word)));
+    }
+    assert!(2 * CONTRASTS.len() <= 256, "a mark fits in one byte");
 }
 
 #[test]
@@ -253,10 +330,10 @@ fn first_scheme_is_still_parsed_and_compared() {
     assert!(parsed.similarity(&unrelated).unwrap() < 0.3);
     assert!("mh64:".parse::<Fingerprint>().unwrap().is_empty());
     // Schemes are never compared with each other.
-    let v2 = fingerprint("How do I reset my password?");
-    assert_eq!(v2.scheme(), "mh64v2");
-    assert_eq!(parsed.similarity(&v2), None);
-    assert_eq!(v2.similarity(&parsed), None);
+    let v3 = fingerprint("How do I reset my password?");
+    assert_eq!(v3.scheme(), "mh64v3");
+    assert_eq!(parsed.similarity(&v3), None);
+    assert_eq!(v3.similarity(&parsed), None);
 }
 
 #[test]
@@ -301,6 +378,13 @@ fn rejects_malformed_attribute_strings() {
         format!("mh64v2:{}", "zz".repeat(V2_HEX_LEN / 2)),
         format!("mh64v2:0000{}", "ab".repeat(V2_SLOTS)),
         format!("mh64v2:0a0é{}", "ab".repeat(V2_SLOTS)),
+        // Marks only in `mh64v3`, ascending, and known.
+        format!("mh64v2:0a0b{}02", "ab".repeat(V2_SLOTS)),
+        format!("mh64v3:0a0b{}0402", "ab".repeat(V2_SLOTS)),
+        format!("mh64v3:0a0b{}0202", "ab".repeat(V2_SLOTS)),
+        format!("mh64v3:0a0b{}ff", "ab".repeat(V2_SLOTS)),
+        format!("mh64v3:0a0b{}0", "ab".repeat(V2_SLOTS)),
+        format!("mh64v3:0a0b{}", "ab".repeat(V2_SLOTS - 1)),
     ] {
         assert_eq!(
             bad.parse::<Fingerprint>(),
