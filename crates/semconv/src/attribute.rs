@@ -488,11 +488,11 @@ pub const CLOSEDLOOP_PROMPT_VARIABLES: &str = "closedloop.prompt.variables";
 
 /// A privacy-preserving fingerprint of the user's query, as `<scheme>:<hex>`.
 ///
-/// Computed in-process from the normalised query text; similar queries have similar fingerprints, so the receiver detects rephrasing without the text ever leaving the application. The text cannot be recovered from it. The scheme names the algorithm and its parameters, so fingerprints of different schemes are never compared. When a generation span carries none, the receiver computes it with the same function from `closedloop.query.text`, else the span's last `user` input message (OpenInference `llm.input_messages`, `gen_ai.input.messages`, OpenLLMetry `gen_ai.prompt.<i>.*`, OpenInference `input.value`, `gen_ai.user.message` events); the query of a retrieval span of the same trace (OpenInference `input.value`, OpenLLMetry `traceloop.entity.input`) wins over the input message, which in a RAG prompt holds the retrieved context too. The derived text is stored only with `store.store_content`.
+/// Computed in-process from the normalised query text; similar queries have similar fingerprints, so the receiver detects rephrasing without the text ever leaving the application. The text cannot be recovered from it. The scheme names the algorithm and its parameters; `mh64v3` also says which words of a public list of opposite actions (enable / disable, import / export, …) the query uses, so that a swap of one for the other is never taken for a rephrasing. `mh64v3` and the older `mh64v2` share their MinHash and compare with each other; other schemes are never compared. When a generation span carries none, the receiver computes it with the same function from `closedloop.query.text`, else the span's last `user` input message (OpenInference `llm.input_messages`, `gen_ai.input.messages`, OpenLLMetry `gen_ai.prompt.<i>.*`, OpenInference `input.value`, `gen_ai.user.message` events); the query of a retrieval span of the same trace (OpenInference `input.value`, OpenLLMetry `traceloop.entity.input`) wins over the input message, which in a RAG prompt holds the retrieved context too. The derived text is stored only with `store.store_content`.
 ///
 /// # Examples
 ///
-/// - `"mh64:0f3a9c…"`
+/// - `"mh64v3:0f3a9c…"`
 ///
 /// # Details
 ///
