@@ -241,6 +241,9 @@ pub enum InvalidSetting {
         "{0} holds no model.safetensors (scripts/embedding-model.sh installs all-MiniLM-L6-v2)"
     )]
     NotAModelDir(PathBuf),
+    /// A name that cannot name semantic fingerprints.
+    #[error(transparent)]
+    ModelName(closedloop_tracing::SemanticFingerprintError),
 }
 
 /// The environment variable holding the feedback token secret (never a flag: flags show up in
@@ -644,6 +647,14 @@ fn validate_detectors(detectors: &DetectorsConfig) -> Result<(), ConfigError> {
             return Err(invalid(
                 "detectors.rephrase.embedding_model_dir",
                 InvalidSetting::NotAModelDir(dir.clone()),
+            ));
+        }
+    }
+    if let Some(name) = &rephrase.embedding_model_name {
+        if let Err(error) = closedloop_tracing::SemanticHasher::new(name, 1) {
+            return Err(invalid(
+                "detectors.rephrase.embedding_model_name",
+                InvalidSetting::ModelName(error),
             ));
         }
     }

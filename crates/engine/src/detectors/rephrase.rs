@@ -61,6 +61,12 @@ pub struct RephraseDetectorConfig {
     /// fingerprint is stored. Off by default: setting it is the opt-in, like content capture.
     #[serde(default)]
     pub embedding_model_dir: Option<PathBuf>,
+    /// The name of that model as the fingerprints the receiver computes carry it
+    /// (`sh512:<name>:…`): an application that hashes its own vectors of the same model must
+    /// use the same name for the two to be compared. Default: `all-MiniLM-L6-v2` for the PyPI
+    /// package's `model` folder, else the directory's name.
+    #[serde(default)]
+    pub embedding_model_name: Option<String>,
 }
 
 const fn default_rephrase_window_secs() -> u64 {
@@ -98,6 +104,7 @@ impl Default for RephraseDetectorConfig {
             semantic_lexical_threshold: default_semantic_lexical_threshold(),
             semantic_floor: default_semantic_floor(),
             embedding_model_dir: None,
+            embedding_model_name: None,
         }
     }
 }
