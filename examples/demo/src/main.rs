@@ -202,9 +202,7 @@ async fn main() -> anyhow::Result<()> {
     println!("\nSimulated users\n{summary}");
 
     // Deliver the last spans and give the join and the exporter a moment to settle.
-    provider
-        .force_flush()
-        .context("flushing the service's spans")?;
+    flush(&provider).context("flushing the service's spans")?;
     println!("Waiting for quiet sessions to count as abandoned...");
     tokio::time::sleep(ABANDON_SETTLE).await;
     settle(&pipeline).await;
@@ -389,6 +387,20 @@ fn fresh_store(path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits until the provider's spans are exported. The SDK gives up waiting on a flush after
+/// five seconds while the export goes on (a receiver embedding queries on a busy machine can
+/// take longer); a timed-out flush is asked again, for up to a minute.
+fn flush(provider: &SdkTracerProvider) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+    const ATTEMPTS: usize = 12;
+    for _ in 1..ATTEMPTS {
+        match provider.force_flush() {
+            Err(opentelemetry_sdk::error::OTelSdkError::Timeout(_)) => continue,
+            other => return other,
+        }
+    }
+    provider.force_flush()
 }
 
 /// A tracer provider exporting to the receiver with a short batch delay, so the demo does not
