@@ -92,9 +92,9 @@ const PHRASES: &[(&[&str], &str)] = &[
     (&["e", "mail"], "email"),
 ];
 
-/// Words (or their stems) read as a canonical synonym by `mh64v2` and `mh64v3`: common help-desk, account,
-/// billing, shipping and IT vocabulary. The pairs are part of the scheme: changing them
-/// changes fingerprints, so it needs a new scheme name.
+/// Words (or their stems) read as a canonical synonym by `mh64v2` and `mh64v3`: common
+/// help-desk, account, billing, shipping and IT vocabulary. The pairs are part of the scheme:
+/// changing them changes fingerprints, so it needs a new scheme name.
 const SYNONYMS: &[(&str, &str)] = &[
     ("update", "change"),
     ("modify", "change"),
@@ -630,7 +630,8 @@ impl Fingerprint {
     }
 }
 
-/// The weight of the word estimate in an `mh64v2` / `mh64v3` similarity (the rest is the trigram one).
+/// The weight of the word estimate in an `mh64v2` / `mh64v3` similarity (the rest is the
+/// trigram one).
 const WORD_WEIGHT: f64 = 0.2;
 
 impl fmt::Display for Fingerprint {
