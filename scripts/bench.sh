@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of the closedloop receiver against real peers, measured side by side in one run on
-# one machine. Not part of the test suite (it takes about 15 minutes); results go to
-# target/bench/ and the numbers quoted in BENCHMARKS.md come from its summary.
+# one machine. Not part of the test suite (it takes 20 to 30 minutes, most of it waiting for
+# Phoenix to write what it acknowledged); results go to target/bench/ and the numbers quoted in
+# BENCHMARKS.md come from its summary.
 #
 #   scripts/bench.sh
 #
@@ -12,17 +13,26 @@
 #      per run): one receiver, then two receivers on one database with one loadgen each
 #      (half the requests in flight each);
 #   2. rotel-agent with --exporter blackhole (installed from PyPI by scripts/python-env.sh), twice;
-#   3. the decode-only ceiling: prost decoding the same requests on one thread, twice;
-#   4. feedback accepted -> failure record at a local OTLP sink, p50/p99, idle and under 50%
+#   3. Arize Phoenix (`phoenix serve`, installed from PyPI by scripts/phoenix-env.sh, telemetry
+#      and downloads off, a fresh SQLite database in the run's temporary directory), twice.
+#      Phoenix acknowledges a request once its spans are queued and writes them to SQLite
+#      later, so beside the acknowledged rate the script counts the rows of its `spans` table
+#      after the load until the count has not grown for BENCH_PHOENIX_SETTLE_SECS: the landed
+#      spans, per second of the load and per second until the last one landed;
+#   4. the decode-only ceiling: prost decoding the same requests on one thread, twice;
+#   5. feedback accepted -> failure record at a local OTLP sink, p50/p99, idle and under 50%
 #      of closedloop's measured maximum ingest rate, on SQLite and on PostgreSQL;
-#   5. store scaling: join latency and bytes on disk per indexed response at 100K and 10M
+#   6. store scaling: join latency and bytes on disk per indexed response at 100K and 10M
 #      indexed responses (stops early, and says so, when the time budget runs out).
-# Servers' CPU is user+sys time from /proc/<pid>/stat over the run, peak RSS is VmHWM.
+# Servers' CPU is user+sys time from /proc/<pid>/stat over the run (Phoenix's until its last
+# span landed, its child processes included), peak RSS is VmHWM.
 #
 # Settings (environment): BENCH_DURATION_SECS (20), BENCH_CONCURRENCY (64), BENCH_BATCH (100),
 # BENCH_SCALE_CHECKPOINTS (100000,10000000), BENCH_SCALE_BUDGET_SECS (540), BENCH_SKIP_SCALE=1,
-# BENCH_SKIP_POSTGRES=1 (SQLite only).
-# All traffic stays on 127.0.0.1.
+# BENCH_SKIP_POSTGRES=1 (SQLite only), BENCH_SKIP_PHOENIX=1, BENCH_PHOENIX_SETTLE_SECS (10),
+# BENCH_PHOENIX_DRAIN_SECS (900: how long to wait for Phoenix's queue to drain after the load).
+# All traffic stays on 127.0.0.1 (Phoenix's gRPC server listens on every interface; the load
+# reaches it on 127.0.0.1).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -32,6 +42,8 @@ concurrency=${BENCH_CONCURRENCY:-64}
 batch=${BENCH_BATCH:-100}
 checkpoints=${BENCH_SCALE_CHECKPOINTS:-100000,10000000}
 budget=${BENCH_SCALE_BUDGET_SECS:-540}
+phoenix_settle=${BENCH_PHOENIX_SETTLE_SECS:-10}
+phoenix_drain=${BENCH_PHOENIX_DRAIN_SECS:-900}
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -44,6 +56,14 @@ step "rotel-agent (scripts/python-env.sh)"
 python=$(scripts/python-env.sh)
 rotel=$(ls "$(dirname "$python")"/../lib/python3.*/site-packages/rotel/rotel-agent | head -n1)
 "$rotel" version >&2
+
+phoenix_python=
+if [ "${BENCH_SKIP_PHOENIX:-0}" != 1 ]; then
+  step "Arize Phoenix (scripts/phoenix-env.sh)"
+  phoenix_python=$(scripts/phoenix-env.sh)
+  phoenix_version=$("$phoenix_python" -c 'from importlib.metadata import version; print(version("arize-phoenix"))')
+  echo "arize-phoenix $phoenix_version" >&2
+fi
 
 out="$target_dir/bench"
 mkdir -p "$out"
@@ -231,6 +251,173 @@ print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f
 EOF
 }
 
+# user+sys clock ticks of a process and its child processes.
+tree_ticks() {
+  local pid total=0
+  for pid in "$1" $(pgrep -P "$1"); do
+    total=$(( total + $(cpu_ticks "$pid" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
+# peak RSS (KiB) of a process plus that of its child processes.
+tree_peak_rss_kib() {
+  local pid total=0
+  for pid in "$1" $(pgrep -P "$1"); do
+    total=$(( total + $(peak_rss_kib "$pid" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
+
+# ingest_phoenix RUN: Arize Phoenix under the load; writes $out/ingest-phoenix-RUN.json with
+# what the load generator saw acknowledged and what landed in Phoenix's database.
+ingest_phoenix() {
+  local run=$1 name=phoenix grpc http dir log
+  grpc=$(free_port)
+  http=$(free_port)
+  dir="$work/phoenix-$run"
+  log="$work/phoenix-$run.log"
+  mkdir -p "$dir"
+  # Telemetry off, no downloads at startup, nothing exported elsewhere; the database is the
+  # default SQLite one, named here so that the count below reads the same file.
+  env -u PHOENIX_COLLECTOR_ENDPOINT -u OTEL_EXPORTER_OTLP_ENDPOINT \
+    PHOENIX_TELEMETRY_ENABLED=false PHOENIX_ALLOW_EXTERNAL_RESOURCES=false \
+    PHOENIX_WORKING_DIR="$dir" PHOENIX_SQL_DATABASE_URL="sqlite:///$dir/phoenix.db" \
+    PHOENIX_HOST=127.0.0.1 PHOENIX_PORT="$http" PHOENIX_GRPC_PORT="$grpc" \
+    "$phoenix_python" -m phoenix.server.main serve >"$log" 2>&1 &
+  server_pid=$!
+  # Phoenix migrates its database before it answers; on a busy machine that takes a while.
+  if ! python3 - "$http" "$server_pid" <<'EOF'
+import os, sys, time, urllib.request
+port, pid = sys.argv[1:]
+deadline = time.monotonic() + 300
+while time.monotonic() < deadline:
+    if not os.path.exists(f"/proc/{pid}"):
+        sys.exit("Phoenix exited before it answered /healthz")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            if response.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.25)
+sys.exit("Phoenix did not answer /healthz within 300 s")
+EOF
+  then
+    tail -n 40 "$log" >&2
+    return 1
+  fi
+  wait_port "$grpc"
+  local before after_load started ended
+  before=$(tree_ticks "$server_pid")
+  started=$(date +%s.%N)
+  "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc" \
+    --duration-secs "$duration" --warmup-secs 0 --concurrency "$concurrency" \
+    --batch-size "$batch" >"$work/load.json"
+  ended=$(date +%s.%N)
+  after_load=$(tree_ticks "$server_pid")
+  # Phoenix answers a request once its spans are queued and writes the queue to SQLite in
+  # batches afterwards: count the rows until the count has held for the settle time, and note
+  # when it last grew and Phoenix's CPU ticks then.
+  step "phoenix run $run: waiting for its queue to drain (count unchanged for $phoenix_settle s, at most $phoenix_drain s)"
+  python3 - "$dir/phoenix.db" "$server_pid" "$phoenix_settle" "$phoenix_drain" >"$work/landed.json" <<'EOF'
+import json, os, sqlite3, sys, time
+db, pid, settle, limit = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+
+
+def tree(pid):
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    pids += tree(child)
+        except OSError:
+            pass
+    return pids
+
+
+def ticks():
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+def count(connection):
+    return connection.execute("SELECT count(*) FROM spans").fetchone()[0]
+
+
+connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+first = count(connection)
+last, last_at, last_ticks = first, time.time(), ticks()
+polled_from = quiet_since = time.monotonic()
+drained = False
+while True:
+    now = time.monotonic()
+    if not os.path.exists(f"/proc/{pid}"):
+        sys.exit("Phoenix exited while its queue drained")
+    current = count(connection)
+    if current > last:
+        last, last_at, last_ticks = current, time.time(), ticks()
+        quiet_since = now
+    elif now - quiet_since >= settle:
+        drained = True
+        break
+    if now - polled_from >= limit:
+        break
+    time.sleep(0.5)
+print(json.dumps(dict(landed_at_load_end=first, landed=last, last_landed_at=last_at,
+                      ticks_at_last_landed=last_ticks, drained=drained)))
+EOF
+  local rss
+  rss=$(tree_peak_rss_kib "$server_pid")
+  stop_server
+  python3 - "$work/load.json" "$work/landed.json" "$out/ingest-$name-$run.json" "$name" "$run" \
+    "$before" "$after_load" "$clock_ticks" "$started" "$ended" "$rss" "$phoenix_version" \
+    "$(grep -c 'Span insertion failed' "$log" || true)" <<'EOF'
+import json, sys
+(src, landed_src, dst, name, run, before, after_load, hz, started, ended, rss, version,
+ insert_errors) = sys.argv[1:]
+report = json.load(open(src))
+landed = json.load(open(landed_src))
+hz = int(hz)
+cpu = (int(after_load) - int(before)) / hz
+cpu_landed = (landed["ticks_at_last_landed"] - int(before)) / hz
+wall = float(ended) - float(started)
+until_landed = max(landed["last_landed_at"], float(ended)) - float(started)
+report.update(server=name, run=int(run), version=version, server_cpu_secs=cpu,
+              server_wall_secs=wall, server_cores=cpu / wall,
+              server_peak_rss_mib=int(rss) / 1024,
+              spans_per_core_sec=report["spans_accepted"] / cpu if cpu else None,
+              # What the database holds once the queue drained (or the wait ran out).
+              spans_landed=landed["landed"],
+              spans_landed_at_load_end=landed["landed_at_load_end"],
+              drained=landed["drained"],
+              insert_errors_logged=int(insert_errors or 0),
+              landed_spans_per_sec_of_load=landed["landed"] / report["elapsed_secs"],
+              secs_until_last_landed=until_landed,
+              landed_spans_per_sec_until_last=landed["landed"] / until_landed,
+              server_cpu_secs_until_last_landed=cpu_landed,
+              landed_spans_per_core_sec=landed["landed"] / cpu_landed if cpu_landed else None)
+json.dump(report, open(dst, "w"), indent=2)
+print(f"{name} run {run}: acknowledged {report['spans_per_sec']:.0f} spans/s "
+      f"({report['spans_accepted']} spans, failed requests {report['requests_failed']}); "
+      f"landed {landed['landed']} spans ({landed['landed_at_load_end']} by the load's end"
+      f"{'' if landed['drained'] else ', still growing when the wait ran out'}): "
+      f"{report['landed_spans_per_sec_of_load']:.0f} spans/s over the load's "
+      f"{report['elapsed_secs']:.1f} s, {report['landed_spans_per_sec_until_last']:.0f} spans/s "
+      f"over the {until_landed:.1f} s until the last landed; {cpu / wall:.2f} cores during the "
+      f"load, {report['landed_spans_per_core_sec'] or 0:.0f} landed spans per CPU second, "
+      f"peak RSS {int(rss) / 1024:.0f} MiB, p99 {report['latency']['p99_ms']:.1f} ms",
+      file=sys.stderr)
+EOF
+}
+
 ceiling() {
   step "decode-only ceiling, run $1"
   "$bin/closedloop-loadgen" --json decode-ceiling --duration-secs 10 --batch-size "$batch" \
@@ -243,6 +430,10 @@ for run in 1 2; do
     step "ingest: $name, run $run ($duration s, $concurrency requests in flight, $batch spans each)"
     ingest "$name" "$run"
   done
+  if [ -n "$phoenix_python" ]; then
+    step "ingest: phoenix, run $run ($duration s, $concurrency requests in flight, $batch spans each)"
+    ingest_phoenix "$run"
+  fi
   if [ -n "$postgres" ]; then
     step "ingest: closedloop on PostgreSQL, run $run ($duration s, $concurrency requests in flight, $batch spans each)"
     ingest closedloop-postgres "$run"
@@ -300,3 +491,42 @@ fi
 
 step "summary"
 python3 "$root/scripts/bench_summary.py" "$out" | tee "$out/summary.md"
+if [ -n "$phoenix_python" ]; then
+  python3 - "$out" <<'EOF' | tee -a "$out/summary.md"
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+load = lambda pattern: [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, pattern)))]
+phoenix = load("ingest-phoenix-*.json")
+closedloop = load("ingest-closedloop-[0-9]*.json")
+print(f"\nArize Phoenix {phoenix[0]['version']} (SQLite): acknowledged is what the load generator "
+      "was answered OK for; landed is the rows in Phoenix's `spans` table once the count had "
+      "not grown for the settle time.\n")
+print("| run | acknowledged spans/s | failed requests | spans acknowledged | spans landed "
+      "| landed by the load's end | landed spans/s over the load | s until the last landed "
+      "| landed spans/s until the last landed | cores during the load "
+      "| landed spans per CPU second (load and drain) | peak RSS MiB | p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for r in phoenix:
+    drained = "" if r["drained"] else " (still growing when the wait ran out)"
+    print(f"| {r['run']} | {r['spans_per_sec']:.0f} | {r['requests_failed']} | "
+          f"{r['spans_accepted']} | {r['spans_landed']}{drained} | {r['spans_landed_at_load_end']} | "
+          f"{r['landed_spans_per_sec_of_load']:.0f} | {r['secs_until_last_landed']:.1f} | "
+          f"{r['landed_spans_per_sec_until_last']:.0f} | {r['server_cores']:.2f} | "
+          f"{r['landed_spans_per_core_sec'] or 0:.0f} | {r['server_peak_rss_mib']:.0f} | "
+          f"{r['latency']['p99_ms']:.1f} |")
+median = lambda values: statistics.median(values) if values else float("nan")
+cl_rate = median([r["spans_per_sec"] for r in closedloop])
+cl_core = median([r["spans_per_core_sec"] for r in closedloop])
+# closedloop answers a request after the commit that holds its rows: acknowledged is landed.
+print("\n| ratio (medians; closedloop's acknowledged spans are committed) | value |")
+print("|---|---|")
+for label, key, base in (
+        ("closedloop / Phoenix landed, spans/s over the load", "landed_spans_per_sec_of_load", cl_rate),
+        ("closedloop / Phoenix landed, spans/s until the last landed", "landed_spans_per_sec_until_last", cl_rate),
+        ("closedloop / Phoenix landed, spans per CPU second", "landed_spans_per_core_sec", cl_core),
+        ("closedloop / Phoenix acknowledged, spans/s", "spans_per_sec", cl_rate),
+        ("closedloop / Phoenix acknowledged, spans/s per core during the load", "spans_per_core_sec", cl_core)):
+    value = median([r[key] for r in phoenix if r.get(key)])
+    print(f"| {label} | {base / value:.1f}x |" if value else f"| {label} | nothing landed |")
+EOF
+fi
