@@ -251,19 +251,11 @@ print(f"{name} run {run}: {report['spans_per_sec']:.0f} spans/s, {cpu / wall:.2f
 EOF
 }
 
-# user+sys clock ticks of a process and its child processes.
-tree_ticks() {
+# tree_sum MEASURE PID: MEASURE (cpu_ticks, peak_rss_kib) of a process plus its child processes.
+tree_sum() {
   local pid total=0
-  for pid in "$1" $(pgrep -P "$1"); do
-    total=$(( total + $(cpu_ticks "$pid" 2>/dev/null || echo 0) ))
-  done
-  echo "$total"
-}
-# peak RSS (KiB) of a process plus that of its child processes.
-tree_peak_rss_kib() {
-  local pid total=0
-  for pid in "$1" $(pgrep -P "$1"); do
-    total=$(( total + $(peak_rss_kib "$pid" 2>/dev/null || echo 0) ))
+  for pid in "$2" $(pgrep -P "$2"); do
+    total=$(( total + $("$1" "$pid" 2>/dev/null || echo 0) ))
   done
   echo "$total"
 }
@@ -308,13 +300,13 @@ EOF
   fi
   wait_port "$grpc"
   local before after_load started ended
-  before=$(tree_ticks "$server_pid")
+  before=$(tree_sum cpu_ticks "$server_pid")
   started=$(date +%s.%N)
   "$bin/closedloop-loadgen" --json run --endpoint "http://127.0.0.1:$grpc" \
     --duration-secs "$duration" --warmup-secs 0 --concurrency "$concurrency" \
     --batch-size "$batch" >"$work/load.json"
   ended=$(date +%s.%N)
-  after_load=$(tree_ticks "$server_pid")
+  after_load=$(tree_sum cpu_ticks "$server_pid")
   # Phoenix answers a request once its spans are queued and writes the queue to SQLite in
   # batches afterwards: count the rows until the count has held for the settle time, and note
   # when it last grew and Phoenix's CPU ticks then.
@@ -375,7 +367,7 @@ print(json.dumps(dict(landed_at_load_end=first, landed=last, last_landed_at=last
                       ticks_at_last_landed=last_ticks, drained=drained)))
 EOF
   local rss
-  rss=$(tree_peak_rss_kib "$server_pid")
+  rss=$(tree_sum peak_rss_kib "$server_pid")
   stop_server
   python3 - "$work/load.json" "$work/landed.json" "$out/ingest-$name-$run.json" "$name" "$run" \
     "$before" "$after_load" "$clock_ticks" "$started" "$ended" "$rss" "$phoenix_version" \
