@@ -373,8 +373,9 @@ const TRIGRAM_PREFIX = encoder.encode("c");
  * The `mh64v3` fingerprint of a query, as the value of `closedloop.query.fingerprint`:
  * `mh64v3:`, 260 lowercase hex digits and two per contrast mark (a side of a pair of opposite
  * actions such as "enable" / "disable" that the query uses), or `mh64v3:` alone when no words
- * are left after normalisation. The text cannot be read back from it, but it is unkeyed: treat it like a hash
- * of the query.
+ * are left after normalisation. The text cannot be read back from it, but it is unkeyed (and the
+ * marks say which words of the public list of opposite actions the query uses): treat it like a
+ * hash of the query.
  *
  * @param {string} query
  * @returns {string}

@@ -10,7 +10,8 @@ trigrams; two leading bytes carry how many distinct words and trigrams there wer
 per mark, or ``mh64v3:`` alone for a query with no words left.
 
 Only generation lives here: the receiver compares fingerprints. The fingerprint does not
-contain the text, but it is unkeyed: someone who can guess a query can test it against one.
+contain the text, but it is unkeyed: someone who can guess a query can test it against one,
+and the marks say which words of the public list of opposite actions the query uses.
 """
 
 from __future__ import annotations
