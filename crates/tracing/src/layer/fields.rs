@@ -1,7 +1,10 @@
 //! Reading the semantic-convention fields of plain `tracing` spans.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use closedloop_semconv::attribute::{
     RetrievalStage, CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_PROMPT_TEMPLATE_ID,
@@ -13,33 +16,170 @@ use closedloop_semconv::attribute::{
 };
 use opentelemetry::StringValue;
 use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
 
 /// The field tracing-opentelemetry reads the span name from.
 const OTEL_NAME_FIELD: &str = "otel.name";
 
-/// Scans a span's declared fields: whether any may matter to the layer, and whether the span
-/// declares `otel.name`.
-pub(super) fn scan(fields: &tracing_core::field::FieldSet) -> (bool, bool) {
-    let (mut relevant, mut named) = (false, false);
-    for field in fields {
-        let name = field.name();
-        relevant |= is_relevant(name);
-        named |= name == OTEL_NAME_FIELD;
-    }
-    (relevant, named)
+/// What a field means to the layer, decided from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FieldKind {
+    Ignored,
+    Operation,
+    Stage,
+    Model,
+    DataSource,
+    ChunkIds,
+    ChunkScores,
+    IndexVersion,
+    SessionId,
+    UserId,
+    ConversationId,
+    TurnIndex,
+    Fingerprint,
+    SemanticFingerprint,
+    QueryText,
+    TemplateId,
+    ContextChunkIds,
+    OtelName,
 }
 
-/// Whether a field name may matter to the layer; a cheap prefix test run on every span.
-pub(super) fn is_relevant(name: &str) -> bool {
-    name.starts_with("gen_ai.")
-        || name.starts_with("closedloop.")
-        || name == SESSION_ID
-        || name == USER_ID
+impl FieldKind {
+    fn of(name: &str) -> Self {
+        // A cheap prefix test first: most fields of most spans are none of these.
+        let candidate = name.starts_with("gen_ai.")
+            || name.starts_with("closedloop.")
+            || name == SESSION_ID
+            || name == USER_ID
+            || name == OTEL_NAME_FIELD;
+        if !candidate {
+            return FieldKind::Ignored;
+        }
+        match name {
+            GEN_AI_OPERATION_NAME => FieldKind::Operation,
+            CLOSEDLOOP_RETRIEVAL_STAGE => FieldKind::Stage,
+            GEN_AI_REQUEST_MODEL => FieldKind::Model,
+            GEN_AI_DATA_SOURCE_ID => FieldKind::DataSource,
+            CLOSEDLOOP_RETRIEVAL_CHUNK_IDS => FieldKind::ChunkIds,
+            CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES => FieldKind::ChunkScores,
+            CLOSEDLOOP_RETRIEVAL_INDEX_VERSION => FieldKind::IndexVersion,
+            SESSION_ID => FieldKind::SessionId,
+            USER_ID => FieldKind::UserId,
+            GEN_AI_CONVERSATION_ID => FieldKind::ConversationId,
+            CLOSEDLOOP_TURN_INDEX => FieldKind::TurnIndex,
+            CLOSEDLOOP_QUERY_FINGERPRINT => FieldKind::Fingerprint,
+            // Recorded by closedloop-tracing only when query-embedding capture is on.
+            CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT => FieldKind::SemanticFingerprint,
+            // Recorded by closedloop-tracing only when query capture is on.
+            CLOSEDLOOP_QUERY_TEXT => FieldKind::QueryText,
+            CLOSEDLOOP_PROMPT_TEMPLATE_ID => FieldKind::TemplateId,
+            CLOSEDLOOP_CONTEXT_CHUNK_IDS => FieldKind::ContextChunkIds,
+            OTEL_NAME_FIELD => FieldKind::OtelName,
+            _ => FieldKind::Ignored,
+        }
+    }
+}
+
+/// The most fields a callsite's kinds are kept for; `tracing`'s macros allow 32.
+const MAX_CLASSIFIED_FIELDS: usize = 32;
+
+/// The kinds of one callsite's declared fields, by field index: worked out once per
+/// callsite, so reading a span's fields compares no names.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CallsiteFields {
+    kinds: [FieldKind; MAX_CLASSIFIED_FIELDS],
+    /// Whether any declared field may matter to the layer.
+    pub(super) relevant: bool,
+    /// Whether the callsite declares `otel.name`.
+    pub(super) named: bool,
+}
+
+impl CallsiteFields {
+    pub(super) fn of(fields: &tracing_core::field::FieldSet) -> Self {
+        let mut classified = CallsiteFields {
+            kinds: [FieldKind::Ignored; MAX_CLASSIFIED_FIELDS],
+            relevant: false,
+            named: false,
+        };
+        for field in fields {
+            let kind = FieldKind::of(field.name());
+            if let Some(slot) = classified.kinds.get_mut(field.index()) {
+                *slot = kind;
+            }
+            classified.relevant |= kind != FieldKind::Ignored && kind != FieldKind::OtelName;
+            classified.named |= kind == FieldKind::OtelName;
+        }
+        classified
+    }
+
+    fn kind(&self, field: &Field) -> FieldKind {
+        match self.kinds.get(field.index()) {
+            Some(kind) => *kind,
+            None => FieldKind::of(field.name()),
+        }
+    }
+}
+
+/// Classified callsites, keyed by the address of their static metadata (callsites are
+/// static, so the map holds one entry per span-creating site the program has reached).
+#[derive(Debug, Default)]
+pub(super) struct CallsiteCache {
+    classified: RwLock<HashMap<usize, CallsiteFields, BuildHasherDefault<AddressHasher>>>,
+}
+
+impl CallsiteCache {
+    /// The kinds of the fields declared at `metadata`'s callsite.
+    pub(super) fn fields(&self, metadata: &'static Metadata<'static>) -> CallsiteFields {
+        let key = std::ptr::from_ref(metadata).addr();
+        let known = self
+            .classified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        if let Some(known) = known {
+            return known;
+        }
+        let classified = CallsiteFields::of(metadata.fields());
+        self.classified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, classified);
+        classified
+    }
+}
+
+/// Hashes an address: a multiply, folded so the low bits (zero in aligned addresses) mix too.
+#[derive(Debug, Default)]
+pub(super) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        let mixed = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = mixed ^ (mixed >> 29);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
 }
 
 /// The values of the fields the layer understands, from one `new_span` or `record` call.
 #[derive(Debug, Default)]
 pub(super) struct FieldValues {
+    /// The kinds of the span's fields, when its callsite was classified; otherwise each field
+    /// is classified by name as it is read.
+    pub(super) callsite: Option<CallsiteFields>,
     pub(super) operation: Option<Operation>,
     pub(super) stage: Option<RetrievalStage>,
     pub(super) model: Option<StringValue>,
@@ -61,61 +201,78 @@ pub(super) struct FieldValues {
 }
 
 impl FieldValues {
-    fn string(&mut self, field: &Field, value: &str) {
-        let name = field.name();
+    /// Values to be read from the fields of a span created at a classified callsite.
+    pub(super) fn of_callsite(callsite: CallsiteFields) -> Self {
+        FieldValues {
+            callsite: Some(callsite),
+            has_otel_name: callsite.named,
+            ..FieldValues::default()
+        }
+    }
+
+    fn kind(&self, field: &Field) -> FieldKind {
+        match &self.callsite {
+            Some(callsite) => callsite.kind(field),
+            None => FieldKind::of(field.name()),
+        }
+    }
+
+    fn string(&mut self, kind: FieldKind, value: &str) {
         let owned = || shared(value);
-        match name {
-            GEN_AI_OPERATION_NAME => self.operation = Some(Operation::parse(value)),
-            CLOSEDLOOP_RETRIEVAL_STAGE => self.stage = value.parse().ok(),
+        match kind {
+            FieldKind::Operation => self.operation = Some(Operation::parse(value)),
+            FieldKind::Stage => self.stage = value.parse().ok(),
             // The model only matters for naming spans that have no `otel.name`.
-            GEN_AI_REQUEST_MODEL if !self.has_otel_name => self.model = Some(owned()),
-            GEN_AI_REQUEST_MODEL => {}
-            GEN_AI_DATA_SOURCE_ID => self.data_source = Some(owned()),
-            CLOSEDLOOP_RETRIEVAL_CHUNK_IDS => self.chunk_ids = Some(parse_ids(value)),
-            CLOSEDLOOP_RETRIEVAL_CHUNK_SCORES => self.chunk_scores = parse_scores(value),
-            CLOSEDLOOP_RETRIEVAL_INDEX_VERSION => self.index_version = Some(owned()),
-            SESSION_ID => self.session_id = Some(owned()),
-            USER_ID => self.user_id = Some(owned()),
-            GEN_AI_CONVERSATION_ID => self.conversation_id = Some(owned()),
-            CLOSEDLOOP_TURN_INDEX => self.turn_index = value.trim().parse().ok(),
-            CLOSEDLOOP_QUERY_FINGERPRINT => self.fingerprint = Some(owned()),
-            // Recorded by closedloop-tracing only when query-embedding capture is on.
-            CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT => self.semantic_fingerprint = Some(owned()),
-            // Recorded by closedloop-tracing only when query capture is on.
-            CLOSEDLOOP_QUERY_TEXT => self.query_text = Some(owned()),
-            CLOSEDLOOP_PROMPT_TEMPLATE_ID => self.has_template = true,
-            CLOSEDLOOP_CONTEXT_CHUNK_IDS => self.has_context_chunks = true,
-            OTEL_NAME_FIELD => self.has_otel_name = true,
-            _ => return,
+            FieldKind::Model if !self.has_otel_name => {
+                self.model = Some(shared_repeated(value));
+            }
+            FieldKind::Model => {}
+            FieldKind::DataSource => self.data_source = Some(shared_repeated(value)),
+            FieldKind::ChunkIds => self.chunk_ids = Some(parse_ids(value)),
+            FieldKind::ChunkScores => self.chunk_scores = parse_scores(value),
+            FieldKind::IndexVersion => self.index_version = Some(shared_repeated(value)),
+            FieldKind::SessionId => self.session_id = Some(owned()),
+            FieldKind::UserId => self.user_id = Some(owned()),
+            FieldKind::ConversationId => self.conversation_id = Some(owned()),
+            FieldKind::TurnIndex => self.turn_index = value.trim().parse().ok(),
+            FieldKind::Fingerprint => self.fingerprint = Some(owned()),
+            FieldKind::SemanticFingerprint => self.semantic_fingerprint = Some(owned()),
+            FieldKind::QueryText => self.query_text = Some(owned()),
+            FieldKind::TemplateId => self.has_template = true,
+            FieldKind::ContextChunkIds => self.has_context_chunks = true,
+            FieldKind::OtelName => self.has_otel_name = true,
+            FieldKind::Ignored => return,
         }
         self.any = true;
+    }
+
+    fn integer(&mut self, field: &Field, value: Option<i64>) {
+        if self.kind(field) == FieldKind::TurnIndex {
+            self.turn_index = value;
+            self.any = true;
+        }
     }
 }
 
 impl Visit for FieldValues {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, value);
+        let kind = self.kind(field);
+        self.string(kind, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == CLOSEDLOOP_TURN_INDEX {
-            self.turn_index = Some(value);
-            self.any = true;
-        }
+        self.integer(field, Some(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == CLOSEDLOOP_TURN_INDEX {
-            self.turn_index = i64::try_from(value).ok();
-            self.any = true;
-        }
+        self.integer(field, i64::try_from(value).ok());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%value` and `?value` arrive here; only format the fields the layer reads.
-        let name = field.name();
-        if name == OTEL_NAME_FIELD || is_relevant(name) {
-            self.string(field, &format!("{value:?}"));
+        let kind = self.kind(field);
+        if kind != FieldKind::Ignored {
+            self.string(kind, &format!("{value:?}"));
         }
     }
 }
@@ -132,23 +289,69 @@ pub(super) fn parse_ids(value: &str) -> Arc<[StringValue]> {
             return ids.iter().map(|id| shared(id)).collect();
         }
     }
-    // Hand-rolled split: this runs for every retrieval span with IDs in a plain field.
-    let bytes = trimmed.as_bytes();
-    let mut ids = Vec::with_capacity(bytes.iter().filter(|&&b| b == b',').count() + 1);
-    let mut start = 0;
-    for end in (0..=bytes.len()).filter(|&i| i == bytes.len() || bytes[i] == b',') {
-        let id = trimmed[start..end].trim_ascii();
-        if !id.is_empty() {
-            ids.push(shared(id));
+    // This runs for every retrieval span with IDs in a plain field, so it is a hand-rolled
+    // split that counts first and allocates the list once, at its final size (an iterator over
+    // a range has an exact length).
+    let count = comma_separated(trimmed).count();
+    let mut ids = comma_separated(trimmed);
+    (0..count)
+        .map(|_| ids.next().map_or_else(|| StringValue::from(""), shared))
+        .collect()
+}
+
+/// The non-blank items of a comma-separated list, trimmed.
+fn comma_separated(list: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut rest = Some(list);
+    std::iter::from_fn(move || loop {
+        let current = rest?;
+        let (item, tail) = match current.as_bytes().iter().position(|&b| b == b',') {
+            Some(comma) => (&current[..comma], Some(&current[comma + 1..])),
+            None => (current, None),
+        };
+        rest = tail;
+        let item = item.trim_ascii();
+        if !item.is_empty() {
+            return Some(item);
         }
-        start = end + 1;
-    }
-    Arc::from(ids)
+    })
 }
 
 /// A string value whose clones share one allocation.
 pub(crate) fn shared(value: &str) -> StringValue {
     StringValue::from(Arc::<str>::from(value))
+}
+
+/// Like [`shared`], for values that repeat from span to span (a data source, an index
+/// version, a model): a small per-thread cache of recent values hands out clones of one
+/// allocation instead of a new one each time.
+pub(super) fn shared_repeated(value: &str) -> StringValue {
+    /// Longer values are not worth comparing against the cache.
+    const MAX_CACHED_LEN: usize = 64;
+    const SLOTS: usize = 8;
+    thread_local! {
+        static RECENT: RefCell<[Option<Arc<str>>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+    }
+    if value.len() > MAX_CACHED_LEN {
+        return shared(value);
+    }
+    let bytes = value.as_bytes();
+    let slot = (bytes.len()
+        + bytes.first().map_or(0, |&b| usize::from(b)) * 3
+        + bytes.last().map_or(0, |&b| usize::from(b)) * 7)
+        % SLOTS;
+    RECENT
+        .try_with(|recent| {
+            let mut recent = recent.borrow_mut();
+            match &recent[slot] {
+                Some(cached) if &**cached == value => StringValue::from(Arc::clone(cached)),
+                _ => {
+                    let fresh: Arc<str> = Arc::from(value);
+                    recent[slot] = Some(Arc::clone(&fresh));
+                    StringValue::from(fresh)
+                }
+            }
+        })
+        .unwrap_or_else(|_| shared(value))
 }
 
 /// The `gen_ai.operation.name` values the layer tells apart.
@@ -210,6 +413,57 @@ mod tests {
         assert_eq!(ids(" a#1, b#2 ,c "), ["a#1", "b#2", "c"]);
         assert!(ids("").is_empty());
         assert!(ids("[]").is_empty());
+    }
+
+    #[test]
+    fn a_callsite_is_classified_by_field_index() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "step",
+                request.path = "/ask",
+                otel.name = "chat gpt-4o",
+                { GEN_AI_OPERATION_NAME } = "chat",
+                { SESSION_ID } = "s-1",
+            );
+            let metadata = span.metadata().expect("the registry enables every span");
+            let cache = CallsiteCache::default();
+            let classified = cache.fields(metadata);
+            assert!(classified.relevant && classified.named);
+            let kinds: Vec<FieldKind> = metadata
+                .fields()
+                .iter()
+                .map(|field| classified.kind(&field))
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    FieldKind::Ignored,
+                    FieldKind::OtelName,
+                    FieldKind::Operation,
+                    FieldKind::SessionId
+                ]
+            );
+
+            // Only a name, or only unrelated fields: nothing for the layer to read.
+            let named = tracing::info_span!("named", otel.name = "x", user = "u");
+            let named = cache.fields(named.metadata().expect("enabled"));
+            assert!(!named.relevant && named.named);
+        });
+    }
+
+    #[test]
+    fn repeated_values_share_one_allocation() {
+        let first = shared_repeated("kb-main");
+        let again = shared_repeated("kb-main");
+        assert_eq!(again.as_str(), "kb-main");
+        assert_eq!(first.as_str().as_ptr(), again.as_str().as_ptr());
+        // A different value in the same cache slot replaces it, and still reads back right.
+        for value in ["kb-mbin", "v4", "", "gpt-4o", "kb-main"] {
+            assert_eq!(shared_repeated(value).as_str(), value);
+        }
+        let long = "x".repeat(100);
+        assert_eq!(shared_repeated(&long).as_str(), long);
     }
 
     #[test]

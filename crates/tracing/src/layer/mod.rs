@@ -25,7 +25,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::content::{ContentKind, ContentPolicy, PolicyBuilder};
-use fields::{FieldValues, Operation};
+use fields::{CallsiteCache, FieldValues, Operation};
 pub(crate) use state::TemplateUse;
 use state::{ChunkRecord, ContextSlot, Role, SpanState};
 
@@ -83,6 +83,7 @@ pub struct ClosedloopLayer {
     shared: Arc<Shared>,
     dispatch: OnceLock<WeakDispatch>,
     access: Option<SpanAccess>,
+    callsites: CallsiteCache,
 }
 
 impl fmt::Debug for ClosedloopLayer {
@@ -194,6 +195,7 @@ impl ClosedloopLayerBuilder {
             shared: Arc::default(),
             dispatch: OnceLock::new(),
             access: None,
+            callsites: CallsiteCache::default(),
         }
     }
 }
@@ -718,14 +720,11 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let (relevant, named) = fields::scan(attrs.fields());
-        if !relevant {
+        let callsite = self.callsites.fields(attrs.metadata());
+        if !callsite.relevant {
             return;
         }
-        let mut values = FieldValues {
-            has_otel_name: named,
-            ..FieldValues::default()
-        };
+        let mut values = FieldValues::of_callsite(callsite);
         attrs.record(&mut values);
         if !values.any {
             return;
