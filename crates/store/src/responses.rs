@@ -195,14 +195,32 @@ impl Connection {
 
     /// The stored response whose parent span is `span` that ended last (ties: the greatest
     /// span id): a nested LLM span indexed before its enclosing one.
+    ///
+    /// Every indexed LLM span asks, and there is almost never one: the candidates are read
+    /// without the row's details (no joins, no sort, found through the trace's rows of the
+    /// span index), and only the chosen one is read in full.
     pub fn response_under(&mut self, span: SpanRef) -> Result<Option<Response>> {
-        self.db.query_opt(
-            concat!(
-                response_columns!(),
-                " WHERE r.trace_id = ?1 AND r.parent_span_id = ?2
-                ORDER BY r.start_ns / 1000 + r.duration_us DESC, r.span_id DESC LIMIT 1"
-            ),
+        let candidates = self.db.query(
+            "SELECT id, start_ns / 1000 + duration_us, span_id FROM responses
+             WHERE trace_id = ?1 AND parent_span_id = ?2",
             values![&span.trace_id, &span.span_id],
+            |row| {
+                Ok((
+                    row.get::<i64>(0)?,
+                    row.get::<i64>(1)?,
+                    row.get::<Vec<u8>>(2)?,
+                ))
+            },
+        )?;
+        let Some((id, _, _)) = candidates
+            .into_iter()
+            .max_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)))
+        else {
+            return Ok(None);
+        };
+        self.db.query_opt(
+            concat!(response_columns!(), " WHERE r.id = ?1"),
+            values![id],
             response_from_row,
         )
     }

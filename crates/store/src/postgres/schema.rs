@@ -294,6 +294,12 @@ const SEMANTIC_FINGERPRINTS: &str = "
 ALTER TABLE responses ADD COLUMN semantic_fingerprint TEXT;
 ";
 
+/// Version 9 (SQLite's version 16): responses under a parent span are found through the
+/// trace's rows of `responses_span`; the index on `(trace_id, parent_span_id)` is dropped.
+const PARENT_THROUGH_SPAN_INDEX: &str = "
+DROP INDEX responses_parent;
+";
+
 const MIGRATIONS: &[&str] = &[
     V1,
     V2,
@@ -303,6 +309,7 @@ const MIGRATIONS: &[&str] = &[
     OUTBOX_SINKS,
     ALERTS,
     SEMANTIC_FINGERPRINTS,
+    PARENT_THROUGH_SPAN_INDEX,
 ];
 
 /// The schema version this closedloop writes.

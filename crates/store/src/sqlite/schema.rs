@@ -356,6 +356,14 @@ const SEMANTIC_FINGERPRINTS: &str = "
 ALTER TABLE responses ADD COLUMN semantic_fingerprint TEXT;
 ";
 
+/// Version 16. Responses under a parent span are found through the trace's rows of
+/// `responses_span` (a trace holds a handful of responses): the index on
+/// `(trace_id, parent_span_id)` cost every indexed response one more random-keyed B-tree
+/// insert, and every commit the pages it dirtied.
+const PARENT_THROUGH_SPAN_INDEX: &str = "
+DROP INDEX responses_parent;
+";
+
 const fn sql(sql: &'static str) -> Migration {
     Migration {
         sql,
@@ -386,6 +394,7 @@ const MIGRATIONS: &[Migration] = &[
     sql(OUTBOX_SINKS),
     sql(ALERTS),
     sql(SEMANTIC_FINGERPRINTS),
+    sql(PARENT_THROUGH_SPAN_INDEX),
 ];
 
 /// The column constraint that made idempotency ids global.
