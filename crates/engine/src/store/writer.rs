@@ -121,6 +121,10 @@ impl Writer {
             self.commit(&mut batch);
             self.queued.fetch_sub(records, Ordering::AcqRel);
         }
+        // Read connections may close after this one, and SQLite leaves the WAL in place
+        // when the last connection to close is read-only: the writer truncates it itself,
+        // so a stopped store is one file of data, not data plus old copies of its pages.
+        self.checkpoint();
         info!("Store writer stopped.");
     }
 

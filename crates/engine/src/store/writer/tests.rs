@@ -375,3 +375,41 @@ fn a_wal_a_reader_keeps_does_not_make_pruning_empty_the_store() {
     );
     reader.inspect_batch("COMMIT").unwrap();
 }
+
+/// The pipeline's read connections close after the writer, and SQLite leaves the WAL in
+/// place when the last connection to close is read-only: a stopped writer truncates it.
+#[test]
+fn a_stopped_writer_leaves_no_wal_behind_its_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let config = StoreConfig {
+        path: path.clone(),
+        ..StoreConfig::default()
+    };
+    let writer = writer(open(&path));
+    let (commands, received) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || writer.run(received));
+    let (reply, answer) = oneshot::channel();
+    let batch = IngestBatch {
+        responses: (1..=20).map(response).collect(),
+        ..Default::default()
+    };
+    commands.send(Command::Ingest { batch, reply }).unwrap();
+    answer.blocking_recv().unwrap().unwrap();
+    let mut reader = Connection::open(&config, Access::Reader).unwrap();
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM responses"), 20);
+    let wal = path.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the commit went to the WAL"
+    );
+
+    drop(commands);
+    thread.join().unwrap();
+
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM responses"), 20);
+    drop(reader);
+    let mut again = open(&path);
+    assert_eq!(count(&mut again, "SELECT count(*) FROM responses"), 20);
+}
