@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use closedloop_semconv::attribute::{
     RetrievalStage, CLOSEDLOOP_CONTEXT_CHUNK_IDS, CLOSEDLOOP_PROMPT_TEMPLATE_ID,
@@ -120,33 +120,24 @@ impl CallsiteFields {
     }
 }
 
-/// Classified callsites, keyed by the address of their static metadata (callsites are
-/// static, so the map holds one entry per span-creating site the program has reached).
-#[derive(Debug, Default)]
-pub(super) struct CallsiteCache {
-    classified: RwLock<HashMap<usize, CallsiteFields, BuildHasherDefault<AddressHasher>>>,
-}
-
-impl CallsiteCache {
-    /// The kinds of the fields declared at `metadata`'s callsite.
-    pub(super) fn fields(&self, metadata: &'static Metadata<'static>) -> CallsiteFields {
-        let key = std::ptr::from_ref(metadata).addr();
-        let known = self
-            .classified
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .copied();
-        if let Some(known) = known {
-            return known;
-        }
-        let classified = CallsiteFields::of(metadata.fields());
-        self.classified
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, classified);
-        classified
+/// The kinds of the fields declared at `metadata`'s callsite, worked out once per thread and
+/// callsite. The cache is per thread so creating a span takes no lock and touches nothing
+/// another thread writes; callsites are static, so each thread holds one entry per
+/// span-creating site it has reached.
+pub(super) fn callsite_fields(metadata: &'static Metadata<'static>) -> CallsiteFields {
+    type Classified = HashMap<usize, CallsiteFields, BuildHasherDefault<AddressHasher>>;
+    thread_local! {
+        static CLASSIFIED: RefCell<Classified> = RefCell::new(HashMap::default());
     }
+    let key = std::ptr::from_ref(metadata).addr();
+    CLASSIFIED
+        .try_with(|classified| {
+            *classified
+                .borrow_mut()
+                .entry(key)
+                .or_insert_with(|| CallsiteFields::of(metadata.fields()))
+        })
+        .unwrap_or_else(|_| CallsiteFields::of(metadata.fields()))
 }
 
 /// Hashes an address: a multiply, folded so the low bits (zero in aligned addresses) mix too.
@@ -427,8 +418,7 @@ mod tests {
                 { SESSION_ID } = "s-1",
             );
             let metadata = span.metadata().expect("the registry enables every span");
-            let cache = CallsiteCache::default();
-            let classified = cache.fields(metadata);
+            let classified = callsite_fields(metadata);
             assert!(classified.relevant && classified.named);
             let kinds: Vec<FieldKind> = metadata
                 .fields()
@@ -447,7 +437,7 @@ mod tests {
 
             // Only a name, or only unrelated fields: nothing for the layer to read.
             let named = tracing::info_span!("named", otel.name = "x", user = "u");
-            let named = cache.fields(named.metadata().expect("enabled"));
+            let named = callsite_fields(named.metadata().expect("enabled"));
             assert!(!named.relevant && named.named);
         });
     }

@@ -25,7 +25,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::content::{ContentKind, ContentPolicy, PolicyBuilder};
-use fields::{CallsiteCache, FieldValues, Operation};
+use fields::{FieldValues, Operation};
 pub(crate) use state::TemplateUse;
 use state::{ChunkRecord, ContextSlot, Role, SpanState};
 
@@ -83,7 +83,6 @@ pub struct ClosedloopLayer {
     shared: Arc<Shared>,
     dispatch: OnceLock<WeakDispatch>,
     access: Option<SpanAccess>,
-    callsites: CallsiteCache,
 }
 
 impl fmt::Debug for ClosedloopLayer {
@@ -195,7 +194,6 @@ impl ClosedloopLayerBuilder {
             shared: Arc::default(),
             dispatch: OnceLock::new(),
             access: None,
-            callsites: CallsiteCache::default(),
         }
     }
 }
@@ -720,7 +718,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let callsite = self.callsites.fields(attrs.metadata());
+        let callsite = fields::callsite_fields(attrs.metadata());
         if !callsite.relevant {
             return;
         }
