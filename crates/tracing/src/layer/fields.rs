@@ -18,6 +18,8 @@ use opentelemetry::StringValue;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
+use super::state::RequestContext;
+
 /// The field tracing-opentelemetry reads the span name from.
 const OTEL_NAME_FIELD: &str = "otel.name";
 
@@ -178,13 +180,8 @@ pub(super) struct FieldValues {
     pub(super) chunk_ids: Option<Arc<[StringValue]>>,
     pub(super) chunk_scores: Option<Arc<[f64]>>,
     pub(super) index_version: Option<StringValue>,
-    pub(super) session_id: Option<StringValue>,
-    pub(super) user_id: Option<StringValue>,
-    pub(super) conversation_id: Option<StringValue>,
-    pub(super) turn_index: Option<i64>,
-    pub(super) fingerprint: Option<StringValue>,
-    pub(super) semantic_fingerprint: Option<StringValue>,
-    pub(super) query_text: Option<StringValue>,
+    /// Request-level fields, boxed because most spans have none.
+    pub(super) request: Option<Box<RequestContext>>,
     pub(super) has_template: bool,
     pub(super) has_context_chunks: bool,
     pub(super) has_otel_name: bool,
@@ -208,6 +205,10 @@ impl FieldValues {
         }
     }
 
+    fn request_mut(&mut self) -> &mut RequestContext {
+        self.request.get_or_insert_with(Box::default)
+    }
+
     fn string(&mut self, kind: FieldKind, value: &str) {
         let owned = || shared(value);
         match kind {
@@ -222,13 +223,15 @@ impl FieldValues {
             FieldKind::ChunkIds => self.chunk_ids = Some(parse_ids(value)),
             FieldKind::ChunkScores => self.chunk_scores = parse_scores(value),
             FieldKind::IndexVersion => self.index_version = Some(shared_repeated(value)),
-            FieldKind::SessionId => self.session_id = Some(owned()),
-            FieldKind::UserId => self.user_id = Some(owned()),
-            FieldKind::ConversationId => self.conversation_id = Some(owned()),
-            FieldKind::TurnIndex => self.turn_index = value.trim().parse().ok(),
-            FieldKind::Fingerprint => self.fingerprint = Some(owned()),
-            FieldKind::SemanticFingerprint => self.semantic_fingerprint = Some(owned()),
-            FieldKind::QueryText => self.query_text = Some(owned()),
+            FieldKind::SessionId => self.request_mut().session_id = Some(owned()),
+            FieldKind::UserId => self.request_mut().user_id = Some(owned()),
+            FieldKind::ConversationId => self.request_mut().conversation_id = Some(owned()),
+            FieldKind::TurnIndex => self.request_mut().turn_index = value.trim().parse().ok(),
+            FieldKind::Fingerprint => self.request_mut().fingerprint = Some(owned()),
+            FieldKind::SemanticFingerprint => {
+                self.request_mut().semantic_fingerprint = Some(owned());
+            }
+            FieldKind::QueryText => self.request_mut().query_text = Some(owned()),
             FieldKind::TemplateId => self.has_template = true,
             FieldKind::ContextChunkIds => self.has_context_chunks = true,
             FieldKind::OtelName => self.has_otel_name = true,
@@ -239,7 +242,7 @@ impl FieldValues {
 
     fn integer(&mut self, field: &Field, value: Option<i64>) {
         if self.kind(field) == FieldKind::TurnIndex {
-            self.turn_index = value;
+            self.request_mut().turn_index = value;
             self.any = true;
         }
     }
@@ -280,14 +283,29 @@ pub(super) fn parse_ids(value: &str) -> Arc<[StringValue]> {
             return ids.iter().map(|id| shared(id)).collect();
         }
     }
-    // This runs for every retrieval span with IDs in a plain field, so it is a hand-rolled
-    // split that counts first and allocates the list once, at its final size (an iterator over
-    // a range has an exact length).
-    let count = comma_separated(trimmed).count();
-    let mut ids = comma_separated(trimmed);
-    (0..count)
-        .map(|_| ids.next().map_or_else(|| StringValue::from(""), shared))
-        .collect()
+    // This runs for every retrieval span with IDs in a plain field, so the list is split in one
+    // pass into a buffer on the stack and allocated once, at its final size.
+    const INLINE: usize = 32;
+    let mut inline = [""; INLINE];
+    let mut len = 0;
+    let mut spilled: Vec<&str> = Vec::new();
+    for item in comma_separated(trimmed) {
+        if len < INLINE {
+            inline[len] = item;
+            len += 1;
+        } else {
+            if spilled.is_empty() {
+                spilled.extend_from_slice(&inline);
+            }
+            spilled.push(item);
+        }
+    }
+    let items = if spilled.is_empty() {
+        &inline[..len]
+    } else {
+        &spilled[..]
+    };
+    items.iter().map(|id| shared(id)).collect()
 }
 
 /// The non-blank items of a comma-separated list, trimmed.
@@ -404,6 +422,15 @@ mod tests {
         assert_eq!(ids(" a#1, b#2 ,c "), ["a#1", "b#2", "c"]);
         assert!(ids("").is_empty());
         assert!(ids("[]").is_empty());
+        assert!(ids(" , ,").is_empty());
+    }
+
+    #[test]
+    fn long_chunk_lists_keep_every_id_in_order() {
+        let expected: Vec<String> = (0..100).map(|i| format!("doc-{i}#0")).collect();
+        assert_eq!(ids(&expected.join(",")), expected);
+        assert_eq!(ids(&expected[..32].join(", ")), expected[..32]);
+        assert_eq!(ids(&expected[..33].join(",,")), expected[..33]);
     }
 
     #[test]

@@ -293,23 +293,32 @@ impl ClosedloopLayer {
                     if template.is_none() {
                         template.clone_from(&up.template);
                     }
-                    session = session.or_else(|| up.session_id.clone());
-                    user = user.or_else(|| up.user_id.clone());
-                    conversation = conversation.or_else(|| up.conversation_id.clone());
-                    turn = turn.or(up.turn_index);
-                    if fingerprint.is_none() {
-                        // The text goes with the fingerprint it belongs to.
-                        fingerprint.clone_from(&up.fingerprint);
-                        query_text.clone_from(&up.query_text);
-                    }
-                    if semantic.is_none() {
-                        semantic.clone_from(&up.semantic_fingerprint);
+                    if let Some(up) = up.request.as_deref() {
+                        session = session.or_else(|| up.session_id.clone());
+                        user = user.or_else(|| up.user_id.clone());
+                        conversation = conversation.or_else(|| up.conversation_id.clone());
+                        turn = turn.or(up.turn_index);
+                        if fingerprint.is_none() {
+                            // The text goes with the fingerprint it belongs to.
+                            fingerprint.clone_from(&up.fingerprint);
+                            query_text.clone_from(&up.query_text);
+                        }
+                        if semantic.is_none() {
+                            semantic.clone_from(&up.semantic_fingerprint);
+                        }
                     }
                 }
             }
             ancestor = parent.parent();
         }
 
+        // What the generation span set itself wins over what it inherits.
+        let (own_session, own_user, own_conversation, own_turn) = (
+            state.has(|r| &r.session_id),
+            state.has(|r| &r.user_id),
+            state.has(|r| &r.conversation_id),
+            state.has(|r| &r.turn_index),
+        );
         let pending = &mut state.pending;
         if let (Some(slot), false) = (&slot, state.has_context_chunks) {
             pending.push(KeyValue::new(
@@ -330,10 +339,10 @@ impl ClosedloopLayer {
             template.push_attributes(pending);
             state.has_template = true;
         }
-        if let (Some(session), None) = (session, &state.session_id) {
+        if let (Some(session), false) = (session, own_session) {
             pending.push(KeyValue::new(SESSION_ID, session));
         }
-        if let (Some(user), None) = (user, &state.user_id) {
+        if let (Some(user), false) = (user, own_user) {
             let user = if self.policy.hashes_user_ids() && !user.as_str().starts_with("sha256:") {
                 fields::shared(&self.policy.user_id(user.as_str()))
             } else {
@@ -341,29 +350,34 @@ impl ClosedloopLayer {
             };
             pending.push(KeyValue::new(USER_ID, user));
         }
-        if let (Some(conversation), None) = (conversation, &state.conversation_id) {
+        if let (Some(conversation), false) = (conversation, own_conversation) {
             pending.push(KeyValue::new(GEN_AI_CONVERSATION_ID, conversation));
         }
-        if let (Some(turn), None) = (turn, state.turn_index) {
+        if let (Some(turn), false) = (turn, own_turn) {
             pending.push(KeyValue::new(CLOSEDLOOP_TURN_INDEX, turn));
         }
-        if let (Some(fingerprint), None) = (fingerprint, &state.fingerprint) {
-            pending.push(KeyValue::new(
+        if let (Some(fingerprint), false) = (fingerprint, state.has(|r| &r.fingerprint)) {
+            state.pending.push(KeyValue::new(
                 CLOSEDLOOP_QUERY_FINGERPRINT,
                 fingerprint.clone(),
             ));
-            state.fingerprint = Some(fingerprint);
-            if let Some(text) = query_text {
-                pending.push(KeyValue::new(CLOSEDLOOP_QUERY_TEXT, text.clone()));
-                state.query_text = Some(text);
+            if let Some(text) = &query_text {
+                state
+                    .pending
+                    .push(KeyValue::new(CLOSEDLOOP_QUERY_TEXT, text.clone()));
+            }
+            let request = state.request_mut();
+            request.fingerprint = Some(fingerprint);
+            if query_text.is_some() {
+                request.query_text = query_text;
             }
         }
-        if let (Some(semantic), None) = (semantic, &state.semantic_fingerprint) {
-            pending.push(KeyValue::new(
+        if let (Some(semantic), false) = (semantic, state.has(|r| &r.semantic_fingerprint)) {
+            state.pending.push(KeyValue::new(
                 CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT,
                 semantic.clone(),
             ));
-            state.semantic_fingerprint = Some(semantic);
+            state.request_mut().semantic_fingerprint = Some(semantic);
         }
     }
 
@@ -442,26 +456,26 @@ impl ClosedloopLayer {
                     record = Some(chunks);
                 }
                 // A span records one query: the first one recorded or inherited.
-                Update::Query { fingerprint, text } if state.fingerprint.is_none() => {
+                Update::Query { fingerprint, text } if !state.has(|r| &r.fingerprint) => {
                     state.pending.push(KeyValue::new(
                         CLOSEDLOOP_QUERY_FINGERPRINT,
                         fingerprint.clone(),
                     ));
-                    state.fingerprint = Some(fingerprint);
+                    state.request_mut().fingerprint = Some(fingerprint);
                     if let Some(text) = text {
                         if let Value::String(value) = &text.value {
-                            state.query_text = Some(value.clone());
+                            state.request_mut().query_text = Some(value.clone());
                         }
                         state.pending.push(text);
                     }
                 }
                 Update::Query { .. } => {}
-                Update::SemanticFingerprint(value) if state.semantic_fingerprint.is_none() => {
+                Update::SemanticFingerprint(value) if !state.has(|r| &r.semantic_fingerprint) => {
                     state.pending.push(KeyValue::new(
                         CLOSEDLOOP_QUERY_SEMANTIC_FINGERPRINT,
                         value.clone(),
                     ));
-                    state.semantic_fingerprint = Some(value);
+                    state.request_mut().semantic_fingerprint = Some(value);
                 }
                 Update::SemanticFingerprint(_) => {}
                 Update::Attributes(attributes) => state.pending.extend(attributes),
@@ -607,13 +621,12 @@ fn absorb(state: &mut SpanState, values: FieldValues) -> Option<Arc<[StringValue
     set(&mut state.model, values.model);
     set(&mut state.data_source, values.data_source);
     set(&mut state.index_version, values.index_version);
-    set(&mut state.session_id, values.session_id);
-    set(&mut state.user_id, values.user_id);
-    set(&mut state.conversation_id, values.conversation_id);
-    set(&mut state.turn_index, values.turn_index);
-    set(&mut state.fingerprint, values.fingerprint);
-    set(&mut state.semantic_fingerprint, values.semantic_fingerprint);
-    set(&mut state.query_text, values.query_text);
+    if let Some(request) = values.request {
+        match state.request.as_deref_mut() {
+            Some(current) => current.absorb(*request),
+            None => state.request = Some(request),
+        }
+    }
     state.has_template |= values.has_template;
     state.has_context_chunks |= values.has_context_chunks;
     state.has_otel_name |= values.has_otel_name;

@@ -132,14 +132,10 @@ impl TemplateUse {
     }
 }
 
-/// The layer's private per-span state, stored in the span's extensions.
-#[derive(Debug)]
-pub(super) struct SpanState {
-    pub(super) role: Role,
-    pub(super) operation: Option<super::fields::Operation>,
-    pub(super) model: Option<StringValue>,
-    pub(super) data_source: Option<StringValue>,
-    pub(super) index_version: Option<StringValue>,
+/// What a span says about its request, for the generation spans under it: set on request
+/// spans and copied onto generations. Boxed wherever it is kept, because most spans carry none.
+#[derive(Debug, Default, Clone)]
+pub(super) struct RequestContext {
     pub(super) session_id: Option<StringValue>,
     pub(super) user_id: Option<StringValue>,
     pub(super) conversation_id: Option<StringValue>,
@@ -149,6 +145,38 @@ pub(super) struct SpanState {
     pub(super) semantic_fingerprint: Option<StringValue>,
     /// The query's text, when it was captured with the fingerprint (content capture on).
     pub(super) query_text: Option<StringValue>,
+}
+
+impl RequestContext {
+    /// Takes every value `other` has.
+    pub(super) fn absorb(&mut self, other: RequestContext) {
+        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        set(&mut self.session_id, other.session_id);
+        set(&mut self.user_id, other.user_id);
+        set(&mut self.conversation_id, other.conversation_id);
+        set(&mut self.turn_index, other.turn_index);
+        set(&mut self.fingerprint, other.fingerprint);
+        set(&mut self.semantic_fingerprint, other.semantic_fingerprint);
+        set(&mut self.query_text, other.query_text);
+    }
+}
+
+/// The layer's private per-span state, stored in the span's extensions.
+///
+/// It is moved and initialised for every span the layer reads, so what most spans lack is
+/// boxed ([`RequestContext`]) and the rest kept small.
+#[derive(Debug)]
+pub(super) struct SpanState {
+    pub(super) role: Role,
+    pub(super) operation: Option<super::fields::Operation>,
+    pub(super) model: Option<StringValue>,
+    pub(super) data_source: Option<StringValue>,
+    pub(super) index_version: Option<StringValue>,
+    pub(super) request: Option<Box<RequestContext>>,
     pub(super) has_template: bool,
     pub(super) has_context_chunks: bool,
     pub(super) has_otel_name: bool,
@@ -174,13 +202,7 @@ impl SpanState {
             model: None,
             data_source: None,
             index_version: None,
-            session_id: None,
-            user_id: None,
-            conversation_id: None,
-            turn_index: None,
-            fingerprint: None,
-            semantic_fingerprint: None,
-            query_text: None,
+            request: None,
             has_template: false,
             has_context_chunks: false,
             has_otel_name: false,
@@ -195,6 +217,18 @@ impl SpanState {
 
     pub(super) fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.pending_name.is_some()
+    }
+
+    /// The span's request context, created empty if it has none.
+    pub(super) fn request_mut(&mut self) -> &mut RequestContext {
+        self.request.get_or_insert_with(Box::default)
+    }
+
+    /// Whether the span has a value of the request context `field` reads.
+    pub(super) fn has<T>(&self, field: impl Fn(&RequestContext) -> &Option<T>) -> bool {
+        self.request
+            .as_deref()
+            .is_some_and(|request| field(request).is_some())
     }
 }
 
