@@ -261,8 +261,8 @@ impl ClosedloopLayer {
         }
         if let Some(ids) = chunks {
             let record = chunk_record(&state, ids);
-            ContextSlot::merge(&mut state.slot, &record);
             propagate(span, &record);
+            ContextSlot::merge_owned(&mut state.slot, record);
         }
         state
     }
@@ -552,12 +552,16 @@ impl ClosedloopLayer {
                 if let Some(name) = pending.name {
                     otel_span.update_name(name);
                 }
-                if when == FlushAt::Creation {
-                    self.shared.order.store(ORDER_OTEL_FIRST, Ordering::Relaxed);
+                let order = if when == FlushAt::Creation {
+                    ORDER_OTEL_FIRST
                 } else if pending.missed_at_creation {
-                    self.shared
-                        .order
-                        .store(ORDER_CLOSEDLOOP_FIRST, Ordering::Relaxed);
+                    ORDER_CLOSEDLOOP_FIRST
+                } else {
+                    ORDER_UNKNOWN
+                };
+                // Stored once: a store on every span would make threads fight over the line.
+                if order != ORDER_UNKNOWN && self.shared.order.load(Ordering::Relaxed) != order {
+                    self.shared.order.store(order, Ordering::Relaxed);
                 }
             }
             None if when == FlushAt::Close => {}

@@ -42,6 +42,25 @@ pub(super) struct ChunkRecord {
 }
 
 impl ContextSlot {
+    /// Like [`merge`](Self::merge), without copying the record into an empty slot.
+    pub(super) fn merge_owned(slot: &mut Option<ContextSlot>, record: ChunkRecord) {
+        if slot.is_some() {
+            Self::merge(slot, &record);
+            return;
+        }
+        *slot = Some(ContextSlot::new(record));
+    }
+
+    fn new(record: ChunkRecord) -> ContextSlot {
+        ContextSlot {
+            ids: record.ids,
+            index_version: record.index_version,
+            data_source: record.data_source,
+            last_stage: record.stage,
+            consumed: false,
+        }
+    }
+
     /// Folds a step's result into the slot: a rerank or filter replaces the list, consecutive
     /// retrievals append to it (without duplicates), and a retrieval after a rerank, a filter or
     /// a generation starts over.
@@ -78,13 +97,7 @@ impl ContextSlot {
                 return;
             }
         }
-        *slot = Some(ContextSlot {
-            ids: record.ids.clone(),
-            index_version: record.index_version.clone(),
-            data_source: record.data_source.clone(),
-            last_stage: record.stage,
-            consumed: false,
-        });
+        *slot = Some(ContextSlot::new(record.clone()));
     }
 }
 
