@@ -387,6 +387,11 @@ impl Joiner {
         let mut aliases = plan.aliases;
         let mut traces: Vec<TraceId> = Vec::new();
         let mut response_ids: Vec<(String, SpanRef)> = Vec::new();
+        // The stored responses under the request's responses, looked up at once: none of
+        // them can be indexed by this request (an LLM span with an LLM span of the request
+        // beneath it folds into that one, see `lineage`), so this is what each would find.
+        let spans: Vec<SpanRef> = plan.responses.iter().map(|planned| planned.span).collect();
+        let stored_under = w.conn.responses_under(&spans)?;
         for planned in plan.responses {
             let Planned {
                 mut response,
@@ -404,7 +409,8 @@ impl Joiner {
                 traces.push(span.trace_id);
             }
             let enclosing = parent.filter(|_| !parent_in_request);
-            if let Some(target) = fold_into_stored(w, &response, span, enclosing)? {
+            let under = stored_under.get(&span).copied();
+            if let Some(target) = fold_into_stored(w, &response, span, enclosing, under)? {
                 for alias in &mut aliases {
                     if alias.1 == span.span_id {
                         alias.1 = target.span_id;
@@ -428,9 +434,7 @@ impl Joiner {
                 }
             }
         }
-        for (alias, target) in aliases {
-            w.conn.insert_alias(alias, target, w.now_s)?;
-        }
+        w.conn.insert_aliases(&aliases, w.now_s)?;
         self.resolve(w, &traces, &response_ids)?;
         for feedback in batch.feedback {
             self.feedback(w, feedback)?;
@@ -457,12 +461,23 @@ impl Joiner {
             return Ok(());
         }
         let mut joined: Vec<(SpanRef, Response)> = Vec::new();
+        let mut joined_rows: Vec<i64> = Vec::new();
+        // In the store, the waiting rows of all the traces and response ids, read at once.
+        let (in_traces, for_response_ids) = if shared {
+            let ids: Vec<&str> = response_ids.iter().map(|(id, _)| id.as_str()).collect();
+            (
+                w.conn.waiting_in_traces(traces)?,
+                w.conn.waiting_for_response_ids(&ids)?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         for trace_id in traces {
             let rows: Vec<(i64, SpanRef)> = if shared {
-                w.conn
-                    .waiting_in_trace(trace_id)?
-                    .into_iter()
+                in_traces
+                    .iter()
                     .filter_map(|row| Some((row.row, row.link?)))
+                    .filter(|(_, link)| link.trace_id == *trace_id)
                     .collect()
             } else {
                 let rows = self.by_trace.get(trace_id).map_or(&[][..], Vec::as_slice);
@@ -486,10 +501,12 @@ impl Joiner {
         }
         for (response_id, span) in response_ids {
             let mut rows: Vec<i64> = if shared {
-                w.conn
-                    .waiting_for_response_id(response_id)?
+                // Read once for the list, so a row an earlier id of it joined is still here.
+                for_response_ids
                     .iter()
+                    .filter(|row| row.response_id.as_deref() == Some(response_id.as_str()))
                     .map(|row| row.row)
+                    .filter(|row| !joined_rows.contains(row))
                     .collect()
             } else {
                 self.by_response_id
@@ -505,6 +522,7 @@ impl Joiner {
             };
             rows.sort_unstable();
             for row in rows {
+                joined_rows.push(row);
                 self.take_waiting(row);
                 w.conn
                     .set_feedback_target(row, *span, FeedbackState::Joined)?;
@@ -814,7 +832,8 @@ fn response_of_span(
 
 /// Folds `response`, an LLM span that is one call with a stored response, into that one: the
 /// stored response under span id `enclosing` (the arriving span's parent, when the request
-/// did not hold it), else a stored response whose parent is the arriving span. The stored
+/// did not hold it), else `stored_under`, the row of a stored response whose parent is the
+/// arriving span (the caller looked it up for the whole request). The stored
 /// row gets the details it lacks from `response` (and its failure record a new revision with
 /// them); the caller makes `span` its alias. Returns the stored response's span, or `None`
 /// when `response` is a call of its own.
@@ -823,13 +842,14 @@ fn fold_into_stored(
     response: &Response,
     span: SpanRef,
     enclosing: Option<SpanId>,
+    stored_under: Option<i64>,
 ) -> Result<Option<SpanRef>, StoreError> {
     let mut stored = match enclosing.and_then(|parent| SpanRef::new(span.trace_id, parent)) {
         Some(parent) => w.conn.response_by_span(parent)?,
         None => None,
     };
-    if stored.is_none() {
-        stored = w.conn.response_under(span)?;
+    if let (None, Some(row)) = (&stored, stored_under) {
+        stored = w.conn.response_by_row(row)?;
     }
     let Some(mut stored) = stored else {
         return Ok(None);

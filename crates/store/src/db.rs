@@ -36,6 +36,11 @@ pub(crate) enum Value<'a> {
     Real(f64),
     Text(&'a str),
     Blob(&'a [u8]),
+    /// A list of blobs, bound as one PostgreSQL `BYTEA[]` (`= ANY(?1)`, `unnest(?1)`); SQLite
+    /// binds no lists, so callers of a list statement pick it with [`Db::engine`].
+    Blobs(&'a [&'a [u8]]),
+    /// A list of texts, bound as one PostgreSQL `TEXT[]`; as [`Value::Blobs`].
+    Texts(&'a [&'a str]),
 }
 
 impl From<i64> for Value<'_> {
@@ -259,6 +264,11 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Real(value) => ValueRef::Real(value),
             Value::Text(value) => ValueRef::Text(value.as_bytes()),
             Value::Blob(value) => ValueRef::Blob(value),
+            Value::Blobs(_) | Value::Texts(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "SQLite binds no lists: this statement is PostgreSQL's".into(),
+                ))
+            }
         }))
     }
 }

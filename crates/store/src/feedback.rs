@@ -3,10 +3,11 @@
 use closedloop_semconv::attribute::{FailureCategory, FeedbackKind, FeedbackSignal};
 
 use crate::connection::Connection;
-use crate::db::{insert_id, values, Row};
+use crate::db::{insert_id, values, Row, Value};
 use crate::error::Result;
 use crate::records::{Feedback, FeedbackState, NegativeRow, SpanRef, TraceId, WaitingRow};
 use crate::responses::span_ref;
+use crate::Engine;
 
 /// A row of the waiting-room columns (`id, received_s, span_trace_id, span_span_id,
 /// link_trace_id, link_span_id, response_id`).
@@ -139,6 +140,49 @@ impl Connection {
         )
     }
 
+    /// [`Connection::waiting_in_trace`] of every trace of `trace_ids`, oldest first: on
+    /// PostgreSQL one statement for the list (a round trip per trace would bound a request's
+    /// ingest by the network), on SQLite one per trace.
+    pub fn waiting_in_traces(&mut self, trace_ids: &[TraceId]) -> Result<Vec<WaitingRow>> {
+        if self.db.engine() == Engine::Sqlite || trace_ids.len() < 2 {
+            let mut rows = Vec::new();
+            for trace_id in trace_ids {
+                rows.extend(self.waiting_in_trace(trace_id)?);
+            }
+            rows.sort_by_key(|row| row.row);
+            return Ok(rows);
+        }
+        let ids: Vec<&[u8]> = trace_ids.iter().map(|id| &id[..]).collect();
+        self.db.query(
+            "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+                response_id
+             FROM feedback WHERE link_trace_id = ANY(?1) AND state = 0 ORDER BY id",
+            &[Value::Blobs(&ids)],
+            waiting_row,
+        )
+    }
+
+    /// [`Connection::waiting_for_response_id`] of every id of `response_ids`, oldest first;
+    /// batched as [`Connection::waiting_in_traces`].
+    pub fn waiting_for_response_ids(&mut self, response_ids: &[&str]) -> Result<Vec<WaitingRow>> {
+        if self.db.engine() == Engine::Sqlite || response_ids.len() < 2 {
+            let mut rows = Vec::new();
+            for response_id in response_ids {
+                rows.extend(self.waiting_for_response_id(response_id)?);
+            }
+            rows.sort_by_key(|row| row.row);
+            return Ok(rows);
+        }
+        self.db.query(
+            "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
+                response_id
+             FROM feedback WHERE state = 0 AND link_trace_id IS NULL AND response_id = ANY(?1)
+             ORDER BY id",
+            &[Value::Texts(response_ids)],
+            waiting_row,
+        )
+    }
+
     /// The waiting feedback rows that name no span but the `gen_ai.response.id`
     /// `response_id`, oldest first.
     pub fn waiting_for_response_id(&mut self, response_id: &str) -> Result<Vec<WaitingRow>> {
@@ -176,4 +220,59 @@ impl Connection {
             values![row],
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{both_engines, insert_feedback, key};
+
+    fn batched_waiting_reads_match_one_read_per_key(conn: &mut Connection) {
+        insert_feedback(conn, "a", key(1), "explicit", "thumbs_down", 0, 10);
+        insert_feedback(conn, "b", key(2), "explicit", "thumbs_down", 0, 11);
+        insert_feedback(conn, "c", key(2), "explicit", "thumbs_down", 1, 12);
+        insert_feedback(conn, "d", key(3), "explicit", "thumbs_down", 0, 13);
+        for (feedback_id, response_id) in [("e", "resp-1"), ("f", "resp-2"), ("g", "resp-1")] {
+            conn.db
+                .execute(
+                    "INSERT INTO feedback (feedback_id, received_s, time_ns, response_id, state,
+                        signal, kind, source)
+                     VALUES (?1, 20, 0, ?2, 0, 'thumbs_down', 'explicit', 'user')",
+                    values![feedback_id, response_id],
+                )
+                .unwrap();
+        }
+
+        let traces = [
+            key(3).trace_id,
+            key(1).trace_id,
+            key(2).trace_id,
+            key(9).trace_id,
+        ];
+        let batched = conn.waiting_in_traces(&traces).unwrap();
+        let mut one_by_one: Vec<WaitingRow> = Vec::new();
+        for trace_id in &traces {
+            one_by_one.extend(conn.waiting_in_trace(trace_id).unwrap());
+        }
+        one_by_one.sort_by_key(|row| row.row);
+        assert_eq!(batched, one_by_one);
+        let links: Vec<SpanRef> = batched.iter().filter_map(|row| row.link).collect();
+        assert_eq!(
+            links,
+            [key(1), key(2), key(3)],
+            "oldest first, joined rows left out"
+        );
+
+        let ids = ["resp-2", "resp-1", "resp-9"];
+        let batched = conn.waiting_for_response_ids(&ids).unwrap();
+        let named: Vec<&str> = batched
+            .iter()
+            .filter_map(|row| row.response_id.as_deref())
+            .collect();
+        assert_eq!(named, ["resp-1", "resp-2", "resp-1"]);
+        assert!(conn.waiting_for_response_ids(&[]).unwrap().is_empty());
+        assert!(conn.waiting_in_traces(&[]).unwrap().is_empty());
+    }
+
+    both_engines!(batched_waiting_reads_match_one_read_per_key);
 }

@@ -1,10 +1,13 @@
 //! Indexed response spans: what feedback judges.
 
+use std::collections::HashMap;
+
 use crate::codec::{decode_strings, encode_strings, text_key};
 use crate::connection::Connection;
-use crate::db::{insert_id, values, Row};
+use crate::db::{insert_id, values, Row, Value};
 use crate::error::Result;
 use crate::records::{Response, SpanId, SpanRef, Template, TraceId};
+use crate::Engine;
 
 /// The columns [`response_from_row`] reads, with the interned strings joined in.
 macro_rules! response_columns {
@@ -200,27 +203,69 @@ impl Connection {
     /// without the row's details (no joins, no sort, found through the trace's rows of the
     /// span index), and only the chosen one is read in full.
     pub fn response_under(&mut self, span: SpanRef) -> Result<Option<Response>> {
-        let candidates = self.db.query(
-            "SELECT id, start_ns / 1000 + duration_us, span_id FROM responses
-             WHERE trace_id = ?1 AND parent_span_id = ?2",
-            values![&span.trace_id, &span.span_id],
-            |row| {
-                Ok((
-                    row.get::<i64>(0)?,
-                    row.get::<i64>(1)?,
-                    row.get::<Vec<u8>>(2)?,
-                ))
-            },
-        )?;
-        let Some((id, _, _)) = candidates
+        match self.responses_under(&[span])?.get(&span) {
+            Some(&row) => self.response_by_row(row),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Connection::response_under`] of every span of `spans` at once, as the row of the
+    /// chosen response for each span that has one ([`Connection::response_by_row`] reads
+    /// it): on PostgreSQL one statement for the list, on SQLite one per span. For an export
+    /// request's responses, whose stored children earlier requests indexed.
+    pub fn responses_under(&mut self, spans: &[SpanRef]) -> Result<HashMap<SpanRef, i64>> {
+        // (span asked about, row, end in µs, span id of the row)
+        let mut candidates: Vec<(SpanRef, i64, i64, Vec<u8>)> = Vec::new();
+        if self.db.engine() == Engine::Sqlite || spans.len() < 2 {
+            for span in spans {
+                let rows = self.db.query(
+                    "SELECT id, start_ns / 1000 + duration_us, span_id FROM responses
+                     WHERE trace_id = ?1 AND parent_span_id = ?2",
+                    values![&span.trace_id, &span.span_id],
+                    |row| Ok((*span, row.get(0)?, row.get(1)?, row.get(2)?)),
+                )?;
+                candidates.extend(rows);
+            }
+        } else {
+            let trace_ids: Vec<&[u8]> = spans.iter().map(|span| &span.trace_id[..]).collect();
+            let span_ids: Vec<&[u8]> = spans.iter().map(|span| &span.span_id[..]).collect();
+            candidates = self
+                .db
+                .query(
+                    "SELECT r.trace_id, r.parent_span_id, r.id, r.start_ns / 1000 + r.duration_us,
+                    r.span_id
+                 FROM unnest(?1::BYTEA[], ?2::BYTEA[]) AS s(trace_id, span_id)
+                 JOIN responses r ON r.trace_id = s.trace_id AND r.parent_span_id = s.span_id",
+                    &[Value::Blobs(&trace_ids), Value::Blobs(&span_ids)],
+                    |row| {
+                        let under = span_ref(row.get(0)?, row.get(1)?);
+                        Ok((under, row.get(2)?, row.get(3)?, row.get(4)?))
+                    },
+                )?
+                .into_iter()
+                .filter_map(|(under, id, end, span_id)| Some((under?, id, end, span_id)))
+                .collect();
+        }
+        let mut chosen: HashMap<SpanRef, (i64, i64, Vec<u8>)> = HashMap::new();
+        for (under, id, end, span_id) in candidates {
+            match chosen.get(&under) {
+                Some((_, best_end, best_span)) if (*best_end, best_span) >= (end, &span_id) => {}
+                _ => {
+                    chosen.insert(under, (id, end, span_id));
+                }
+            }
+        }
+        Ok(chosen
             .into_iter()
-            .max_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)))
-        else {
-            return Ok(None);
-        };
+            .map(|(under, (id, _, _))| (under, id))
+            .collect())
+    }
+
+    /// The indexed response in row `row` (from [`Connection::responses_under`]).
+    pub fn response_by_row(&mut self, row: i64) -> Result<Option<Response>> {
         self.db.query_opt(
             concat!(response_columns!(), " WHERE r.id = ?1"),
-            values![id],
+            values![row],
             response_from_row,
         )
     }
@@ -308,6 +353,42 @@ impl Connection {
         Ok(())
     }
 
+    /// [`Connection::insert_alias`] of every `(alias, target)` of `aliases`, in order (the
+    /// first alias of a span stays): on PostgreSQL one statement for the list.
+    pub fn insert_aliases(&mut self, aliases: &[(SpanRef, SpanId)], received_s: i64) -> Result<()> {
+        if self.db.engine() == Engine::Sqlite || aliases.len() < 2 {
+            for (alias, target) in aliases {
+                self.insert_alias(*alias, *target, received_s)?;
+            }
+            return Ok(());
+        }
+        let trace_ids: Vec<&[u8]> = aliases
+            .iter()
+            .map(|(alias, _)| &alias.trace_id[..])
+            .collect();
+        let span_ids: Vec<&[u8]> = aliases
+            .iter()
+            .map(|(alias, _)| &alias.span_id[..])
+            .collect();
+        let targets: Vec<&[u8]> = aliases.iter().map(|(_, target)| &target[..]).collect();
+        // `WITH ORDINALITY` keeps the list's order, which decides among a span's aliases.
+        self.db.execute(
+            "INSERT INTO span_aliases (trace_id, span_id, target_span_id, received_s)
+             SELECT a.trace_id, a.span_id, a.target, ?4
+             FROM unnest(?1::BYTEA[], ?2::BYTEA[], ?3::BYTEA[]) WITH ORDINALITY
+                 AS a(trace_id, span_id, target, n)
+             ORDER BY a.n
+             ON CONFLICT DO NOTHING",
+            &[
+                Value::Blobs(&trace_ids),
+                Value::Blobs(&span_ids),
+                Value::Blobs(&targets),
+                Value::Int(received_s),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// The response span the alias `span` resolves to, if it is one.
     pub fn alias_target(&mut self, span: SpanRef) -> Result<Option<SpanRef>> {
         let target = self.db.query_value::<Vec<u8>>(
@@ -316,4 +397,39 @@ impl Connection {
         )?;
         Ok(target.and_then(|target| SpanRef::from_bytes(&span.trace_id, &target)))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{both_engines, key};
+
+    fn the_first_alias_of_a_span_stays(conn: &mut Connection) {
+        let trace = key(1).trace_id;
+        let alias = |n: u8| SpanRef::new(trace, [n; 8]).unwrap();
+        conn.insert_alias(alias(2), [20; 8], 100).unwrap();
+        // A list naming one span twice, and one stored before: the first of each stays.
+        conn.insert_aliases(
+            &[
+                (alias(3), [30; 8]),
+                (alias(2), [21; 8]),
+                (alias(4), [40; 8]),
+                (alias(3), [31; 8]),
+            ],
+            101,
+        )
+        .unwrap();
+        let mut target = |n: u8| {
+            conn.alias_target(alias(n))
+                .unwrap()
+                .map(|target| target.span_id)
+        };
+        assert_eq!(target(2), Some([20; 8]));
+        assert_eq!(target(3), Some([30; 8]));
+        assert_eq!(target(4), Some([40; 8]));
+        assert_eq!(target(5), None);
+        conn.insert_aliases(&[], 102).unwrap();
+    }
+
+    both_engines!(the_first_alias_of_a_span_stays);
 }

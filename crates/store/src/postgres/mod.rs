@@ -443,6 +443,21 @@ impl ToSql for Value<'_> {
                 Type::BYTEA => value.to_sql(ty, out),
                 _ => Err(format!("a blob cannot be bound to a {ty} parameter").into()),
             },
+            Value::Blobs(values) => match *ty {
+                Type::BYTEA_ARRAY => values.to_sql(ty, out),
+                _ => Err(format!("a list of blobs cannot be bound to a {ty} parameter").into()),
+            },
+            Value::Texts(values) => match *ty {
+                Type::TEXT_ARRAY | Type::VARCHAR_ARRAY
+                    if values.iter().any(|v| v.contains('\0')) =>
+                {
+                    let replaced: Vec<String> =
+                        values.iter().map(|v| v.replace('\0', "\u{fffd}")).collect();
+                    replaced.to_sql(ty, out)
+                }
+                Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => values.to_sql(ty, out),
+                _ => Err(format!("a list of texts cannot be bound to a {ty} parameter").into()),
+            },
         }
     }
 

@@ -543,6 +543,21 @@ pub(crate) fn aliases_and_trace_lookups(conn: &mut Connection) {
             .is_none(),
         "the parent is looked up in the response's own trace"
     );
+    // The same lookups at once (one statement on PostgreSQL) choose the same rows.
+    let asked = [
+        in_trace(1, 7),
+        in_trace(4, 7),
+        in_trace(1, 2),
+        SpanRef::new(span(2).trace_id, [7; 8]).unwrap(),
+    ];
+    let at_once = conn.responses_under(&asked).unwrap();
+    assert_eq!(at_once.len(), 2);
+    for span in asked {
+        let one = conn.response_under(span).unwrap().and_then(|r| r.span);
+        let row = at_once.get(&span).copied();
+        let batched = row.and_then(|row| conn.response_by_row(row).unwrap()?.span);
+        assert_eq!(batched, one, "{span:?}");
+    }
 
     conn.insert_alias(in_trace(1, 7), [2; 8], 100).unwrap();
     conn.insert_alias(in_trace(1, 7), [1; 8], 101).unwrap();
