@@ -392,6 +392,7 @@ impl Joiner {
         // beneath it folds into that one, see `lineage`), so this is what each would find.
         let spans: Vec<SpanRef> = plan.responses.iter().map(|planned| planned.span).collect();
         let stored_under = w.conn.responses_under(&spans)?;
+        let mut to_index: Vec<(Response, SpanRef, Option<SpanId>)> = Vec::new();
         for planned in plan.responses {
             let Planned {
                 mut response,
@@ -422,16 +423,29 @@ impl Joiner {
                 }
                 continue;
             }
-            let inserted =
-                w.conn
-                    .insert_response_under(&response, span, parent, w.now_s, w.store_content)?;
             if let Some(response_id) = &response.response_id {
                 response_ids.push((response_id.clone(), span));
             }
-            if inserted {
-                for detected in self.detectors.on_response(w, &response, span)? {
-                    self.feedback(w, detected)?;
-                }
+            to_index.push((response, span, parent));
+        }
+        // Indexed together (one statement on PostgreSQL), then judged in request order: the
+        // detectors see every response of the request, so a turn's neighbours in its session
+        // are the same whatever order the request listed them in.
+        let rows: Vec<(&Response, SpanRef, Option<SpanId>)> = to_index
+            .iter()
+            .map(|(response, span, parent)| (response, *span, *parent))
+            .collect();
+        let inserted = w.conn.insert_responses(&rows, w.now_s, w.store_content)?;
+        let new: Vec<(&Response, SpanRef)> = rows
+            .iter()
+            .zip(inserted)
+            .filter(|(_, inserted)| *inserted)
+            .map(|(&(response, span, _), _)| (response, span))
+            .collect();
+        let neighbours = self.detectors.neighbours(w.conn, &new)?;
+        for ((response, span), neighbours) in new.into_iter().zip(neighbours) {
+            for detected in self.detectors.on_response(w, response, span, neighbours)? {
+                self.feedback(w, detected)?;
             }
         }
         w.conn.insert_aliases(&aliases, w.now_s)?;

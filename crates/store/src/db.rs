@@ -41,6 +41,8 @@ pub(crate) enum Value<'a> {
     Blobs(&'a [&'a [u8]]),
     /// A list of texts, bound as one PostgreSQL `TEXT[]`; as [`Value::Blobs`].
     Texts(&'a [&'a str]),
+    /// A list of integers, bound as one PostgreSQL `BIGINT[]`; as [`Value::Blobs`].
+    Ints(&'a [i64]),
 }
 
 impl From<i64> for Value<'_> {
@@ -264,7 +266,7 @@ impl rusqlite::ToSql for Value<'_> {
             Value::Real(value) => ValueRef::Real(value),
             Value::Text(value) => ValueRef::Text(value.as_bytes()),
             Value::Blob(value) => ValueRef::Blob(value),
-            Value::Blobs(_) | Value::Texts(_) => {
+            Value::Blobs(_) | Value::Texts(_) | Value::Ints(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "SQLite binds no lists: this statement is PostgreSQL's".into(),
                 ))

@@ -62,6 +62,90 @@ fn response_from_row(row: &Row<'_>) -> Result<Response> {
     })
 }
 
+/// The columns of a `responses` row, in the order of the statements that insert it.
+const RESPONSE_COLUMNS: usize = 21;
+
+/// The most rows one PostgreSQL insert carries (its parameters stay far below the protocol's
+/// 65,535).
+const ROWS_PER_INSERT: usize = 500;
+
+/// A response with its interned strings and encoded columns, ready to bind.
+struct ResponseRow<'a> {
+    response: &'a Response,
+    span: SpanRef,
+    parent: Option<SpanId>,
+    template_hash: Option<i64>,
+    template_id: Option<i64>,
+    template_version: Option<i64>,
+    model: Option<i64>,
+    provider: Option<i64>,
+    parameters: Option<i64>,
+    data_source: Option<i64>,
+    index_version: Option<i64>,
+    duration_us: i64,
+    chunk_ids: Option<Vec<u8>>,
+    response_key: Option<i64>,
+}
+
+impl<'a> ResponseRow<'a> {
+    fn new(
+        conn: &mut Connection,
+        response: &'a Response,
+        span: SpanRef,
+        parent: Option<SpanId>,
+    ) -> Result<Self> {
+        let db = &mut conn.db;
+        let interner = &mut conn.interner;
+        Ok(Self {
+            response,
+            span,
+            parent,
+            template_hash: interner.id(db, response.template.hash.as_deref())?,
+            template_id: interner.id(db, response.template.id.as_deref())?,
+            template_version: interner.id(db, response.template.version.as_deref())?,
+            model: interner.id(db, response.model.as_deref())?,
+            provider: interner.id(db, response.provider.as_deref())?,
+            parameters: interner.id(db, response.parameters.as_deref())?,
+            data_source: interner.id(db, response.data_source.as_deref())?,
+            index_version: interner.id(db, response.index_version.as_deref())?,
+            duration_us: (response
+                .end_unix_nano
+                .saturating_sub(response.start_unix_nano)
+                / 1_000) as i64,
+            chunk_ids: response.chunk_ids.as_deref().map(encode_strings),
+            response_key: response.response_id.as_deref().map(text_key),
+        })
+    }
+
+    /// The row's [`RESPONSE_COLUMNS`] values.
+    fn values(&self, received_s: i64) -> [Value<'_>; RESPONSE_COLUMNS] {
+        let response = self.response;
+        [
+            Value::from(&self.span.trace_id),
+            Value::from(&self.span.span_id),
+            Value::from(received_s),
+            Value::from(response.start_unix_nano as i64),
+            Value::from(self.duration_us),
+            Value::from(response.response_id.as_deref()),
+            Value::from(self.template_id),
+            Value::from(self.template_version),
+            Value::from(self.template_hash),
+            Value::from(self.chunk_ids.as_deref()),
+            Value::from(self.model),
+            Value::from(self.provider),
+            Value::from(self.parameters),
+            Value::from(self.data_source),
+            Value::from(self.index_version),
+            Value::from(response.session_id.as_deref()),
+            Value::from(response.user_id.as_deref()),
+            Value::from(response.fingerprint.as_deref()),
+            Value::from(self.response_key),
+            Value::from(self.parent.as_ref()),
+            Value::from(response.semantic_fingerprint.as_deref()),
+        ]
+    }
+}
+
 impl Connection {
     /// Indexes one response span under `span`; `false` when it was indexed before (an OTLP
     /// retry). Its content is stored too when `store_content` and the span carried any.
@@ -85,76 +169,109 @@ impl Connection {
         received_s: i64,
         store_content: bool,
     ) -> Result<bool> {
-        let db = &mut self.db;
-        let interner = &mut self.interner;
-        let template_hash = interner.id(db, response.template.hash.as_deref())?;
-        let template_id = interner.id(db, response.template.id.as_deref())?;
-        let template_version = interner.id(db, response.template.version.as_deref())?;
-        let model = interner.id(db, response.model.as_deref())?;
-        let provider = interner.id(db, response.provider.as_deref())?;
-        let parameters = interner.id(db, response.parameters.as_deref())?;
-        let data_source = interner.id(db, response.data_source.as_deref())?;
-        let index_version = interner.id(db, response.index_version.as_deref())?;
-        let duration_us = response
-            .end_unix_nano
-            .saturating_sub(response.start_unix_nano)
-            / 1_000;
-        let chunk_ids = response.chunk_ids.as_deref().map(encode_strings);
-        let row = insert_id!(
-            db,
-            "INSERT INTO responses (trace_id, span_id, received_s, start_ns,
-                duration_us, response_id, template_id, template_version, template_hash,
-                chunk_ids, model, provider, parameters, data_source, index_version, session_id,
-                user_id, fingerprint, response_key, parent_span_id, semantic_fingerprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20, ?21)
-             ON CONFLICT DO NOTHING",
-            values![
-                &span.trace_id,
-                &span.span_id,
-                received_s,
-                response.start_unix_nano as i64,
-                duration_us as i64,
-                response.response_id.as_deref(),
-                template_id,
-                template_version,
-                template_hash,
-                chunk_ids.as_deref(),
-                model,
-                provider,
-                parameters,
-                data_source,
-                index_version,
-                response.session_id.as_deref(),
-                response.user_id.as_deref(),
-                response.fingerprint.as_deref(),
-                response.response_id.as_deref().map(text_key),
-                parent.as_ref(),
-                response.semantic_fingerprint.as_deref(),
-            ],
-        )?;
-        let Some(row) = row else {
-            return Ok(false);
+        let inserted =
+            self.insert_responses(&[(response, span, parent)], received_s, store_content)?;
+        Ok(inserted.first().copied().unwrap_or(false))
+    }
+
+    /// [`Connection::insert_response_under`] of every `(response, span, parent)` of
+    /// `responses`, in order: whether each was new. On PostgreSQL the rows go in
+    /// multi-row statements (a round trip per response would bound a request's ingest by the
+    /// network), on SQLite one statement each.
+    pub fn insert_responses(
+        &mut self,
+        responses: &[(&Response, SpanRef, Option<SpanId>)],
+        received_s: i64,
+        store_content: bool,
+    ) -> Result<Vec<bool>> {
+        let mut rows = Vec::with_capacity(responses.len());
+        for &(response, span, parent) in responses {
+            rows.push(ResponseRow::new(self, response, span, parent)?);
+        }
+        let ids = if self.db.engine() == Engine::Sqlite || rows.len() < 2 {
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(insert_id!(
+                    self.db,
+                    "INSERT INTO responses (trace_id, span_id, received_s, start_ns,
+                        duration_us, response_id, template_id, template_version, template_hash,
+                        chunk_ids, model, provider, parameters, data_source, index_version,
+                        session_id, user_id, fingerprint, response_key, parent_span_id,
+                        semantic_fingerprint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16, ?17, ?18, ?19, ?20, ?21)
+                     ON CONFLICT DO NOTHING",
+                    &row.values(received_s),
+                )?);
+            }
+            ids
+        } else {
+            self.insert_response_rows(&rows, received_s)?
         };
-        if let (Some(hash), Some(text)) = (template_hash, &response.template.text) {
-            db.execute_apart(
-                "INSERT INTO templates (hash, text) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                values![hash, text],
-            )?;
+        for (row, id) in rows.iter().zip(&ids) {
+            let Some(id) = *id else { continue };
+            let response = row.response;
+            if let (Some(hash), Some(text)) = (row.template_hash, &response.template.text) {
+                self.db.execute_apart(
+                    "INSERT INTO templates (hash, text) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    values![hash, text],
+                )?;
+            }
+            if store_content && !response.content.is_empty() {
+                self.db.execute(
+                    "INSERT INTO response_content (response, input, output, query)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    values![
+                        id,
+                        response.content.input.as_deref(),
+                        response.content.output.as_deref(),
+                        response.content.query.as_deref()
+                    ],
+                )?;
+            }
         }
-        if store_content && !response.content.is_empty() {
-            db.execute(
-                "INSERT INTO response_content (response, input, output, query)
-                 VALUES (?1, ?2, ?3, ?4)",
-                values![
-                    row,
-                    response.content.input.as_deref(),
-                    response.content.output.as_deref(),
-                    response.content.query.as_deref()
-                ],
-            )?;
+        Ok(ids.iter().map(Option::is_some).collect())
+    }
+
+    /// Inserts `rows` on PostgreSQL in statements of up to [`ROWS_PER_INSERT`] rows; the new
+    /// row's id for each (`None`: it was indexed before).
+    fn insert_response_rows(
+        &mut self,
+        rows: &[ResponseRow<'_>],
+        received_s: i64,
+    ) -> Result<Vec<Option<i64>>> {
+        let mut new_rows: HashMap<SpanRef, i64> = HashMap::new();
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO responses (trace_id, span_id, received_s, start_ns, duration_us,
+                    response_id, template_id, template_version, template_hash, chunk_ids, model,
+                    provider, parameters, data_source, index_version, session_id, user_id,
+                    fingerprint, response_key, parent_span_id, semantic_fingerprint) VALUES ",
+            );
+            let mut params: Vec<Value<'_>> = Vec::with_capacity(chunk.len() * RESPONSE_COLUMNS);
+            for (i, row) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                for column in 0..RESPONSE_COLUMNS {
+                    if column > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("?{}", i * RESPONSE_COLUMNS + column + 1));
+                }
+                sql.push(')');
+                params.extend(row.values(received_s));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING RETURNING trace_id, span_id, id");
+            let inserted = self.db.query(&sql, &params, |row| {
+                Ok((span_ref(row.get(0)?, row.get(1)?), row.get::<i64>(2)?))
+            })?;
+            for (span, id) in inserted {
+                if let Some(span) = span {
+                    new_rows.insert(span, id);
+                }
+            }
         }
-        Ok(true)
+        // A span listed twice is new once: the first time.
+        Ok(rows.iter().map(|row| new_rows.remove(&row.span)).collect())
     }
 
     /// The indexed response span with these ids.
@@ -232,10 +349,16 @@ impl Connection {
             candidates = self
                 .db
                 .query(
-                    "SELECT r.trace_id, r.parent_span_id, r.id, r.start_ns / 1000 + r.duration_us,
-                    r.span_id
+                    // One index lookup per span, planned as the single lookup is: `OFFSET 0` keeps
+                    // the subquery from being flattened into a join, which a plan cached while the
+                    // table was small runs as a scan of the whole table.
+                    "SELECT s.trace_id, s.span_id, r.id, r.end_us, r.span_id
                  FROM unnest(?1::BYTEA[], ?2::BYTEA[]) AS s(trace_id, span_id)
-                 JOIN responses r ON r.trace_id = s.trace_id AND r.parent_span_id = s.span_id",
+                 CROSS JOIN LATERAL (
+                     SELECT id, start_ns / 1000 + duration_us AS end_us, span_id FROM responses
+                     WHERE trace_id = s.trace_id AND parent_span_id = s.span_id
+                     OFFSET 0
+                 ) AS r",
                     &[Value::Blobs(&trace_ids), Value::Blobs(&span_ids)],
                     |row| {
                         let under = span_ref(row.get(0)?, row.get(1)?);

@@ -5,10 +5,11 @@
 use closedloop_semconv::attribute::FeedbackSignal;
 
 use crate::connection::Connection;
-use crate::db::values;
+use crate::db::{values, Row, Value};
 use crate::error::Result;
 use crate::records::{AbandonCandidate, SessionTurn, SpanRef};
 use crate::responses::span_ref;
+use crate::Engine;
 
 /// Which neighbour of a response in its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +18,25 @@ pub enum Direction {
     Previous,
     /// The closest later response.
     Next,
+}
+
+/// A [`SessionTurn`] from the neighbour columns starting at `first`; `None` when its ids are
+/// malformed.
+fn session_turn(row: &Row<'_>, first: usize) -> Result<Option<SessionTurn>> {
+    let start_ns: i64 = row.get(first + 2)?;
+    let duration_us: i64 = row.get(first + 3)?;
+    Ok(
+        span_ref(row.get(first)?, row.get(first + 1)?).map(|span| SessionTurn {
+            span,
+            start_ns,
+            end_ns: start_ns.saturating_add(duration_us.saturating_mul(1_000)),
+            fingerprint: row.get(first + 4).ok().flatten(),
+            response_id: row.get(first + 5).ok().flatten(),
+            user_id: row.get(first + 6).ok().flatten(),
+            query: row.get(first + 7).ok().flatten(),
+            semantic_fingerprint: row.get(first + 8).ok().flatten(),
+        }),
+    )
 }
 
 impl Connection {
@@ -29,43 +49,74 @@ impl Connection {
         trace_id: &[u8; 16],
         direction: Direction,
     ) -> Result<Option<SessionTurn>> {
-        let sql = match direction {
-            Direction::Previous => {
-                "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
-                    r.response_id, r.user_id, c.query, r.semantic_fingerprint
-                 FROM responses r LEFT JOIN response_content c ON c.response = r.id
-                 WHERE r.session_id = ?1 AND r.start_ns < ?2 AND r.trace_id <> ?3
-                    AND (r.fingerprint IS NOT NULL OR r.semantic_fingerprint IS NOT NULL
-                        OR c.query IS NOT NULL)
-                 ORDER BY r.start_ns DESC LIMIT 1"
-            }
-            Direction::Next => {
-                "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
-                    r.response_id, r.user_id, c.query, r.semantic_fingerprint
-                 FROM responses r LEFT JOIN response_content c ON c.response = r.id
-                 WHERE r.session_id = ?1 AND r.start_ns > ?2 AND r.trace_id <> ?3
-                    AND (r.fingerprint IS NOT NULL OR r.semantic_fingerprint IS NOT NULL
-                        OR c.query IS NOT NULL)
-                 ORDER BY r.start_ns ASC LIMIT 1"
-            }
+        let found = self.session_neighbours(&[(session_id, start_ns, *trace_id)], direction)?;
+        Ok(found.into_iter().next().flatten())
+    }
+
+    /// [`Connection::session_neighbour`] of every `(session_id, start_ns, trace_id)` of
+    /// `turns`, in order: on PostgreSQL one statement for the list (a round trip per response
+    /// would bound a request's ingest by the network), on SQLite one per turn.
+    pub fn session_neighbours(
+        &mut self,
+        turns: &[(&str, i64, [u8; 16])],
+        direction: Direction,
+    ) -> Result<Vec<Option<SessionTurn>>> {
+        // The candidates of one turn, as a subquery of the turn's session, start and trace.
+        let (comparison, order) = match direction {
+            Direction::Previous => ("<", "DESC"),
+            Direction::Next => (">", "ASC"),
         };
-        let found = self
-            .db
-            .query_opt(sql, values![session_id, start_ns, trace_id], |row| {
-                let start_ns: i64 = row.get(2)?;
-                let duration_us: i64 = row.get(3)?;
-                Ok(span_ref(row.get(0)?, row.get(1)?).map(|span| SessionTurn {
-                    span,
-                    start_ns,
-                    end_ns: start_ns.saturating_add(duration_us.saturating_mul(1_000)),
-                    fingerprint: row.get(4).ok().flatten(),
-                    response_id: row.get(5).ok().flatten(),
-                    user_id: row.get(6).ok().flatten(),
-                    query: row.get(7).ok().flatten(),
-                    semantic_fingerprint: row.get(8).ok().flatten(),
-                }))
-            })?;
-        Ok(found.flatten())
+        let neighbour = |session: &str, start: &str, trace: &str| {
+            format!(
+                "SELECT r.trace_id, r.span_id, r.start_ns, r.duration_us, r.fingerprint,
+                    r.response_id, r.user_id, c.query, r.semantic_fingerprint
+                 FROM responses r LEFT JOIN response_content c ON c.response = r.id
+                 WHERE r.session_id = {session} AND r.start_ns {comparison} {start}
+                    AND r.trace_id <> {trace}
+                    AND (r.fingerprint IS NOT NULL OR r.semantic_fingerprint IS NOT NULL
+                        OR c.query IS NOT NULL)
+                 ORDER BY r.start_ns {order} LIMIT 1"
+            )
+        };
+        if self.db.engine() == Engine::Sqlite || turns.len() < 2 {
+            let sql = neighbour("?1", "?2", "?3");
+            let mut found = Vec::with_capacity(turns.len());
+            for (session_id, start_ns, trace_id) in turns {
+                found.push(
+                    self.db
+                        .query_opt(&sql, values![*session_id, *start_ns, trace_id], |row| {
+                            session_turn(row, 0)
+                        })?
+                        .flatten(),
+                );
+            }
+            return Ok(found);
+        }
+        let sessions: Vec<&str> = turns.iter().map(|turn| turn.0).collect();
+        let starts: Vec<i64> = turns.iter().map(|turn| turn.1).collect();
+        let traces: Vec<&[u8]> = turns.iter().map(|turn| &turn.2[..]).collect();
+        let sql = format!(
+            "SELECT t.n, r.* FROM unnest(?1::TEXT[], ?2::BIGINT[], ?3::BYTEA[]) WITH ORDINALITY
+                AS t(session_id, start_ns, trace_id, n)
+             CROSS JOIN LATERAL ({}) AS r",
+            neighbour("t.session_id", "t.start_ns", "t.trace_id")
+        );
+        let rows = self.db.query(
+            &sql,
+            &[
+                Value::Texts(&sessions),
+                Value::Ints(&starts),
+                Value::Blobs(&traces),
+            ],
+            |row| Ok((row.get::<i64>(0)?, session_turn(row, 1)?)),
+        )?;
+        let mut found = vec![None; turns.len()];
+        for (n, turn) in rows {
+            if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| found.get_mut(i)) {
+                *slot = turn;
+            }
+        }
+        Ok(found)
     }
 
     /// Whether any feedback names this response span (joined to it, or linking to it).

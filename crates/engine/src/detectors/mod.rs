@@ -34,6 +34,7 @@ mod rephrase;
 
 use std::time::{Duration, Instant};
 
+use closedloop_store::records::SessionTurn;
 use closedloop_store::{Connection, Direction, StoreError};
 use closedloop_tracing::{queries_contrast, query_similarity, Fingerprint, SemanticFingerprint};
 
@@ -97,7 +98,46 @@ struct Turn {
     user_id: Option<String>,
 }
 
+/// The turns a response is paired with: the closest earlier and later responses of its
+/// session, in other traces, that carried a query.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Neighbours {
+    previous: Option<Turn>,
+    next: Option<Turn>,
+}
+
 impl Turn {
+    /// The turn of a response being indexed.
+    fn arriving(response: &Response, span: SpanRef, session_id: &str) -> Self {
+        Turn {
+            span,
+            start_ns: response.start_unix_nano as i64,
+            end_ns: response.end_unix_nano.max(response.start_unix_nano) as i64,
+            fingerprint: response.fingerprint.clone(),
+            semantic_fingerprint: response.semantic_fingerprint.clone(),
+            // The text of this span is at hand even when the store does not keep content.
+            text: response.content.query.clone(),
+            response_id: response.response_id.clone(),
+            session_id: Some(session_id.to_owned()),
+            user_id: response.user_id.clone(),
+        }
+    }
+
+    /// A stored turn of the session `session_id`.
+    fn stored(found: SessionTurn, session_id: &str) -> Self {
+        Turn {
+            span: found.span,
+            start_ns: found.start_ns,
+            end_ns: found.end_ns,
+            fingerprint: found.fingerprint,
+            semantic_fingerprint: found.semantic_fingerprint,
+            response_id: found.response_id,
+            user_id: found.user_id,
+            text: found.query,
+            session_id: Some(session_id.to_owned()),
+        }
+    }
+
     fn has_query(&self) -> bool {
         self.fingerprint.is_some() || self.semantic_fingerprint.is_some() || self.text.is_some()
     }
@@ -180,38 +220,67 @@ impl Detectors {
         )
     }
 
+    /// The session neighbours [`Detectors::on_response`] pairs each of `responses` with,
+    /// read from the store at once (one statement per direction on PostgreSQL), in order.
+    /// Read once every response of a request is indexed, so a turn's neighbours are the same
+    /// whatever order the request listed them in.
+    pub(crate) fn neighbours(
+        &self,
+        conn: &mut Connection,
+        responses: &[(&Response, SpanRef)],
+    ) -> Result<Vec<Neighbours>, StoreError> {
+        let mut found = vec![Neighbours::default(); responses.len()];
+        if !(self.config.rephrase.enabled || self.config.regenerate.enabled) {
+            return Ok(found);
+        }
+        // The responses that pair: in a session, with a query.
+        let mut asked: Vec<usize> = Vec::new();
+        let mut turns: Vec<(&str, i64, [u8; 16])> = Vec::new();
+        for (i, (response, span)) in responses.iter().enumerate() {
+            let Some(session_id) = response.session_id.as_deref() else {
+                continue;
+            };
+            let turn = Turn::arriving(response, *span, session_id);
+            if turn.has_query() {
+                asked.push(i);
+                turns.push((session_id, turn.start_ns, span.trace_id));
+            }
+        }
+        let previous = conn.session_neighbours(&turns, Direction::Previous)?;
+        let next = conn.session_neighbours(&turns, Direction::Next)?;
+        for (((i, previous), next), (session_id, _, _)) in
+            asked.into_iter().zip(previous).zip(next).zip(&turns)
+        {
+            found[i] = Neighbours {
+                previous: previous.map(|turn| Turn::stored(turn, session_id)),
+                next: next.map(|turn| Turn::stored(turn, session_id)),
+            };
+        }
+        Ok(found)
+    }
+
     /// A response span was indexed for the first time: pairs it with its session's previous
-    /// and next turns and makes it its session's abandon candidate. Returns the feedback to
-    /// record.
-    pub fn on_response(
+    /// and next turns (`neighbours`, from [`Detectors::neighbours`]) and makes it its
+    /// session's abandon candidate. Returns the feedback to record.
+    pub(crate) fn on_response(
         &mut self,
         w: &mut Tx<'_>,
         response: &Response,
         span: SpanRef,
+        neighbours: Neighbours,
     ) -> Result<Vec<Feedback>, StoreError> {
         let Some(session_id) = response.session_id.as_deref() else {
             return Ok(Vec::new());
         };
         let mut emitted = Vec::new();
-        let turn = Turn {
-            span,
-            start_ns: response.start_unix_nano as i64,
-            end_ns: response.end_unix_nano.max(response.start_unix_nano) as i64,
-            fingerprint: response.fingerprint.clone(),
-            semantic_fingerprint: response.semantic_fingerprint.clone(),
-            // The text of this span is at hand even when the store does not keep content.
-            text: response.content.query.clone(),
-            response_id: response.response_id.clone(),
-            session_id: Some(session_id.to_owned()),
-            user_id: response.user_id.clone(),
-        };
+        let turn = Turn::arriving(response, span, session_id);
         let pairs = self.config.rephrase.enabled || self.config.regenerate.enabled;
         if pairs && turn.has_query() {
-            if let Some(previous) = neighbour(w.conn, session_id, &turn, Direction::Previous)? {
-                emitted.extend(self.judge_pair(w.conn, &previous, &turn)?);
+            if let Some(previous) = &neighbours.previous {
+                emitted.extend(self.judge_pair(w.conn, previous, &turn)?);
             }
-            if let Some(next) = neighbour(w.conn, session_id, &turn, Direction::Next)? {
-                emitted.extend(self.judge_pair(w.conn, &turn, &next)?);
+            if let Some(next) = &neighbours.next {
+                emitted.extend(self.judge_pair(w.conn, &turn, next)?);
             }
         }
         if self.config.abandon.enabled {
@@ -262,29 +331,6 @@ impl Detectors {
             time_unix_nano: next.start_ns.max(0) as u64,
         }))
     }
-}
-
-/// The closest earlier (or later) response of the session, in another trace, that carried a
-/// query.
-fn neighbour(
-    conn: &mut Connection,
-    session_id: &str,
-    turn: &Turn,
-    direction: Direction,
-) -> Result<Option<Turn>, StoreError> {
-    let found =
-        conn.session_neighbour(session_id, turn.start_ns, &turn.span.trace_id, direction)?;
-    Ok(found.map(|found| Turn {
-        span: found.span,
-        start_ns: found.start_ns,
-        end_ns: found.end_ns,
-        fingerprint: found.fingerprint,
-        semantic_fingerprint: found.semantic_fingerprint,
-        response_id: found.response_id,
-        user_id: found.user_id,
-        text: found.query,
-        session_id: Some(session_id.to_owned()),
-    }))
 }
 
 #[cfg(test)]

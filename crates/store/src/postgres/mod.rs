@@ -447,6 +447,10 @@ impl ToSql for Value<'_> {
                 Type::BYTEA_ARRAY => values.to_sql(ty, out),
                 _ => Err(format!("a list of blobs cannot be bound to a {ty} parameter").into()),
             },
+            Value::Ints(values) => match *ty {
+                Type::INT8_ARRAY => values.to_sql(ty, out),
+                _ => Err(format!("a list of integers cannot be bound to a {ty} parameter").into()),
+            },
             Value::Texts(values) => match *ty {
                 Type::TEXT_ARRAY | Type::VARCHAR_ARRAY
                     if values.iter().any(|v| v.contains('\0')) =>

@@ -107,6 +107,61 @@ pub(crate) fn responses_round_trip(conn: &mut Connection) {
     );
 }
 
+/// Responses indexed together (one statement on PostgreSQL) read back as when indexed one by
+/// one; a span listed twice, or indexed before, is new once.
+pub(crate) fn responses_indexed_together(conn: &mut Connection) {
+    assert!(conn
+        .insert_response(&full_response(span(1)), span(1), 100, true)
+        .unwrap());
+    let second = Response {
+        response_id: Some("chatcmpl-2".into()),
+        content: Content::default(),
+        ..full_response(span(2))
+    };
+    let third = Response {
+        response_id: None,
+        template: Template::default(),
+        session_id: None,
+        ..full_response(span(3))
+    };
+    let first_again = full_response(span(1));
+    let inserted = conn
+        .insert_responses(
+            &[
+                (&first_again, span(1), None),
+                (&second, span(2), Some([9; 8])),
+                (&third, span(3), None),
+                (&second, span(2), None),
+            ],
+            101,
+            true,
+        )
+        .unwrap();
+    assert_eq!(inserted, [false, true, true, false]);
+    assert_eq!(count(conn, "responses"), 3);
+    // The first's content, stored when it was indexed before, and the third's: the second
+    // has none, and a response indexed again adds none.
+    assert_eq!(count(conn, "response_content"), 2);
+    for (key, response) in [(span(2), &second), (span(3), &third)] {
+        let expected = Response {
+            template: Template {
+                text: None,
+                ..response.template.clone()
+            },
+            content: Content::default(),
+            ..response.clone()
+        };
+        assert_eq!(conn.response_by_span(key).unwrap(), Some(expected));
+    }
+    let under = conn.response_under(SpanRef::new(span(2).trace_id, [9; 8]).unwrap());
+    assert_eq!(
+        under.unwrap().and_then(|r| r.span),
+        Some(span(2)),
+        "the parent is kept"
+    );
+    assert!(conn.insert_responses(&[], 102, true).unwrap().is_empty());
+}
+
 /// Feedback is stored once per idempotency id and judged span, waits, joins, and reads back
 /// as the negatives of its record; a signal this closedloop does not know is skipped.
 pub(crate) fn feedback_waits_joins_and_reads_back(conn: &mut Connection) {
@@ -296,6 +351,25 @@ pub(crate) fn session_neighbours_and_activity(conn: &mut Connection) {
         .session_neighbour("session-2", start_ns, &span(3).trace_id, Direction::Next)
         .unwrap()
         .is_none());
+    // Asked at once (one statement on PostgreSQL), each turn finds what it finds alone.
+    let turns = [
+        ("session-1", start_ns, span(3).trace_id),
+        ("session-2", start_ns, span(3).trace_id),
+        ("session-1", start_ns, span(4).trace_id),
+        ("session-1", 45 * 1_000_000_000, span(9).trace_id),
+    ];
+    for (direction, found) in [(Direction::Previous, 3), (Direction::Next, 1)] {
+        let at_once = conn.session_neighbours(&turns, direction).unwrap();
+        let one_by_one: Vec<_> = turns
+            .iter()
+            .map(|(session, start, trace)| {
+                conn.session_neighbour(session, *start, trace, direction)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(at_once, one_by_one, "{direction:?}");
+        assert_eq!(at_once.iter().flatten().count(), found, "{direction:?}");
+    }
 
     assert!(conn.has_later_response("session-1", start_ns).unwrap());
     assert!(!conn
@@ -753,6 +827,7 @@ fn one_receiver_prunes_at_a_time_on_postgres() {
 
 both_engines!(
     responses_round_trip,
+    responses_indexed_together,
     waiting_feedback_is_found_by_its_response,
     aliases_and_trace_lookups,
     outbox_claims_lease_rows,
