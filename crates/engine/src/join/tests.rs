@@ -1,6 +1,7 @@
 //! The join on a store two receivers share (PostgreSQL): feedback naming a span that is not
 //! a response, stored by one receiver, is joined by the other's response; nested LLM spans
 //! indexed by different receivers are one response. (The receiver's tests cover SQLite.)
+//! And, on both engines, how the detectors pair the turns of one request.
 
 use closedloop_store::testing::TestStore;
 use closedloop_store::{Access, Connection};
@@ -134,4 +135,63 @@ fn receivers_sharing_a_store_resolve_request_spans_and_fold_nested_llm_spans() {
     a.feedback(thumbs_down("fb-predict", span(3)));
     assert!(a.conn.failure_state(span(4)).unwrap().is_some());
     assert!(a.conn.failure_state(span(3)).unwrap().is_none());
+}
+
+/// Turn `n` of `session`, in its own trace, asking `query` at minute `n`.
+fn session_turn(session: &str, n: u8, query: &str) -> Response {
+    let start_ns = u64::from(n) * 60_000_000_000;
+    Response {
+        span: Some(SpanRef::new([n; 16], [n; 8]).unwrap()),
+        start_unix_nano: start_ns,
+        end_unix_nano: start_ns + 2_000_000_000,
+        session_id: Some(session.into()),
+        fingerprint: Some(closedloop_tracing::fingerprint(query).to_string()),
+        ..Default::default()
+    }
+}
+
+/// The detectors judge a request's turns once all of them are indexed: two turns of one
+/// session in one request give one rephrase, on the first, whichever order the request
+/// lists them in (the first request lists the later turn first, the second the earlier).
+fn turns_of_one_request_pair_in_either_order(store: &TestStore) {
+    let first = session_turn("s-1", 1, "How do I cancel my subscription?");
+    let second = session_turn("s-1", 2, "cancel my subscription how");
+    let mut receiver = Receiver::open(store);
+    receiver.ingest(batch_of(vec![
+        (second.clone(), None, vec![]),
+        (first.clone(), None, vec![]),
+    ]));
+    let later = session_turn("s-2", 4, "How do I cancel my subscription?");
+    let again = session_turn("s-2", 5, "cancel my subscription how");
+    receiver.ingest(batch_of(vec![
+        (later.clone(), None, vec![]),
+        (again.clone(), None, vec![]),
+    ]));
+    for (judged, quiet) in [(&first, &second), (&later, &again)] {
+        let negatives = receiver.conn.negatives(judged.span.unwrap()).unwrap();
+        assert_eq!(negatives.len(), 1, "{negatives:?}");
+        assert!(matches!(
+            negatives[0].signal,
+            FeedbackSignal::Rephrase | FeedbackSignal::Regenerate
+        ));
+        assert!(receiver
+            .conn
+            .negatives(quiet.span.unwrap())
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[test]
+fn turns_of_one_request_pair_in_either_order_on_sqlite() {
+    turns_of_one_request_pair_in_either_order(&TestStore::sqlite());
+}
+
+#[test]
+fn turns_of_one_request_pair_in_either_order_on_postgres() {
+    if let Some(store) =
+        TestStore::postgres("join::tests::turns_of_one_request_pair_in_either_order_on_postgres")
+    {
+        turns_of_one_request_pair_in_either_order(&store);
+    }
 }
