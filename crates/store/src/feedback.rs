@@ -145,12 +145,7 @@ impl Connection {
     /// ingest by the network), on SQLite one per trace.
     pub fn waiting_in_traces(&mut self, trace_ids: &[TraceId]) -> Result<Vec<WaitingRow>> {
         if self.db.engine() == Engine::Sqlite || trace_ids.len() < 2 {
-            let mut rows = Vec::new();
-            for trace_id in trace_ids {
-                rows.extend(self.waiting_in_trace(trace_id)?);
-            }
-            rows.sort_by_key(|row| row.row);
-            return Ok(rows);
+            return self.waiting_of_each(trace_ids, Self::waiting_in_trace);
         }
         let ids: Vec<&[u8]> = trace_ids.iter().map(|id| &id[..]).collect();
         self.db.query(
@@ -166,12 +161,7 @@ impl Connection {
     /// batched as [`Connection::waiting_in_traces`].
     pub fn waiting_for_response_ids(&mut self, response_ids: &[&str]) -> Result<Vec<WaitingRow>> {
         if self.db.engine() == Engine::Sqlite || response_ids.len() < 2 {
-            let mut rows = Vec::new();
-            for response_id in response_ids {
-                rows.extend(self.waiting_for_response_id(response_id)?);
-            }
-            rows.sort_by_key(|row| row.row);
-            return Ok(rows);
+            return self.waiting_of_each(response_ids, |conn, id| conn.waiting_for_response_id(id));
         }
         self.db.query(
             "SELECT id, received_s, span_trace_id, span_span_id, link_trace_id, link_span_id,
@@ -181,6 +171,20 @@ impl Connection {
             &[Value::Texts(response_ids)],
             waiting_row,
         )
+    }
+
+    /// The rows `read` finds for each of `keys`, oldest first: a list read one key at a time.
+    fn waiting_of_each<K>(
+        &mut self,
+        keys: &[K],
+        mut read: impl FnMut(&mut Self, &K) -> Result<Vec<WaitingRow>>,
+    ) -> Result<Vec<WaitingRow>> {
+        let mut rows = Vec::new();
+        for key in keys {
+            rows.extend(read(self, key)?);
+        }
+        rows.sort_by_key(|row| row.row);
+        Ok(rows)
     }
 
     /// The waiting feedback rows that name no span but the `gen_ai.response.id`

@@ -616,11 +616,7 @@ fn role_of(operation: Option<Operation>, stage: Option<RetrievalStage>) -> Role 
 
 /// Moves field values into the state; returns newly recorded chunk IDs.
 fn absorb(state: &mut SpanState, values: FieldValues) -> Option<Arc<[StringValue]>> {
-    fn set<T>(slot: &mut Option<T>, value: Option<T>) {
-        if value.is_some() {
-            *slot = value;
-        }
-    }
+    use state::set;
     set(&mut state.operation, values.operation);
     set(&mut state.model, values.model);
     set(&mut state.data_source, values.data_source);

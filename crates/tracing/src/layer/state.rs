@@ -160,14 +160,16 @@ pub(super) struct RequestContext {
     pub(super) query_text: Option<StringValue>,
 }
 
+/// Replaces `slot` with `value` when there is one.
+pub(super) fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
 impl RequestContext {
     /// Takes every value `other` has.
     pub(super) fn absorb(&mut self, other: RequestContext) {
-        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
-            if value.is_some() {
-                *slot = value;
-            }
-        }
         set(&mut self.session_id, other.session_id);
         set(&mut self.user_id, other.user_id);
         set(&mut self.conversation_id, other.conversation_id);
