@@ -9,7 +9,7 @@ use super::{count, span};
 use crate::connection::Connection;
 use crate::db::values;
 use crate::records::{
-    Content, FailureRow, FailureState, Feedback, FeedbackState, Response, SpanRef, Template,
+    Content, FailureRow, FailureState, Feedback, FeedbackState, Response, SpanId, SpanRef, Template,
 };
 use crate::testing::both_engines;
 use crate::Direction;
@@ -160,6 +160,27 @@ pub(crate) fn responses_indexed_together(conn: &mut Connection) {
         "the parent is kept"
     );
     assert!(conn.insert_responses(&[], 102, true).unwrap().is_empty());
+
+    // More rows than one statement carries: every row is indexed, and says so once.
+    let many: Vec<Response> = (0..1_234u32)
+        .map(|n| {
+            let mut trace_id = [7; 16];
+            trace_id[..4].copy_from_slice(&n.to_be_bytes());
+            Response {
+                content: Content::default(),
+                ..full_response(SpanRef::new(trace_id, [7; 8]).unwrap())
+            }
+        })
+        .collect();
+    let rows: Vec<(&Response, SpanRef, Option<SpanId>)> = many
+        .iter()
+        .map(|response| (response, response.span.unwrap(), None))
+        .collect();
+    let inserted = conn.insert_responses(&rows, 103, true).unwrap();
+    assert_eq!(inserted.iter().filter(|new| **new).count(), many.len());
+    assert_eq!(count(conn, "responses"), 3 + many.len() as i64);
+    let again = conn.insert_responses(&rows[1_000..], 104, true).unwrap();
+    assert!(again.iter().all(|new| !new));
 }
 
 /// Feedback is stored once per idempotency id and judged span, waits, joins, and reads back
