@@ -44,6 +44,19 @@ fn full_response(span: SpanRef) -> Response {
     }
 }
 
+/// `response` as the store reads it back: without its template text and content, which are
+/// stored apart.
+fn read_back(response: &Response) -> Response {
+    Response {
+        template: Template {
+            text: None,
+            ..response.template.clone()
+        },
+        content: Content::default(),
+        ..response.clone()
+    }
+}
+
 fn feedback(id: &str, target: Option<SpanRef>, signal: FeedbackSignal) -> Feedback {
     Feedback {
         feedback_id: id.into(),
@@ -72,14 +85,7 @@ pub(crate) fn responses_round_trip(conn: &mut Connection) {
     assert_eq!(count(conn, "response_content"), 1);
     assert_eq!(count(conn, "templates"), 1);
 
-    let expected = Response {
-        template: Template {
-            text: None,
-            ..response.template.clone()
-        },
-        content: Content::default(),
-        ..response.clone()
-    };
+    let expected = read_back(&response);
     assert_eq!(
         conn.response_by_span(span(1)).unwrap(),
         Some(expected.clone())
@@ -143,15 +149,10 @@ pub(crate) fn responses_indexed_together(conn: &mut Connection) {
     // has none, and a response indexed again adds none.
     assert_eq!(count(conn, "response_content"), 2);
     for (key, response) in [(span(2), &second), (span(3), &third)] {
-        let expected = Response {
-            template: Template {
-                text: None,
-                ..response.template.clone()
-            },
-            content: Content::default(),
-            ..response.clone()
-        };
-        assert_eq!(conn.response_by_span(key).unwrap(), Some(expected));
+        assert_eq!(
+            conn.response_by_span(key).unwrap(),
+            Some(read_back(response))
+        );
     }
     let under = conn.response_under(SpanRef::new(span(2).trace_id, [9; 8]).unwrap());
     assert_eq!(
